@@ -1,0 +1,709 @@
+//! Elementwise kernels: unary, binary, compare, select, clamp, convert.
+//!
+//! Floating-point types compute in their own precision (f16 and bf16 in f32, rounded to
+//! nearest-even on store). Integer arithmetic wraps; division and remainder follow XLA
+//! (`x / 0 == -1`, `x % 0 == x`, `MIN / -1 == MIN`); shifts by the bit width or more give
+//! 0 (or the sign fill for an arithmetic right shift). Large arrays run in parallel.
+
+use crate::tensor::{Elem, Tensor, BF16, F16};
+use ndarray::{ArrayD, Zip};
+use statetensor_core::DType;
+
+/// Arrays at least this long are processed with rayon.
+pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
+
+/// A unary elementwise opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Abs,
+    Negate,
+    Sign,
+    Exp,
+    Expm1,
+    Log,
+    Log1p,
+    Sqrt,
+    Rsqrt,
+    Cbrt,
+    Tanh,
+    Logistic,
+    Sin,
+    Cos,
+    Tan,
+    Floor,
+    Ceil,
+    RoundEven,
+    RoundAfz,
+    Not,
+    IsFinite,
+    Popcnt,
+    Clz,
+}
+
+impl UnaryOp {
+    /// The opcode for an HLO spelling.
+    pub fn from_opcode(s: &str) -> Option<UnaryOp> {
+        use UnaryOp::*;
+        Some(match s {
+            "abs" => Abs,
+            "negate" => Negate,
+            "sign" => Sign,
+            "exponential" => Exp,
+            "exponential-minus-one" => Expm1,
+            "log" => Log,
+            "log-plus-one" => Log1p,
+            "sqrt" => Sqrt,
+            "rsqrt" => Rsqrt,
+            "cbrt" => Cbrt,
+            "tanh" => Tanh,
+            "logistic" => Logistic,
+            "sine" => Sin,
+            "cosine" => Cos,
+            "tan" => Tan,
+            "floor" => Floor,
+            "ceil" => Ceil,
+            "round-nearest-even" => RoundEven,
+            "round-nearest-afz" => RoundAfz,
+            "not" => Not,
+            "is-finite" => IsFinite,
+            "popcnt" => Popcnt,
+            "count-leading-zeros" => Clz,
+            _ => return None,
+        })
+    }
+
+    /// Whether the op accepts `dtype`, and the result dtype.
+    pub fn result_dtype(self, d: DType) -> Option<DType> {
+        use UnaryOp::*;
+        let ok = match self {
+            Abs | Negate | Sign => d != DType::Pred && !d.is_unsigned_int() || matches!(self, Negate | Sign) && d.is_int(),
+            Not => !d.is_float(),
+            Popcnt | Clz => d.is_int(),
+            IsFinite => d.is_float(),
+            _ => d.is_float(),
+        };
+        ok.then_some(if self == IsFinite { DType::Pred } else { d })
+    }
+}
+
+/// A binary elementwise opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum BinaryOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Remainder,
+    Power,
+    Maximum,
+    Minimum,
+    And,
+    Or,
+    Xor,
+    ShiftLeft,
+    ShiftRightArithmetic,
+    ShiftRightLogical,
+    Atan2,
+}
+
+impl BinaryOp {
+    /// The opcode for an HLO spelling.
+    pub fn from_opcode(s: &str) -> Option<BinaryOp> {
+        use BinaryOp::*;
+        Some(match s {
+            "add" => Add,
+            "subtract" => Subtract,
+            "multiply" => Multiply,
+            "divide" => Divide,
+            "remainder" => Remainder,
+            "power" => Power,
+            "maximum" => Maximum,
+            "minimum" => Minimum,
+            "and" => And,
+            "or" => Or,
+            "xor" => Xor,
+            "shift-left" => ShiftLeft,
+            "shift-right-arithmetic" => ShiftRightArithmetic,
+            "shift-right-logical" => ShiftRightLogical,
+            "atan2" => Atan2,
+            _ => return None,
+        })
+    }
+
+    /// Whether the op accepts operands of `d`.
+    pub fn accepts(self, d: DType) -> bool {
+        use BinaryOp::*;
+        match self {
+            And | Or | Xor => !d.is_float(),
+            Maximum | Minimum => true,
+            ShiftLeft | ShiftRightArithmetic | ShiftRightLogical => d.is_int(),
+            Atan2 => d.is_float(),
+            Add | Subtract | Multiply | Divide | Remainder | Power => d != DType::Pred,
+        }
+    }
+}
+
+/// A comparison direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Direction {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Direction {
+    /// The direction for an HLO spelling (`EQ`, `LT`, ...).
+    pub fn parse(s: &str) -> Option<Direction> {
+        Some(match s {
+            "EQ" => Direction::Eq,
+            "NE" => Direction::Ne,
+            "LT" => Direction::Lt,
+            "LE" => Direction::Le,
+            "GT" => Direction::Gt,
+            "GE" => Direction::Ge,
+            _ => return None,
+        })
+    }
+
+    fn test<T: PartialOrd>(self, a: T, b: T) -> bool {
+        match self {
+            Direction::Eq => a == b,
+            Direction::Ne => a != b,
+            Direction::Lt => a < b,
+            Direction::Le => a <= b,
+            Direction::Gt => a > b,
+            Direction::Ge => a >= b,
+        }
+    }
+}
+
+fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
+    use UnaryOp::*;
+    match op {
+        Abs => f32::abs,
+        Negate => |x| -x,
+        Sign => |x| if x.is_nan() { x } else if x == 0.0 { x } else { x.signum() },
+        Exp => f32::exp,
+        Expm1 => f32::exp_m1,
+        Log => f32::ln,
+        Log1p => f32::ln_1p,
+        Sqrt => f32::sqrt,
+        Rsqrt => |x| 1.0 / x.sqrt(),
+        Cbrt => f32::cbrt,
+        Tanh => f32::tanh,
+        Logistic => |x| 1.0 / (1.0 + (-x).exp()),
+        Sin => f32::sin,
+        Cos => f32::cos,
+        Tan => f32::tan,
+        Floor => f32::floor,
+        Ceil => f32::ceil,
+        RoundEven => f32::round_ties_even,
+        RoundAfz => f32::round,
+        Not | IsFinite | Popcnt | Clz => |x| x,
+    }
+}
+
+fn f64_unary(op: UnaryOp) -> fn(f64) -> f64 {
+    use UnaryOp::*;
+    match op {
+        Abs => f64::abs,
+        Negate => |x| -x,
+        Sign => |x| if x.is_nan() { x } else if x == 0.0 { x } else { x.signum() },
+        Exp => f64::exp,
+        Expm1 => f64::exp_m1,
+        Log => f64::ln,
+        Log1p => f64::ln_1p,
+        Sqrt => f64::sqrt,
+        Rsqrt => |x| 1.0 / x.sqrt(),
+        Cbrt => f64::cbrt,
+        Tanh => f64::tanh,
+        Logistic => |x| 1.0 / (1.0 + (-x).exp()),
+        Sin => f64::sin,
+        Cos => f64::cos,
+        Tan => f64::tan,
+        Floor => f64::floor,
+        Ceil => f64::ceil,
+        RoundEven => f64::round_ties_even,
+        RoundAfz => f64::round,
+        Not | IsFinite | Popcnt | Clz => |x| x,
+    }
+}
+
+/// Applies `f` to every element in place, in parallel for large arrays.
+fn map_inplace<T: Elem>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
+    if a.len() >= PAR_THRESHOLD {
+        a.par_mapv_inplace(f);
+    } else {
+        a.mapv_inplace(f);
+    }
+}
+
+fn map_new<T: Elem, U: Elem>(a: &ArrayD<T>, f: impl Fn(T) -> U + Sync + Send) -> ArrayD<U> {
+    if a.len() >= PAR_THRESHOLD {
+        Zip::from(a).par_map_collect(|&x| f(x))
+    } else {
+        a.mapv(f)
+    }
+}
+
+/// Integer element operations, implemented for every integer width.
+pub(crate) trait IntElem: Elem + Ord {
+    fn wadd(self, o: Self) -> Self;
+    fn wsub(self, o: Self) -> Self;
+    fn wmul(self, o: Self) -> Self;
+    fn xdiv(self, o: Self) -> Self;
+    fn xrem(self, o: Self) -> Self;
+    fn band(self, o: Self) -> Self;
+    fn bor(self, o: Self) -> Self;
+    fn bxor(self, o: Self) -> Self;
+    fn bnot(self) -> Self;
+    fn wneg(self) -> Self;
+    fn wabs(self) -> Self;
+    fn sign(self) -> Self;
+    fn popcnt(self) -> Self;
+    fn clz(self) -> Self;
+    fn shl(self, o: Self) -> Self;
+    fn shr_logical(self, o: Self) -> Self;
+    fn shr_arith(self, o: Self) -> Self;
+    fn ipow(self, o: Self) -> Self;
+}
+
+macro_rules! int_ops {
+    ($t:ty, $u:ty, $signed:expr) => {
+        impl IntElem for $t {
+            fn wadd(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
+            fn wsub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
+            fn wmul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
+            fn xdiv(self, o: Self) -> Self {
+                if o == 0 {
+                    // XLA: x / 0 is -1 (all bits set)
+                    (0 as $t).wrapping_sub(1)
+                } else {
+                    self.wrapping_div(o)
+                }
+            }
+            fn xrem(self, o: Self) -> Self {
+                if o == 0 {
+                    self
+                } else {
+                    self.wrapping_rem(o)
+                }
+            }
+            fn band(self, o: Self) -> Self {
+                self & o
+            }
+            fn bor(self, o: Self) -> Self {
+                self | o
+            }
+            fn bxor(self, o: Self) -> Self {
+                self ^ o
+            }
+            fn bnot(self) -> Self {
+                !self
+            }
+            fn wneg(self) -> Self {
+                (0 as $t).wrapping_sub(self)
+            }
+            fn wabs(self) -> Self {
+                if $signed && self < (0 as $t) {
+                    self.wneg()
+                } else {
+                    self
+                }
+            }
+            fn sign(self) -> Self {
+                if self == 0 {
+                    0
+                } else if $signed && self < (0 as $t) {
+                    (0 as $t).wrapping_sub(1)
+                } else {
+                    1
+                }
+            }
+            fn popcnt(self) -> Self {
+                self.count_ones() as $t
+            }
+            fn clz(self) -> Self {
+                self.leading_zeros() as $t
+            }
+            fn shl(self, o: Self) -> Self {
+                let n = o as $u;
+                if n >= <$t>::BITS as $u {
+                    0
+                } else {
+                    ((self as $u) << n) as $t
+                }
+            }
+            fn shr_logical(self, o: Self) -> Self {
+                let n = o as $u;
+                if n >= <$t>::BITS as $u {
+                    0
+                } else {
+                    ((self as $u) >> n) as $t
+                }
+            }
+            fn shr_arith(self, o: Self) -> Self {
+                let n = o as $u;
+                let n = if n >= <$t>::BITS as $u { <$t>::BITS - 1 } else { n as u32 };
+                if $signed {
+                    self >> n
+                } else {
+                    // XLA: arithmetic shift of an unsigned value fills with its top bit
+                    (((self as $u) as i128) << (128 - <$t>::BITS) >> (128 - <$t>::BITS) >> n) as $t
+                }
+            }
+            fn ipow(self, o: Self) -> Self {
+                if $signed && o < (0 as $t) {
+                    return if self == 1 {
+                        1
+                    } else if self.wneg() == 1 {
+                        if o & 1 == 1 { self } else { 1 }
+                    } else {
+                        0
+                    };
+                }
+                let (mut base, mut e, mut acc) = (self, o as $u, 1 as $t);
+                while e > 0 {
+                    if e & 1 == 1 {
+                        acc = acc.wrapping_mul(base);
+                    }
+                    base = base.wrapping_mul(base);
+                    e >>= 1;
+                }
+                acc
+            }
+        }
+    };
+}
+int_ops!(i8, u8, true);
+int_ops!(i16, u16, true);
+int_ops!(i32, u32, true);
+int_ops!(i64, u64, true);
+int_ops!(u8, u8, false);
+int_ops!(u16, u16, false);
+int_ops!(u32, u32, false);
+int_ops!(u64, u64, false);
+
+fn int_unary<T: IntElem>(op: UnaryOp) -> fn(T) -> T {
+    use UnaryOp::*;
+    match op {
+        Abs => T::wabs,
+        Negate => T::wneg,
+        Sign => T::sign,
+        Not => T::bnot,
+        Popcnt => T::popcnt,
+        Clz => T::clz,
+        _ => |x| x,
+    }
+}
+
+fn int_binary<T: IntElem>(op: BinaryOp) -> fn(T, T) -> T {
+    use BinaryOp::*;
+    match op {
+        Add => T::wadd,
+        Subtract => T::wsub,
+        Multiply => T::wmul,
+        Divide => T::xdiv,
+        Remainder => T::xrem,
+        Power => T::ipow,
+        Maximum => |a, b| a.max(b),
+        Minimum => |a, b| a.min(b),
+        And => T::band,
+        Or => T::bor,
+        Xor => T::bxor,
+        ShiftLeft => T::shl,
+        ShiftRightArithmetic => T::shr_arith,
+        ShiftRightLogical => T::shr_logical,
+        Atan2 => |a, _| a,
+    }
+}
+
+fn f32_binary(op: BinaryOp) -> fn(f32, f32) -> f32 {
+    use BinaryOp::*;
+    match op {
+        Add => |a, b| a + b,
+        Subtract => |a, b| a - b,
+        Multiply => |a, b| a * b,
+        Divide => |a, b| a / b,
+        Remainder => |a, b| a % b,
+        Power => f32::powf,
+        Maximum => |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) },
+        Minimum => |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) },
+        Atan2 => f32::atan2,
+        _ => |a, _| a,
+    }
+}
+
+fn f64_binary(op: BinaryOp) -> fn(f64, f64) -> f64 {
+    use BinaryOp::*;
+    match op {
+        Add => |a, b| a + b,
+        Subtract => |a, b| a - b,
+        Multiply => |a, b| a * b,
+        Divide => |a, b| a / b,
+        Remainder => |a, b| a % b,
+        Power => f64::powf,
+        Maximum => |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) },
+        Minimum => |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) },
+        Atan2 => f64::atan2,
+        _ => |a, _| a,
+    }
+}
+
+fn pred_binary(op: BinaryOp) -> fn(bool, bool) -> bool {
+    use BinaryOp::*;
+    match op {
+        And | Minimum => |a, b| a & b,
+        Or | Maximum => |a, b| a | b,
+        Xor => |a, b| a ^ b,
+        _ => |a, _| a,
+    }
+}
+
+/// Applies a unary op (already type-checked).
+pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
+    if op == UnaryOp::IsFinite {
+        return match &t {
+            Tensor::F16(a) => Tensor::Pred(map_new(a, |x| x.to_f32().is_finite())),
+            Tensor::BF16(a) => Tensor::Pred(map_new(a, |x| x.to_f32().is_finite())),
+            Tensor::F32(a) => Tensor::Pred(map_new(a, |x| x.is_finite())),
+            Tensor::F64(a) => Tensor::Pred(map_new(a, |x| x.is_finite())),
+            _ => t,
+        };
+    }
+    match &mut t {
+        Tensor::Pred(a) => map_inplace(a, |x| !x),
+        Tensor::S8(a) => map_inplace(a, int_unary(op)),
+        Tensor::S16(a) => map_inplace(a, int_unary(op)),
+        Tensor::S32(a) => map_inplace(a, int_unary(op)),
+        Tensor::S64(a) => map_inplace(a, int_unary(op)),
+        Tensor::U8(a) => map_inplace(a, int_unary(op)),
+        Tensor::U16(a) => map_inplace(a, int_unary(op)),
+        Tensor::U32(a) => map_inplace(a, int_unary(op)),
+        Tensor::U64(a) => map_inplace(a, int_unary(op)),
+        Tensor::F16(a) => {
+            let f = f32_unary(op);
+            map_inplace(a, move |x| F16::from_f32(f(x.to_f32())))
+        }
+        Tensor::BF16(a) => {
+            let f = f32_unary(op);
+            map_inplace(a, move |x| BF16::from_f32(f(x.to_f32())))
+        }
+        Tensor::F32(a) => map_inplace(a, f32_unary(op)),
+        Tensor::F64(a) => map_inplace(a, f64_unary(op)),
+    }
+    t
+}
+
+fn zip_inplace<T: Elem>(a: &mut ArrayD<T>, b: &ArrayD<T>, f: impl Fn(T, T) -> T + Sync + Send) {
+    if a.len() >= PAR_THRESHOLD {
+        Zip::from(a).and(b).par_for_each(|x, &y| *x = f(*x, y));
+    } else {
+        Zip::from(a).and(b).for_each(|x, &y| *x = f(*x, y));
+    }
+}
+
+/// Applies a binary op (type-checked: same dtype and dims); the result reuses `a`'s buffer.
+pub fn binary(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Tensor {
+    match (&mut a, b) {
+        (Tensor::Pred(x), Tensor::Pred(y)) => zip_inplace(x, y, pred_binary(op)),
+        (Tensor::S8(x), Tensor::S8(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::S16(x), Tensor::S16(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::S32(x), Tensor::S32(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::S64(x), Tensor::S64(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::U8(x), Tensor::U8(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::U16(x), Tensor::U16(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::U32(x), Tensor::U32(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::U64(x), Tensor::U64(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::F16(x), Tensor::F16(y)) => {
+            let f = f32_binary(op);
+            zip_inplace(x, y, move |p, q| F16::from_f32(f(p.to_f32(), q.to_f32())))
+        }
+        (Tensor::BF16(x), Tensor::BF16(y)) => {
+            let f = f32_binary(op);
+            zip_inplace(x, y, move |p, q| BF16::from_f32(f(p.to_f32(), q.to_f32())))
+        }
+        (Tensor::F32(x), Tensor::F32(y)) => zip_inplace(x, y, f32_binary(op)),
+        (Tensor::F64(x), Tensor::F64(y)) => zip_inplace(x, y, f64_binary(op)),
+        _ => unreachable!("binary operands are type-checked by the planner"),
+    }
+    a
+}
+
+/// The binary function of an op for one element type (reductions, scatter, windows).
+pub(crate) trait BinaryFn: Elem {
+    /// `op` on two elements of this type.
+    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync>;
+}
+
+macro_rules! binary_fn_int {
+    ($($t:ty),*) => {$(
+        impl BinaryFn for $t {
+            fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+                Box::new(int_binary::<$t>(op))
+            }
+        }
+    )*};
+}
+binary_fn_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+impl BinaryFn for bool {
+    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+        Box::new(pred_binary(op))
+    }
+}
+impl BinaryFn for f32 {
+    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+        Box::new(f32_binary(op))
+    }
+}
+impl BinaryFn for f64 {
+    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+        Box::new(f64_binary(op))
+    }
+}
+impl BinaryFn for F16 {
+    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+        let f = f32_binary(op);
+        Box::new(move |p: F16, q: F16| F16::from_f32(f(p.to_f32(), q.to_f32())))
+    }
+}
+impl BinaryFn for BF16 {
+    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+        let f = f32_binary(op);
+        Box::new(move |p: BF16, q: BF16| BF16::from_f32(f(p.to_f32(), q.to_f32())))
+    }
+}
+
+/// A key whose integer order is IEEE totalOrder (-NaN < -inf < ... < -0 < +0 < ... < NaN).
+fn total_key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    if b < 0 {
+        b ^ i64::MAX
+    } else {
+        b
+    }
+}
+
+fn cmp_map<T: Elem>(a: &ArrayD<T>, b: &ArrayD<T>, f: impl Fn(T, T) -> bool + Sync + Send) -> ArrayD<bool> {
+    if a.len() >= PAR_THRESHOLD {
+        Zip::from(a).and(b).par_map_collect(|&x, &y| f(x, y))
+    } else {
+        Zip::from(a).and(b).map_collect(|&x, &y| f(x, y))
+    }
+}
+
+/// Compares elementwise; `total_order` uses IEEE totalOrder for floats (`type=TOTALORDER`).
+pub fn compare(dir: Direction, total_order: bool, a: &Tensor, b: &Tensor) -> Tensor {
+    macro_rules! float_cmp {
+        ($x:expr, $y:expr, $conv:expr) => {{
+            let conv = $conv;
+            if total_order {
+                cmp_map($x, $y, move |p, q| dir.test(total_key(conv(p)), total_key(conv(q))))
+            } else {
+                cmp_map($x, $y, move |p, q| dir.test(conv(p), conv(q)))
+            }
+        }};
+    }
+    Tensor::Pred(match (a, b) {
+        (Tensor::Pred(x), Tensor::Pred(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::S8(x), Tensor::S8(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::S16(x), Tensor::S16(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::S32(x), Tensor::S32(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::S64(x), Tensor::S64(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::U8(x), Tensor::U8(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::U16(x), Tensor::U16(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::U32(x), Tensor::U32(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::U64(x), Tensor::U64(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::F16(x), Tensor::F16(y)) => float_cmp!(x, y, |v: F16| v.to_f32() as f64),
+        (Tensor::BF16(x), Tensor::BF16(y)) => float_cmp!(x, y, |v: BF16| v.to_f32() as f64),
+        (Tensor::F32(x), Tensor::F32(y)) => float_cmp!(x, y, |v: f32| v as f64),
+        (Tensor::F64(x), Tensor::F64(y)) => float_cmp!(x, y, |v: f64| v),
+        _ => unreachable!("compare operands are type-checked by the planner"),
+    })
+}
+
+/// `select(pred, on_true, on_false)`; `pred` is scalar or the same dims. Reuses `t`'s buffer.
+pub fn select(pred: &Tensor, mut t: Tensor, f: &Tensor) -> Tensor {
+    let Tensor::Pred(p) = pred else { unreachable!("select predicate is type-checked") };
+    macro_rules! sel {
+        ($x:expr, $y:expr) => {{
+            if p.ndim() == 0 {
+                if !p.first().copied().unwrap_or(false) {
+                    $x.assign($y);
+                }
+            } else {
+                Zip::from($x).and($y).and(p).for_each(|x, &y, &c| {
+                    if !c {
+                        *x = y
+                    }
+                });
+            }
+        }};
+    }
+    match (&mut t, f) {
+        (Tensor::Pred(x), Tensor::Pred(y)) => sel!(x, y),
+        (Tensor::S8(x), Tensor::S8(y)) => sel!(x, y),
+        (Tensor::S16(x), Tensor::S16(y)) => sel!(x, y),
+        (Tensor::S32(x), Tensor::S32(y)) => sel!(x, y),
+        (Tensor::S64(x), Tensor::S64(y)) => sel!(x, y),
+        (Tensor::U8(x), Tensor::U8(y)) => sel!(x, y),
+        (Tensor::U16(x), Tensor::U16(y)) => sel!(x, y),
+        (Tensor::U32(x), Tensor::U32(y)) => sel!(x, y),
+        (Tensor::U64(x), Tensor::U64(y)) => sel!(x, y),
+        (Tensor::F16(x), Tensor::F16(y)) => sel!(x, y),
+        (Tensor::BF16(x), Tensor::BF16(y)) => sel!(x, y),
+        (Tensor::F32(x), Tensor::F32(y)) => sel!(x, y),
+        (Tensor::F64(x), Tensor::F64(y)) => sel!(x, y),
+        _ => unreachable!("select operands are type-checked by the planner"),
+    }
+    t
+}
+
+/// `clamp(lo, x, hi)`: lo and hi scalar or the same dims as x. NaN bounds propagate.
+pub fn clamp(lo: &Tensor, x: Tensor, hi: &Tensor) -> Tensor {
+    let dims = x.dims().to_vec();
+    let widen = |b: &Tensor| if b.dims().is_empty() && !dims.is_empty() { Some(crate::shape_ops::broadcast_scalar(b, &dims)) } else { None };
+    let (lo_w, hi_w) = (widen(lo), widen(hi));
+    let x = binary(BinaryOp::Maximum, x, lo_w.as_ref().unwrap_or(lo));
+    binary(BinaryOp::Minimum, x, hi_w.as_ref().unwrap_or(hi))
+}
+
+fn convert_array<S: Elem, D: Elem>(a: &ArrayD<S>) -> ArrayD<D> {
+    let float_src = S::DTYPE.is_float();
+    let int_dst = D::DTYPE.is_int() || D::DTYPE == DType::Pred;
+    if !float_src && int_dst {
+        map_new(a, |x| D::from_i128(x.to_i128()))
+    } else if D::DTYPE == DType::Pred {
+        map_new(a, |x| D::from_f64(if x.to_f64() != 0.0 { 1.0 } else { 0.0 }))
+    } else {
+        map_new(a, |x| D::from_f64(x.to_f64()))
+    }
+}
+
+/// `convert` to `to`: XLA's rules (float to int saturates, NaN to 0; int to int wraps;
+/// anything to pred is `!= 0`).
+pub fn convert(t: &Tensor, to: DType) -> Tensor {
+    if t.dtype() == to {
+        return t.clone();
+    }
+    crate::with_tensor!(t, a => crate::make_tensor!(to, D => convert_array::<_, D>(a)))
+}
+
+/// `bitcast-convert` to `to` with result dims `dims` (bytes reinterpreted).
+pub fn bitcast_convert(t: &Tensor, to: DType, dims: &[usize]) -> Tensor {
+    let bytes = t.to_le_bytes();
+    Tensor::from_le_bytes(to, dims, &bytes).unwrap_or_else(|_| Tensor::zeros(to, dims))
+}

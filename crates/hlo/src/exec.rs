@@ -1,0 +1,333 @@
+//! The executor: runs compiled plans on [`Value`]s.
+//!
+//! Ownership drives in-place updates. Values are reference-counted; an operand whose last
+//! use is the current step is *moved* into it, and kernels that can work in place
+//! (`dynamic-update-slice`, `scatter`, elementwise ops, `reshape`) take the buffer with
+//! copy-on-write: when nobody else holds it — a donated state buffer, a temporary — the
+//! update happens in place; when another reader still needs the old value, it is copied
+//! first, so functional semantics always hold.
+
+use crate::elementwise as ew;
+use crate::plan::{CompPlan, Op, Reducer, Step};
+use crate::shape_ops as so;
+use crate::tensor::Tensor;
+use statetensor_core::{Error, Result};
+use std::sync::Arc;
+
+/// A runtime value: a tensor or a tuple of values.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// An array.
+    Tensor(Arc<Tensor>),
+    /// A tuple.
+    Tuple(Vec<Value>),
+}
+
+impl Value {
+    fn tensor(&self) -> Result<&Arc<Tensor>> {
+        match self {
+            Value::Tensor(t) => Ok(t),
+            Value::Tuple(_) => Err(internal("expected an array value, found a tuple")),
+        }
+    }
+
+    fn into_tensor(self) -> Result<Tensor> {
+        match self {
+            Value::Tensor(t) => Ok(Arc::try_unwrap(t).unwrap_or_else(|shared| (*shared).clone())),
+            Value::Tuple(_) => Err(internal("expected an array value, found a tuple")),
+        }
+    }
+}
+
+fn internal(msg: &str) -> Error {
+    Error::runtime("execute", format!("internal: {msg}"))
+}
+
+/// Work counted while executing, for the simulator's cost model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Floating-point (or integer) operations.
+    pub flops: u64,
+    /// Bytes read and written by kernels.
+    pub bytes_touched: u64,
+    /// Instructions executed.
+    pub instructions: u64,
+}
+
+pub(crate) struct Executor<'p> {
+    pub plans: &'p [Option<CompPlan>],
+    pub stats: ExecStats,
+}
+
+fn scalar_args(args: Vec<Tensor>) -> Vec<Value> {
+    args.into_iter().map(|t| Value::Tensor(Arc::new(t))).collect()
+}
+
+fn flatten(v: Value) -> Result<Vec<Tensor>> {
+    match v {
+        Value::Tensor(t) => Ok(vec![Arc::try_unwrap(t).unwrap_or_else(|s| (*s).clone())]),
+        Value::Tuple(vs) => vs.into_iter().map(Value::into_tensor).collect(),
+    }
+}
+
+impl<'p> Executor<'p> {
+    fn plan(&self, c: usize) -> Result<&'p CompPlan> {
+        self.plans.get(c).and_then(|p| p.as_ref()).ok_or_else(|| internal("computation was not compiled"))
+    }
+
+    /// Runs computation `c` on `args` (one per parameter).
+    pub fn run(&mut self, c: usize, args: Vec<Value>, count: bool) -> Result<Value> {
+        let plan = self.plan(c)?;
+        let mut slots: Vec<Option<Value>> = vec![None; plan.nslots];
+        for (p, v) in args.into_iter().enumerate() {
+            if let Some(Some(slot)) = plan.params.get(p) {
+                slots[*slot] = Some(v);
+            }
+        }
+        for step in &plan.steps {
+            let mut ops = Vec::with_capacity(step.operands.len());
+            for (k, &s) in step.operands.iter().enumerate() {
+                let v = if step.take[k] { slots[s].take() } else { slots[s].clone() };
+                ops.push(v.ok_or_else(|| internal("operand value missing"))?);
+            }
+            if count {
+                self.stats.instructions += 1;
+                let (f, b) = step_cost(step, &ops);
+                self.stats.flops += f;
+                self.stats.bytes_touched += b;
+            }
+            let out = self.eval(step, ops, count).map_err(|e| match e {
+                Error::Runtime { function, status, message } if function == "execute" => Error::Runtime {
+                    function: format!("execute %{} (line {}) in {}", step.name, step.line, plan.name),
+                    status,
+                    message,
+                },
+                e => e,
+            })?;
+            if !step.dead {
+                slots[step.out] = Some(out);
+            }
+        }
+        slots[plan.root].take().ok_or_else(|| internal("root value missing"))
+    }
+
+    fn scalar_fn(&mut self, comp: usize) -> impl FnMut(Vec<Tensor>) -> Result<Vec<Tensor>> + use<'_, 'p> {
+        move |args| flatten(self.run(comp, scalar_args(args), false)?)
+    }
+
+    fn eval(&mut self, step: &Step, mut ops: Vec<Value>, count: bool) -> Result<Value> {
+        let t = |v: &Value| -> Result<Arc<Tensor>> { v.tensor().cloned() };
+        let out_array = || step.ty.as_array().ok_or_else(|| internal("expected an array result"));
+        let tensor = |x: Tensor| Ok(Value::Tensor(Arc::new(x)));
+        match &step.op {
+            Op::Constant(c) => Ok(Value::Tensor(c.clone())),
+            Op::Iota(d) => {
+                let a = out_array()?;
+                tensor(so::iota(a.dtype, &a.dims, *d))
+            }
+            Op::Unary(u) => tensor(ew::unary(*u, pop(&mut ops)?.into_tensor()?)),
+            Op::Binary(b) => {
+                let rhs = t(&ops[1])?;
+                tensor(ew::binary(*b, take0(&mut ops)?.into_tensor()?, &rhs))
+            }
+            Op::Compare(d, total) => tensor(ew::compare(*d, *total, &*t(&ops[0])?, &*t(&ops[1])?)),
+            Op::Select => {
+                let (p, f) = (t(&ops[0])?, t(&ops[2])?);
+                let on_true = std::mem::replace(&mut ops[1], Value::Tuple(Vec::new())).into_tensor()?;
+                tensor(ew::select(&p, on_true, &f))
+            }
+            Op::Clamp => {
+                let (lo, hi) = (t(&ops[0])?, t(&ops[2])?);
+                let x = std::mem::replace(&mut ops[1], Value::Tuple(Vec::new())).into_tensor()?;
+                tensor(ew::clamp(&lo, x, &hi))
+            }
+            Op::Convert(d) => tensor(ew::convert(&*t(&ops[0])?, *d)),
+            Op::BitcastConvert => {
+                let a = out_array()?;
+                tensor(ew::bitcast_convert(&*t(&ops[0])?, a.dtype, &a.dims))
+            }
+            Op::Reshape => {
+                let a = out_array()?;
+                let x = pop(&mut ops)?.into_tensor()?;
+                if x.dims() == a.dims.as_slice() {
+                    return tensor(x);
+                }
+                tensor(so::reshape(x, &a.dims))
+            }
+            Op::Broadcast(dims) => tensor(so::broadcast(&*t(&ops[0])?, &out_array()?.dims, dims)),
+            Op::Transpose(p) => tensor(so::transpose(&*t(&ops[0])?, p)),
+            Op::Copy => match pop(&mut ops)? {
+                // `copy` is a fresh buffer: never shares storage with its operand
+                Value::Tensor(x) => tensor((*x).clone()),
+                v => Ok(v),
+            },
+            Op::Identity => pop(&mut ops),
+            Op::Slice { start, limit, stride } => tensor(so::slice(&*t(&ops[0])?, start, limit, stride)),
+            Op::DynamicSlice(sizes) => {
+                let starts = read_starts(&ops[1..])?;
+                tensor(so::dynamic_slice(&*t(&ops[0])?, &starts, sizes))
+            }
+            Op::DynamicUpdateSlice => {
+                let starts = read_starts(&ops[2..])?;
+                let update = t(&ops[1])?;
+                let mut base = take0(&mut ops)?.into_tensor()?;
+                so::dynamic_update_slice(&mut base, &update, &starts);
+                tensor(base)
+            }
+            Op::Concatenate(d) => {
+                let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
+                tensor(so::concatenate(&refs, *d))
+            }
+            Op::Pad { lo, interior } => tensor(so::pad(&*t(&ops[0])?, &*t(&ops[1])?, lo, interior, &out_array()?.dims)),
+            Op::Reverse(d) => tensor(so::reverse(&*t(&ops[0])?, d)),
+            Op::Gather { dims, slice_sizes } => {
+                tensor(so::gather(&*t(&ops[0])?, &*t(&ops[1])?, dims, slice_sizes, &out_array()?.dims))
+            }
+            Op::Scatter { dims, comp, reducer } => {
+                let (idx, upd) = (t(&ops[1])?, t(&ops[2])?);
+                let mut base = take0(&mut ops)?.into_tensor()?;
+                match reducer {
+                    Reducer::Binary(b) => so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Binary(*b))?,
+                    Reducer::Replace => so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Replace)?,
+                    Reducer::General => {
+                        let mut f = self.scalar_fn(*comp);
+                        so::scatter(&mut base, &idx, &upd, dims, so::Combiner::General(&mut f))?
+                    }
+                }
+                tensor(base)
+            }
+            Op::Dot(d) => {
+                let a = out_array()?;
+                tensor(so::dot(&*t(&ops[0])?, &*t(&ops[1])?, d, a.dtype, &a.dims))
+            }
+            Op::Reduce { dims, comp, reducer } => {
+                let n = ops.len() / 2;
+                let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                let out_dims = match &step.ty {
+                    crate::ir::Type::Array(a) => a.dims.clone(),
+                    crate::ir::Type::Tuple(el) => el.first().and_then(|e| e.as_array()).map(|a| a.dims.clone()).unwrap_or_default(),
+                    crate::ir::Type::Token => Vec::new(),
+                };
+                if let (Reducer::Binary(b), 1) = (reducer, n) {
+                    return tensor(so::reduce_binary(&ts[0], &ts[1], dims, *b, &out_dims));
+                }
+                let inputs: Vec<&Tensor> = ts[..n].iter().map(|x| &**x).collect();
+                let inits: Vec<&Tensor> = ts[n..].iter().map(|x| &**x).collect();
+                let mut f = self.scalar_fn(*comp);
+                let mut res = so::reduce_general(&inputs, &inits, dims, &out_dims, &mut f)?;
+                if n == 1 {
+                    return tensor(res.remove(0));
+                }
+                Ok(Value::Tuple(res.into_iter().map(|x| Value::Tensor(Arc::new(x))).collect()))
+            }
+            Op::ReduceWindow { window, comp, reducer } => {
+                let op = match reducer {
+                    Reducer::Binary(b) => Some(*b),
+                    _ => None,
+                };
+                let dims = out_array()?.dims.clone();
+                let (x, init) = (t(&ops[0])?, t(&ops[1])?);
+                let mut f = self.scalar_fn(*comp);
+                tensor(so::reduce_window(&x, &init, window, &dims, op, &mut f)?)
+            }
+            Op::Sort { dim, comp } => {
+                let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
+                let mut f = self.scalar_fn(*comp);
+                let mut less = |args: Vec<Tensor>| -> Result<bool> {
+                    let r = f(args)?;
+                    Ok(r.first().is_some_and(|x| x.to_f64_vec().first().is_some_and(|&v| v != 0.0)))
+                };
+                let mut res = so::sort(&refs, *dim, &mut less)?;
+                if res.len() == 1 {
+                    return tensor(res.remove(0));
+                }
+                Ok(Value::Tuple(res.into_iter().map(|x| Value::Tensor(Arc::new(x))).collect()))
+            }
+            Op::Tuple => Ok(Value::Tuple(ops)),
+            Op::GetTupleElement(i) => match pop(&mut ops)? {
+                Value::Tuple(mut el) if *i < el.len() => Ok(el.swap_remove(*i)),
+                _ => Err(internal("get-tuple-element of a non-tuple")),
+            },
+            Op::Call(c) => self.run(*c, ops, count),
+            Op::While { cond, body } => {
+                let mut state = pop(&mut ops)?;
+                loop {
+                    let go = self.run(*cond, vec![state.clone()], count)?;
+                    let go = go.tensor()?.to_f64_vec().first().is_some_and(|&v| v != 0.0);
+                    if !go {
+                        return Ok(state);
+                    }
+                    state = self.run(*body, vec![state], count)?;
+                }
+            }
+            Op::Conditional(branches) => {
+                let sel = t(&ops[0])?;
+                let v = sel.to_f64_vec().first().copied().unwrap_or(0.0);
+                // pred: true -> branch 0; s32 index: out of range -> last branch (XLA)
+                let b = if sel.dtype() == statetensor_core::DType::Pred {
+                    if v != 0.0 { 0 } else { 1 }
+                } else if v < 0.0 || v as usize >= branches.len() {
+                    branches.len() - 1
+                } else {
+                    v as usize
+                };
+                let arg = ops.swap_remove(b + 1);
+                self.run(branches[b], vec![arg], count)
+            }
+        }
+    }
+}
+
+fn pop(ops: &mut Vec<Value>) -> Result<Value> {
+    ops.pop().ok_or_else(|| internal("missing operand"))
+}
+
+fn take0(ops: &mut [Value]) -> Result<Value> {
+    ops.first_mut().map(|v| std::mem::replace(v, Value::Tuple(Vec::new()))).ok_or_else(|| internal("missing operand"))
+}
+
+fn read_starts(ops: &[Value]) -> Result<Vec<i64>> {
+    ops.iter().map(|v| Ok(so::to_i64_vec(v.tensor()?).first().copied().unwrap_or(0))).collect()
+}
+
+fn value_bytes(v: &Value) -> u64 {
+    match v {
+        Value::Tensor(t) => t.size_bytes() as u64,
+        Value::Tuple(vs) => vs.iter().map(value_bytes).sum(),
+    }
+}
+
+/// Modelled work of one step: (operations, bytes read and written).
+fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
+    let out = step.ty.size_bytes() as u64;
+    let out_elems = step.ty.as_array().map_or(0, |a| a.element_count() as u64);
+    let ins: u64 = ops.iter().map(value_bytes).sum();
+    match &step.op {
+        Op::Constant(_) | Op::Tuple | Op::GetTupleElement(_) | Op::Identity | Op::Reshape => (0, 0),
+        Op::Call(_) | Op::While { .. } | Op::Conditional(_) => (0, 0),
+        Op::DynamicUpdateSlice => (0, 2 * ops.get(1).map_or(0, value_bytes)),
+        Op::Scatter { .. } => {
+            let upd = ops.get(2).map_or(0, value_bytes);
+            (upd, 2 * upd + ops.get(1).map_or(0, value_bytes))
+        }
+        Op::Dot(d) => {
+            let (Some(Value::Tensor(l)), Some(Value::Tensor(r))) = (ops.first(), ops.get(1)) else { return (0, ins + out) };
+            let k: u64 = d.lhs_contract.iter().map(|&x| l.dims()[x] as u64).product();
+            let _ = r;
+            (2 * out_elems * k, ins + out)
+        }
+        Op::Reduce { .. } => {
+            let n = ops.first().map_or(0, |v| if let Value::Tensor(t) = v { t.len() as u64 } else { 0 });
+            (n, ins + out)
+        }
+        Op::ReduceWindow { window, .. } => (out_elems * window.size.iter().product::<usize>() as u64, ins + out),
+        Op::Sort { .. } => {
+            let n = ops.first().map_or(0, |v| if let Value::Tensor(t) = v { t.len() as u64 } else { 0 });
+            (n * (64 - n.leading_zeros() as u64), ins + out)
+        }
+        Op::Unary(_) | Op::Binary(_) | Op::Compare(..) | Op::Select | Op::Clamp | Op::Convert(_) => (out_elems, ins + out),
+        _ => (0, ins + out),
+    }
+}

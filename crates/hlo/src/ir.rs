@@ -1,0 +1,196 @@
+//! The parsed module: computations of instructions, as HLO text spells them.
+//!
+//! The IR keeps attributes as raw text with their positions; the planner
+//! ([`crate::plan`]) interprets the ones each opcode needs, so an attribute nobody needs
+//! (`metadata`, `sharding`, `backend_config`, ...) is ignored rather than rejected.
+
+use statetensor_core::{DType, Shape, TensorSpec};
+use std::fmt;
+
+/// A position in the source text (1-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// Line.
+    pub line: usize,
+    /// Column.
+    pub column: usize,
+}
+
+/// An array type: element type and dimensions (layout is parsed and dropped: statetensor
+/// keeps every buffer row-major).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArrayType {
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub dims: Vec<usize>,
+}
+
+impl ArrayType {
+    /// Number of elements.
+    pub fn element_count(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Size in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.element_count() * self.dtype.size_bytes()
+    }
+
+    /// The spec of a tensor of this type under `name`.
+    pub fn spec(&self, name: impl Into<String>) -> TensorSpec {
+        TensorSpec { name: name.into(), dtype: self.dtype, shape: Shape::new(self.dims.clone()) }
+    }
+}
+
+impl fmt::Display for ArrayType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype, Shape::new(self.dims.clone()))
+    }
+}
+
+/// The type of an instruction's value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// An array.
+    Array(ArrayType),
+    /// A tuple of values.
+    Tuple(Vec<Type>),
+    /// XLA's `token[]` (side-effect ordering); statetensor rejects ops that produce it.
+    Token,
+}
+
+impl Type {
+    /// The array type, if this is one.
+    pub fn as_array(&self) -> Option<&ArrayType> {
+        match self {
+            Type::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Total bytes of all arrays inside.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Type::Array(a) => a.size_bytes(),
+            Type::Tuple(t) => t.iter().map(Type::size_bytes).sum(),
+            Type::Token => 0,
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Array(a) => a.fmt(f),
+            Type::Tuple(t) => {
+                f.write_str("(")?;
+                for (i, e) in t.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    e.fmt(f)?;
+                }
+                f.write_str(")")
+            }
+            Type::Token => f.write_str("token[]"),
+        }
+    }
+}
+
+/// An attribute `name=value`, the value kept as raw text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Attribute name.
+    pub name: String,
+    /// Raw value text (braces included).
+    pub value: String,
+    /// Where the value starts.
+    pub pos: Pos,
+}
+
+/// One instruction: `name = type opcode(operands), attrs...`.
+#[derive(Clone, Debug)]
+pub struct Instr {
+    /// Name without the `%` prefix.
+    pub name: String,
+    /// Result type.
+    pub ty: Type,
+    /// Opcode as spelled (`add`, `dynamic-update-slice`, ...).
+    pub opcode: String,
+    /// Operands, as indices into the computation's instructions.
+    pub operands: Vec<usize>,
+    /// Attributes in source order.
+    pub attrs: Vec<Attr>,
+    /// For `constant`: the literal text inside the parentheses.
+    pub literal: Option<String>,
+    /// For `parameter`: its number.
+    pub parameter_number: Option<usize>,
+    /// Where the instruction starts.
+    pub pos: Pos,
+}
+
+impl Instr {
+    /// The raw value of attribute `name`.
+    pub fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+}
+
+/// A computation: instructions in source order, a root, and parameters by number.
+#[derive(Clone, Debug)]
+pub struct Computation {
+    /// Name without the `%` prefix.
+    pub name: String,
+    /// Instructions in source order.
+    pub instrs: Vec<Instr>,
+    /// Index of the root instruction.
+    pub root: usize,
+    /// `params[p]` is the index of `parameter(p)`.
+    pub params: Vec<usize>,
+    /// Where the computation starts.
+    pub pos: Pos,
+}
+
+/// One `input_output_alias` entry of the module header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasEntry {
+    /// Output shape index (`{}` for a non-tuple root, `{o}` for tuple element o).
+    pub output_index: Vec<usize>,
+    /// Parameter number.
+    pub param: usize,
+    /// Shape index inside the parameter (`{}` for the whole parameter).
+    pub param_index: Vec<usize>,
+    /// `must-alias` rather than `may-alias`.
+    pub must_alias: bool,
+    /// Where the entry is.
+    pub pos: Pos,
+}
+
+/// A parsed HLO module.
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// The module's name.
+    pub name: String,
+    /// File name used in messages.
+    pub file: String,
+    /// All computations in source order.
+    pub computations: Vec<Computation>,
+    /// Index of the `ENTRY` computation.
+    pub entry: usize,
+    /// The header's `input_output_alias` entries.
+    pub aliases: Vec<AliasEntry>,
+}
+
+impl Module {
+    /// The entry computation.
+    pub fn entry(&self) -> &Computation {
+        &self.computations[self.entry]
+    }
+
+    /// Index of the computation named `name`.
+    pub fn computation_index(&self, name: &str) -> Option<usize> {
+        let name = name.strip_prefix('%').unwrap_or(name);
+        self.computations.iter().position(|c| c.name == name)
+    }
+}

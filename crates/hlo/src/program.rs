@@ -1,0 +1,165 @@
+//! [`Program`]: a parsed, checked and planned HLO module, ready to execute.
+
+use crate::exec::{ExecStats, Executor, Value};
+use crate::ir::{Module, Type};
+use crate::plan::{compile, CompPlan};
+use crate::tensor::Tensor;
+use statetensor_core::{AliasMap, Error, Result, TensorSpec};
+use std::sync::Arc;
+
+/// An HLO module compiled for execution.
+#[derive(Debug)]
+pub struct Program {
+    name: String,
+    plans: Vec<Option<CompPlan>>,
+    entry: usize,
+    params: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+    tuple_root: bool,
+    aliases: AliasMap,
+    must_alias: Vec<usize>,
+}
+
+impl Program {
+    /// Parses, checks and plans HLO text; `file` names it in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<Program> {
+        Program::from_module(&crate::parse::parse_module(text, file)?)
+    }
+
+    /// Checks and plans a parsed module.
+    pub fn from_module(module: &Module) -> Result<Program> {
+        let plans = compile(module)?;
+        let entry = module.entry();
+        let mut params = Vec::with_capacity(entry.params.len());
+        for (p, &i) in entry.params.iter().enumerate() {
+            let instr = &entry.instrs[i];
+            match &instr.ty {
+                Type::Array(a) => params.push(a.spec(instr.name.clone())),
+                other => {
+                    return Err(Error::Unsupported {
+                        context: format!("line {}: parameter {p} of {}", instr.pos.line, entry.name),
+                        what: format!("entry parameter of type {other} (only arrays)"),
+                    })
+                }
+            }
+        }
+        let root = &entry.instrs[entry.root];
+        let (outputs, tuple_root) = match &root.ty {
+            Type::Array(a) => (vec![a.spec("output0")], false),
+            Type::Tuple(el) => {
+                let mut outs = Vec::new();
+                for (k, t) in el.iter().enumerate() {
+                    match t {
+                        Type::Array(a) => outs.push(a.spec(format!("output{k}"))),
+                        other => {
+                            return Err(Error::Unsupported {
+                                context: format!("line {}: root of {}", root.pos.line, entry.name),
+                                what: format!("output {k} of type {other} (only arrays, not nested tuples)"),
+                            })
+                        }
+                    }
+                }
+                (outs, true)
+            }
+            Type::Token => {
+                return Err(Error::Unsupported { context: entry.name.clone(), what: "token result".into() });
+            }
+        };
+        let mut aliases = AliasMap::new();
+        let mut must_alias = Vec::new();
+        for a in &module.aliases {
+            let whole = a.param_index.is_empty() && (if tuple_root { a.output_index.len() == 1 } else { a.output_index.is_empty() });
+            let output = a.output_index.first().copied().unwrap_or(0);
+            if !whole {
+                return Err(Error::Alias {
+                    param: format!("{} (shape index {:?})", a.param, a.param_index),
+                    output: format!("{:?}", a.output_index),
+                    reason: format!(
+                        "line {}: only whole-tensor aliases are supported: output {{o}} of a tuple root (or {{}} of an array root) and parameter index {{}}",
+                        a.pos.line
+                    ),
+                });
+            }
+            aliases.insert(a.param, output)?;
+            if a.must_alias {
+                must_alias.push(a.param);
+            }
+        }
+        aliases.validate(&params, &outputs)?;
+        Ok(Program { name: module.name.clone(), plans, entry: module.entry, params, outputs, tuple_root, aliases, must_alias })
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Entry parameters, by number (names as in the HLO).
+    pub fn params(&self) -> &[TensorSpec] {
+        &self.params
+    }
+
+    /// Outputs, by index (`output{K}`).
+    pub fn outputs(&self) -> &[TensorSpec] {
+        &self.outputs
+    }
+
+    /// The module header's `input_output_alias`, validated.
+    pub fn header_aliases(&self) -> &AliasMap {
+        &self.aliases
+    }
+
+    /// Parameters the header marks `must-alias`.
+    pub fn must_alias_params(&self) -> &[usize] {
+        &self.must_alias
+    }
+
+    /// Executes the entry computation. Arguments are moved in: a buffer the caller holds no
+    /// other reference to may be updated in place and returned as an output.
+    pub fn execute(&self, args: Vec<Arc<Tensor>>) -> Result<Vec<Arc<Tensor>>> {
+        self.execute_with_stats(args).map(|(o, _)| o)
+    }
+
+    /// Like [`Program::execute`], also returning the work done.
+    pub fn execute_with_stats(&self, args: Vec<Arc<Tensor>>) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
+        self.check_args(&args)?;
+        let mut ex = Executor { plans: &self.plans, stats: ExecStats::default() };
+        let out = ex.run(self.entry, args.into_iter().map(Value::Tensor).collect(), true)?;
+        let outs = match (out, self.tuple_root) {
+            (Value::Tensor(t), false) => vec![t],
+            (Value::Tuple(vs), true) => vs
+                .into_iter()
+                .map(|v| match v {
+                    Value::Tensor(t) => Ok(t),
+                    Value::Tuple(_) => Err(Error::runtime("execute", "internal: nested tuple output")),
+                })
+                .collect::<Result<_>>()?,
+            _ => return Err(Error::runtime("execute", "internal: root value does not match the root type")),
+        };
+        Ok((outs, ex.stats))
+    }
+
+    /// Checks argument count, dtypes and shapes against the entry's parameters.
+    pub fn check_args(&self, args: &[Arc<Tensor>]) -> Result<()> {
+        if args.len() != self.params.len() {
+            return Err(Error::invalid_input(
+                "execute",
+                format!("{} takes {} arguments, got {}", self.name, self.params.len(), args.len()),
+            ));
+        }
+        for (p, (spec, a)) in self.params.iter().zip(args).enumerate() {
+            if a.dtype() != spec.dtype || a.dims() != spec.shape.dims() {
+                return Err(Error::invalid_input(
+                    "execute",
+                    format!(
+                        "parameter {p} ({}) expects {}, got {}",
+                        spec.name,
+                        spec.type_string(),
+                        a.spec("").type_string()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
