@@ -43,6 +43,7 @@
 mod elementwise;
 mod exec;
 pub mod ir;
+pub mod npy;
 mod literal;
 pub mod parse;
 mod plan;

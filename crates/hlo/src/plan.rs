@@ -375,7 +375,10 @@ impl<'a> Planner<'a> {
             }
             Ok(())
         };
-        let arr = |k: usize| self.array(instr, ots[k], &format!("operand {k} of {opc}"));
+        let arr = |k: usize| match ots.get(k) {
+            Some(t) => self.array(instr, t, &format!("operand {k} of {opc}")),
+            None => self.err(instr, format!("{opc} is missing operand {k}")),
+        };
         let declared = || self.array(instr, &instr.ty, &format!("the result of {opc}"));
         let same_dims = |a: &ArrayType, b: &ArrayType, what: &str| -> Result<()> {
             if a.dims != b.dims {
@@ -463,6 +466,15 @@ impl<'a> Planner<'a> {
                 let (a, d) = (arr(0)?, declared()?);
                 if a.size_bytes() != d.size_bytes() {
                     return self.err(instr, format!("bitcast-convert from {a} to {d} changes the byte size"));
+                }
+                (Op::BitcastConvert, instr.ty.clone())
+            }
+            "bitcast" if arr(0)?.dtype != declared()?.dtype => {
+                // XLA's layout-level bitcast may also reinterpret the element type
+                want(1)?;
+                let (a, d) = (arr(0)?, declared()?);
+                if a.size_bytes() != d.size_bytes() {
+                    return self.err(instr, format!("bitcast from {a} to {d} changes the byte size"));
                 }
                 (Op::BitcastConvert, instr.ty.clone())
             }

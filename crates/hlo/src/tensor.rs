@@ -418,6 +418,12 @@ impl Tensor {
         Ok(())
     }
 
+    /// The address of the first element: equal for two tensors exactly when they share one
+    /// buffer (used to prove an update happened in place).
+    pub fn buffer_addr(&self) -> usize {
+        with_tensor!(self, a => a.as_ptr() as usize)
+    }
+
     /// The spec of this tensor under `name`.
     pub fn spec(&self, name: impl Into<String>) -> TensorSpec {
         TensorSpec::new(name, self.dtype(), self.dims().to_vec())

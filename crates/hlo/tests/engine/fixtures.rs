@@ -1,0 +1,138 @@
+//! Every fixture JAX wrote (tools/gen_fixtures.py) must match: outputs of every step, with
+//! aliased state carried between steps as a device would keep it.
+
+use statetensor_core::DType;
+use statetensor_hlo::{npy, Program, Tensor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+struct Meta {
+    steps: usize,
+    rtol: f64,
+    atol: f64,
+}
+
+fn meta(dir: &Path) -> Meta {
+    let text = std::fs::read_to_string(dir.join("meta.json")).expect("meta.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("meta.json parses");
+    Meta {
+        steps: v["steps"].as_u64().expect("steps") as usize,
+        rtol: v["rtol"].as_f64().expect("rtol"),
+        atol: v["atol"].as_f64().expect("atol"),
+    }
+}
+
+/// Compares within `rtol`/`atol` (floats; NaN matches NaN, infinities match exactly) or
+/// exactly (everything else).
+pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
+    if got.dtype() != want.dtype() || got.dims() != want.dims() {
+        return Err(format!("{what}: got {}{:?}, want {}{:?}", got.dtype(), got.dims(), want.dtype(), want.dims()));
+    }
+    if !got.dtype().is_float() || (rtol == 0.0 && atol == 0.0) {
+        let (g, w) = (got.to_le_bytes(), want.to_le_bytes());
+        if g != w {
+            // NaN payloads may differ; compare values for floats
+            if got.dtype().is_float() {
+                let same = got.to_f64_vec().iter().zip(want.to_f64_vec()).all(|(a, b)| a == &b || (a.is_nan() && b.is_nan()));
+                if same {
+                    return Ok(());
+                }
+            }
+            return Err(format!("{what}: not identical\n got  {got:?}\n want {want:?}"));
+        }
+        return Ok(());
+    }
+    for (i, (a, b)) in got.to_f64_vec().into_iter().zip(want.to_f64_vec()).enumerate() {
+        let ok = if a.is_nan() || b.is_nan() {
+            a.is_nan() && b.is_nan()
+        } else if a.is_infinite() || b.is_infinite() {
+            a == b
+        } else {
+            (a - b).abs() <= atol + rtol * b.abs()
+        };
+        if !ok {
+            return Err(format!("{what}: element {i}: got {a}, want {b} (rtol {rtol}, atol {atol})\n got  {got:?}\n want {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one fixture's model text for all its steps; returns the first mismatch.
+fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let m = meta(dir);
+    let text = std::fs::read_to_string(dir.join(model)).map_err(|e| e.to_string())?;
+    let prog = Program::parse(&text, model).map_err(|e| format!("{name}/{model}: {e}"))?;
+    let mut args: Vec<Arc<Tensor>> = (0..prog.params().len())
+        .map(|p| Arc::new(npy::read_file(&dir.join(format!("arg{p}.npy"))).expect("arg file")))
+        .collect();
+    for s in 0..m.steps {
+        let outs = prog.execute(args.clone()).map_err(|e| format!("{name}/{model} step {s}: {e}"))?;
+        for (k, got) in outs.iter().enumerate() {
+            let want = npy::read_file(&dir.join(format!("out{s}_{k}.npy"))).expect("expected output file");
+            assert_close(&format!("{name}/{model} step {s} output {k}"), got, &want, m.rtol, m.atol)?;
+        }
+        for pair in prog.header_aliases().pairs() {
+            args[pair.param] = outs[pair.output].clone();
+        }
+    }
+    Ok(())
+}
+
+fn fixture_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.hlo").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_jax_fixture_matches() {
+    let dirs = fixture_dirs();
+    assert!(dirs.len() >= 35, "expected the committed fixtures, found {}", dirs.len());
+    let failures: Vec<String> = dirs.iter().filter_map(|d| run_fixture(d, "model.hlo").err()).collect();
+    assert!(failures.is_empty(), "{} of {} fixtures differ:\n{}", failures.len(), dirs.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn every_xla_optimised_dump_matches() {
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for d in fixture_dirs() {
+        if d.join("compiled.hlo").exists() {
+            ran += 1;
+            if let Err(e) = run_fixture(&d, "compiled.hlo") {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(ran >= 30, "expected XLA-optimised dumps for most fixtures, found {ran}");
+    assert!(failures.is_empty(), "{} of {ran} optimised dumps differ:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn stateful_fixtures_declare_their_aliases() {
+    for (name, pairs) in [
+        ("kv_decoder", vec![(5, 1), (6, 2), (7, 3)]),
+        ("swap", vec![(0, 0), (1, 1)]),
+        ("multi_reader", vec![(1, 1), (2, 4)]),
+        ("bf16_state", vec![(1, 1)]),
+        ("counters", vec![(1, 0), (2, 1), (3, 2)]),
+        ("ring_buffer", vec![(1, 1), (2, 2)]),
+        ("mlp_cache", vec![(3, 1)]),
+    ] {
+        let text = std::fs::read_to_string(fixtures_dir().join(name).join("model.hlo")).unwrap();
+        let prog = Program::parse(&text, name).unwrap();
+        let got: Vec<(usize, usize)> = prog.header_aliases().pairs().map(|p| (p.param, p.output)).collect();
+        assert_eq!(got, pairs, "{name}");
+    }
+    let text = std::fs::read_to_string(fixtures_dir().join("bf16_state/model.hlo")).unwrap();
+    assert_eq!(Program::parse(&text, "x").unwrap().params()[1].dtype, DType::BF16);
+}

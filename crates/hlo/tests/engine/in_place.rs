@@ -1,0 +1,1 @@
+use statetensor_hlo as _;

@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Writes the HLO fixtures statetensor's tests run, with JAX as the oracle.
+
+Each fixture is a directory under crates/hlo/tests/fixtures/<name>/ holding:
+  model.hlo      JAX's lowered HLO text (jax.jit(f).lower(...).as_text(dialect="hlo"))
+  compiled.hlo   XLA:CPU's optimised module text (fusions, bitcasts, %-names, debug sections),
+                 unless meta.json says why not
+  arg{p}.npy     the initial value of every parameter
+  out{s}_{k}.npy output k after step s (state outputs included)
+  meta.json      steps, tolerance (rtol/atol; 0 = exact) and why that tolerance
+
+Stateful fixtures state their alias map in the HLO header's input_output_alias (as
+torch-neuronx's input_output_aliases does); step s+1 feeds each aliased output back into its parameter, exactly as a
+device keeps the state resident. Run: python3 tools/gen_fixtures.py  (needs `pip install jax`).
+CI never runs this; the files it writes are committed.
+"""
+import json
+import os
+import shutil
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_platforms", "cpu")
+
+try:
+    import ml_dtypes  # noqa: F401  (bfloat16 numpy dtype)
+except ImportError:  # pragma: no cover
+    sys.exit("needs ml_dtypes (installed with jax)")
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "hlo", "tests", "fixtures")
+rng = np.random.default_rng(20261128)
+
+# Tolerances. Integer and data-movement results must match exactly. XLA:CPU evaluates f32
+# transcendental functions (exp, log, tanh, ...) with its own polynomial approximations and
+# may reassociate reductions and GEMMs, so f32 arithmetic is compared at a relative 2e-5
+# (~170 ulps; a wrong op is off by far more) with an absolute floor for values near zero.
+# f16 and bf16 results are rounded from f32; a 1-ulp difference in the f32 intermediate can
+# flip the rounding, so they allow one ulp of their own type (2^-10 and 2^-7 relative).
+EXACT = dict(rtol=0.0, atol=0.0, why="integer and data-movement results are exact")
+F32 = dict(rtol=2e-5, atol=1e-6, why="f32 arithmetic: XLA:CPU approximates transcendentals and reassociates sums")
+F64 = dict(rtol=1e-12, atol=1e-14, why="f64 arithmetic: libm vs XLA's implementations differ in the last ulps")
+F16 = dict(rtol=2 ** -10, atol=2 ** -14, why="f16: one ulp of the f16 result (rounding of an f32 intermediate may flip)")
+BF16 = dict(rtol=2 ** -7, atol=2 ** -14, why="bf16: one ulp of the bf16 result (rounding of an f32 intermediate may flip)")
+
+
+def save(path, arr):
+    np.save(path, np.asarray(arr), allow_pickle=False)
+
+
+def with_aliases(text, aliases, must):
+    """Sets the module header's input_output_alias to `aliases` ({param: output}).
+
+    JAX picks its own pairing for donated buffers (the first output of matching shape); a
+    state-tensor model states its pairing explicitly, as torch-neuronx's
+    input_output_aliases does, so the fixture writes the header itself.
+    """
+    lines = text.split("\n")
+    head = lines[0]
+    if "input_output_alias=" in head:
+        start = head.index("input_output_alias=")
+        depth, end = 0, start
+        for end in range(head.index("{", start), len(head)):
+            depth += {"{": 1, "}": -1}.get(head[end], 0)
+            if depth == 0:
+                break
+        head = head[:start].rstrip(", ") + head[end + 1:]
+    if aliases:
+        kind = "must-alias" if must else "may-alias"
+        entries = ", ".join(f"{{{o}}}: ({p}, {{}}, {kind})" for p, o in sorted(aliases.items()))
+        name_end = head.index(",") if "," in head else len(head)
+        head = head[:name_end] + f", input_output_alias={{ {entries} }}" + head[name_end:]
+    lines[0] = head
+    return "\n".join(lines)
+
+
+def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True):
+    """Lowers f, runs it `steps` times carrying aliased state, writes the fixture."""
+    d = os.path.join(ROOT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    args = [np.asarray(a) for a in args]
+    aliases = aliases or {}
+    jf = jax.jit(f, keep_unused=True)
+    lowered = jf.lower(*args)
+    text = with_aliases(lowered.as_text(dialect="hlo"), aliases, must)
+    with open(os.path.join(d, "model.hlo"), "w") as fh:
+        fh.write(text)
+    meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"]}
+    if compiled is True:
+        with open(os.path.join(d, "compiled.hlo"), "w") as fh:
+            fh.write(with_aliases(lowered.compile().as_text(), aliases, must))
+    else:
+        meta["no_compiled"] = compiled
+    for p, a in enumerate(args):
+        save(os.path.join(d, f"arg{p}.npy"), a)
+    cur = list(args)
+    for s in range(steps):
+        outs = jax.jit(f, keep_unused=True)(*cur)
+        outs = [np.asarray(o) for o in jax.tree_util.tree_leaves(outs)]
+        for k, o in enumerate(outs):
+            save(os.path.join(d, f"out{s}_{k}.npy"), o)
+        for p, o in aliases.items():
+            cur[p] = outs[o]
+    with open(os.path.join(d, "meta.json"), "w") as fh:
+        json.dump(meta, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    print(f"{name}: {len(text.splitlines())} lines, {steps} step(s)")
+
+
+def randn(*shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def randi(lo, hi, *shape, dtype=np.int32):
+    return rng.integers(lo, hi, size=shape).astype(dtype)
+
+
+# ---------------------------------------------------------------- elementwise, float
+def unary_f(x, p):
+    return (
+        jnp.abs(x), -x, jnp.sign(x), jnp.exp(x), jnp.expm1(x), jnp.log(p), jnp.log1p(p),
+        jnp.sqrt(p), lax.rsqrt(p), jnp.cbrt(x), jnp.tanh(x), jax.nn.sigmoid(x), jnp.sin(x),
+        jnp.cos(x), jnp.tan(x * 0.3), jnp.floor(x), jnp.ceil(x), jnp.round(x),
+        lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO), jnp.isfinite(x / (p - p)),
+    )
+
+
+halves = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.0, -0.0], np.float32)
+xs = np.concatenate([randn(24) * 2, halves])
+ps = np.abs(randn(32)) + 0.05
+for dt, tol in [(np.float32, F32), (np.float64, F64), (np.float16, F16), (jnp.bfloat16, BF16)]:
+    fixture(f"unary_{np.dtype(dt).name}", unary_f, [xs.astype(dt), ps.astype(dt)], tol)
+
+
+def binary_f(a, b):
+    return (
+        a + b, a - b, a * b, a / b, jnp.fmod(a, b), jnp.power(jnp.abs(a), b), jnp.maximum(a, b),
+        jnp.minimum(a, b), jnp.arctan2(a, b), a < b, a <= b, a == b, a != b, a > b, a >= b,
+        jnp.where(a > b, a, b), lax.clamp(jnp.asarray(-0.5, a.dtype), a, jnp.asarray(0.5, a.dtype)),
+    )
+
+
+for dt, tol in [(np.float32, F32), (np.float64, F64), (np.float16, F16), (jnp.bfloat16, BF16)]:
+    a = randn(6, 5).astype(dt)
+    b = (randn(6, 5) + 0.1).astype(dt)
+    b[0, 0] = a[0, 0]  # an equal pair for EQ/LE/GE
+    fixture(f"binary_{np.dtype(dt).name}", binary_f, [a, b], tol)
+
+
+def nan_f(a, b):
+    # NaN propagation through max/min, comparisons with NaN, total-order sort
+    return jnp.maximum(a, b), jnp.minimum(a, b), a < b, a != b, jnp.sort(a)
+
+
+nan_a = np.array([np.nan, 1.0, -np.inf, 0.0, -0.0, 2.0, np.inf, -1.0], np.float32)
+nan_b = np.array([1.0, np.nan, 0.0, -0.0, 0.0, 3.0, np.nan, -np.inf], np.float32)
+fixture("nan_semantics_f32", nan_f, [nan_a, nan_b], EXACT)
+
+
+# ---------------------------------------------------------------- elementwise, integer
+def int_f(a, b, s):
+    return (
+        a + b, a - b, a * b, lax.div(a, b), lax.rem(a, b), jnp.maximum(a, b), jnp.minimum(a, b),
+        a & b, a | b, a ^ b, ~a, lax.shift_left(a, s), lax.shift_right_arithmetic(a, s),
+        lax.shift_right_logical(a, s), lax.population_count(a), lax.clz(a), a < b, a == b,
+        a >= b, jnp.where(a < b, a, b), lax.clamp(a.dtype.type(-3) if jnp.issubdtype(a.dtype, jnp.signedinteger) else a.dtype.type(3), a, a.dtype.type(50)),
+    )
+
+
+def int_signed_f(a, b, s):
+    return int_f(a, b, s) + (jnp.abs(a), -a, jnp.sign(a))
+
+
+for dt in [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]:
+    info = np.iinfo(dt)
+    a = rng.integers(info.min, info.max, size=20, dtype=dt, endpoint=True)
+    b = rng.integers(info.min, info.max, size=20, dtype=dt, endpoint=True)
+    a[:4] = [info.min, info.max, 7, 0]
+    b[:4] = [-1 if info.min < 0 else 3, 0, 0, 5]  # MIN/-1, x/0, x%0
+    bits = np.iinfo(dt).bits
+    s = rng.integers(0, bits + 3, size=20).astype(dt)  # includes shifts >= bit width
+    f = int_signed_f if info.min < 0 else int_f
+    fixture(f"int_{np.dtype(dt).name}", f, [a, b, s], EXACT)
+
+
+def pred_f(a, b):
+    return a & b, a | b, a ^ b, ~a, a == b, a != b, jnp.where(a, 1, 2).astype(np.int32), a.astype(np.float32), jnp.all(a), jnp.any(b)
+
+
+fixture("pred_ops", pred_f, [rng.random(12) < 0.5, rng.random(12) < 0.5], EXACT)
+
+
+# ---------------------------------------------------------------- conversions
+def convert_f(x, i, u, h):
+    out = []
+    for dt in [np.int8, np.int32, np.int64, np.uint8, np.uint32, np.float16, jnp.bfloat16, np.float64, np.bool_]:
+        out.append(x.astype(dt))
+    for dt in [np.int8, np.int16, np.uint16, np.float32, np.float16, np.bool_]:
+        out.append(i.astype(dt))
+    out.append(u.astype(np.int32))
+    out.append(u.astype(np.float32))
+    out.append(h.astype(np.float32))
+    out.append(lax.bitcast_convert_type(x, np.uint32))
+    out.append(lax.bitcast_convert_type(x, np.uint16))  # f32[8] -> u16[8,2]
+    out.append(lax.bitcast_convert_type(lax.bitcast_convert_type(x, np.uint16), np.float32))
+    out.append(lax.bitcast_convert_type(h, np.int16))
+    return tuple(out)
+
+
+cx = np.array([-1.7, 2.5, 3.49, 130.0, -200.5, 70000.0, 1e-3, -0.0], np.float32)
+ci = np.array([-129, 300, 65537, -1, 0, 127, 70000, -40000], np.int32)
+cu = np.array([0, 1, 2**31, 2**32 - 1, 5, 77, 2**31 - 1, 100], np.uint32)
+ch = np.array([0.1, -2.0, 65504.0, 6e-8, -0.0, 1.5, 3.0, 1000.0], np.float16)
+fixture("convert", convert_f, [cx, ci, cu, ch], EXACT)
+
+
+# ---------------------------------------------------------------- data movement
+def movement_f(x, i):
+    y = x.reshape(4, 3, 2)
+    return (
+        lax.iota(np.int32, 5), lax.broadcasted_iota(np.float32, (2, 3), 1),
+        jnp.broadcast_to(x[0], (3, 6)), lax.broadcast_in_dim(x[:, :1], (4, 2, 6), (0, 2)),
+        y, jnp.transpose(y, (2, 0, 1)), x[1:4:2, ::3], lax.slice(x, (0, 1), (4, 6), (3, 2)),
+        lax.dynamic_slice(x, (i, i + 1), (2, 3)), lax.dynamic_slice(x, (i + 10, i - 6), (2, 3)),
+        lax.dynamic_update_slice(x, jnp.ones((2, 2), x.dtype), (i, i + 4)),
+        jnp.concatenate([x, x * 2, x[:, :1]], axis=1),
+        lax.pad(x, np.float32(-1), [(1, 2, 0), (-1, 1, 2)]),
+        lax.rev(x, (0, 1)), lax.rev(x, (1,)),
+    )
+
+
+fixture("movement", movement_f, [randn(4, 6), np.int32(1)], EXACT)
+
+
+def gather_f(x, idx, idx2):
+    return (
+        x[idx], x[:, idx], jnp.take_along_axis(x, idx2, axis=1), x[idx, idx],
+        x[jnp.array([-1, 9], np.int32)],  # negative and out-of-range (clamped)
+    )
+
+
+fixture("gather", gather_f, [randn(5, 4), np.array([0, 3, 1], np.int32), randi(0, 4, 5, 2)], EXACT)
+
+
+def gather_batched_f(x, idx):
+    return jax.vmap(lambda a, i: a[i])(x, idx)
+
+
+fixture("gather_batched", gather_batched_f, [randn(3, 5, 2), randi(0, 5, 3, 4)], EXACT)
+
+
+def scatter_f(x, idx, u):
+    return (
+        x.at[idx].set(u), x.at[idx].add(u), x.at[idx].max(u), x.at[idx].min(u), x.at[idx].mul(u),
+        x.at[jnp.array([1, 7, -9], np.int32)].add(1.0),  # out-of-range updates are dropped
+        x.at[:, 1].set(0.5), x.at[idx, 2].add(10.0),
+    )
+
+
+fixture("scatter", scatter_f, [randn(6, 3), np.array([0, 2, 2, 5], np.int32), randn(4, 3)], F32)
+
+
+def scatter_int_f(x, idx, u):
+    return x.at[idx].add(u), x.at[idx].set(u), x.at[idx].max(u)
+
+
+fixture("scatter_s32", scatter_int_f, [randi(-9, 9, 5, 2), np.array([4, 0, 4], np.int32), randi(-9, 9, 3, 2)], EXACT)
+
+
+# ---------------------------------------------------------------- reductions, sort
+def reduce_f(x, i):
+    return (
+        x.sum(), x.sum(0), x.sum((0, 2)), x.max(1), x.min(), jnp.prod(x[0], 1), jnp.argmax(x, 1),
+        jnp.argmin(x.reshape(-1)), i.sum(1), i.max(), (i > 0).all(1), (i > 3).any(), jnp.mean(x, -1),
+    )
+
+
+fixture("reduce", reduce_f, [randn(3, 4, 5), randi(-5, 5, 4, 6)], F32)
+
+
+def reduce_window_f(x, i):
+    return (
+        lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"),
+        lax.reduce_window(x, 0.0, lax.add, (1, 3, 3, 1), (1, 1, 1, 1), "SAME"),
+        lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), [(0, 0), (1, 2), (0, 1), (0, 0)],
+                          base_dilation=(1, 2, 1, 1), window_dilation=(1, 1, 2, 1)),
+        lax.reduce_window(i, np.int32(0), lax.add, (3,), (2,), "VALID"),
+        jnp.cumsum(i.astype(np.float32)),
+    )
+
+
+fixture("reduce_window", reduce_window_f, [randn(2, 6, 5, 3), randi(-9, 9, 9)], F32)
+
+
+def sort_f(x, k, v):
+    return jnp.sort(x), jnp.sort(x, axis=0), lax.sort((k, v), num_keys=1), jnp.argsort(k), jnp.sort(k)[::-1]
+
+
+fixture("sort", sort_f, [randn(4, 7), randi(0, 5, 9), randn(9)], EXACT)
+
+
+# ---------------------------------------------------------------- dot
+def dot_f(a, b, c, v):
+    return (
+        a @ b, jnp.einsum("bij,bjk->bik", c, c.transpose(0, 2, 1)), v @ v, a @ v[:5],
+        jnp.einsum("ij,kj->ik", a, a), jnp.einsum("bij,jk->bik", c[:, :, :5], b),
+    )
+
+
+fixture("dot", dot_f, [randn(4, 5), randn(5, 6), randn(3, 4, 6), randn(5)], F32,
+        compiled="XLA:CPU's optimised module calls oneDNN/XNNPACK GEMMs through custom-call")
+
+
+def dot_mixed_f(a, b, i, j):
+    return (
+        jnp.matmul(a, b, preferred_element_type=np.float32), a @ b, i @ j,
+        lax.dot_general(i.astype(np.int8), j.astype(np.int8), (((1,), (0,)), ((), ())), preferred_element_type=np.int32),
+    )
+
+
+fixture("dot_mixed", dot_mixed_f, [randn(3, 8).astype(jnp.bfloat16), randn(8, 2).astype(jnp.bfloat16),
+                                    randi(-20, 20, 3, 4), randi(-20, 20, 4, 5)], BF16,
+        compiled="XLA:CPU's optimised module calls oneDNN/XNNPACK GEMMs through custom-call")
+
+
+def dot_f64_f(a, b):
+    return a @ b, jnp.einsum("ij,ij->i", a, a)
+
+
+fixture("dot_f64", dot_f64_f, [randn(3, 4, dtype=np.float64), randn(4, 2, dtype=np.float64)], F64,
+        compiled="XLA:CPU's optimised module calls GEMMs through custom-call")
+
+
+# ---------------------------------------------------------------- control flow
+def control_f(x, n, k):
+    def body(i, acc):
+        return acc * 0.5 + jnp.sin(acc) + i.astype(acc.dtype)
+
+    a = lax.fori_loop(0, n, body, x)
+    b = lax.cond(n > 3, lambda v: v * 2.0, lambda v: v - 1.0, x)
+    c = lax.switch(k, [lambda v: v + 1.0, lambda v: v * v, lambda v: -v], x)
+    d = lax.switch(k + 5, [lambda v: v + 1.0, lambda v: v * v, lambda v: -v], x)  # clamped index
+    w = lax.while_loop(lambda s: s[0] < 100, lambda s: (s[0] * 3 + 1, s[1] + 1), (n, np.int32(0)))
+    return a, b, c, d, w[0], w[1]
+
+
+fixture("control_flow", control_f, [randn(4), np.int32(5), np.int32(1)], F32)
+
+
+# ---------------------------------------------------------------- stateful, multi-step
+def kv_decoder(x, wq, wk, wv, wo, k_cache, v_cache, pos):
+    """One decoder step: project x, write K/V at `pos`, attend over positions <= pos."""
+    q, k, v = x @ wq, x @ wk, x @ wv
+    k_cache = lax.dynamic_update_slice(k_cache, k[None, :], (pos, jnp.int32(0)))
+    v_cache = lax.dynamic_update_slice(v_cache, v[None, :], (pos, jnp.int32(0)))
+    scores = (k_cache @ q) / np.float32(np.sqrt(q.shape[0]))
+    mask = jnp.arange(k_cache.shape[0]) <= pos
+    scores = jnp.where(mask, scores, -jnp.inf)
+    p = jax.nn.softmax(scores)
+    y = jnp.tanh((p @ v_cache) @ wo) + x
+    return y, k_cache, v_cache, pos + 1
+
+
+D, S = 16, 8
+fixture("kv_decoder", kv_decoder,
+        [randn(D), randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3,
+         np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0)],
+        F32, steps=5, aliases={5: 1, 6: 2, 7: 3}, must=True)
+
+
+def swap(a, b):
+    """Two states that swap every step; output 2 reads both old values."""
+    return b, a, a * 2.0 + b
+
+
+fixture("swap", swap, [randn(3, 2), randn(3, 2)], F32, steps=3, aliases={0: 0, 1: 1})
+
+
+def multi_reader(x, s, i):
+    """A state read by several consumers, one of them after its in-place update is computed."""
+    total = s.sum()
+    s2 = lax.dynamic_update_slice(s, x[None, :], (i, jnp.int32(0)))
+    scaled = s * 2.0  # reads the old state
+    return total, s2, scaled, s2.sum(0), i + 1
+
+
+fixture("multi_reader", multi_reader, [randn(4), randn(5, 4), np.int32(0)], F32, steps=4, aliases={1: 1, 2: 4})
+
+
+def bf16_state(x, acc):
+    """A bf16 accumulator: every step rounds to bf16."""
+    acc = acc + x * jnp.asarray(0.1, jnp.bfloat16)
+    return acc.astype(np.float32).sum(), acc
+
+
+fixture("bf16_state", bf16_state, [randn(8).astype(jnp.bfloat16), np.ones(8, jnp.bfloat16)], BF16, steps=6, aliases={1: 1})
+
+
+def counters(step, c32, c8, c64):
+    """Integer counters: s32 step count, a wrapping u8, an s64 accumulator."""
+    return c32 + 1, c8 + np.uint8(100), c64 + step.astype(np.int64) * c32.astype(np.int64), c32 * 2
+
+
+fixture("counters", counters, [np.int32(3), np.int32(0), np.uint8(0), np.int64(2**40)], EXACT, steps=5, aliases={1: 0, 2: 1, 3: 2})
+
+
+def ring_buffer(x, buf, idx):
+    """Writes x at idx mod N; reads the mean of the window."""
+    n = buf.shape[0]
+    buf = lax.dynamic_update_slice(buf, x[None, :], (idx % n, jnp.int32(0)))
+    return buf.mean(0), buf, idx + 1
+
+
+fixture("ring_buffer", ring_buffer, [randn(3), np.zeros((4, 3), np.float32), np.int32(0)], F32, steps=7, aliases={1: 1, 2: 2})
+
+
+def mlp_cache(x, w, b, cache):
+    """The state-tensor walkthrough: y = cache * relu(fc(x)); output 1 = cache + 1."""
+    y = cache * jax.nn.relu(x @ w + b)
+    return y, cache + 1.0
+
+
+fixture("mlp_cache", mlp_cache, [randn(4), randn(4, 3), randn(3), np.zeros(3, np.float32)], F32, steps=2, aliases={3: 1})
