@@ -5,3 +5,8 @@ mod fixtures;
 mod in_place;
 mod parser_fuzz;
 mod props;
+
+/// Proptest case count: `PROPTEST_CASES` when set, else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
