@@ -1,1 +1,130 @@
-fn main(){}
+//! Criterion benchmarks of the HLO engine.
+//!
+//! - `hlo/decoder_step/{small,medium,large}`: one token through a transformer decoder layer
+//!   (benches/models/decoder_*.hlo, written by tools/gen_fixtures.py) with its KV cache
+//!   carried in place between iterations, as a device keeps it.
+//! - `hlo/row_update/{1MiB,512MiB}`: a step that writes one row into a state of that size;
+//!   with the state updated in place both cost about the same.
+
+// criterion's macros generate undocumented items
+#![allow(missing_docs)]
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use statetensor_core::DType;
+use statetensor_hlo::{Program, Tensor};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A deterministic pseudo-random f32 tensor in [-0.5, 0.5).
+fn random(dtype: DType, dims: &[usize], seed: u64) -> Arc<Tensor> {
+    let n: usize = dims.iter().product();
+    let mut t = Tensor::zeros(dtype, dims);
+    if dtype == DType::F32 {
+        let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let bytes: Vec<u8> = (0..n)
+            .flat_map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5).to_le_bytes()
+            })
+            .collect();
+        t.write_bytes(0, &bytes).expect("sizes match");
+    }
+    Arc::new(t)
+}
+
+fn decoder_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hlo/decoder_step");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    for size in ["small", "medium", "large"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/decoder_{size}.hlo"));
+        let text = std::fs::read_to_string(&path).expect("benchmark model");
+        let prog = Program::parse(&text, &path.display().to_string()).expect("model loads");
+        let aliases: Vec<(usize, usize)> = prog
+            .header_aliases()
+            .pairs()
+            .map(|p| (p.param, p.output))
+            .collect();
+        let mut args: Vec<Arc<Tensor>> = prog
+            .params()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| random(p.dtype, p.shape.dims(), i as u64))
+            .collect();
+        // start the position at 0 and the caches at zero
+        for &(p, _) in &aliases {
+            args[p] = Arc::new(Tensor::zeros(
+                prog.params()[p].dtype,
+                prog.params()[p].shape.dims(),
+            ));
+        }
+        let cache_len = prog.params()[aliases[0].0].shape.dims()[1];
+        let placeholder = Arc::new(Tensor::zeros(DType::S32, &[]));
+        g.bench_function(BenchmarkId::from_parameter(size), |b| {
+            let mut step = 0usize;
+            b.iter(|| {
+                if step == cache_len {
+                    // wrap the position before the cache is full
+                    args[aliases[2].0] = Arc::new(Tensor::zeros(DType::S32, &[]));
+                    step = 0;
+                }
+                // move the state in (donate it) so it is updated in place; share the weights
+                let call: Vec<Arc<Tensor>> = (0..args.len())
+                    .map(|i| {
+                        if aliases.iter().any(|&(p, _)| p == i) {
+                            std::mem::replace(&mut args[i], placeholder.clone())
+                        } else {
+                            args[i].clone()
+                        }
+                    })
+                    .collect();
+                let outs = prog.execute(call).expect("step runs");
+                for &(p, o) in &aliases {
+                    args[p] = outs[o].clone();
+                }
+                step += 1;
+            })
+        });
+    }
+    g.finish();
+}
+
+fn row_update_model(rows: usize, cols: usize) -> String {
+    format!(
+        "HloModule row_update, input_output_alias={{ {{1}}: (1, {{}}, may-alias), {{2}}: (2, {{}}, may-alias) }}\n\
+         ENTRY e {{\n  x = f32[{cols}] parameter(0)\n  s = f32[{rows},{cols}] parameter(1)\n  i = s32[] parameter(2)\n\
+         \x20 z = s32[] constant(0)\n  row = f32[1,{cols}] reshape(x)\n  u = f32[{rows},{cols}] dynamic-update-slice(s, row, i, z)\n\
+         \x20 one = s32[] constant(1)\n  n = s32[] add(i, one)\n  y = f32[{cols}] negate(x)\n\
+         \x20 ROOT t = (f32[{cols}], f32[{rows},{cols}], s32[]) tuple(y, u, n)\n}}\n"
+    )
+}
+
+fn row_update(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hlo/row_update");
+    g.sample_size(50);
+    let cols = 256;
+    for (label, rows) in [("1MiB", 1024usize), ("512MiB", 512 * 1024)] {
+        let prog =
+            Program::parse(&row_update_model(rows, cols), "row_update.hlo").expect("model loads");
+        let x = random(DType::F32, &[cols], 1);
+        let mut state = Some(Arc::new(Tensor::zeros(DType::F32, &[rows, cols])));
+        let mut pos = Arc::new(Tensor::zeros(DType::S32, &[]));
+        g.throughput(Throughput::Bytes((cols * 4) as u64));
+        g.bench_function(BenchmarkId::from_parameter(label), |b| {
+            b.iter(|| {
+                let s = state.take().expect("state is carried");
+                let outs = prog
+                    .execute(vec![x.clone(), s, pos.clone()])
+                    .expect("step runs");
+                state = Some(outs[1].clone());
+                pos = outs[2].clone();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decoder_step, row_update);
+criterion_main!(benches);

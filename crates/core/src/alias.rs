@@ -65,7 +65,10 @@ impl AliasMap {
 
     /// The state parameter that output `output` updates.
     pub fn param_for(&self, output: usize) -> Option<usize> {
-        self.by_param.iter().find(|(_, &o)| o == output).map(|(&p, _)| p)
+        self.by_param
+            .iter()
+            .find(|(_, &o)| o == output)
+            .map(|(&p, _)| p)
     }
 
     /// Whether `param` is a state parameter.
@@ -75,7 +78,9 @@ impl AliasMap {
 
     /// Pairs in parameter order.
     pub fn pairs(&self) -> impl Iterator<Item = AliasPair> + '_ {
-        self.by_param.iter().map(|(&param, &output)| AliasPair { param, output })
+        self.by_param
+            .iter()
+            .map(|(&param, &output)| AliasPair { param, output })
     }
 
     /// Number of state parameters.
@@ -97,12 +102,24 @@ impl AliasMap {
                 .get(param)
                 .map(|s| format!("{param} ({})", s.name))
                 .unwrap_or_else(|| param.to_string());
-            let fail = |reason: String| Error::Alias { param: p_label.clone(), output: output.to_string(), reason };
+            let fail = |reason: String| Error::Alias {
+                param: p_label.clone(),
+                output: output.to_string(),
+                reason,
+            };
             let Some(p) = params.get(param) else {
-                return Err(fail(format!("the model has {} parameters (0..{})", params.len(), params.len())));
+                return Err(fail(format!(
+                    "the model has {} parameters (0..{})",
+                    params.len(),
+                    params.len()
+                )));
             };
             let Some(o) = outputs.get(output) else {
-                return Err(fail(format!("the model has {} outputs (0..{})", outputs.len(), outputs.len())));
+                return Err(fail(format!(
+                    "the model has {} outputs (0..{})",
+                    outputs.len(),
+                    outputs.len()
+                )));
             };
             if p.dtype != o.dtype || p.shape != o.shape {
                 return Err(fail(format!(
@@ -147,22 +164,40 @@ mod tests {
 
     #[test]
     fn duplicates_rejected() {
-        assert_eq!(AliasMap::from_pairs([(1, 1), (1, 2)]).unwrap_err().kind(), ErrorKind::Alias);
-        assert_eq!(AliasMap::from_pairs([(1, 1), (2, 1)]).unwrap_err().kind(), ErrorKind::Alias);
+        assert_eq!(
+            AliasMap::from_pairs([(1, 1), (1, 2)]).unwrap_err().kind(),
+            ErrorKind::Alias
+        );
+        assert_eq!(
+            AliasMap::from_pairs([(1, 1), (2, 1)]).unwrap_err().kind(),
+            ErrorKind::Alias
+        );
     }
 
     #[test]
     fn mismatches_rejected() {
         let (p, o) = sig();
-        let e = AliasMap::from_pairs([(1, 0)]).unwrap().validate(&p, &o).unwrap_err();
+        let e = AliasMap::from_pairs([(1, 0)])
+            .unwrap()
+            .validate(&p, &o)
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Alias);
         assert!(e.to_string().contains("f32[2,4]"), "{e}");
         assert!(e.to_string().contains("f32[4]"), "{e}");
-        let e = AliasMap::from_pairs([(1, 2)]).unwrap().validate(&p, &o).unwrap_err();
+        let e = AliasMap::from_pairs([(1, 2)])
+            .unwrap()
+            .validate(&p, &o)
+            .unwrap_err();
         assert!(e.to_string().contains("s32[]"), "{e}");
-        let e = AliasMap::from_pairs([(7, 1)]).unwrap().validate(&p, &o).unwrap_err();
+        let e = AliasMap::from_pairs([(7, 1)])
+            .unwrap()
+            .validate(&p, &o)
+            .unwrap_err();
         assert!(e.to_string().contains("3 parameters"), "{e}");
-        let e = AliasMap::from_pairs([(1, 9)]).unwrap().validate(&p, &o).unwrap_err();
+        let e = AliasMap::from_pairs([(1, 9)])
+            .unwrap()
+            .validate(&p, &o)
+            .unwrap_err();
         assert!(e.to_string().contains("3 outputs"), "{e}");
     }
 }

@@ -208,22 +208,36 @@ impl Error {
 
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid_input(op: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::InvalidInput { op: op.into(), message: message.into() }
+        Error::InvalidInput {
+            op: op.into(),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::InvalidModel`].
     pub fn invalid_model(context: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::InvalidModel { context: context.into(), message: message.into() }
+        Error::InvalidModel {
+            context: context.into(),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::Runtime`] without a status code.
     pub fn runtime(function: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Runtime { function: function.into(), status: None, message: message.into() }
+        Error::Runtime {
+            function: function.into(),
+            status: None,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::Io`].
     pub fn io(op: impl Into<String>, path: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { op: op.into(), path: path.into(), source }
+        Error::Io {
+            op: op.into(),
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -233,11 +247,23 @@ mod tests {
 
     #[test]
     fn kinds_and_messages() {
-        let e = Error::OutOfDeviceMemory { op: "allocate state 'k'".into(), requested: 10, free: 4, capacity: 16 };
+        let e = Error::OutOfDeviceMemory {
+            op: "allocate state 'k'".into(),
+            requested: 10,
+            free: 4,
+            capacity: 16,
+        };
         assert_eq!(e.kind(), ErrorKind::OutOfDeviceMemory);
-        assert_eq!(e.to_string(), "allocate state 'k': out of device memory: requested 10 bytes, 4 free of 16");
+        assert_eq!(
+            e.to_string(),
+            "allocate state 'k': out of device memory: requested 10 bytes, 4 free of 16"
+        );
         let p = Error::Parse {
-            location: Location { file: "m.hlo".into(), line: 3, column: 7 },
+            location: Location {
+                file: "m.hlo".into(),
+                line: 3,
+                column: 7,
+            },
             message: "expected ')'".into(),
         };
         assert_eq!(p.to_string(), "parse hlo: m.hlo:3:7: expected ')'");

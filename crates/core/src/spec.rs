@@ -63,12 +63,18 @@ pub struct TensorSpec {
 impl TensorSpec {
     /// A spec from its parts.
     pub fn new(name: impl Into<String>, dtype: DType, shape: impl Into<Vec<usize>>) -> TensorSpec {
-        TensorSpec { name: name.into(), dtype, shape: Shape::new(shape) }
+        TensorSpec {
+            name: name.into(),
+            dtype,
+            shape: Shape::new(shape),
+        }
     }
 
     /// Size in bytes of the whole tensor; saturates instead of overflowing.
     pub fn size_bytes(&self) -> usize {
-        self.shape.element_count().saturating_mul(self.dtype.size_bytes())
+        self.shape
+            .element_count()
+            .saturating_mul(self.dtype.size_bytes())
     }
 
     /// `f32[2,3]`, as HLO prints a type.

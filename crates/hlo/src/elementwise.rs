@@ -77,7 +77,10 @@ impl UnaryOp {
     pub fn result_dtype(self, d: DType) -> Option<DType> {
         use UnaryOp::*;
         let ok = match self {
-            Abs | Negate | Sign => d != DType::Pred && !d.is_unsigned_int() || matches!(self, Negate | Sign) && d.is_int(),
+            Abs | Negate | Sign => {
+                d != DType::Pred && !d.is_unsigned_int()
+                    || matches!(self, Negate | Sign) && d.is_int()
+            }
             Not => !d.is_float(),
             Popcnt | Clz => d.is_int(),
             IsFinite => d.is_float(),
@@ -188,7 +191,13 @@ fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
     match op {
         Abs => f32::abs,
         Negate => |x| -x,
-        Sign => |x| if x.is_nan() { x } else if x == 0.0 { x } else { x.signum() },
+        Sign => |x| {
+            if x.is_nan() || x == 0.0 {
+                x
+            } else {
+                x.signum()
+            }
+        },
         Exp => f32::exp,
         Expm1 => f32::exp_m1,
         Log => f32::ln,
@@ -214,7 +223,13 @@ fn f64_unary(op: UnaryOp) -> fn(f64) -> f64 {
     match op {
         Abs => f64::abs,
         Negate => |x| -x,
-        Sign => |x| if x.is_nan() { x } else if x == 0.0 { x } else { x.signum() },
+        Sign => |x| {
+            if x.is_nan() || x == 0.0 {
+                x
+            } else {
+                x.signum()
+            }
+        },
         Exp => f64::exp,
         Expm1 => f64::exp_m1,
         Log => f64::ln,
@@ -356,7 +371,11 @@ macro_rules! int_ops {
             }
             fn shr_arith(self, o: Self) -> Self {
                 let n = o as $u;
-                let n = if n >= <$t>::BITS as $u { <$t>::BITS - 1 } else { n as u32 };
+                let n = if n >= <$t>::BITS as $u {
+                    <$t>::BITS - 1
+                } else {
+                    n as u32
+                };
                 if $signed {
                     self >> n
                 } else {
@@ -369,7 +388,11 @@ macro_rules! int_ops {
                     return if self == 1 {
                         1
                     } else if self.wneg() == 1 {
-                        if o & 1 == 1 { self } else { 1 }
+                        if o & 1 == 1 {
+                            self
+                        } else {
+                            1
+                        }
                     } else {
                         0
                     };
@@ -439,8 +462,20 @@ fn f32_binary(op: BinaryOp) -> fn(f32, f32) -> f32 {
         Divide => |a, b| a / b,
         Remainder => |a, b| a % b,
         Power => f32::powf,
-        Maximum => |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) },
-        Minimum => |a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) },
+        Maximum => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f32::NAN
+            } else {
+                a.max(b)
+            }
+        },
+        Minimum => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f32::NAN
+            } else {
+                a.min(b)
+            }
+        },
         Atan2 => f32::atan2,
         _ => |a, _| a,
     }
@@ -455,8 +490,20 @@ fn f64_binary(op: BinaryOp) -> fn(f64, f64) -> f64 {
         Divide => |a, b| a / b,
         Remainder => |a, b| a % b,
         Power => f64::powf,
-        Maximum => |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) },
-        Minimum => |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) },
+        Maximum => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        },
+        Minimum => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.min(b)
+            }
+        },
         Atan2 => f64::atan2,
         _ => |a, _| a,
     }
@@ -597,7 +644,11 @@ fn total_key(x: f64) -> i64 {
     }
 }
 
-fn cmp_map<T: Elem>(a: &ArrayD<T>, b: &ArrayD<T>, f: impl Fn(T, T) -> bool + Sync + Send) -> ArrayD<bool> {
+fn cmp_map<T: Elem>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    f: impl Fn(T, T) -> bool + Sync + Send,
+) -> ArrayD<bool> {
     if a.len() >= PAR_THRESHOLD {
         Zip::from(a).and(b).par_map_collect(|&x, &y| f(x, y))
     } else {
@@ -611,7 +662,9 @@ pub fn compare(dir: Direction, total_order: bool, a: &Tensor, b: &Tensor) -> Ten
         ($x:expr, $y:expr, $conv:expr) => {{
             let conv = $conv;
             if total_order {
-                cmp_map($x, $y, move |p, q| dir.test(total_key(conv(p)), total_key(conv(q))))
+                cmp_map($x, $y, move |p, q| {
+                    dir.test(total_key(conv(p)), total_key(conv(q)))
+                })
             } else {
                 cmp_map($x, $y, move |p, q| dir.test(conv(p), conv(q)))
             }
@@ -637,7 +690,9 @@ pub fn compare(dir: Direction, total_order: bool, a: &Tensor, b: &Tensor) -> Ten
 
 /// `select(pred, on_true, on_false)`; `pred` is scalar or the same dims. Reuses `t`'s buffer.
 pub fn select(pred: &Tensor, mut t: Tensor, f: &Tensor) -> Tensor {
-    let Tensor::Pred(p) = pred else { unreachable!("select predicate is type-checked") };
+    let Tensor::Pred(p) = pred else {
+        unreachable!("select predicate is type-checked")
+    };
     macro_rules! sel {
         ($x:expr, $y:expr) => {{
             if p.ndim() == 0 {
@@ -675,7 +730,13 @@ pub fn select(pred: &Tensor, mut t: Tensor, f: &Tensor) -> Tensor {
 /// `clamp(lo, x, hi)`: lo and hi scalar or the same dims as x. NaN bounds propagate.
 pub fn clamp(lo: &Tensor, x: Tensor, hi: &Tensor) -> Tensor {
     let dims = x.dims().to_vec();
-    let widen = |b: &Tensor| if b.dims().is_empty() && !dims.is_empty() { Some(crate::shape_ops::broadcast_scalar(b, &dims)) } else { None };
+    let widen = |b: &Tensor| {
+        if b.dims().is_empty() && !dims.is_empty() {
+            Some(crate::shape_ops::broadcast_scalar(b, &dims))
+        } else {
+            None
+        }
+    };
     let (lo_w, hi_w) = (widen(lo), widen(hi));
     let x = binary(BinaryOp::Maximum, x, lo_w.as_ref().unwrap_or(lo));
     binary(BinaryOp::Minimum, x, hi_w.as_ref().unwrap_or(hi))
@@ -687,7 +748,9 @@ fn convert_array<S: Elem, D: Elem>(a: &ArrayD<S>) -> ArrayD<D> {
     if !float_src && int_dst {
         map_new(a, |x| D::from_i128(x.to_i128()))
     } else if D::DTYPE == DType::Pred {
-        map_new(a, |x| D::from_f64(if x.to_f64() != 0.0 { 1.0 } else { 0.0 }))
+        map_new(a, |x| {
+            D::from_f64(if x.to_f64() != 0.0 { 1.0 } else { 0.0 })
+        })
     } else {
         map_new(a, |x| D::from_f64(x.to_f64()))
     }

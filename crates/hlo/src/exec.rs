@@ -60,7 +60,9 @@ pub(crate) struct Executor<'p> {
 }
 
 fn scalar_args(args: Vec<Tensor>) -> Vec<Value> {
-    args.into_iter().map(|t| Value::Tensor(Arc::new(t))).collect()
+    args.into_iter()
+        .map(|t| Value::Tensor(Arc::new(t)))
+        .collect()
 }
 
 fn flatten(v: Value) -> Result<Vec<Tensor>> {
@@ -72,7 +74,10 @@ fn flatten(v: Value) -> Result<Vec<Tensor>> {
 
 impl<'p> Executor<'p> {
     fn plan(&self, c: usize) -> Result<&'p CompPlan> {
-        self.plans.get(c).and_then(|p| p.as_ref()).ok_or_else(|| internal("computation was not compiled"))
+        self.plans
+            .get(c)
+            .and_then(|p| p.as_ref())
+            .ok_or_else(|| internal("computation was not compiled"))
     }
 
     /// Runs computation `c` on `args` (one per parameter).
@@ -87,7 +92,11 @@ impl<'p> Executor<'p> {
         for step in &plan.steps {
             let mut ops = Vec::with_capacity(step.operands.len());
             for (k, &s) in step.operands.iter().enumerate() {
-                let v = if step.take[k] { slots[s].take() } else { slots[s].clone() };
+                let v = if step.take[k] {
+                    slots[s].take()
+                } else {
+                    slots[s].clone()
+                };
                 ops.push(v.ok_or_else(|| internal("operand value missing"))?);
             }
             if count {
@@ -97,8 +106,15 @@ impl<'p> Executor<'p> {
                 self.stats.bytes_touched += b;
             }
             let out = self.eval(step, ops, count).map_err(|e| match e {
-                Error::Runtime { function, status, message } if function == "execute" => Error::Runtime {
-                    function: format!("execute %{} (line {}) in {}", step.name, step.line, plan.name),
+                Error::Runtime {
+                    function,
+                    status,
+                    message,
+                } if function == "execute" => Error::Runtime {
+                    function: format!(
+                        "execute %{} (line {}) in {}",
+                        step.name, step.line, plan.name
+                    ),
                     status,
                     message,
                 },
@@ -108,16 +124,25 @@ impl<'p> Executor<'p> {
                 slots[step.out] = Some(out);
             }
         }
-        slots[plan.root].take().ok_or_else(|| internal("root value missing"))
+        slots[plan.root]
+            .take()
+            .ok_or_else(|| internal("root value missing"))
     }
 
-    fn scalar_fn(&mut self, comp: usize) -> impl FnMut(Vec<Tensor>) -> Result<Vec<Tensor>> + use<'_, 'p> {
+    fn scalar_fn(
+        &mut self,
+        comp: usize,
+    ) -> impl FnMut(Vec<Tensor>) -> Result<Vec<Tensor>> + use<'_, 'p> {
         move |args| flatten(self.run(comp, scalar_args(args), false)?)
     }
 
     fn eval(&mut self, step: &Step, mut ops: Vec<Value>, count: bool) -> Result<Value> {
         let t = |v: &Value| -> Result<Arc<Tensor>> { v.tensor().cloned() };
-        let out_array = || step.ty.as_array().ok_or_else(|| internal("expected an array result"));
+        let out_array = || {
+            step.ty
+                .as_array()
+                .ok_or_else(|| internal("expected an array result"))
+        };
         let tensor = |x: Tensor| Ok(Value::Tensor(Arc::new(x)));
         match &step.op {
             Op::Constant(c) => Ok(Value::Tensor(c.clone())),
@@ -133,7 +158,8 @@ impl<'p> Executor<'p> {
             Op::Compare(d, total) => tensor(ew::compare(*d, *total, &*t(&ops[0])?, &*t(&ops[1])?)),
             Op::Select => {
                 let (p, f) = (t(&ops[0])?, t(&ops[2])?);
-                let on_true = std::mem::replace(&mut ops[1], Value::Tuple(Vec::new())).into_tensor()?;
+                let on_true =
+                    std::mem::replace(&mut ops[1], Value::Tuple(Vec::new())).into_tensor()?;
                 tensor(ew::select(&p, on_true, &f))
             }
             Op::Clamp => {
@@ -162,7 +188,11 @@ impl<'p> Executor<'p> {
                 v => Ok(v),
             },
             Op::Identity => pop(&mut ops),
-            Op::Slice { start, limit, stride } => tensor(so::slice(&*t(&ops[0])?, start, limit, stride)),
+            Op::Slice {
+                start,
+                limit,
+                stride,
+            } => tensor(so::slice(&*t(&ops[0])?, start, limit, stride)),
             Op::DynamicSlice(sizes) => {
                 let starts = read_starts(&ops[1..])?;
                 tensor(so::dynamic_slice(&*t(&ops[0])?, &starts, sizes))
@@ -179,17 +209,35 @@ impl<'p> Executor<'p> {
                 let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
                 tensor(so::concatenate(&refs, *d))
             }
-            Op::Pad { lo, interior } => tensor(so::pad(&*t(&ops[0])?, &*t(&ops[1])?, lo, interior, &out_array()?.dims)),
+            Op::Pad { lo, interior } => tensor(so::pad(
+                &*t(&ops[0])?,
+                &*t(&ops[1])?,
+                lo,
+                interior,
+                &out_array()?.dims,
+            )),
             Op::Reverse(d) => tensor(so::reverse(&*t(&ops[0])?, d)),
-            Op::Gather { dims, slice_sizes } => {
-                tensor(so::gather(&*t(&ops[0])?, &*t(&ops[1])?, dims, slice_sizes, &out_array()?.dims))
-            }
-            Op::Scatter { dims, comp, reducer } => {
+            Op::Gather { dims, slice_sizes } => tensor(so::gather(
+                &*t(&ops[0])?,
+                &*t(&ops[1])?,
+                dims,
+                slice_sizes,
+                &out_array()?.dims,
+            )),
+            Op::Scatter {
+                dims,
+                comp,
+                reducer,
+            } => {
                 let (idx, upd) = (t(&ops[1])?, t(&ops[2])?);
                 let mut base = take0(&mut ops)?.into_tensor()?;
                 match reducer {
-                    Reducer::Binary(b) => so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Binary(*b))?,
-                    Reducer::Replace => so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Replace)?,
+                    Reducer::Binary(b) => {
+                        so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Binary(*b))?
+                    }
+                    Reducer::Replace => {
+                        so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Replace)?
+                    }
                     Reducer::General => {
                         let mut f = self.scalar_fn(*comp);
                         so::scatter(&mut base, &idx, &upd, dims, so::Combiner::General(&mut f))?
@@ -201,12 +249,20 @@ impl<'p> Executor<'p> {
                 let a = out_array()?;
                 tensor(so::dot(&*t(&ops[0])?, &*t(&ops[1])?, d, a.dtype, &a.dims))
             }
-            Op::Reduce { dims, comp, reducer } => {
+            Op::Reduce {
+                dims,
+                comp,
+                reducer,
+            } => {
                 let n = ops.len() / 2;
                 let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
                 let out_dims = match &step.ty {
                     crate::ir::Type::Array(a) => a.dims.clone(),
-                    crate::ir::Type::Tuple(el) => el.first().and_then(|e| e.as_array()).map(|a| a.dims.clone()).unwrap_or_default(),
+                    crate::ir::Type::Tuple(el) => el
+                        .first()
+                        .and_then(|e| e.as_array())
+                        .map(|a| a.dims.clone())
+                        .unwrap_or_default(),
                     crate::ir::Type::Token => Vec::new(),
                 };
                 if let (Reducer::Binary(b), 1) = (reducer, n) {
@@ -219,9 +275,17 @@ impl<'p> Executor<'p> {
                 if n == 1 {
                     return tensor(res.remove(0));
                 }
-                Ok(Value::Tuple(res.into_iter().map(|x| Value::Tensor(Arc::new(x))).collect()))
+                Ok(Value::Tuple(
+                    res.into_iter()
+                        .map(|x| Value::Tensor(Arc::new(x)))
+                        .collect(),
+                ))
             }
-            Op::ReduceWindow { window, comp, reducer } => {
+            Op::ReduceWindow {
+                window,
+                comp,
+                reducer,
+            } => {
                 let op = match reducer {
                     Reducer::Binary(b) => Some(*b),
                     _ => None,
@@ -237,13 +301,18 @@ impl<'p> Executor<'p> {
                 let mut f = self.scalar_fn(*comp);
                 let mut less = |args: Vec<Tensor>| -> Result<bool> {
                     let r = f(args)?;
-                    Ok(r.first().is_some_and(|x| x.to_f64_vec().first().is_some_and(|&v| v != 0.0)))
+                    Ok(r.first()
+                        .is_some_and(|x| x.to_f64_vec().first().is_some_and(|&v| v != 0.0)))
                 };
                 let mut res = so::sort(&refs, *dim, &mut less)?;
                 if res.len() == 1 {
                     return tensor(res.remove(0));
                 }
-                Ok(Value::Tuple(res.into_iter().map(|x| Value::Tensor(Arc::new(x))).collect()))
+                Ok(Value::Tuple(
+                    res.into_iter()
+                        .map(|x| Value::Tensor(Arc::new(x)))
+                        .collect(),
+                ))
             }
             Op::Tuple => Ok(Value::Tuple(ops)),
             Op::GetTupleElement(i) => match pop(&mut ops)? {
@@ -267,7 +336,11 @@ impl<'p> Executor<'p> {
                 let v = sel.to_f64_vec().first().copied().unwrap_or(0.0);
                 // pred: true -> branch 0; s32 index: out of range -> last branch (XLA)
                 let b = if sel.dtype() == statetensor_core::DType::Pred {
-                    if v != 0.0 { 0 } else { 1 }
+                    if v != 0.0 {
+                        0
+                    } else {
+                        1
+                    }
                 } else if v < 0.0 || v as usize >= branches.len() {
                     branches.len() - 1
                 } else {
@@ -285,11 +358,15 @@ fn pop(ops: &mut Vec<Value>) -> Result<Value> {
 }
 
 fn take0(ops: &mut [Value]) -> Result<Value> {
-    ops.first_mut().map(|v| std::mem::replace(v, Value::Tuple(Vec::new()))).ok_or_else(|| internal("missing operand"))
+    ops.first_mut()
+        .map(|v| std::mem::replace(v, Value::Tuple(Vec::new())))
+        .ok_or_else(|| internal("missing operand"))
 }
 
 fn read_starts(ops: &[Value]) -> Result<Vec<i64>> {
-    ops.iter().map(|v| Ok(so::to_i64_vec(v.tensor()?).first().copied().unwrap_or(0))).collect()
+    ops.iter()
+        .map(|v| Ok(so::to_i64_vec(v.tensor()?).first().copied().unwrap_or(0)))
+        .collect()
 }
 
 fn value_bytes(v: &Value) -> u64 {
@@ -313,21 +390,43 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
             (upd, 2 * upd + ops.get(1).map_or(0, value_bytes))
         }
         Op::Dot(d) => {
-            let (Some(Value::Tensor(l)), Some(Value::Tensor(r))) = (ops.first(), ops.get(1)) else { return (0, ins + out) };
+            let (Some(Value::Tensor(l)), Some(Value::Tensor(r))) = (ops.first(), ops.get(1)) else {
+                return (0, ins + out);
+            };
             let k: u64 = d.lhs_contract.iter().map(|&x| l.dims()[x] as u64).product();
             let _ = r;
             (2 * out_elems * k, ins + out)
         }
         Op::Reduce { .. } => {
-            let n = ops.first().map_or(0, |v| if let Value::Tensor(t) = v { t.len() as u64 } else { 0 });
+            let n = ops.first().map_or(0, |v| {
+                if let Value::Tensor(t) = v {
+                    t.len() as u64
+                } else {
+                    0
+                }
+            });
             (n, ins + out)
         }
-        Op::ReduceWindow { window, .. } => (out_elems * window.size.iter().product::<usize>() as u64, ins + out),
+        Op::ReduceWindow { window, .. } => (
+            out_elems * window.size.iter().product::<usize>() as u64,
+            ins + out,
+        ),
         Op::Sort { .. } => {
-            let n = ops.first().map_or(0, |v| if let Value::Tensor(t) = v { t.len() as u64 } else { 0 });
+            let n = ops.first().map_or(0, |v| {
+                if let Value::Tensor(t) = v {
+                    t.len() as u64
+                } else {
+                    0
+                }
+            });
             (n * (64 - n.leading_zeros() as u64), ins + out)
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Compare(..) | Op::Select | Op::Clamp | Op::Convert(_) => (out_elems, ins + out),
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(..)
+        | Op::Select
+        | Op::Clamp
+        | Op::Convert(_) => (out_elems, ins + out),
         _ => (0, ins + out),
     }
 }

@@ -39,7 +39,11 @@ impl ArrayType {
 
     /// The spec of a tensor of this type under `name`.
     pub fn spec(&self, name: impl Into<String>) -> TensorSpec {
-        TensorSpec { name: name.into(), dtype: self.dtype, shape: Shape::new(self.dims.clone()) }
+        TensorSpec {
+            name: name.into(),
+            dtype: self.dtype,
+            shape: Shape::new(self.dims.clone()),
+        }
     }
 }
 

@@ -43,8 +43,8 @@
 mod elementwise;
 mod exec;
 pub mod ir;
-pub mod npy;
 mod literal;
+pub mod npy;
 pub mod parse;
 mod plan;
 mod program;

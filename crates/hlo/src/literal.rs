@@ -37,7 +37,10 @@ fn parse_value<T: Elem>(tok: &str) -> Result<T, String> {
 /// Parses a literal of type `ty` (the text between `constant(` and `)`).
 pub(crate) fn parse_literal(text: &str, ty: &ArrayType) -> Result<Tensor, String> {
     if text.contains("...") {
-        return Err("constant literal was elided by the printer ('...'); dump the HLO with full literals".to_string());
+        return Err(
+            "constant literal was elided by the printer ('...'); dump the HLO with full literals"
+                .to_string(),
+        );
     }
     let toks: Vec<&str> = text
         .split(|c: char| c == '{' || c == '}' || c == ',' || c.is_whitespace())
@@ -45,7 +48,10 @@ pub(crate) fn parse_literal(text: &str, ty: &ArrayType) -> Result<Tensor, String
         .collect();
     let n = ty.element_count();
     if toks.len() != n {
-        return Err(format!("constant of type {ty} needs {n} values, found {}", toks.len()));
+        return Err(format!(
+            "constant of type {ty} needs {n} values, found {}",
+            toks.len()
+        ));
     }
     let mut err = None;
     let t = make_tensor!(ty.dtype, T => {
@@ -69,7 +75,10 @@ mod tests {
     use super::*;
 
     fn at(dtype: DType, dims: &[usize]) -> ArrayType {
-        ArrayType { dtype, dims: dims.to_vec() }
+        ArrayType {
+            dtype,
+            dims: dims.to_vec(),
+        }
     }
 
     #[test]

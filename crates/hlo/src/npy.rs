@@ -68,9 +68,17 @@ fn dtype_of(descr: &str) -> Option<DType> {
 pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader> {
     let io = |e: std::io::Error| Error::io("read npy", what, e);
     let mut magic = [0u8; 8];
-    r.read_exact(&mut magic).map_err(|_| bad(what, "file is shorter than an npy header (expected the magic '\\x93NUMPY')"))?;
+    r.read_exact(&mut magic).map_err(|_| {
+        bad(
+            what,
+            "file is shorter than an npy header (expected the magic '\\x93NUMPY')",
+        )
+    })?;
     if &magic[..6] != b"\x93NUMPY" {
-        return Err(bad(what, "not an npy file: expected the magic '\\x93NUMPY' at the start"));
+        return Err(bad(
+            what,
+            "not an npy file: expected the magic '\\x93NUMPY' at the start",
+        ));
     }
     let len = match magic[6] {
         1 => {
@@ -83,17 +91,29 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader> {
             r.read_exact(&mut b).map_err(io)?;
             u32::from_le_bytes(b) as usize
         }
-        v => return Err(bad(what, format!("npy format version {v} is not supported (expected 1, 2 or 3)"))),
+        v => {
+            return Err(bad(
+                what,
+                format!("npy format version {v} is not supported (expected 1, 2 or 3)"),
+            ))
+        }
     };
     if len > 1 << 20 {
-        return Err(bad(what, format!("npy header of {len} bytes is implausibly large")));
+        return Err(bad(
+            what,
+            format!("npy header of {len} bytes is implausibly large"),
+        ));
     }
     let mut h = vec![0u8; len];
-    r.read_exact(&mut h).map_err(|_| bad(what, "file ends inside the npy header"))?;
+    r.read_exact(&mut h)
+        .map_err(|_| bad(what, "file ends inside the npy header"))?;
     let h = String::from_utf8_lossy(&h);
     let field = |key: &str| -> Option<String> {
         let at = h.find(&format!("'{key}'"))?;
-        let rest = h[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+        let rest = h[at + key.len() + 2..]
+            .trim_start()
+            .strip_prefix(':')?
+            .trim_start();
         if let Some(r) = rest.strip_prefix('(') {
             Some(r[..r.find(')')?].to_string())
         } else if let Some(r) = rest.strip_prefix('\'') {
@@ -104,14 +124,20 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader> {
     };
     let descr = field("descr").ok_or_else(|| bad(what, "npy header has no 'descr'"))?;
     if field("fortran_order").as_deref() != Some("False") {
-        return Err(bad(what, "Fortran-order arrays are not supported: save a C-order array (np.ascontiguousarray)"));
+        return Err(bad(
+            what,
+            "Fortran-order arrays are not supported: save a C-order array (np.ascontiguousarray)",
+        ));
     }
     let shape = field("shape").ok_or_else(|| bad(what, "npy header has no 'shape'"))?;
     let dims = shape
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad(what, format!("shape entry '{s}' is not a size"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(what, format!("shape entry '{s}' is not a size")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let dtype = dtype_of(&descr).ok_or_else(|| {
         bad(
@@ -119,7 +145,12 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader> {
             format!("dtype '{descr}' is not supported: expected little-endian f8 f4 f2 i8 i4 i2 i1 u8 u4 u2 u1 b1, or V2 for bf16"),
         )
     })?;
-    if dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(dtype.size_bytes())).is_none() {
+    if dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|n| n.checked_mul(dtype.size_bytes()))
+        .is_none()
+    {
         return Err(bad(what, format!("shape {dims:?} is too large")));
     }
     Ok(NpyHeader { dtype, dims, descr })
@@ -140,8 +171,12 @@ pub fn read_data_into(r: &mut impl Read, t: &mut Tensor, what: &str) -> Result<(
     let mut off = 0;
     while off < total {
         let n = (total - off).min(buf.len());
-        r.read_exact(&mut buf[..n])
-            .map_err(|_| bad(what, format!("file holds fewer data bytes than its header's {total}")))?;
+        r.read_exact(&mut buf[..n]).map_err(|_| {
+            bad(
+                what,
+                format!("file holds fewer data bytes than its header's {total}"),
+            )
+        })?;
         t.write_bytes(off, &buf[..n])?;
         off += n;
     }
@@ -153,9 +188,18 @@ pub fn header_bytes(dtype: DType, dims: &[usize]) -> Vec<u8> {
     let shape = match dims.len() {
         0 => "()".to_string(),
         1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", descr_of(dtype));
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
+        descr_of(dtype)
+    );
     let unpadded = 10 + dict.len() + 1;
     dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     dict.push('\n');
@@ -168,7 +212,8 @@ pub fn header_bytes(dtype: DType, dims: &[usize]) -> Vec<u8> {
 /// Writes a tensor, streaming its data in chunks.
 pub fn write(w: &mut impl Write, t: &Tensor, what: &str) -> Result<()> {
     let io = |e: std::io::Error| Error::io("write npy", what, e);
-    w.write_all(&header_bytes(t.dtype(), t.dims())).map_err(io)?;
+    w.write_all(&header_bytes(t.dtype(), t.dims()))
+        .map_err(io)?;
     let total = t.size_bytes();
     let mut buf = vec![0u8; CHUNK.min(total.max(1))];
     let mut off = 0;

@@ -12,12 +12,22 @@ use std::collections::HashMap;
 
 /// Parses HLO text; `file` names the source in error messages.
 pub fn parse_module(text: &str, file: &str) -> Result<Module> {
-    let mut p = Parser { src: text.as_bytes(), at: 0, line: 1, col: 1, file };
+    let mut p = Parser {
+        src: text.as_bytes(),
+        at: 0,
+        line: 1,
+        col: 1,
+        file,
+    };
     p.module()
 }
 
 /// Sections of XLA dumps that carry only debug information.
 const DEBUG_SECTIONS: [&str; 4] = ["FileNames", "FunctionNames", "FileLocations", "StackFrames"];
+
+/// An instruction, its operand names with positions (resolved once the computation is
+/// read), and whether it is the ROOT.
+type ParsedInstr = (Instr, Vec<(String, Pos)>, bool);
 
 struct Parser<'a> {
     src: &'a [u8],
@@ -33,12 +43,19 @@ fn is_ident_byte(b: u8) -> bool {
 
 impl<'a> Parser<'a> {
     fn pos(&self) -> Pos {
-        Pos { line: self.line, column: self.col }
+        Pos {
+            line: self.line,
+            column: self.col,
+        }
     }
 
     fn err_at<T>(&self, pos: Pos, message: impl Into<String>) -> Result<T> {
         Err(Error::Parse {
-            location: Location { file: self.file.to_string(), line: pos.line, column: pos.column },
+            location: Location {
+                file: self.file.to_string(),
+                line: pos.line,
+                column: pos.column,
+            },
             message: message.into(),
         })
     }
@@ -98,7 +115,9 @@ impl<'a> Parser<'a> {
                     self.bump();
                     loop {
                         match self.peek() {
-                            None => return self.err_at(start, "unterminated comment: expected '*/'"),
+                            None => {
+                                return self.err_at(start, "unterminated comment: expected '*/'")
+                            }
                             Some(b'*') if self.peek_at(1) == Some(b'/') => {
                                 self.bump();
                                 self.bump();
@@ -133,7 +152,11 @@ impl<'a> Parser<'a> {
         if self.eat(b) {
             Ok(())
         } else {
-            self.err(format!("expected '{}' {what}, found {}", b as char, self.found()))
+            self.err(format!(
+                "expected '{}' {what}, found {}",
+                b as char,
+                self.found()
+            ))
         }
     }
 
@@ -158,7 +181,9 @@ impl<'a> Parser<'a> {
         let s = std::str::from_utf8(&self.src[start..self.at]).unwrap_or("");
         match s.parse() {
             Ok(n) => Ok(n),
-            Err(_) if s.is_empty() => self.err_at(pos, format!("expected {what}, found {}", self.found())),
+            Err(_) if s.is_empty() => {
+                self.err_at(pos, format!("expected {what}, found {}", self.found()))
+            }
             Err(_) => self.err_at(pos, format!("{what} '{s}' is too large")),
         }
     }
@@ -168,8 +193,7 @@ impl<'a> Parser<'a> {
         let start = self.at;
         let start_pos = self.pos();
         let mut stack: Vec<u8> = Vec::new();
-        loop {
-            let Some(b) = self.peek() else { break };
+        while let Some(b) = self.peek() {
             if stack.is_empty() && (b == b',' || b == b'\n' || stop.contains(&b)) {
                 break;
             }
@@ -177,16 +201,19 @@ impl<'a> Parser<'a> {
                 b'{' => stack.push(b'}'),
                 b'(' => stack.push(b')'),
                 b'[' => stack.push(b']'),
+                b'}' | b')' | b']' if stack.last() != Some(&b) => {
+                    return self.err(format!("unbalanced '{}' in attribute value", b as char));
+                }
                 b'}' | b')' | b']' => {
-                    if stack.pop() != Some(b) {
-                        return self.err(format!("unbalanced '{}' in attribute value", b as char));
-                    }
+                    stack.pop();
                 }
                 b'"' => {
                     self.bump();
                     loop {
                         match self.bump() {
-                            None => return self.err_at(start_pos, "unterminated string: expected '\"'"),
+                            None => {
+                                return self.err_at(start_pos, "unterminated string: expected '\"'")
+                            }
                             Some(b'\\') => {
                                 self.bump();
                             }
@@ -201,9 +228,14 @@ impl<'a> Parser<'a> {
             self.bump();
         }
         if let Some(&close) = stack.last() {
-            return self.err_at(start_pos, format!("unterminated value: expected '{}'", close as char));
+            return self.err_at(
+                start_pos,
+                format!("unterminated value: expected '{}'", close as char),
+            );
         }
-        Ok(String::from_utf8_lossy(&self.src[start..self.at]).trim().to_string())
+        Ok(String::from_utf8_lossy(&self.src[start..self.at])
+            .trim()
+            .to_string())
     }
 
     /// Skips one balanced `{...}` group (a layout) starting at the cursor.
@@ -212,7 +244,9 @@ impl<'a> Parser<'a> {
         let mut depth = 0usize;
         loop {
             match self.bump() {
-                None | Some(b'\n') => return self.err_at(start, "unterminated layout: expected '}'"),
+                None | Some(b'\n') => {
+                    return self.err_at(start, "unterminated layout: expected '}'")
+                }
                 Some(b'{' | b'(') => depth += 1,
                 Some(b'}' | b')') => {
                     depth -= 1;
@@ -229,7 +263,10 @@ impl<'a> Parser<'a> {
         self.skip_ws(true)?;
         let kw = self.ident("'HloModule'")?;
         if kw != "HloModule" {
-            return self.err_at(Pos { line: 1, column: 1 }, format!("expected 'HloModule' at the start, found '{kw}'"));
+            return self.err_at(
+                Pos { line: 1, column: 1 },
+                format!("expected 'HloModule' at the start, found '{kw}'"),
+            );
         }
         self.skip_ws(false)?;
         let name = self.ident("a module name")?;
@@ -271,7 +308,8 @@ impl<'a> Parser<'a> {
             }
             if is_entry {
                 if entry.is_some() {
-                    return self.err_at(pos, "a second ENTRY computation; a module has exactly one");
+                    return self
+                        .err_at(pos, "a second ENTRY computation; a module has exactly one");
                 }
                 entry = Some(computations.len());
             }
@@ -283,7 +321,13 @@ impl<'a> Parser<'a> {
             None if !computations.is_empty() => computations.len() - 1,
             None => return self.err("expected at least one computation, found end of input"),
         };
-        Ok(Module { name, file: self.file.to_string(), computations, entry, aliases })
+        Ok(Module {
+            name,
+            file: self.file.to_string(),
+            computations,
+            entry,
+            aliases,
+        })
     }
 
     /// Skips a debug section: lines up to the next empty line.
@@ -338,7 +382,10 @@ impl<'a> Parser<'a> {
                         "must-alias" | "must_alias" => true,
                         "may-alias" | "may_alias" => false,
                         other => {
-                            return self.err_at(kind_pos, format!("expected 'may-alias' or 'must-alias', found '{other}'"))
+                            return self.err_at(
+                                kind_pos,
+                                format!("expected 'may-alias' or 'must-alias', found '{other}'"),
+                            )
                         }
                     };
                     self.skip_ws(false)?;
@@ -348,7 +395,13 @@ impl<'a> Parser<'a> {
             } else {
                 (self.number("a parameter number or '('")?, Vec::new(), false)
             };
-            out.push(AliasEntry { output_index, param, param_index, must_alias, pos });
+            out.push(AliasEntry {
+                output_index,
+                param,
+                param_index,
+                must_alias,
+                pos,
+            });
         }
         Ok(out)
     }
@@ -413,9 +466,14 @@ impl<'a> Parser<'a> {
                 }
                 Some(b',') => {
                     self.bump();
-                    self.raw_value(&[b'{'])?;
+                    self.raw_value(b"{")?;
                 }
-                _ => return self.err(format!("expected '{{' to open computation '{name}', found {}", self.found())),
+                _ => {
+                    return self.err(format!(
+                        "expected '{{' to open computation '{name}', found {}",
+                        self.found()
+                    ))
+                }
             }
         }
         self.expect(b'{', "to open a computation")?;
@@ -429,12 +487,18 @@ impl<'a> Parser<'a> {
                 break;
             }
             if self.peek().is_none() {
-                return self.err_at(pos, format!("computation '{name}' is not closed: expected '}}'"));
+                return self.err_at(
+                    pos,
+                    format!("computation '{name}' is not closed: expected '}}'"),
+                );
             }
             let ipos = self.pos();
             let (instr, operands, is_root) = self.instruction()?;
             if by_name.insert(instr.name.clone(), instrs.len()).is_some() {
-                return self.err_at(ipos, format!("instruction '{}' is defined twice in '{name}'", instr.name));
+                return self.err_at(
+                    ipos,
+                    format!("instruction '{}' is defined twice in '{name}'", instr.name),
+                );
             }
             if is_root {
                 if root.is_some() {
@@ -452,7 +516,12 @@ impl<'a> Parser<'a> {
             for (n, npos) in names {
                 match by_name.get(&n) {
                     Some(&i) => instr.operands.push(i),
-                    None => return self.err_at(npos, format!("unknown operand '{n}' in computation '{name}'")),
+                    None => {
+                        return self.err_at(
+                            npos,
+                            format!("unknown operand '{n}' in computation '{name}'"),
+                        )
+                    }
                 }
             }
         }
@@ -460,13 +529,19 @@ impl<'a> Parser<'a> {
         for (i, instr) in instrs.iter().enumerate() {
             if let Some(p) = instr.parameter_number {
                 if p >= instrs.len() {
-                    return self.err_at(instr.pos, format!("parameter number {p} is larger than the computation"));
+                    return self.err_at(
+                        instr.pos,
+                        format!("parameter number {p} is larger than the computation"),
+                    );
                 }
                 if params.len() <= p {
                     params.resize(p + 1, None);
                 }
                 if params[p].is_some() {
-                    return self.err_at(instr.pos, format!("parameter({p}) is declared twice in '{name}'"));
+                    return self.err_at(
+                        instr.pos,
+                        format!("parameter({p}) is declared twice in '{name}'"),
+                    );
                 }
                 params[p] = Some(i);
             }
@@ -474,13 +549,27 @@ impl<'a> Parser<'a> {
         let params = params
             .into_iter()
             .enumerate()
-            .map(|(p, i)| i.map_or_else(|| self.err_at(pos, format!("computation '{name}' lacks parameter({p})")), Ok))
+            .map(|(p, i)| {
+                i.map_or_else(
+                    || self.err_at(pos, format!("computation '{name}' lacks parameter({p})")),
+                    Ok,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let root = root.unwrap_or(instrs.len() - 1);
-        Ok((Computation { name, instrs, root, params, pos }, is_entry))
+        Ok((
+            Computation {
+                name,
+                instrs,
+                root,
+                params,
+                pos,
+            },
+            is_entry,
+        ))
     }
 
-    fn instruction(&mut self) -> Result<(Instr, Vec<(String, Pos)>, bool)> {
+    fn instruction(&mut self) -> Result<ParsedInstr> {
         let pos = self.pos();
         let mut name = self.ident("an instruction name")?;
         let mut is_root = false;
@@ -501,7 +590,7 @@ impl<'a> Parser<'a> {
         let mut literal = None;
         let mut parameter_number = None;
         if opcode == "constant" {
-            let v = self.raw_value(&[b')'])?;
+            let v = self.raw_value(b")")?;
             literal = Some(v);
             self.expect(b')', "to close a constant literal")?;
         } else if opcode == "parameter" {
@@ -541,15 +630,33 @@ impl<'a> Parser<'a> {
             self.expect(b'=', &format!("after attribute name '{aname}'"))?;
             self.skip_ws(false)?;
             let apos = self.pos();
-            let value = self.raw_value(&[b'}'])?;
-            attrs.push(Attr { name: aname, value, pos: apos });
+            let value = self.raw_value(b"}")?;
+            attrs.push(Attr {
+                name: aname,
+                value,
+                pos: apos,
+            });
         }
         match self.peek() {
             None | Some(b'\n') | Some(b'}') => {}
-            _ => return self.err(format!("expected ',' or end of line after instruction '{name}', found {}", self.found())),
+            _ => {
+                return self.err(format!(
+                    "expected ',' or end of line after instruction '{name}', found {}",
+                    self.found()
+                ))
+            }
         }
         Ok((
-            Instr { name, ty, opcode, operands: Vec::new(), attrs, literal, parameter_number, pos },
+            Instr {
+                name,
+                ty,
+                opcode,
+                operands: Vec::new(),
+                attrs,
+                literal,
+                parameter_number,
+                pos,
+            },
             operands,
             is_root,
         ))
@@ -562,7 +669,8 @@ impl<'a> Parser<'a> {
             k += 1;
         }
         self.src.get(k) == Some(&b'[')
-            && std::str::from_utf8(&self.src[self.at..k]).is_ok_and(|w| DType::from_hlo_name(w).is_some() || w == "token")
+            && std::str::from_utf8(&self.src[self.at..k])
+                .is_ok_and(|w| DType::from_hlo_name(w).is_some() || w == "token")
     }
 
     /// A type: `f32[2,3]{1,0}`, `(f32[], s32[2])`, `token[]`.
@@ -594,7 +702,10 @@ impl<'a> Parser<'a> {
         }
         let Some(dtype) = DType::from_hlo_name(word) else {
             return if word.is_empty() {
-                self.err_at(pos, format!("expected a type such as 'f32[2,3]', found {}", self.found()))
+                self.err_at(
+                    pos,
+                    format!("expected a type such as 'f32[2,3]', found {}", self.found()),
+                )
             } else {
                 self.err_at(
                     pos,
@@ -614,7 +725,9 @@ impl<'a> Parser<'a> {
                 self.skip_ws(false)?;
             }
             if matches!(self.peek(), Some(b'<' | b'?')) {
-                return self.err("dynamic dimensions ('<=N', '?') are not supported: expected a static size");
+                return self.err(
+                    "dynamic dimensions ('<=N', '?') are not supported: expected a static size",
+                );
             }
             dims.push(self.number("a dimension size")?);
         }
@@ -623,7 +736,10 @@ impl<'a> Parser<'a> {
             self.skip_group()?;
         }
         let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        if count.and_then(|c| c.checked_mul(dtype.size_bytes())).is_none() {
+        if count
+            .and_then(|c| c.checked_mul(dtype.size_bytes()))
+            .is_none()
+        {
             return self.err_at(pos, "array type is too large: its byte size overflows");
         }
         Ok(Type::Array(ArrayType { dtype, dims }))
@@ -701,12 +817,17 @@ ENTRY %main (p: f32[2,2]) -> f32[2,2] {
 
     #[test]
     fn errors_carry_line_and_column() {
-        let text = "HloModule m\n\nENTRY e {\n  p = f32[2] parameter(0)\n  ROOT n = f32[2] negate(q)\n}\n";
+        let text =
+            "HloModule m\n\nENTRY e {\n  p = f32[2] parameter(0)\n  ROOT n = f32[2] negate(q)\n}\n";
         let e = parse_module(text, "bad.hlo").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Parse);
         assert!(e.to_string().contains("bad.hlo:5:26"), "{e}");
         assert!(e.to_string().contains("unknown operand 'q'"), "{e}");
-        let e = parse_module("HloModule m\nENTRY e {\n  p = f33[2] parameter(0)\n}\n", "x").unwrap_err();
+        let e = parse_module(
+            "HloModule m\nENTRY e {\n  p = f33[2] parameter(0)\n}\n",
+            "x",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("x:3:7"), "{e}");
         assert!(e.to_string().contains("f33"), "{e}");
     }

@@ -37,7 +37,10 @@ impl Program {
                 Type::Array(a) => params.push(a.spec(instr.name.clone())),
                 other => {
                     return Err(Error::Unsupported {
-                        context: format!("line {}: parameter {p} of {}", instr.pos.line, entry.name),
+                        context: format!(
+                            "line {}: parameter {p} of {}",
+                            instr.pos.line, entry.name
+                        ),
                         what: format!("entry parameter of type {other} (only arrays)"),
                     })
                 }
@@ -54,7 +57,9 @@ impl Program {
                         other => {
                             return Err(Error::Unsupported {
                                 context: format!("line {}: root of {}", root.pos.line, entry.name),
-                                what: format!("output {k} of type {other} (only arrays, not nested tuples)"),
+                                what: format!(
+                                    "output {k} of type {other} (only arrays, not nested tuples)"
+                                ),
                             })
                         }
                     }
@@ -62,13 +67,21 @@ impl Program {
                 (outs, true)
             }
             Type::Token => {
-                return Err(Error::Unsupported { context: entry.name.clone(), what: "token result".into() });
+                return Err(Error::Unsupported {
+                    context: entry.name.clone(),
+                    what: "token result".into(),
+                });
             }
         };
         let mut aliases = AliasMap::new();
         let mut must_alias = Vec::new();
         for a in &module.aliases {
-            let whole = a.param_index.is_empty() && (if tuple_root { a.output_index.len() == 1 } else { a.output_index.is_empty() });
+            let whole = a.param_index.is_empty()
+                && (if tuple_root {
+                    a.output_index.len() == 1
+                } else {
+                    a.output_index.is_empty()
+                });
             let output = a.output_index.first().copied().unwrap_or(0);
             if !whole {
                 return Err(Error::Alias {
@@ -86,7 +99,16 @@ impl Program {
             }
         }
         aliases.validate(&params, &outputs)?;
-        Ok(Program { name: module.name.clone(), plans, entry: module.entry, params, outputs, tuple_root, aliases, must_alias })
+        Ok(Program {
+            name: module.name.clone(),
+            plans,
+            entry: module.entry,
+            params,
+            outputs,
+            tuple_root,
+            aliases,
+            must_alias,
+        })
     }
 
     /// The module's name.
@@ -121,20 +143,37 @@ impl Program {
     }
 
     /// Like [`Program::execute`], also returning the work done.
-    pub fn execute_with_stats(&self, args: Vec<Arc<Tensor>>) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
+    pub fn execute_with_stats(
+        &self,
+        args: Vec<Arc<Tensor>>,
+    ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
         self.check_args(&args)?;
-        let mut ex = Executor { plans: &self.plans, stats: ExecStats::default() };
-        let out = ex.run(self.entry, args.into_iter().map(Value::Tensor).collect(), true)?;
+        let mut ex = Executor {
+            plans: &self.plans,
+            stats: ExecStats::default(),
+        };
+        let out = ex.run(
+            self.entry,
+            args.into_iter().map(Value::Tensor).collect(),
+            true,
+        )?;
         let outs = match (out, self.tuple_root) {
             (Value::Tensor(t), false) => vec![t],
             (Value::Tuple(vs), true) => vs
                 .into_iter()
                 .map(|v| match v {
                     Value::Tensor(t) => Ok(t),
-                    Value::Tuple(_) => Err(Error::runtime("execute", "internal: nested tuple output")),
+                    Value::Tuple(_) => {
+                        Err(Error::runtime("execute", "internal: nested tuple output"))
+                    }
                 })
                 .collect::<Result<_>>()?,
-            _ => return Err(Error::runtime("execute", "internal: root value does not match the root type")),
+            _ => {
+                return Err(Error::runtime(
+                    "execute",
+                    "internal: root value does not match the root type",
+                ))
+            }
         };
         Ok((outs, ex.stats))
     }
@@ -144,7 +183,12 @@ impl Program {
         if args.len() != self.params.len() {
             return Err(Error::invalid_input(
                 "execute",
-                format!("{} takes {} arguments, got {}", self.name, self.params.len(), args.len()),
+                format!(
+                    "{} takes {} arguments, got {}",
+                    self.name,
+                    self.params.len(),
+                    args.len()
+                ),
             ));
         }
         for (p, (spec, a)) in self.params.iter().zip(args).enumerate() {

@@ -234,7 +234,13 @@ impl<'a> StartIndexer<'a> {
             idims.push(1);
         }
         let istr = strides(&idims);
-        StartIndexer { idx: to_i64_vec(indices), istr, idims, d, operand_rank }
+        StartIndexer {
+            idx: to_i64_vec(indices),
+            istr,
+            idims,
+            d,
+            operand_rank,
+        }
     }
 
     fn starts(&self, g: &[usize], out: &mut [i64]) {
@@ -253,7 +259,11 @@ impl<'a> StartIndexer<'a> {
         }
         for (&od, &id) in self.d.operand_batching.iter().zip(&self.d.indices_batching) {
             // position of indices dim `id` among the batch dims
-            let pos = if id < self.d.index_vector_dim { id } else { id - 1 };
+            let pos = if id < self.d.index_vector_dim {
+                id
+            } else {
+                id - 1
+            };
             out[od] = g[pos] as i64;
         }
         debug_assert_eq!(out.len(), self.operand_rank);
@@ -261,13 +271,22 @@ impl<'a> StartIndexer<'a> {
 }
 
 /// `gather(operand, indices)` into `out` dims with `slice_sizes`.
-pub fn gather(operand: &Tensor, indices: &Tensor, d: &IndexDims, slice_sizes: &[usize], out: &[usize]) -> Tensor {
+pub fn gather(
+    operand: &Tensor,
+    indices: &Tensor,
+    d: &IndexDims,
+    slice_sizes: &[usize],
+    out: &[usize],
+) -> Tensor {
     let odims = operand.dims().to_vec();
     let rank = odims.len();
     let si = StartIndexer::new(indices, d, rank);
-    let batch_out: Vec<usize> = (0..out.len()).filter(|k| !d.window_dims.contains(k)).collect();
-    let offset_operand: Vec<usize> =
-        (0..rank).filter(|k| !d.collapsed.contains(k) && !d.operand_batching.contains(k)).collect();
+    let batch_out: Vec<usize> = (0..out.len())
+        .filter(|k| !d.window_dims.contains(k))
+        .collect();
+    let offset_operand: Vec<usize> = (0..rank)
+        .filter(|k| !d.collapsed.contains(k) && !d.operand_batching.contains(k))
+        .collect();
     let ostr = strides(&odims);
     let mut src_offsets = Vec::with_capacity(out.iter().product());
     let mut idx = vec![0usize; out.len()];
@@ -312,14 +331,23 @@ pub enum Combiner<'a> {
 
 /// `scatter(operand, indices, updates)` applied in place to `operand`. Update windows that
 /// fall outside the operand are skipped, as XLA does.
-pub fn scatter(operand: &mut Tensor, indices: &Tensor, updates: &Tensor, d: &IndexDims, comb: Combiner<'_>) -> Result<()> {
+pub fn scatter(
+    operand: &mut Tensor,
+    indices: &Tensor,
+    updates: &Tensor,
+    d: &IndexDims,
+    comb: Combiner<'_>,
+) -> Result<()> {
     let odims = operand.dims().to_vec();
     let rank = odims.len();
     let udims = updates.dims().to_vec();
     let si = StartIndexer::new(indices, d, rank);
-    let scatter_dims: Vec<usize> = (0..udims.len()).filter(|k| !d.window_dims.contains(k)).collect();
-    let window_operand: Vec<usize> =
-        (0..rank).filter(|k| !d.collapsed.contains(k) && !d.operand_batching.contains(k)).collect();
+    let scatter_dims: Vec<usize> = (0..udims.len())
+        .filter(|k| !d.window_dims.contains(k))
+        .collect();
+    let window_operand: Vec<usize> = (0..rank)
+        .filter(|k| !d.collapsed.contains(k) && !d.operand_batching.contains(k))
+        .collect();
     let mut wsize = vec![1usize; rank];
     for (j, &ud) in d.window_dims.iter().enumerate() {
         wsize[window_operand[j]] = udims[ud];
@@ -337,7 +365,8 @@ pub fn scatter(operand: &mut Tensor, indices: &Tensor, updates: &Tensor, d: &Ind
                 g[q] = idx[sd];
             }
             si.starts(&g, &mut starts);
-            let inside = (0..rank).all(|dd| starts[dd] >= 0 && starts[dd] as usize + wsize[dd] <= odims[dd]);
+            let inside =
+                (0..rank).all(|dd| starts[dd] >= 0 && starts[dd] as usize + wsize[dd] <= odims[dd]);
             if inside {
                 let mut off = 0;
                 for dd in 0..rank {
@@ -363,7 +392,10 @@ pub fn scatter(operand: &mut Tensor, indices: &Tensor, updates: &Tensor, d: &Ind
                 operand.read_bytes(o * sz, &mut a)?;
                 let mut b = vec![0u8; sz];
                 updates.read_bytes(u * sz, &mut b)?;
-                let r = f(vec![Tensor::from_le_bytes(dtype, &[], &a)?, Tensor::from_le_bytes(dtype, &[], &b)?])?;
+                let r = f(vec![
+                    Tensor::from_le_bytes(dtype, &[], &a)?,
+                    Tensor::from_le_bytes(dtype, &[], &b)?,
+                ])?;
                 let bytes = r.first().map(Tensor::to_le_bytes).unwrap_or(a);
                 operand.write_bytes(o * sz, &bytes)?;
             }
@@ -407,7 +439,13 @@ pub struct DotDims {
 }
 
 /// Permutes `t` to `[first.., second.., third..]` and views it as a 3-D f32/f64 array.
-fn to_bmk<T: Elem>(a: &ArrayD<T>, order: &[usize], b: usize, m: usize, k: usize) -> ndarray::Array3<T> {
+fn to_bmk<T: Elem>(
+    a: &ArrayD<T>,
+    order: &[usize],
+    b: usize,
+    m: usize,
+    k: usize,
+) -> ndarray::Array3<T> {
     let p = a.view().permuted_axes(IxDyn(order));
     let p = p.as_standard_layout().into_owned();
     let (v, _) = p.into_raw_vec_and_offset();
@@ -423,7 +461,13 @@ where
     let mut out = ndarray::Array3::<T>::zeros((b, m, n));
     for i in 0..b {
         let mut o = out.index_axis_mut(Axis(0), i);
-        ndarray::linalg::general_mat_mul(T::one(), &l.index_axis(Axis(0), i), &r.index_axis(Axis(0), i), T::zero(), &mut o);
+        ndarray::linalg::general_mat_mul(
+            T::one(),
+            &l.index_axis(Axis(0), i),
+            &r.index_axis(Axis(0), i),
+            T::zero(),
+            &mut o,
+        );
     }
     out.into_raw_vec_and_offset().0
 }
@@ -432,18 +476,20 @@ fn int_gemm<T: Elem>(l: &ndarray::Array3<T>, r: &ndarray::Array3<T>) -> Vec<i128
     let (b, m, k) = l.dim();
     let n = r.dim().2;
     let mut out = vec![0i128; b * m * n];
-    out.par_chunks_mut(n.max(1)).enumerate().for_each(|(row, o)| {
-        let (bi, mi) = (row / m.max(1), row % m.max(1));
-        for kk in 0..k {
-            let x = l[[bi, mi, kk]].to_i128();
-            if x == 0 {
-                continue;
+    out.par_chunks_mut(n.max(1))
+        .enumerate()
+        .for_each(|(row, o)| {
+            let (bi, mi) = (row / m.max(1), row % m.max(1));
+            for kk in 0..k {
+                let x = l[[bi, mi, kk]].to_i128();
+                if x == 0 {
+                    continue;
+                }
+                for (j, oj) in o.iter_mut().enumerate() {
+                    *oj = oj.wrapping_add(x.wrapping_mul(r[[bi, kk, j]].to_i128()));
+                }
             }
-            for (j, oj) in o.iter_mut().enumerate() {
-                *oj = oj.wrapping_add(x.wrapping_mul(r[[bi, kk, j]].to_i128()));
-            }
-        }
-    });
+        });
     out
 }
 
@@ -453,29 +499,57 @@ fn int_gemm<T: Elem>(l: &ndarray::Array3<T>, r: &ndarray::Array3<T>) -> Vec<i128
 pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usize]) -> Tensor {
     let ld = lhs.dims();
     let rd = rhs.dims();
-    let lfree: Vec<usize> = (0..ld.len()).filter(|k| !d.lhs_batch.contains(k) && !d.lhs_contract.contains(k)).collect();
-    let rfree: Vec<usize> = (0..rd.len()).filter(|k| !d.rhs_batch.contains(k) && !d.rhs_contract.contains(k)).collect();
+    let lfree: Vec<usize> = (0..ld.len())
+        .filter(|k| !d.lhs_batch.contains(k) && !d.lhs_contract.contains(k))
+        .collect();
+    let rfree: Vec<usize> = (0..rd.len())
+        .filter(|k| !d.rhs_batch.contains(k) && !d.rhs_contract.contains(k))
+        .collect();
     let b: usize = d.lhs_batch.iter().map(|&k| ld[k]).product();
     let m: usize = lfree.iter().map(|&k| ld[k]).product();
     let k: usize = d.lhs_contract.iter().map(|&k| ld[k]).product();
     let n: usize = rfree.iter().map(|&k| rd[k]).product();
-    let lorder: Vec<usize> = d.lhs_batch.iter().chain(&lfree).chain(&d.lhs_contract).copied().collect();
-    let rorder: Vec<usize> = d.rhs_batch.iter().chain(&d.rhs_contract).chain(&rfree).copied().collect();
+    let lorder: Vec<usize> = d
+        .lhs_batch
+        .iter()
+        .chain(&lfree)
+        .chain(&d.lhs_contract)
+        .copied()
+        .collect();
+    let rorder: Vec<usize> = d
+        .rhs_batch
+        .iter()
+        .chain(&d.rhs_contract)
+        .chain(&rfree)
+        .copied()
+        .collect();
     let float_math = lhs.dtype().is_float() || rhs.dtype().is_float() || out_dtype.is_float();
     let res: Tensor = if lhs.dtype() == DType::F64 || out_dtype == DType::F64 {
-        let (l, r) = (crate::elementwise::convert(lhs, DType::F64), crate::elementwise::convert(rhs, DType::F64));
-        let (Tensor::F64(l), Tensor::F64(r)) = (l, r) else { unreachable!() };
+        let (l, r) = (
+            crate::elementwise::convert(lhs, DType::F64),
+            crate::elementwise::convert(rhs, DType::F64),
+        );
+        let (Tensor::F64(l), Tensor::F64(r)) = (l, r) else {
+            unreachable!()
+        };
         let v = batched_gemm(&to_bmk(&l, &lorder, b, m, k), &to_bmk(&r, &rorder, b, k, n));
         Tensor::F64(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
     } else if float_math {
-        let (l, r) = (crate::elementwise::convert(lhs, DType::F32), crate::elementwise::convert(rhs, DType::F32));
-        let (Tensor::F32(l), Tensor::F32(r)) = (l, r) else { unreachable!() };
+        let (l, r) = (
+            crate::elementwise::convert(lhs, DType::F32),
+            crate::elementwise::convert(rhs, DType::F32),
+        );
+        let (Tensor::F32(l), Tensor::F32(r)) = (l, r) else {
+            unreachable!()
+        };
         let v = batched_gemm(&to_bmk(&l, &lorder, b, m, k), &to_bmk(&r, &rorder, b, k, n));
         Tensor::F32(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
     } else {
         let l = crate::elementwise::convert(lhs, DType::S64);
         let r = crate::elementwise::convert(rhs, DType::S64);
-        let (Tensor::S64(l), Tensor::S64(r)) = (l, r) else { unreachable!("converted to s64") };
+        let (Tensor::S64(l), Tensor::S64(r)) = (l, r) else {
+            unreachable!("converted to s64")
+        };
         let acc = int_gemm(&to_bmk(&l, &lorder, b, m, k), &to_bmk(&r, &rorder, b, k, n));
         return make_tensor!(out_dtype, T => ArrayD::from_shape_vec(IxDyn(out), acc.into_iter().map(T::from_i128).collect()).expect("dot output size"));
     };
@@ -488,10 +562,22 @@ fn reduced_last<T: Elem>(a: &ArrayD<T>, reduced: &[usize]) -> (ArrayD<T>, usize)
     let kept: Vec<usize> = (0..a.ndim()).filter(|k| !reduced.contains(k)).collect();
     let order: Vec<usize> = kept.iter().chain(reduced).copied().collect();
     let run: usize = reduced.iter().map(|&k| a.shape()[k]).product();
-    (a.view().permuted_axes(IxDyn(&order)).as_standard_layout().into_owned(), run)
+    (
+        a.view()
+            .permuted_axes(IxDyn(&order))
+            .as_standard_layout()
+            .into_owned(),
+        run,
+    )
 }
 
-fn reduce_typed<T: BinaryFn>(a: &ArrayD<T>, init: T, reduced: &[usize], op: BinaryOp, out: &[usize]) -> ArrayD<T> {
+fn reduce_typed<T: BinaryFn>(
+    a: &ArrayD<T>,
+    init: T,
+    reduced: &[usize],
+    op: BinaryOp,
+    out: &[usize],
+) -> ArrayD<T> {
     let (p, run) = reduced_last(a, reduced);
     let f = T::binary_fn(op);
     let s = p.as_slice().expect("standard layout");
@@ -499,15 +585,25 @@ fn reduce_typed<T: BinaryFn>(a: &ArrayD<T>, init: T, reduced: &[usize], op: Bina
     let v: Vec<T> = if run == 0 {
         vec![init; count]
     } else if s.len() >= crate::elementwise::PAR_THRESHOLD && count > 1 {
-        s.par_chunks(run).map(|c| c.iter().fold(init, |acc, &x| f(acc, x))).collect()
+        s.par_chunks(run)
+            .map(|c| c.iter().fold(init, |acc, &x| f(acc, x)))
+            .collect()
     } else {
-        s.chunks(run).map(|c| c.iter().fold(init, |acc, &x| f(acc, x))).collect()
+        s.chunks(run)
+            .map(|c| c.iter().fold(init, |acc, &x| f(acc, x)))
+            .collect()
     };
     ArrayD::from_shape_vec(IxDyn(out), v).expect("reduce output size")
 }
 
 /// `reduce(t, init), dimensions=reduced` with a recognised binary reducer.
-pub fn reduce_binary(t: &Tensor, init: &Tensor, reduced: &[usize], op: BinaryOp, out: &[usize]) -> Tensor {
+pub fn reduce_binary(
+    t: &Tensor,
+    init: &Tensor,
+    reduced: &[usize],
+    op: BinaryOp,
+    out: &[usize],
+) -> Tensor {
     macro_rules! r {
         ($($v:ident),*) => {
             match (t, init) {
@@ -613,7 +709,8 @@ pub fn reduce_window(
                 let mut off = 0usize;
                 let mut valid = true;
                 for d in 0..rank {
-                    let pos = (oidx[d] * w.stride[d] + widx[d] * w.window_dilation[d]) as i64 - w.pad_lo[d];
+                    let pos = (oidx[d] * w.stride[d] + widx[d] * w.window_dilation[d]) as i64
+                        - w.pad_lo[d];
                     if pos < 0 || pos % w.base_dilation[d] as i64 != 0 {
                         valid = false;
                         break;
@@ -653,7 +750,10 @@ pub fn reduce_window(
                 let mut acc = init.clone();
                 for off in &offsets {
                     let e = off.map_or_else(|| init.clone(), |k| element(t, k));
-                    acc = f(vec![acc, e])?.into_iter().next().unwrap_or_else(|| init.clone());
+                    acc = f(vec![acc, e])?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| init.clone());
                 }
                 set_element(&mut res, o, &acc);
             }
@@ -668,14 +768,18 @@ pub fn reduce_window(
 
 /// `sort(ts...), dimensions={dim}` with comparator `less(a0, b0, a1, b1, ...)`; stable
 /// (XLA's unstable sort may order equal keys either way; stable is one valid order).
-pub fn sort(ts: &[&Tensor], dim: usize, less: &mut dyn FnMut(Vec<Tensor>) -> Result<bool>) -> Result<Vec<Tensor>> {
+pub fn sort(
+    ts: &[&Tensor],
+    dim: usize,
+    less: &mut dyn FnMut(Vec<Tensor>) -> Result<bool>,
+) -> Result<Vec<Tensor>> {
     let dims = ts[0].dims().to_vec();
     let n = dims[dim];
     let str_ = strides(&dims);
     let mut outer_dims = dims.clone();
     outer_dims[dim] = 1;
     let mut results: Vec<Tensor> = ts.iter().map(|t| (*t).clone()).collect();
-    if dims.iter().any(|&d| d == 0) {
+    if dims.contains(&0) {
         return Ok(results);
     }
     let mut idx = vec![0usize; dims.len()];

@@ -25,7 +25,11 @@ impl F16 {
         let exp = ((b >> 23) & 0xff) as i32;
         let man = b & 0x7f_ffff;
         if exp == 0xff {
-            let nan = if man != 0 { 0x200 | (man >> 13) as u16 } else { 0 };
+            let nan = if man != 0 {
+                0x200 | (man >> 13) as u16
+            } else {
+                0
+            };
             return F16(sign | 0x7c00 | nan);
         }
         let e = exp - 127 + 15;
@@ -309,19 +313,58 @@ macro_rules! map_tensor {
 macro_rules! make_tensor {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
-            statetensor_core::DType::Pred => { type $T = bool; $crate::Tensor::Pred($body) }
-            statetensor_core::DType::S8 => { type $T = i8; $crate::Tensor::S8($body) }
-            statetensor_core::DType::S16 => { type $T = i16; $crate::Tensor::S16($body) }
-            statetensor_core::DType::S32 => { type $T = i32; $crate::Tensor::S32($body) }
-            statetensor_core::DType::S64 => { type $T = i64; $crate::Tensor::S64($body) }
-            statetensor_core::DType::U8 => { type $T = u8; $crate::Tensor::U8($body) }
-            statetensor_core::DType::U16 => { type $T = u16; $crate::Tensor::U16($body) }
-            statetensor_core::DType::U32 => { type $T = u32; $crate::Tensor::U32($body) }
-            statetensor_core::DType::U64 => { type $T = u64; $crate::Tensor::U64($body) }
-            statetensor_core::DType::F16 => { type $T = $crate::F16; $crate::Tensor::F16($body) }
-            statetensor_core::DType::BF16 => { type $T = $crate::BF16; $crate::Tensor::BF16($body) }
-            statetensor_core::DType::F32 => { type $T = f32; $crate::Tensor::F32($body) }
-            statetensor_core::DType::F64 => { type $T = f64; $crate::Tensor::F64($body) }
+            statetensor_core::DType::Pred => {
+                type $T = bool;
+                $crate::Tensor::Pred($body)
+            }
+            statetensor_core::DType::S8 => {
+                type $T = i8;
+                $crate::Tensor::S8($body)
+            }
+            statetensor_core::DType::S16 => {
+                type $T = i16;
+                $crate::Tensor::S16($body)
+            }
+            statetensor_core::DType::S32 => {
+                type $T = i32;
+                $crate::Tensor::S32($body)
+            }
+            statetensor_core::DType::S64 => {
+                type $T = i64;
+                $crate::Tensor::S64($body)
+            }
+            statetensor_core::DType::U8 => {
+                type $T = u8;
+                $crate::Tensor::U8($body)
+            }
+            statetensor_core::DType::U16 => {
+                type $T = u16;
+                $crate::Tensor::U16($body)
+            }
+            statetensor_core::DType::U32 => {
+                type $T = u32;
+                $crate::Tensor::U32($body)
+            }
+            statetensor_core::DType::U64 => {
+                type $T = u64;
+                $crate::Tensor::U64($body)
+            }
+            statetensor_core::DType::F16 => {
+                type $T = $crate::F16;
+                $crate::Tensor::F16($body)
+            }
+            statetensor_core::DType::BF16 => {
+                type $T = $crate::BF16;
+                $crate::Tensor::BF16($body)
+            }
+            statetensor_core::DType::F32 => {
+                type $T = f32;
+                $crate::Tensor::F32($body)
+            }
+            statetensor_core::DType::F64 => {
+                type $T = f64;
+                $crate::Tensor::F64($body)
+            }
         }
     };
 }
@@ -389,7 +432,8 @@ impl Tensor {
     /// The whole tensor as little-endian bytes, row-major.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.size_bytes()];
-        self.read_bytes(0, &mut out).expect("whole-range read is in bounds");
+        self.read_bytes(0, &mut out)
+            .expect("whole-range read is in bounds");
         out
     }
 
@@ -412,7 +456,10 @@ impl Tensor {
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::invalid_input(
                 op,
-                format!("byte range {offset}..{} is outside the tensor's {size} bytes", offset.saturating_add(len)),
+                format!(
+                    "byte range {offset}..{} is outside the tensor's {size} bytes",
+                    offset.saturating_add(len)
+                ),
             ));
         }
         Ok(())
@@ -436,7 +483,10 @@ impl Tensor {
 }
 
 fn not_standard() -> Error {
-    Error::runtime("tensor bytes", "internal: tensor is not in row-major layout")
+    Error::runtime(
+        "tensor bytes",
+        "internal: tensor is not in row-major layout",
+    )
 }
 
 /// Splits byte range `[offset, offset+len)` into a partial head element, whole elements and
@@ -459,7 +509,10 @@ fn copy_out<T: Elem>(data: &[T], offset: usize, out: &mut [u8]) {
     }
     let first = (offset + k) / sz;
     let whole = (out.len() - k) / sz;
-    for (chunk, v) in out[k..k + whole * sz].chunks_exact_mut(sz).zip(&data[first..first + whole]) {
+    for (chunk, v) in out[k..k + whole * sz]
+        .chunks_exact_mut(sz)
+        .zip(&data[first..first + whole])
+    {
         v.write_le(chunk);
     }
     k += whole * sz;
@@ -486,7 +539,10 @@ fn copy_in<T: Elem>(data: &mut [T], offset: usize, src: &[u8]) {
     }
     let first = (offset + k) / sz;
     let whole = (src.len() - k) / sz;
-    for (chunk, v) in src[k..k + whole * sz].chunks_exact(sz).zip(&mut data[first..first + whole]) {
+    for (chunk, v) in src[k..k + whole * sz]
+        .chunks_exact(sz)
+        .zip(&mut data[first..first + whole])
+    {
         *v = T::read_le(chunk);
     }
     k += whole * sz;
@@ -534,7 +590,10 @@ mod tests {
             }
         }
         assert_eq!(BF16::from_f32(1.0 + 2f32.powi(-8)).to_f32(), 1.0);
-        assert_eq!(BF16::from_f32(1.0 + 3.0 * 2f32.powi(-8)).to_f32(), 1.0 + 2f32.powi(-6));
+        assert_eq!(
+            BF16::from_f32(1.0 + 3.0 * 2f32.powi(-8)).to_f32(),
+            1.0 + 2f32.powi(-6)
+        );
         assert!(BF16::from_f32(f32::NAN).to_f32().is_nan());
     }
 

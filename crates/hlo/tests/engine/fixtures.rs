@@ -28,25 +28,48 @@ fn meta(dir: &Path) -> Meta {
 
 /// Compares within `rtol`/`atol` (floats; NaN matches NaN, infinities match exactly) or
 /// exactly (everything else).
-pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
+pub fn assert_close(
+    what: &str,
+    got: &Tensor,
+    want: &Tensor,
+    rtol: f64,
+    atol: f64,
+) -> Result<(), String> {
     if got.dtype() != want.dtype() || got.dims() != want.dims() {
-        return Err(format!("{what}: got {}{:?}, want {}{:?}", got.dtype(), got.dims(), want.dtype(), want.dims()));
+        return Err(format!(
+            "{what}: got {}{:?}, want {}{:?}",
+            got.dtype(),
+            got.dims(),
+            want.dtype(),
+            want.dims()
+        ));
     }
     if !got.dtype().is_float() || (rtol == 0.0 && atol == 0.0) {
         let (g, w) = (got.to_le_bytes(), want.to_le_bytes());
         if g != w {
             // NaN payloads may differ; compare values for floats
             if got.dtype().is_float() {
-                let same = got.to_f64_vec().iter().zip(want.to_f64_vec()).all(|(a, b)| a == &b || (a.is_nan() && b.is_nan()));
+                let same = got
+                    .to_f64_vec()
+                    .iter()
+                    .zip(want.to_f64_vec())
+                    .all(|(a, b)| a == &b || (a.is_nan() && b.is_nan()));
                 if same {
                     return Ok(());
                 }
             }
-            return Err(format!("{what}: not identical\n got  {got:?}\n want {want:?}"));
+            return Err(format!(
+                "{what}: not identical\n got  {got:?}\n want {want:?}"
+            ));
         }
         return Ok(());
     }
-    for (i, (a, b)) in got.to_f64_vec().into_iter().zip(want.to_f64_vec()).enumerate() {
+    for (i, (a, b)) in got
+        .to_f64_vec()
+        .into_iter()
+        .zip(want.to_f64_vec())
+        .enumerate()
+    {
         let ok = if a.is_nan() || b.is_nan() {
             a.is_nan() && b.is_nan()
         } else if a.is_infinite() || b.is_infinite() {
@@ -71,10 +94,19 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
         .map(|p| Arc::new(npy::read_file(&dir.join(format!("arg{p}.npy"))).expect("arg file")))
         .collect();
     for s in 0..m.steps {
-        let outs = prog.execute(args.clone()).map_err(|e| format!("{name}/{model} step {s}: {e}"))?;
+        let outs = prog
+            .execute(args.clone())
+            .map_err(|e| format!("{name}/{model} step {s}: {e}"))?;
         for (k, got) in outs.iter().enumerate() {
-            let want = npy::read_file(&dir.join(format!("out{s}_{k}.npy"))).expect("expected output file");
-            assert_close(&format!("{name}/{model} step {s} output {k}"), got, &want, m.rtol, m.atol)?;
+            let want =
+                npy::read_file(&dir.join(format!("out{s}_{k}.npy"))).expect("expected output file");
+            assert_close(
+                &format!("{name}/{model} step {s} output {k}"),
+                got,
+                &want,
+                m.rtol,
+                m.atol,
+            )?;
         }
         for pair in prog.header_aliases().pairs() {
             args[pair.param] = outs[pair.output].clone();
@@ -96,9 +128,22 @@ fn fixture_dirs() -> Vec<PathBuf> {
 #[test]
 fn every_jax_fixture_matches() {
     let dirs = fixture_dirs();
-    assert!(dirs.len() >= 35, "expected the committed fixtures, found {}", dirs.len());
-    let failures: Vec<String> = dirs.iter().filter_map(|d| run_fixture(d, "model.hlo").err()).collect();
-    assert!(failures.is_empty(), "{} of {} fixtures differ:\n{}", failures.len(), dirs.len(), failures.join("\n\n"));
+    assert!(
+        dirs.len() >= 35,
+        "expected the committed fixtures, found {}",
+        dirs.len()
+    );
+    let failures: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| run_fixture(d, "model.hlo").err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures differ:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -113,8 +158,16 @@ fn every_xla_optimised_dump_matches() {
             }
         }
     }
-    assert!(ran >= 30, "expected XLA-optimised dumps for most fixtures, found {ran}");
-    assert!(failures.is_empty(), "{} of {ran} optimised dumps differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        ran >= 30,
+        "expected XLA-optimised dumps for most fixtures, found {ran}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} optimised dumps differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -130,9 +183,16 @@ fn stateful_fixtures_declare_their_aliases() {
     ] {
         let text = std::fs::read_to_string(fixtures_dir().join(name).join("model.hlo")).unwrap();
         let prog = Program::parse(&text, name).unwrap();
-        let got: Vec<(usize, usize)> = prog.header_aliases().pairs().map(|p| (p.param, p.output)).collect();
+        let got: Vec<(usize, usize)> = prog
+            .header_aliases()
+            .pairs()
+            .map(|p| (p.param, p.output))
+            .collect();
         assert_eq!(got, pairs, "{name}");
     }
     let text = std::fs::read_to_string(fixtures_dir().join("bf16_state/model.hlo")).unwrap();
-    assert_eq!(Program::parse(&text, "x").unwrap().params()[1].dtype, DType::BF16);
+    assert_eq!(
+        Program::parse(&text, "x").unwrap().params()[1].dtype,
+        DType::BF16
+    );
 }

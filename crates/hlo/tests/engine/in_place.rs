@@ -52,8 +52,16 @@ fn readers_of_the_old_state_run_before_the_update() {
     let (x, s, i) = args(Tensor::zeros(DType::F32, &[ROWS, COLS]));
     let addr = s.buffer_addr();
     let out = prog.execute(vec![x, s, i]).unwrap();
-    assert_eq!(out[0].to_f64_vec(), vec![0.0], "the reader saw the new state");
-    assert_eq!(out[1].buffer_addr(), addr, "the update was not done in place");
+    assert_eq!(
+        out[0].to_f64_vec(),
+        vec![0.0],
+        "the reader saw the new state"
+    );
+    assert_eq!(
+        out[1].buffer_addr(),
+        addr,
+        "the update was not done in place"
+    );
     assert_eq!(row_sum(&out[1], 7), COLS as f64);
 }
 
@@ -101,8 +109,10 @@ fn scatter_into_a_donated_state_is_in_place() {
     let prog = Program::parse(text, "sc.hlo").unwrap();
     let s = Arc::new(Tensor::zeros(DType::F32, &[1000, 8]));
     let addr = s.buffer_addr();
-    let i = Arc::new(Tensor::from_le_bytes(DType::S32, &[2, 1], &[3, 0, 0, 0, 9, 0, 0, 0]).unwrap());
-    let u = Arc::new(Tensor::from_le_bytes(DType::F32, &[2, 8], &[0, 0, 128, 63].repeat(16)).unwrap());
+    let i =
+        Arc::new(Tensor::from_le_bytes(DType::S32, &[2, 1], &[3, 0, 0, 0, 9, 0, 0, 0]).unwrap());
+    let u =
+        Arc::new(Tensor::from_le_bytes(DType::F32, &[2, 8], &[0, 0, 128, 63].repeat(16)).unwrap());
     let out = prog.execute(vec![s, i, u]).unwrap();
     assert_eq!(out[0].buffer_addr(), addr);
     let v = out[0].to_f64_vec();

@@ -14,7 +14,9 @@ fn corpus() -> &'static Vec<String> {
             .unwrap()
             .flat_map(|e| {
                 let p = e.unwrap().path();
-                ["model.hlo", "compiled.hlo"].into_iter().filter_map(move |f| std::fs::read_to_string(p.join(f)).ok())
+                ["model.hlo", "compiled.hlo"]
+                    .into_iter()
+                    .filter_map(move |f| std::fs::read_to_string(p.join(f)).ok())
             })
             .collect();
         v.sort();
@@ -34,11 +36,13 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let pos = any::<usize>();
     prop_oneof![
-        (pos.clone(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (pos.clone(), "[{}()\\[\\],=:%\\n \"a-z0-9._/*<>-]{1,12}").prop_map(|(at, text)| Mutation::Insert { at, text }),
-        (pos.clone(), 1usize..80).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
-        pos.clone().prop_map(|at| Mutation::Truncate { at }),
-        (pos, proptest::char::range('0', '9')).prop_map(|(at, digit)| Mutation::ReplaceDigit { at, digit }),
+        (pos, 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (pos, "[{}()\\[\\],=:%\\n \"a-z0-9._/*<>-]{1,12}")
+            .prop_map(|(at, text)| Mutation::Insert { at, text }),
+        (pos, 1usize..80).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
+        pos.prop_map(|at| Mutation::Truncate { at }),
+        (pos, proptest::char::range('0', '9'))
+            .prop_map(|(at, digit)| Mutation::ReplaceDigit { at, digit }),
     ]
 }
 
@@ -77,16 +81,32 @@ fn exercise(text: &str) {
     match Program::parse(text, "fuzz.hlo") {
         Ok(prog) => {
             let module = parse_module(text, "fuzz.hlo").expect("parsed once already");
-            let bytes: usize = module.computations.iter().flat_map(|c| &c.instrs).map(|i| i.ty.size_bytes()).sum();
-            let loops = module.computations.iter().flat_map(|c| &c.instrs).any(|i| i.opcode == "while");
+            let bytes: usize = module
+                .computations
+                .iter()
+                .flat_map(|c| &c.instrs)
+                .map(|i| i.ty.size_bytes())
+                .sum();
+            let loops = module
+                .computations
+                .iter()
+                .flat_map(|c| &c.instrs)
+                .any(|i| i.opcode == "while");
             if bytes < (64 << 20) && !loops {
-                let args = prog.params().iter().map(|p| Arc::new(Tensor::zeros(p.dtype, p.shape.dims()))).collect();
+                let args = prog
+                    .params()
+                    .iter()
+                    .map(|p| Arc::new(Tensor::zeros(p.dtype, p.shape.dims())))
+                    .collect();
                 let _ = prog.execute(args);
             }
         }
         Err(e) => {
             if e.kind() == ErrorKind::Parse {
-                assert!(e.to_string().contains("fuzz.hlo:"), "parse error without a location: {e}");
+                assert!(
+                    e.to_string().contains("fuzz.hlo:"),
+                    "parse error without a location: {e}"
+                );
             }
         }
     }
@@ -127,7 +147,10 @@ fn unsupported_ops_are_named_with_their_line() {
     let text = "HloModule m\nENTRY e {\n  p = f32[4] parameter(0)\n  ROOT c = f32[4] custom-call(p), custom_call_target=\"Sharding\"\n}\n";
     let e = Program::parse(text, "m.hlo").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("line 4") && e.to_string().contains("custom-call"), "{e}");
+    assert!(
+        e.to_string().contains("line 4") && e.to_string().contains("custom-call"),
+        "{e}"
+    );
     let text = "HloModule m\nENTRY e {\n  p = f32[4] parameter(0)\n  ROOT c = f32[4] rng(p, p), distribution=rng_uniform\n}\n";
     let e = Program::parse(text, "m.hlo").unwrap_err();
     assert!(e.to_string().contains("opcode 'rng'"), "{e}");
@@ -139,18 +162,40 @@ fn type_errors_name_the_instruction_and_both_types() {
     let e = Program::parse(text, "m.hlo").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidModel);
     let msg = e.to_string();
-    assert!(msg.contains("line 5") && msg.contains("%c") && msg.contains("f32[4]") && msg.contains("s32[4]"), "{msg}");
-    let text = "HloModule m\nENTRY e {\n  p = f32[4] parameter(0)\n  ROOT c = f32[5] negate(p)\n}\n";
+    assert!(
+        msg.contains("line 5")
+            && msg.contains("%c")
+            && msg.contains("f32[4]")
+            && msg.contains("s32[4]"),
+        "{msg}"
+    );
+    let text =
+        "HloModule m\nENTRY e {\n  p = f32[4] parameter(0)\n  ROOT c = f32[5] negate(p)\n}\n";
     let e = Program::parse(text, "m.hlo").unwrap_err();
-    assert!(e.to_string().contains("produces f32[4], but the instruction declares f32[5]"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("produces f32[4], but the instruction declares f32[5]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn partial_and_mismatched_aliases_are_rejected() {
-    let base = |alias: &str| format!("HloModule m, input_output_alias={alias}\nENTRY e {{\n  p = f32[4] parameter(0)\n  q = s32[] parameter(1)\n  ROOT t = (f32[4], s32[]) tuple(p, q)\n}}\n");
-    for bad in ["{ {0}: (0, {1}, may-alias) }", "{ {1}: (0, {}, may-alias) }", "{ {0}: (7, {}) }", "{ {0}: (0, {}), {0}: (1, {}) }"] {
+    let base = |alias: &str| {
+        format!("HloModule m, input_output_alias={alias}\nENTRY e {{\n  p = f32[4] parameter(0)\n  q = s32[] parameter(1)\n  ROOT t = (f32[4], s32[]) tuple(p, q)\n}}\n")
+    };
+    for bad in [
+        "{ {0}: (0, {1}, may-alias) }",
+        "{ {1}: (0, {}, may-alias) }",
+        "{ {0}: (7, {}) }",
+        "{ {0}: (0, {}), {0}: (1, {}) }",
+    ] {
         let e = Program::parse(&base(bad), "m.hlo").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Alias, "{bad}: {e}");
     }
-    assert!(Program::parse(&base("{ {0}: (0, {}, must-alias), {1}: (1, {}, may-alias) }"), "m.hlo").is_ok());
+    assert!(Program::parse(
+        &base("{ {0}: (0, {}, must-alias), {1}: (1, {}, may-alias) }"),
+        "m.hlo"
+    )
+    .is_ok());
 }

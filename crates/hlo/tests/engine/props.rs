@@ -6,7 +6,10 @@ use statetensor_hlo::{Program, Tensor, BF16};
 use std::sync::Arc;
 
 fn shape_str(d: &[usize]) -> String {
-    d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+    d.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn f32s(dims: &[usize], v: &[f32]) -> Arc<Tensor> {
@@ -20,7 +23,10 @@ fn i32s(dims: &[usize], v: &[i32]) -> Arc<Tensor> {
 }
 
 fn run(text: &str, args: Vec<Arc<Tensor>>) -> Vec<Arc<Tensor>> {
-    Program::parse(text, "prop.hlo").unwrap_or_else(|e| panic!("{e}\n{text}")).execute(args).unwrap()
+    Program::parse(text, "prop.hlo")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .execute(args)
+        .unwrap()
 }
 
 fn strides(d: &[usize]) -> Vec<usize> {
