@@ -42,6 +42,7 @@
 
 mod elementwise;
 mod exec;
+mod gemm;
 pub mod ir;
 mod literal;
 pub mod npy;

@@ -5,6 +5,7 @@
 //! only within the shapes the planner validated.
 
 use crate::elementwise::{BinaryFn, BinaryOp};
+use crate::gemm;
 use crate::tensor::{Elem, Tensor};
 use crate::{make_tensor, map_tensor, with_tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
@@ -452,26 +453,6 @@ fn to_bmk<T: Elem>(
     ndarray::Array3::from_shape_vec((b, m, k), v).expect("dot operand size")
 }
 
-fn batched_gemm<T>(l: &ndarray::Array3<T>, r: &ndarray::Array3<T>) -> Vec<T>
-where
-    T: ndarray::LinalgScalar + Send + Sync,
-{
-    let (b, m, _) = l.dim();
-    let n = r.dim().2;
-    let mut out = ndarray::Array3::<T>::zeros((b, m, n));
-    for i in 0..b {
-        let mut o = out.index_axis_mut(Axis(0), i);
-        ndarray::linalg::general_mat_mul(
-            T::one(),
-            &l.index_axis(Axis(0), i),
-            &r.index_axis(Axis(0), i),
-            T::zero(),
-            &mut o,
-        );
-    }
-    out.into_raw_vec_and_offset().0
-}
-
 fn int_gemm<T: Elem>(l: &ndarray::Array3<T>, r: &ndarray::Array3<T>) -> Vec<i128> {
     let (b, m, k) = l.dim();
     let n = r.dim().2;
@@ -524,25 +505,47 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
         .copied()
         .collect();
     let float_math = lhs.dtype().is_float() || rhs.dtype().is_float() || out_dtype.is_float();
+    let groups_l = [d.lhs_batch.len(), lfree.len(), d.lhs_contract.len()];
+    let groups_r = [d.rhs_batch.len(), d.rhs_contract.len(), rfree.len()];
     let res: Tensor = if lhs.dtype() == DType::F64 || out_dtype == DType::F64 {
-        let (l, r) = (
-            crate::elementwise::convert(lhs, DType::F64),
-            crate::elementwise::convert(rhs, DType::F64),
-        );
-        let (Tensor::F64(l), Tensor::F64(r)) = (l, r) else {
-            unreachable!()
+        let (lc, rc);
+        let l = match lhs {
+            Tensor::F64(a) => a,
+            _ => {
+                lc = crate::elementwise::convert(lhs, DType::F64);
+                let Tensor::F64(a) = &lc else { unreachable!("converted to f64") };
+                a
+            }
         };
-        let v = batched_gemm(&to_bmk(&l, &lorder, b, m, k), &to_bmk(&r, &rorder, b, k, n));
+        let r = match rhs {
+            Tensor::F64(a) => a,
+            _ => {
+                rc = crate::elementwise::convert(rhs, DType::F64);
+                let Tensor::F64(a) = &rc else { unreachable!("converted to f64") };
+                a
+            }
+        };
+        let v = gemm::batched_matmul(&gemm::view3(l, &lorder, groups_l, (b, m, k)), &gemm::view3(r, &rorder, groups_r, (b, k, n)));
         Tensor::F64(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
     } else if float_math {
-        let (l, r) = (
-            crate::elementwise::convert(lhs, DType::F32),
-            crate::elementwise::convert(rhs, DType::F32),
-        );
-        let (Tensor::F32(l), Tensor::F32(r)) = (l, r) else {
-            unreachable!()
+        let (lc, rc);
+        let l = match lhs {
+            Tensor::F32(a) => a,
+            _ => {
+                lc = crate::elementwise::convert(lhs, DType::F32);
+                let Tensor::F32(a) = &lc else { unreachable!("converted to f32") };
+                a
+            }
         };
-        let v = batched_gemm(&to_bmk(&l, &lorder, b, m, k), &to_bmk(&r, &rorder, b, k, n));
+        let r = match rhs {
+            Tensor::F32(a) => a,
+            _ => {
+                rc = crate::elementwise::convert(rhs, DType::F32);
+                let Tensor::F32(a) = &rc else { unreachable!("converted to f32") };
+                a
+            }
+        };
+        let v = gemm::batched_matmul(&gemm::view3(l, &lorder, groups_l, (b, m, k)), &gemm::view3(r, &rorder, groups_r, (b, k, n)));
         Tensor::F32(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
     } else {
         let l = crate::elementwise::convert(lhs, DType::S64);
@@ -553,6 +556,9 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
         let acc = int_gemm(&to_bmk(&l, &lorder, b, m, k), &to_bmk(&r, &rorder, b, k, n));
         return make_tensor!(out_dtype, T => ArrayD::from_shape_vec(IxDyn(out), acc.into_iter().map(T::from_i128).collect()).expect("dot output size"));
     };
+    if res.dtype() == out_dtype {
+        return res;
+    }
     crate::elementwise::convert(&res, out_dtype)
 }
 

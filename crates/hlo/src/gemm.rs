@@ -1,0 +1,117 @@
+//! Float matrix products for `dot`: no operand copies where strides allow, a bandwidth-bound
+//! GEMV for the matrix-vector products that dominate single-token decoding, matrixmultiply's
+//! blocked GEMM for the rest, and rayon across batches or output columns.
+
+use ndarray::parallel::prelude::*;
+use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix3, IxDyn, LinalgScalar};
+use rayon::prelude::*;
+
+/// Work (multiply-adds) below which a product stays on one thread.
+const PAR_WORK: usize = 1 << 16;
+
+/// A `[batch, rows, cols]` view of `a` with its axes permuted to `order`, whose three
+/// groups have `groups` axes each. No copy when every group has at most one axis (strided
+/// views are fine for the kernels); otherwise a row-major copy.
+pub(crate) fn view3<'a, T: Clone>(a: &'a ArrayD<T>, order: &[usize], groups: [usize; 3], dims: (usize, usize, usize)) -> CowArray<'a, T, Ix3> {
+    let v = a.view().permuted_axes(IxDyn(order));
+    if groups.iter().all(|&g| g <= 1) {
+        let mut v = v;
+        for (pos, &g) in groups.iter().enumerate() {
+            if g == 0 {
+                v.insert_axis_inplace(Axis(pos));
+            }
+        }
+        if let Ok(v3) = v.into_dimensionality::<Ix3>() {
+            return CowArray::from(v3);
+        }
+        unreachable!("three groups of at most one axis make a rank-3 view");
+    }
+    let owned = v.as_standard_layout().into_owned();
+    let (data, _) = owned.into_raw_vec_and_offset();
+    CowArray::from(ndarray::Array3::from_shape_vec(dims, data).expect("dot operand element count"))
+}
+
+/// `out = l @ r` per batch; `l` is `[b, m, k]`, `r` is `[b, k, n]`; returns `[b, m, n]` row-major.
+pub(crate) fn batched_matmul<T: LinalgScalar + Send + Sync>(l: &CowArray<'_, T, Ix3>, r: &CowArray<'_, T, Ix3>) -> Vec<T> {
+    let (b, m, k) = l.dim();
+    let n = r.dim().2;
+    let mut out = ndarray::Array3::<T>::zeros((b, m, n));
+    if b > 1 && b * m * n * k >= PAR_WORK {
+        out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, o)| {
+            matmul_into(l.index_axis(Axis(0), i), r.index_axis(Axis(0), i), o, false);
+        });
+    } else {
+        for (i, o) in out.axis_iter_mut(Axis(0)).enumerate() {
+            matmul_into(l.index_axis(Axis(0), i), r.index_axis(Axis(0), i), o, true);
+        }
+    }
+    out.into_raw_vec_and_offset().0
+}
+
+fn matmul_into<T: LinalgScalar + Send + Sync>(x: ArrayView2<T>, w: ArrayView2<T>, mut out: ArrayViewMut2<T>, par: bool) {
+    if x.nrows() == 1 {
+        gemv(x.row(0), w, out.row_mut(0), par);
+    } else if w.ncols() == 1 {
+        // out[:, 0] = x @ w[:, 0]  ==  w[:, 0] as a vector times x^T
+        gemv(w.column(0), x.t(), out.column_mut(0), par);
+    } else {
+        ndarray::linalg::general_mat_mul(T::one(), &x, &w, T::zero(), &mut out);
+    }
+}
+
+/// `out = v @ w` for a vector `v` (len k) and matrix `w` (k x n).
+fn gemv<T: LinalgScalar + Send + Sync>(v: ArrayView1<T>, w: ArrayView2<T>, mut out: ArrayViewMut1<T>, par: bool) {
+    let (k, n) = w.dim();
+    let par = par && k * n >= PAR_WORK;
+    let chunk = if par { n.div_ceil(rayon::current_num_threads() * 4).max(256) } else { n.max(1) };
+    if w.strides()[1] == 1 && out.as_slice().is_some() {
+        // rows contiguous: out += v[kk] * w[kk, :], streaming w once
+        let out = out.as_slice_mut().expect("checked contiguous");
+        let body = |(ci, oc): (usize, &mut [T])| {
+            let (c0, len) = (ci * chunk, oc.len());
+            for kk in 0..k {
+                let row = w.row(kk);
+                let row = row.to_slice().expect("row is contiguous");
+                let xv = v[kk];
+                for (o, &wv) in oc.iter_mut().zip(&row[c0..c0 + len]) {
+                    *o = *o + xv * wv;
+                }
+            }
+        };
+        if par {
+            out.par_chunks_mut(chunk).enumerate().for_each(body);
+        } else {
+            out.chunks_mut(chunk).enumerate().for_each(body);
+        }
+    } else if w.strides()[0] == 1 && v.as_slice().is_some() {
+        // columns contiguous: out[j] = dot(v, w[:, j])
+        let vs = v.as_slice().expect("checked contiguous");
+        let col = |j: usize| dot_slices(vs, w.column(j).to_slice().expect("column is contiguous"));
+        if par {
+            let vals: Vec<T> = (0..n).into_par_iter().map(col).collect();
+            out.iter_mut().zip(vals).for_each(|(o, x)| *o = x);
+        } else {
+            out.iter_mut().enumerate().for_each(|(j, o)| *o = col(j));
+        }
+    } else {
+        let mut o2 = out.insert_axis(Axis(0));
+        ndarray::linalg::general_mat_mul(T::one(), &v.insert_axis(Axis(0)), &w, T::zero(), &mut o2);
+    }
+}
+
+/// Dot product with eight independent accumulators (so it vectorises).
+fn dot_slices<T: LinalgScalar>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] = acc[i] + x[i] * y[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s = s + *x * *y;
+    }
+    s
+}
