@@ -3,7 +3,10 @@
 //! blocked GEMM for the rest, and rayon across batches or output columns.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix3, IxDyn, LinalgScalar};
+use ndarray::{
+    ArrayD, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix3, IxDyn,
+    LinalgScalar,
+};
 use rayon::prelude::*;
 
 /// Work (multiply-adds) below which a product stays on one thread.
@@ -12,7 +15,12 @@ const PAR_WORK: usize = 1 << 16;
 /// A `[batch, rows, cols]` view of `a` with its axes permuted to `order`, whose three
 /// groups have `groups` axes each. No copy when every group has at most one axis (strided
 /// views are fine for the kernels); otherwise a row-major copy.
-pub(crate) fn view3<'a, T: Clone>(a: &'a ArrayD<T>, order: &[usize], groups: [usize; 3], dims: (usize, usize, usize)) -> CowArray<'a, T, Ix3> {
+pub(crate) fn view3<'a, T: Clone>(
+    a: &'a ArrayD<T>,
+    order: &[usize],
+    groups: [usize; 3],
+    dims: (usize, usize, usize),
+) -> CowArray<'a, T, Ix3> {
     let v = a.view().permuted_axes(IxDyn(order));
     if groups.iter().all(|&g| g <= 1) {
         let mut v = v;
@@ -32,14 +40,20 @@ pub(crate) fn view3<'a, T: Clone>(a: &'a ArrayD<T>, order: &[usize], groups: [us
 }
 
 /// `out = l @ r` per batch; `l` is `[b, m, k]`, `r` is `[b, k, n]`; returns `[b, m, n]` row-major.
-pub(crate) fn batched_matmul<T: LinalgScalar + Send + Sync>(l: &CowArray<'_, T, Ix3>, r: &CowArray<'_, T, Ix3>) -> Vec<T> {
+pub(crate) fn batched_matmul<T: LinalgScalar + Send + Sync>(
+    l: &CowArray<'_, T, Ix3>,
+    r: &CowArray<'_, T, Ix3>,
+) -> Vec<T> {
     let (b, m, k) = l.dim();
     let n = r.dim().2;
     let mut out = ndarray::Array3::<T>::zeros((b, m, n));
     if b > 1 && b * m * n * k >= PAR_WORK {
-        out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, o)| {
-            matmul_into(l.index_axis(Axis(0), i), r.index_axis(Axis(0), i), o, false);
-        });
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, o)| {
+                matmul_into(l.index_axis(Axis(0), i), r.index_axis(Axis(0), i), o, false);
+            });
     } else {
         for (i, o) in out.axis_iter_mut(Axis(0)).enumerate() {
             matmul_into(l.index_axis(Axis(0), i), r.index_axis(Axis(0), i), o, true);
@@ -48,7 +62,12 @@ pub(crate) fn batched_matmul<T: LinalgScalar + Send + Sync>(l: &CowArray<'_, T, 
     out.into_raw_vec_and_offset().0
 }
 
-fn matmul_into<T: LinalgScalar + Send + Sync>(x: ArrayView2<T>, w: ArrayView2<T>, mut out: ArrayViewMut2<T>, par: bool) {
+fn matmul_into<T: LinalgScalar + Send + Sync>(
+    x: ArrayView2<T>,
+    w: ArrayView2<T>,
+    mut out: ArrayViewMut2<T>,
+    par: bool,
+) {
     if x.nrows() == 1 {
         gemv(x.row(0), w, out.row_mut(0), par);
     } else if w.ncols() == 1 {
@@ -60,21 +79,40 @@ fn matmul_into<T: LinalgScalar + Send + Sync>(x: ArrayView2<T>, w: ArrayView2<T>
 }
 
 /// `out = v @ w` for a vector `v` (len k) and matrix `w` (k x n).
-fn gemv<T: LinalgScalar + Send + Sync>(v: ArrayView1<T>, w: ArrayView2<T>, mut out: ArrayViewMut1<T>, par: bool) {
+fn gemv<T: LinalgScalar + Send + Sync>(
+    v: ArrayView1<T>,
+    w: ArrayView2<T>,
+    mut out: ArrayViewMut1<T>,
+    par: bool,
+) {
     let (k, n) = w.dim();
     let par = par && k * n >= PAR_WORK;
-    let chunk = if par { n.div_ceil(rayon::current_num_threads() * 4).max(256) } else { n.max(1) };
+    let chunk = if par {
+        n.div_ceil(rayon::current_num_threads() * 4).max(256)
+    } else {
+        n.max(1)
+    };
     if w.strides()[1] == 1 && out.as_slice().is_some() {
         // rows contiguous: out += v[kk] * w[kk, :], streaming w once
         let out = out.as_slice_mut().expect("checked contiguous");
         let body = |(ci, oc): (usize, &mut [T])| {
             let (c0, len) = (ci * chunk, oc.len());
-            for kk in 0..k {
-                let row = w.row(kk);
-                let row = row.to_slice().expect("row is contiguous");
-                let xv = v[kk];
-                for (o, &wv) in oc.iter_mut().zip(&row[c0..c0 + len]) {
-                    *o = *o + xv * wv;
+            let row = |kk: usize| &w.row(kk).to_slice().expect("row is contiguous")[c0..c0 + len];
+            // four rows per pass: a quarter of the loads and stores of `out`; the sum is still
+            // accumulated row by row, in order
+            let mut kk = 0;
+            while kk + 4 <= k {
+                let (r0, r1, r2, r3) = (row(kk), row(kk + 1), row(kk + 2), row(kk + 3));
+                let (x0, x1, x2, x3) = (v[kk], v[kk + 1], v[kk + 2], v[kk + 3]);
+                for j in 0..len {
+                    oc[j] = oc[j] + x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j];
+                }
+                kk += 4;
+            }
+            for kk in kk..k {
+                let (r, x) = (row(kk), v[kk]);
+                for (o, &wv) in oc.iter_mut().zip(r) {
+                    *o = *o + x * wv;
                 }
             }
         };

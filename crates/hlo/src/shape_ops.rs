@@ -513,7 +513,9 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
             Tensor::F64(a) => a,
             _ => {
                 lc = crate::elementwise::convert(lhs, DType::F64);
-                let Tensor::F64(a) = &lc else { unreachable!("converted to f64") };
+                let Tensor::F64(a) = &lc else {
+                    unreachable!("converted to f64")
+                };
                 a
             }
         };
@@ -521,11 +523,16 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
             Tensor::F64(a) => a,
             _ => {
                 rc = crate::elementwise::convert(rhs, DType::F64);
-                let Tensor::F64(a) = &rc else { unreachable!("converted to f64") };
+                let Tensor::F64(a) = &rc else {
+                    unreachable!("converted to f64")
+                };
                 a
             }
         };
-        let v = gemm::batched_matmul(&gemm::view3(l, &lorder, groups_l, (b, m, k)), &gemm::view3(r, &rorder, groups_r, (b, k, n)));
+        let v = gemm::batched_matmul(
+            &gemm::view3(l, &lorder, groups_l, (b, m, k)),
+            &gemm::view3(r, &rorder, groups_r, (b, k, n)),
+        );
         Tensor::F64(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
     } else if float_math {
         let (lc, rc);
@@ -533,7 +540,9 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
             Tensor::F32(a) => a,
             _ => {
                 lc = crate::elementwise::convert(lhs, DType::F32);
-                let Tensor::F32(a) = &lc else { unreachable!("converted to f32") };
+                let Tensor::F32(a) = &lc else {
+                    unreachable!("converted to f32")
+                };
                 a
             }
         };
@@ -541,11 +550,16 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
             Tensor::F32(a) => a,
             _ => {
                 rc = crate::elementwise::convert(rhs, DType::F32);
-                let Tensor::F32(a) = &rc else { unreachable!("converted to f32") };
+                let Tensor::F32(a) = &rc else {
+                    unreachable!("converted to f32")
+                };
                 a
             }
         };
-        let v = gemm::batched_matmul(&gemm::view3(l, &lorder, groups_l, (b, m, k)), &gemm::view3(r, &rorder, groups_r, (b, k, n)));
+        let v = gemm::batched_matmul(
+            &gemm::view3(l, &lorder, groups_l, (b, m, k)),
+            &gemm::view3(r, &rorder, groups_r, (b, k, n)),
+        );
         Tensor::F32(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
     } else {
         let l = crate::elementwise::convert(lhs, DType::S64);
