@@ -184,6 +184,9 @@ pub struct Module {
     pub entry: usize,
     /// The header's `input_output_alias` entries.
     pub aliases: Vec<AliasEntry>,
+    /// The header's `entry_computation_layout`: parameter types and result type, with where
+    /// it is (checked against the entry computation by the planner).
+    pub entry_layout: Option<(Vec<Type>, Type, Pos)>,
 }
 
 impl Module {

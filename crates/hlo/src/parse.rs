@@ -271,6 +271,7 @@ impl<'a> Parser<'a> {
         self.skip_ws(false)?;
         let name = self.ident("a module name")?;
         let mut aliases = Vec::new();
+        let mut entry_layout = None;
         loop {
             self.skip_ws(false)?;
             if !self.eat(b',') {
@@ -283,6 +284,8 @@ impl<'a> Parser<'a> {
             self.skip_ws(false)?;
             if attr == "input_output_alias" {
                 aliases = self.alias_config()?;
+            } else if attr == "entry_computation_layout" {
+                entry_layout = Some(self.entry_layout()?);
             } else {
                 self.raw_value(&[])?;
             }
@@ -327,6 +330,7 @@ impl<'a> Parser<'a> {
             computations,
             entry,
             aliases,
+            entry_layout,
         })
     }
 
@@ -345,6 +349,37 @@ impl<'a> Parser<'a> {
                 return;
             }
         }
+    }
+
+    /// `{(f32[4]{0}, s32[])->(f32[], s32[])}`.
+    fn entry_layout(&mut self) -> Result<(Vec<Type>, Type, Pos)> {
+        let pos = self.pos();
+        self.expect(b'{', "to open entry_computation_layout")?;
+        self.skip_ws(false)?;
+        self.expect(
+            b'(',
+            "to open the parameter types of entry_computation_layout",
+        )?;
+        let mut params = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(b')') {
+                break;
+            }
+            if !params.is_empty() {
+                self.expect(b',', "between parameter types")?;
+                self.skip_ws(false)?;
+            }
+            params.push(self.ty()?);
+        }
+        self.skip_ws(false)?;
+        self.expect(b'-', "before '->' in entry_computation_layout")?;
+        self.expect(b'>', "in '->' of entry_computation_layout")?;
+        self.skip_ws(false)?;
+        let result = self.ty()?;
+        self.skip_ws(false)?;
+        self.expect(b'}', "to close entry_computation_layout")?;
+        Ok((params, result, pos))
     }
 
     /// `{ {0}: (1, {}, may-alias), ... }` or the short `{ {}: 0 }`.

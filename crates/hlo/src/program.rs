@@ -30,6 +30,31 @@ impl Program {
     pub fn from_module(module: &Module) -> Result<Program> {
         let plans = compile(module)?;
         let entry = module.entry();
+        if let Some((params, result, pos)) = &module.entry_layout {
+            let actual: Vec<Type> = entry
+                .params
+                .iter()
+                .map(|&i| entry.instrs[i].ty.clone())
+                .collect();
+            let root = &entry.instrs[entry.root].ty;
+            if params != &actual || result != root {
+                let show = |v: &[Type]| {
+                    v.iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(Error::invalid_model(
+                    format!("line {}: entry_computation_layout", pos.line),
+                    format!(
+                        "the header says ({})->{result}, but {} takes ({}) and returns {root}",
+                        show(params),
+                        entry.name,
+                        show(&actual)
+                    ),
+                ));
+            }
+        }
         let mut params = Vec::with_capacity(entry.params.len());
         for (p, &i) in entry.params.iter().enumerate() {
             let instr = &entry.instrs[i];

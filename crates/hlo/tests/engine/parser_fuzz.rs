@@ -199,3 +199,17 @@ fn partial_and_mismatched_aliases_are_rejected() {
     )
     .is_ok());
 }
+
+#[test]
+fn entry_layout_must_match_the_entry_computation() {
+    let text = |layout: &str| {
+        format!("HloModule m, entry_computation_layout={layout}\nENTRY e {{\n  p = f32[4]{{0}} parameter(0)\n  ROOT n = f32[4]{{0}} negate(p)\n}}\n")
+    };
+    assert!(Program::parse(&text("{(f32[4]{0})->f32[4]{0}}"), "m.hlo").is_ok());
+    let e = Program::parse(&text("{(f32[5]{0})->f32[4]{0}}"), "m.hlo").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidModel);
+    assert!(
+        e.to_string().contains("f32[5]") && e.to_string().contains("line 1"),
+        "{e}"
+    );
+}
