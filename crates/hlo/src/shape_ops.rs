@@ -439,6 +439,66 @@ pub struct DotDims {
     pub rhs_contract: Vec<usize>,
 }
 
+/// How a dot's operands map onto batched matrices.
+struct GemmLayout<'a> {
+    lorder: &'a [usize],
+    rorder: &'a [usize],
+    groups_l: [usize; 3],
+    groups_r: [usize; 3],
+    b: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    out: &'a [usize],
+}
+
+/// The float element types `dot` computes in.
+trait FloatArray: Elem + ndarray::LinalgScalar + Send + Sync {
+    fn array(t: &Tensor) -> Option<&ArrayD<Self>>;
+    fn wrap(a: ArrayD<Self>) -> Tensor;
+}
+
+impl FloatArray for f32 {
+    fn array(t: &Tensor) -> Option<&ArrayD<f32>> {
+        if let Tensor::F32(a) = t {
+            Some(a)
+        } else {
+            None
+        }
+    }
+    fn wrap(a: ArrayD<f32>) -> Tensor {
+        Tensor::F32(a)
+    }
+}
+
+impl FloatArray for f64 {
+    fn array(t: &Tensor) -> Option<&ArrayD<f64>> {
+        if let Tensor::F64(a) = t {
+            Some(a)
+        } else {
+            None
+        }
+    }
+    fn wrap(a: ArrayD<f64>) -> Tensor {
+        Tensor::F64(a)
+    }
+}
+
+/// A float dot computed in `T` (operands of other types converted first; `T` operands are
+/// used in place).
+fn float_dot<T: FloatArray>(lhs: &Tensor, rhs: &Tensor, g: &GemmLayout<'_>) -> Tensor {
+    let conv =
+        |t: &Tensor| (t.dtype() != T::DTYPE).then(|| crate::elementwise::convert(t, T::DTYPE));
+    let (lc, rc) = (conv(lhs), conv(rhs));
+    let l = T::array(lc.as_ref().unwrap_or(lhs)).expect("converted to the compute type");
+    let r = T::array(rc.as_ref().unwrap_or(rhs)).expect("converted to the compute type");
+    let v = gemm::batched_matmul(
+        &gemm::view3(l, g.lorder, g.groups_l, (g.b, g.m, g.k)),
+        &gemm::view3(r, g.rorder, g.groups_r, (g.b, g.k, g.n)),
+    );
+    T::wrap(ArrayD::from_shape_vec(IxDyn(g.out), v).expect("dot output size"))
+}
+
 /// Permutes `t` to `[first.., second.., third..]` and views it as a 3-D f32/f64 array.
 fn to_bmk<T: Elem>(
     a: &ArrayD<T>,
@@ -507,60 +567,21 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
     let float_math = lhs.dtype().is_float() || rhs.dtype().is_float() || out_dtype.is_float();
     let groups_l = [d.lhs_batch.len(), lfree.len(), d.lhs_contract.len()];
     let groups_r = [d.rhs_batch.len(), d.rhs_contract.len(), rfree.len()];
+    let layout = GemmLayout {
+        lorder: &lorder,
+        rorder: &rorder,
+        groups_l,
+        groups_r,
+        b,
+        m,
+        k,
+        n,
+        out,
+    };
     let res: Tensor = if lhs.dtype() == DType::F64 || out_dtype == DType::F64 {
-        let (lc, rc);
-        let l = match lhs {
-            Tensor::F64(a) => a,
-            _ => {
-                lc = crate::elementwise::convert(lhs, DType::F64);
-                let Tensor::F64(a) = &lc else {
-                    unreachable!("converted to f64")
-                };
-                a
-            }
-        };
-        let r = match rhs {
-            Tensor::F64(a) => a,
-            _ => {
-                rc = crate::elementwise::convert(rhs, DType::F64);
-                let Tensor::F64(a) = &rc else {
-                    unreachable!("converted to f64")
-                };
-                a
-            }
-        };
-        let v = gemm::batched_matmul(
-            &gemm::view3(l, &lorder, groups_l, (b, m, k)),
-            &gemm::view3(r, &rorder, groups_r, (b, k, n)),
-        );
-        Tensor::F64(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
+        float_dot::<f64>(lhs, rhs, &layout)
     } else if float_math {
-        let (lc, rc);
-        let l = match lhs {
-            Tensor::F32(a) => a,
-            _ => {
-                lc = crate::elementwise::convert(lhs, DType::F32);
-                let Tensor::F32(a) = &lc else {
-                    unreachable!("converted to f32")
-                };
-                a
-            }
-        };
-        let r = match rhs {
-            Tensor::F32(a) => a,
-            _ => {
-                rc = crate::elementwise::convert(rhs, DType::F32);
-                let Tensor::F32(a) = &rc else {
-                    unreachable!("converted to f32")
-                };
-                a
-            }
-        };
-        let v = gemm::batched_matmul(
-            &gemm::view3(l, &lorder, groups_l, (b, m, k)),
-            &gemm::view3(r, &rorder, groups_r, (b, k, n)),
-        );
-        Tensor::F32(ArrayD::from_shape_vec(IxDyn(out), v).expect("dot output size"))
+        float_dot::<f32>(lhs, rhs, &layout)
     } else {
         let l = crate::elementwise::convert(lhs, DType::S64);
         let r = crate::elementwise::convert(rhs, DType::S64);
