@@ -12,9 +12,13 @@
 mod alias;
 mod dtype;
 mod error;
+mod ledger;
+mod model;
 mod spec;
 
 pub use alias::{AliasMap, AliasPair};
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Location, Result};
+pub use ledger::{Direction, Flow, MemoryReport, TransferLedger};
+pub use model::{HostTensor, Signature, StateInit, StatefulModel, STREAM_CHUNK};
 pub use spec::{Shape, TensorSpec};

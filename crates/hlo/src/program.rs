@@ -156,6 +156,76 @@ impl Program {
         &self.aliases
     }
 
+    /// Bytes of constants baked into the module (weights, tables): device memory a compiled
+    /// model holds while loaded.
+    pub fn constant_bytes(&self) -> u64 {
+        self.plans
+            .iter()
+            .flatten()
+            .flat_map(|p| &p.steps)
+            .filter(|s| matches!(s.op, crate::plan::Op::Constant(_)))
+            .map(|s| s.ty.size_bytes() as u64)
+            .sum()
+    }
+
+    /// Peak bytes of temporaries one execute of the entry holds at once (outputs included,
+    /// parameters excluded), following the schedule: buffers are freed after their last
+    /// reader, and in-place updates and reshapes reuse their operand's buffer.
+    pub fn peak_temp_bytes(&self) -> u64 {
+        let Some(plan) = self.plans.get(self.entry).and_then(|p| p.as_ref()) else {
+            return 0;
+        };
+        let params: std::collections::HashSet<usize> =
+            plan.params.iter().flatten().copied().collect();
+        let mut live = vec![0u64; plan.nslots];
+        let (mut now, mut peak) = (0u64, 0u64);
+        for step in &plan.steps {
+            let size = step.ty.size_bytes() as u64;
+            let reuses = matches!(
+                step.op,
+                crate::plan::Op::DynamicUpdateSlice
+                    | crate::plan::Op::Scatter { .. }
+                    | crate::plan::Op::Unary(_)
+                    | crate::plan::Op::Binary(_)
+                    | crate::plan::Op::Reshape
+                    | crate::plan::Op::Identity
+            ) && step.take.first() == Some(&true);
+            let aliases_operand = matches!(
+                step.op,
+                crate::plan::Op::Tuple
+                    | crate::plan::Op::GetTupleElement(_)
+                    | crate::plan::Op::Constant(_)
+            );
+            let fresh = if reuses || aliases_operand { 0 } else { size };
+            now += fresh;
+            peak = peak.max(now);
+            // a reused buffer moves from the operand's slot to this one
+            if reuses {
+                let from = step.operands[0];
+                live[step.out] = live[from];
+                live[from] = 0;
+            } else {
+                live[step.out] = fresh;
+            }
+            for (k, &o) in step.operands.iter().enumerate() {
+                if step.take[k] && !params.contains(&o) && !(reuses && k == 0) {
+                    if aliases_operand {
+                        // a tuple (or element) takes over its operands' buffers
+                        live[step.out] += live[o];
+                    } else {
+                        now = now.saturating_sub(live[o]);
+                    }
+                    live[o] = 0;
+                }
+            }
+            if step.dead {
+                now = now.saturating_sub(live[step.out]);
+                live[step.out] = 0;
+            }
+        }
+        peak
+    }
+
     /// Parameters the header marks `must-alias`.
     pub fn must_alias_params(&self) -> &[usize] {
         &self.must_alias

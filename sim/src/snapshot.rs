@@ -1,0 +1,154 @@
+//! State sets to and from files in the safetensors format, streamed: each state tensor goes
+//! between the device and the file in bounded chunks, never as a second full host copy.
+//!
+//! Works over any [`StatefulModel`], so the simulator and the driver write the same files.
+
+use statetensor_core::{DType, Error, Result, StatefulModel};
+use std::io::{Read, Write};
+
+fn st_dtype(d: DType) -> &'static str {
+    match d {
+        DType::Pred => "BOOL",
+        DType::S8 => "I8",
+        DType::S16 => "I16",
+        DType::S32 => "I32",
+        DType::S64 => "I64",
+        DType::U8 => "U8",
+        DType::U16 => "U16",
+        DType::U32 => "U32",
+        DType::U64 => "U64",
+        DType::F16 => "F16",
+        DType::BF16 => "BF16",
+        DType::F32 => "F32",
+        DType::F64 => "F64",
+    }
+}
+
+/// Writes every state of `set` as a safetensors file (tensors named by state, in name order).
+pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -> Result<u64> {
+    let sig = model.signature();
+    let mut states: Vec<&statetensor_core::TensorSpec> =
+        sig.state_params().iter().map(|&p| &sig.params[p]).collect();
+    states.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut header = serde_json::Map::new();
+    let mut meta = serde_json::Map::new();
+    meta.insert("format".into(), "statetensor state set".into());
+    meta.insert("state_set".into(), set.into());
+    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    let mut off = 0u64;
+    for s in &states {
+        let size = s.size_bytes() as u64;
+        header.insert(
+            s.name.clone(),
+            serde_json::json!({"dtype": st_dtype(s.dtype), "shape": s.shape.dims(), "data_offsets": [off, off + size]}),
+        );
+        off += size;
+    }
+    let mut text = serde_json::to_string(&serde_json::Value::Object(header))
+        .map_err(|e| Error::runtime("save state set", e.to_string()))?;
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let io = |e: std::io::Error| Error::io("save state set", set, e);
+    w.write_all(&(text.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    w.write_all(text.as_bytes()).map_err(io)?;
+    for s in &states {
+        model.read_state_to(set, &s.name, w)?;
+    }
+    w.flush().map_err(io)?;
+    Ok(8 + text.len() as u64 + off)
+}
+
+/// Reads a safetensors file written by [`save_state_set`] (or any file holding exactly the
+/// model's states) into `set`, creating it if needed. The header is checked in full before
+/// any data is written; if the data then ends early the set is reset, so it never holds a
+/// mix of old and new values.
+pub fn load_state_set(
+    model: &dyn StatefulModel,
+    set: &str,
+    r: &mut dyn Read,
+    what: &str,
+) -> Result<()> {
+    let bad = |m: String| Error::invalid_input(format!("load state set from '{what}'"), m);
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len)
+        .map_err(|_| bad("file is shorter than a safetensors header".into()))?;
+    let len = u64::from_le_bytes(len);
+    if len > 100 << 20 {
+        return Err(bad(format!(
+            "header of {len} bytes is implausibly large: not a safetensors file"
+        )));
+    }
+    let mut text = vec![0u8; len as usize];
+    r.read_exact(&mut text)
+        .map_err(|_| bad("file ends inside its header".into()))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let obj = header
+        .as_object()
+        .ok_or_else(|| bad("header is not a JSON object".into()))?;
+    let sig = model.signature();
+    let mut plan: Vec<(u64, u64, String)> = Vec::new();
+    for (name, entry) in obj.iter().filter(|(k, _)| *k != "__metadata__") {
+        let p = sig
+            .state_param("load state set", name)
+            .map_err(|e| bad(e.to_string()))?;
+        let spec = &sig.params[p];
+        let dtype = entry["dtype"].as_str().unwrap_or("");
+        let shape: Option<Vec<usize>> = entry["shape"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_u64().map(|x| x as usize))
+                .collect()
+        });
+        if dtype != st_dtype(spec.dtype) || shape.as_deref() != Some(spec.shape.dims()) {
+            return Err(bad(format!(
+                "'{name}' is {dtype}{:?} in the file, the state is {}",
+                shape.unwrap_or_default(),
+                spec.type_string()
+            )));
+        }
+        let offs: Vec<u64> = entry["data_offsets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default();
+        match offs[..] {
+            [a, b] if b >= a && b - a == spec.size_bytes() as u64 => {
+                plan.push((a, b, name.clone()))
+            }
+            _ => {
+                return Err(bad(format!(
+                    "'{name}' has data_offsets {offs:?}; expected {} bytes",
+                    spec.size_bytes()
+                )))
+            }
+        }
+    }
+    for &p in &sig.state_params() {
+        if !plan.iter().any(|(_, _, n)| n == &sig.params[p].name) {
+            return Err(bad(format!(
+                "the file has no tensor for state '{}'",
+                sig.params[p].name
+            )));
+        }
+    }
+    plan.sort();
+    let mut at = 0u64;
+    for (a, b, _) in &plan {
+        if *a != at {
+            return Err(bad(format!(
+                "tensor data is not contiguous at byte {a} (expected {at})"
+            )));
+        }
+        at = *b;
+    }
+    // creates the set, or attaches to it when it exists (it is then overwritten whole)
+    model.create_state_set(set, statetensor_core::StateInit::Zeros)?;
+    for (_, _, name) in &plan {
+        if let Err(e) = model.write_state_from(set, name, r) {
+            let _ = model.reset(set);
+            return Err(bad(format!("{e}; the state set was reset")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Behaviour tests of the simulator backend: every item of the alias contract.
+
+mod model;
