@@ -141,7 +141,11 @@ impl DeviceProfile {
         let p: DeviceProfile = serde_json::from_value(merged).map_err(|e| bad(format!("{e}")))?;
         if p.name == base.name && !obj.contains_key("name") {
             // a file profile is named after its file unless it says otherwise
-            return DeviceProfile { name: what.to_string(), ..p }.checked(what);
+            return DeviceProfile {
+                name: what.to_string(),
+                ..p
+            }
+            .checked(what);
         }
         p.checked(what)
     }

@@ -65,7 +65,7 @@ fn dtype_of(descr: &str) -> Option<DType> {
 }
 
 /// Reads and parses the header; `what` names the source in errors.
-pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader> {
+pub fn read_header<R: Read + ?Sized>(r: &mut R, what: &str) -> Result<NpyHeader> {
     let io = |e: std::io::Error| Error::io("read npy", what, e);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic).map_err(|_| {
@@ -157,7 +157,7 @@ pub fn read_header(r: &mut impl Read, what: &str) -> Result<NpyHeader> {
 }
 
 /// Reads a whole tensor, streaming the data into its buffer.
-pub fn read(r: &mut impl Read, what: &str) -> Result<Tensor> {
+pub fn read<R: Read + ?Sized>(r: &mut R, what: &str) -> Result<Tensor> {
     let h = read_header(r, what)?;
     let mut t = Tensor::zeros(h.dtype, &h.dims);
     read_data_into(r, &mut t, what)?;
@@ -165,7 +165,7 @@ pub fn read(r: &mut impl Read, what: &str) -> Result<Tensor> {
 }
 
 /// Streams the data part of an npy file (after [`read_header`]) into `t`.
-pub fn read_data_into(r: &mut impl Read, t: &mut Tensor, what: &str) -> Result<()> {
+pub fn read_data_into<R: Read + ?Sized>(r: &mut R, t: &mut Tensor, what: &str) -> Result<()> {
     let total = t.size_bytes();
     let mut buf = vec![0u8; CHUNK.min(total.max(1))];
     let mut off = 0;
@@ -210,7 +210,7 @@ pub fn header_bytes(dtype: DType, dims: &[usize]) -> Vec<u8> {
 }
 
 /// Writes a tensor, streaming its data in chunks.
-pub fn write(w: &mut impl Write, t: &Tensor, what: &str) -> Result<()> {
+pub fn write<W: Write + ?Sized>(w: &mut W, t: &Tensor, what: &str) -> Result<()> {
     let io = |e: std::io::Error| Error::io("write npy", what, e);
     w.write_all(&header_bytes(t.dtype(), t.dims()))
         .map_err(io)?;

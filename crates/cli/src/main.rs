@@ -1,0 +1,56 @@
+//! `statetensor`: run, inspect and measure stateful Neuron models (DESIGN §8).
+//!
+//! Exit codes: 0 success; 2 bad usage or bad input (one message on stderr naming the
+//! parameter, file or line and what was expected); 1 any other failure. Never a panic.
+
+mod model_ref;
+mod report;
+mod run;
+
+use clap::{Parser, Subcommand};
+use statetensor_core::{Error, ErrorKind};
+use std::process::ExitCode;
+
+/// Develop, test and measure state tensors for AWS Neuron without a Neuron machine.
+#[derive(Parser, Debug)]
+#[command(name = "statetensor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Execute a model for N steps, carrying its state tensors on the device, and report
+    /// what crossed host<->device, the modelled time and HBM use.
+    Run(run::RunArgs),
+    /// Show a model's parameters, outputs, aliases, state bytes and HBM footprint per device.
+    Inspect(run::InspectArgs),
+}
+
+fn exit_code(e: &Error) -> u8 {
+    // files and paths are the user's input too
+    if e.kind().is_user_error() || e.kind() == ErrorKind::Io {
+        2
+    } else {
+        1
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Inspect(a) => run::inspect(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("statetensor: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

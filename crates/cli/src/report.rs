@@ -1,0 +1,148 @@
+//! The run report: `report.json`, `--json`, and the human-readable table.
+
+use serde::Serialize;
+use statetensor_core::TransferLedger;
+
+/// Totals over a run (DESIGN §8). Field names are a contract: scripts read them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub backend: String,
+    pub device: String,
+    pub steps: u64,
+    pub bytes_h2d: u64,
+    pub bytes_d2h: u64,
+    pub bytes_d2d: u64,
+    pub transfers_h2d: u64,
+    pub transfers_d2h: u64,
+    pub state_bytes: u64,
+    pub hbm_peak_bytes: u64,
+    pub hbm_capacity_bytes: u64,
+    pub modelled_s: f64,
+    pub wall_s: f64,
+    // fields beyond the contract's minimum
+    pub model: String,
+    pub transfers_d2d: u64,
+    pub execute_s: f64,
+    /// Per step: what crossed and the modelled time.
+    pub per_step: Vec<StepReport>,
+    /// The same steps without state tensors: every state copied out and back each step.
+    pub without_state_tensors: RoundTrip,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub bytes_h2d: u64,
+    pub bytes_d2h: u64,
+    pub transfers_h2d: u64,
+    pub transfers_d2h: u64,
+    pub modelled_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundTrip {
+    pub bytes_h2d: u64,
+    pub bytes_d2h: u64,
+    pub transfers_h2d: u64,
+    pub transfers_d2h: u64,
+    pub modelled_s: f64,
+}
+
+impl StepReport {
+    pub fn from_ledger(d: &TransferLedger) -> StepReport {
+        StepReport {
+            bytes_h2d: d.h2d.bytes,
+            bytes_d2h: d.d2h.bytes,
+            transfers_h2d: d.h2d.transfers,
+            transfers_d2h: d.d2h.transfers,
+            modelled_s: d.total_seconds(),
+        }
+    }
+}
+
+/// `1.5 KiB`, `12 B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `91.3 µs`, `1.20 ms`, `2.500 s`.
+pub fn seconds(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+impl Report {
+    /// The human-readable summary.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let rt = &self.without_state_tensors;
+        let ratio = |a: f64, b: f64| {
+            if a > 0.0 {
+                format!("{:.2}x", b / a)
+            } else {
+                "-".into()
+            }
+        };
+        out.push_str(&format!(
+            "totals over {} step(s), {} on {}:\n",
+            self.steps, self.backend, self.device
+        ));
+        out.push_str(&format!(
+            "  {:<18} {:>24} {:>34} {:>13}\n",
+            "", "with state tensors", "without (state copied out and back)", "without/with"
+        ));
+        out.push_str(&format!(
+            "  {:<18} {:>24} {:>34} {:>13}\n",
+            "host -> device",
+            format!(
+                "{} ({} transfers)",
+                bytes(self.bytes_h2d),
+                self.transfers_h2d
+            ),
+            format!("{} ({} transfers)", bytes(rt.bytes_h2d), rt.transfers_h2d),
+            ratio(self.bytes_h2d as f64, rt.bytes_h2d as f64)
+        ));
+        out.push_str(&format!(
+            "  {:<18} {:>24} {:>34} {:>13}\n",
+            "device -> host",
+            format!(
+                "{} ({} transfers)",
+                bytes(self.bytes_d2h),
+                self.transfers_d2h
+            ),
+            format!("{} ({} transfers)", bytes(rt.bytes_d2h), rt.transfers_d2h),
+            ratio(self.bytes_d2h as f64, rt.bytes_d2h as f64)
+        ));
+        out.push_str(&format!(
+            "  {:<18} {:>24} {:>34} {:>13}\n",
+            "modelled time",
+            seconds(self.modelled_s),
+            seconds(rt.modelled_s),
+            ratio(self.modelled_s, rt.modelled_s)
+        ));
+        out.push_str(&format!(
+            "  HBM peak {} of {} ({:.4}%); state {}; wall time {}\n",
+            bytes(self.hbm_peak_bytes),
+            bytes(self.hbm_capacity_bytes),
+            100.0 * self.hbm_peak_bytes as f64 / self.hbm_capacity_bytes.max(1) as f64,
+            bytes(self.state_bytes),
+            seconds(self.wall_s)
+        ));
+        out
+    }
+}
