@@ -28,6 +28,18 @@ enum Command {
     Inspect(run::InspectArgs),
 }
 
+/// Writes to stdout; a closed pipe (`statetensor ... | head`) ends output quietly rather
+/// than panicking as `println!` would.
+pub fn emit(text: &str) -> statetensor_core::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("write", "stdout", e)),
+    }
+}
+
 fn exit_code(e: &Error) -> u8 {
     // files and paths are the user's input too
     if e.kind().is_user_error() || e.kind() == ErrorKind::Io {

@@ -299,12 +299,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         })?;
     }
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::runtime("report", e.to_string()))?
-        );
-        return Ok(());
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::runtime("report", e.to_string()))?;
+        return crate::emit(&format!("{json}\n"));
     }
     let mut out = String::new();
     out.push_str(&format!(
@@ -357,8 +354,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         out.push_str(&format!("  output {k} {} = {shown}\n", spec.type_string()));
     }
     out.push_str(&report.human());
-    print!("{out}");
-    Ok(())
+    crate::emit(&out)
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
@@ -399,12 +395,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             "execute_staging_bytes": model.execute_footprint(),
             "devices": devices,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v)
-                .map_err(|e| Error::runtime("inspect", e.to_string()))?
-        );
-        return Ok(());
+        let json = serde_json::to_string_pretty(&v)
+            .map_err(|e| Error::runtime("inspect", e.to_string()))?;
+        return crate::emit(&format!("{json}\n"));
     }
     let mut out = format!(
         "model {} ({})\nparameters:\n",
@@ -458,6 +451,5 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             d["state_sets_that_fit"]
         ));
     }
-    print!("{out}");
-    Ok(())
+    crate::emit(&out)
 }
