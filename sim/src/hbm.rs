@@ -29,7 +29,7 @@ impl Hbm {
     /// Charges `bytes`, or fails with the numbers and changes nothing.
     pub fn alloc(&self, op: &str, bytes: u64) -> Result<()> {
         let mut m = self.lock();
-        let free = m.capacity - m.used;
+        let free = m.capacity.saturating_sub(m.used);
         if bytes > free {
             return Err(Error::OutOfDeviceMemory {
                 op: op.to_string(),
@@ -47,6 +47,11 @@ impl Hbm {
     pub fn free(&self, bytes: u64) {
         let mut m = self.lock();
         m.used = m.used.saturating_sub(bytes);
+    }
+
+    /// Changes the capacity (allocations already made stay charged).
+    pub fn set_capacity(&self, capacity: u64) {
+        self.lock().capacity = capacity;
     }
 
     /// Used, peak and capacity.

@@ -83,6 +83,8 @@ pub struct SimDevice {
     profile: DeviceProfile,
     hbm: Hbm,
     sets: Mutex<HashMap<String, Arc<Mutex<StateSet>>>>,
+    /// The armed fault and the executes counted since it was armed.
+    fault: Mutex<(Fault, u64)>,
 }
 
 impl SimDevice {
@@ -92,12 +94,19 @@ impl SimDevice {
             hbm: Hbm::new(profile.hbm_bytes),
             profile,
             sets: Mutex::new(HashMap::new()),
+            fault: Mutex::new((Fault::None, 0)),
         })
     }
 
     /// The profile.
     pub fn profile(&self) -> &DeviceProfile {
         &self.profile
+    }
+
+    /// Arms a fault for the executes that follow on this device (any model); counting
+    /// starts again from 1.
+    pub fn inject_fault(&self, fault: Fault) {
+        *lock(&self.fault) = (fault, 0);
     }
 
     /// HBM use.
@@ -141,7 +150,7 @@ pub enum Fault {
     /// No fault.
     #[default]
     None,
-    /// Execute number `call` (1-based, counted per model) fails after it has written part
+    /// Execute number `call` (1-based, counted per device since the fault was armed) fails after it has written part
     /// of the state (the first state tensor is updated, the others are lost).
     FailExecute {
         /// Which execute fails.
@@ -158,7 +167,6 @@ pub struct SimModel {
     weights: u64,
     temps: u64,
     ledger: Mutex<TransferLedger>,
-    fault: Mutex<(Fault, u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -214,7 +222,6 @@ impl SimModel {
             weights,
             temps,
             ledger: Mutex::new(TransferLedger::default()),
-            fault: Mutex::new((Fault::None, 0)),
         })
     }
 
@@ -243,11 +250,6 @@ impl SimModel {
     /// Bytes of constants (weights) the model holds on the device.
     pub fn weight_bytes(&self) -> u64 {
         self.weights
-    }
-
-    /// Arms a fault for the following executes.
-    pub fn inject_fault(&self, fault: Fault) {
-        *lock(&self.fault) = (fault, 0);
     }
 
     fn record(&self, dir: Direction, bytes: u64) {
@@ -565,10 +567,10 @@ impl SimModel {
         g: &mut StateSet,
         inputs: &[HostTensor],
     ) -> Result<Vec<HostTensor>> {
-        let call = {
-            let mut f = lock(&self.fault);
+        let (fault, call) = {
+            let mut f = lock(&self.device.fault);
             f.1 += 1;
-            f.1
+            *f
         };
         let call_name = format!("execute #{call} of {}", self.program.name());
         // inputs cross host -> device
@@ -611,7 +613,6 @@ impl SimModel {
                 .profile
                 .execute_seconds(stats.flops, stats.bytes_touched),
         );
-        let fault = lock(&self.fault).0;
         if fault == (Fault::FailExecute { call }) {
             // part of the state written back, the rest lost: the set must not be used
             if let Some(first) = self.sig.aliases.pairs().next() {

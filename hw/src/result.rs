@@ -1,0 +1,25 @@
+//! Layer 2: `NRT_STATUS` to `Result`, with the C function's name and the raw status.
+
+use crate::sys::{status_name, NrtLib, NRT_STATUS, NRT_SUCCESS};
+use statetensor_core::{Error, Result};
+use std::ffi::CStr;
+
+/// `Ok(())` for `NRT_SUCCESS`; otherwise [`Error::Runtime`] naming `function`, with the raw
+/// status and the runtime's own description when it has `nrt_get_status_as_str`.
+pub fn check(lib: &NrtLib, function: &str, status: NRT_STATUS) -> Result<()> {
+    if status == NRT_SUCCESS {
+        return Ok(());
+    }
+    let described = lib.nrt_get_status_as_str.and_then(|f| {
+        // SAFETY: the function takes any status value and returns a static C string or null.
+        let p = unsafe { f(status) };
+        // SAFETY: a non-null result is a NUL-terminated static string owned by the runtime.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    });
+    let name = described.unwrap_or_else(|| status_name(status).to_string());
+    Err(Error::Runtime {
+        function: function.to_string(),
+        status: Some(status as i64),
+        message: format!("failed with status {status} ({name})"),
+    })
+}

@@ -1,0 +1,90 @@
+//! What is specific to the driver: library loading, NEFF name conventions, bindings.
+
+use crate::{emulator, DEVICE_LOCK};
+use statetensor_core::{ErrorKind, StateInit, StatefulModel};
+use statetensor_hw::{probe, NrtDevice, NrtModel};
+
+#[test]
+fn a_missing_library_lists_every_path_tried() {
+    let e = NrtDevice::open(Some("/nonexistent/libnrt.so.1")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BackendUnavailable);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("/nonexistent/libnrt.so.1") && msg.contains("STATETENSOR_LIBNRT"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn probe_reports_the_emulated_runtime() {
+    let _g = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let info = probe(Some(emulator().to_str().unwrap())).unwrap();
+    assert_eq!(info.visible_cores, 1);
+    assert!(info
+        .version
+        .unwrap_or_default()
+        .contains("statetensor-nrt-emu"));
+}
+
+#[test]
+fn torch_names_are_discovered_and_states_bound_in_place() {
+    let _g = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dev = NrtDevice::open(Some(emulator().to_str().unwrap())).unwrap();
+    let m = NrtModel::open(&dev, &crate::contract::fixture_path("kv_decoder"), None).unwrap();
+    let (ins, outs) = m.io_names();
+    assert_eq!(ins[5], "input5");
+    assert_eq!(outs[1], "output1");
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    assert_eq!(m.signature().returned_outputs(), vec![0]);
+}
+
+#[test]
+fn bindings_json_maps_names_and_a_wrong_name_is_reported() {
+    let _g = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dev = NrtDevice::open(Some(emulator().to_str().unwrap())).unwrap();
+    let dir = std::env::temp_dir().join(format!("statetensor-bindings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        crate::contract::fixture_path("mlp_cache").join("model.hlo"),
+        dir.join("model.hlo"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bindings.json"),
+        r#"{"inputs": {"x": "input0", "3": "input3"}, "outputs": {"1": "output1"}}"#,
+    )
+    .unwrap();
+    NrtModel::open(&dev, &dir, None).unwrap();
+    std::fs::write(
+        dir.join("bindings.json"),
+        r#"{"inputs": {"nope": "input0"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        NrtModel::open(&dev, &dir, None).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+/// The driver over an emulator with a fault armed from the start.
+struct FaultyEmu(&'static str);
+
+impl crate::contract::Harness for FaultyEmu {
+    fn device(&self, capacity: Option<u64>) -> crate::contract::Dev {
+        let d = crate::EmuHarness.device(capacity);
+        crate::configure(self.0, 0);
+        d
+    }
+}
+
+#[test]
+fn every_emulator_fault_mode_is_caught_by_the_contract_suite() {
+    for fault in ["fail_execute:2", "lost_write", "hazard"] {
+        let caught =
+            std::panic::catch_unwind(|| crate::contract::walkthrough_two_steps(&FaultyEmu(fault)))
+                .is_err();
+        assert!(caught, "the walkthrough did not notice fault mode {fault}");
+    }
+    // and without a fault it passes
+    crate::contract::walkthrough_two_steps(&crate::EmuHarness);
+}

@@ -1,0 +1,86 @@
+//! The driver's real FFI path, run over the libnrt emulator (libnrt_emu.so): the shared
+//! alias-contract suite (the very file the simulator runs), plus driver-specific tests.
+
+#[macro_use]
+#[path = "../../sim/tests/contract.rs"]
+mod contract;
+mod driver;
+
+use contract::{fixture_path, Dev, Harness};
+use statetensor_core::StatefulModel;
+use statetensor_hw::{NrtDevice, NrtModel};
+use std::os::raw::{c_char, c_int};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// `target/<profile>/libnrt_emu.so`, built by the dev-dependency on statetensor-nrt-emu.
+pub fn emulator() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let lib = dir.join("libnrt_emu.so");
+    assert!(
+        lib.exists(),
+        "{} was not built (cargo build -p statetensor-nrt-emu)",
+        lib.display()
+    );
+    lib
+}
+
+/// The emulator is one device per process: tests that use it run one at a time.
+pub static DEVICE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Calls the emulator's test hook (fault mode and HBM capacity).
+pub fn configure(fault: &str, hbm_bytes: u64) {
+    // SAFETY: opening the emulator again returns the already-loaded library; the hook has
+    // the signature the emulator exports, `NRT_STATUS (const char*, uint64_t)`.
+    unsafe {
+        let lib = libloading::Library::new(emulator()).expect("emulator loads");
+        let f: libloading::Symbol<unsafe extern "C" fn(*const c_char, u64) -> c_int> =
+            lib.get(b"statetensor_emu_configure\0").expect("test hook");
+        let c = std::ffi::CString::new(fault).unwrap();
+        assert_eq!(
+            f(c.as_ptr(), hbm_bytes),
+            0,
+            "configure({fault}, {hbm_bytes})"
+        );
+    }
+}
+
+/// Devices of the driver over the emulator.
+pub struct EmuHarness;
+
+impl Harness for EmuHarness {
+    fn device(&self, capacity: Option<u64>) -> Dev {
+        let guard = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let dev = NrtDevice::open(Some(emulator().to_str().unwrap()))
+            .expect("the emulator loads through the driver");
+        configure(
+            "",
+            capacity.unwrap_or(statetensor_sim::DeviceProfile::inf2().hbm_bytes),
+        );
+        Dev {
+            load: Box::new(move |name, aliases| {
+                Ok(
+                    Box::new(NrtModel::open(&dev, &fixture_path(name), aliases)?)
+                        as Box<dyn StatefulModel>,
+                )
+            }),
+            arm_fail_execute: Box::new(|call| {
+                configure(
+                    &if call == 0 {
+                        String::new()
+                    } else {
+                        format!("fail_execute:{call}")
+                    },
+                    0,
+                )
+            }),
+            guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+contract_tests!(EmuHarness);

@@ -1,0 +1,492 @@
+//! The alias contract (DESIGN §2), written once and run against every backend: the
+//! simulator (sim/tests) and the libnrt driver over the emulator (hw/tests, which include
+//! this file). A backend provides a [`Harness`].
+
+#![allow(dead_code)]
+
+use statetensor_core::{
+    AliasMap, DType, Error, ErrorKind, HostTensor, Result, StateInit, StatefulModel,
+};
+use statetensor_sim::snapshot;
+use std::sync::Arc;
+
+/// Loads a committed fixture (`crates/hlo/tests/fixtures/<name>`) on a device.
+pub type Loader = Box<dyn Fn(&str, Option<AliasMap>) -> Result<Box<dyn StatefulModel>>>;
+
+/// A fresh device of one backend.
+pub struct Dev {
+    /// Loads a fixture on this device.
+    pub load: Loader,
+    /// Makes execute number `call` from now on (any model on the device) fail after a
+    /// partial state update.
+    pub arm_fail_execute: Box<dyn Fn(u64)>,
+    /// Held for the device's lifetime (a backend whose device is process-wide serialises
+    /// its tests with it).
+    pub guard: Option<Box<dyn std::any::Any>>,
+}
+
+/// How a backend's devices are made.
+pub trait Harness {
+    /// A fresh device; `capacity` bytes of HBM, or the backend's default.
+    fn device(&self, capacity: Option<u64>) -> Dev;
+}
+
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/hlo/tests/fixtures")
+        .join(name)
+}
+
+fn f32s(dims: &[usize], v: &[f32]) -> HostTensor {
+    HostTensor::new(
+        DType::F32,
+        dims.to_vec(),
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
+    .unwrap()
+}
+
+fn as_f32(h: &HostTensor) -> Vec<f32> {
+    h.data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn read_f32(m: &dyn StatefulModel, set: &str, state: &str) -> Vec<f32> {
+    let mut out = Vec::new();
+    m.read_state_to(set, state, &mut out).unwrap();
+    out.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn mlp_inputs() -> Vec<HostTensor> {
+    vec![
+        f32s(&[4], &[1.0, 2.0, 0.5, 1.0]),
+        f32s(&[4, 3], &[0.5; 12]),
+        f32s(&[3], &[0.0; 3]),
+    ]
+}
+
+fn zero_inputs(m: &dyn StatefulModel) -> Vec<HostTensor> {
+    let sig = m.signature();
+    sig.input_params()
+        .iter()
+        .map(|&p| {
+            HostTensor::new(
+                sig.params[p].dtype,
+                sig.params[p].shape.dims().to_vec(),
+                vec![0; sig.params[p].size_bytes()],
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// `y = cache * relu(fc(x))`, output 1 = cache + 1 aliased to the cache: step 1 gives
+/// y = 0 and cache = 1, step 2 y = relu(fc(x)) and cache = 2.
+pub fn walkthrough_two_steps(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("mlp_cache", None).unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    let y1 = m.execute("s", &mlp_inputs()).unwrap();
+    assert_eq!(as_f32(&y1[0]), vec![0.0; 3]);
+    assert_eq!(read_f32(&*m, "s", "cache.1"), vec![1.0; 3]);
+    let y2 = m.execute("s", &mlp_inputs()).unwrap();
+    assert_eq!(as_f32(&y2[0]), vec![2.25; 3]);
+    assert_eq!(read_f32(&*m, "s", "cache.1"), vec![2.0; 3]);
+}
+
+/// Only user inputs go host→device and only returned outputs come back; no state byte
+/// crosses during execute.
+pub fn state_never_crosses_during_execute(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("kv_decoder", None).unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    let sig = m.signature().clone();
+    let inputs = zero_inputs(&*m);
+    let in_bytes: u64 = inputs.iter().map(|h| h.data.len() as u64).sum();
+    let out_bytes: u64 = sig
+        .returned_outputs()
+        .iter()
+        .map(|&o| sig.outputs[o].size_bytes() as u64)
+        .sum();
+    for _ in 0..3 {
+        let before = m.ledger();
+        m.execute("s", &inputs).unwrap();
+        let d = m.ledger() - before;
+        assert_eq!(d.h2d.bytes, in_bytes, "only user inputs go host->device");
+        assert_eq!(
+            d.d2h.bytes, out_bytes,
+            "only returned outputs go device->host"
+        );
+        assert_eq!((d.d2d.bytes, d.executes), (0, 1));
+        assert_eq!(d.h2d.transfers, inputs.len() as u64);
+    }
+    let mut pos = [0u8; 4];
+    m.read_state("s", "pos.1", 0, &mut pos).unwrap();
+    assert_eq!(i32::from_le_bytes(pos), 3);
+}
+
+/// An alias override is validated with both sides named; a valid one changes what is state.
+pub fn alias_override_is_validated(h: &dyn Harness) {
+    let d = h.device(None);
+    let e = (d.load)("mlp_cache", Some(AliasMap::from_pairs([(1, 1)]).unwrap()))
+        .err()
+        .expect("a bad override is rejected");
+    assert_eq!(e.kind(), ErrorKind::Alias);
+    assert!(
+        e.to_string().contains("w.1") && e.to_string().contains("f32[4,3]"),
+        "{e}"
+    );
+    let m = (d.load)("mlp_cache", Some(AliasMap::from_pairs([(3, 0)]).unwrap())).unwrap();
+    assert_eq!(m.signature().returned_outputs(), vec![1]);
+}
+
+/// Two states that swap every step; the other output reads both old values.
+pub fn swap_keeps_functional_semantics(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("swap", None).unwrap();
+    let (a, b) = (f32s(&[3, 2], &[1.0; 6]), f32s(&[3, 2], &[2.0; 6]));
+    m.create_state_set(
+        "s",
+        StateInit::Values(vec![("a.1".into(), a), ("b.1".into(), b)]),
+    )
+    .unwrap();
+    let out = m.execute("s", &[]).unwrap();
+    assert_eq!(as_f32(&out[0]), vec![4.0; 6]);
+    assert_eq!(read_f32(&*m, "s", "a.1"), vec![2.0; 6]);
+    assert_eq!(read_f32(&*m, "s", "b.1"), vec![1.0; 6]);
+    m.execute("s", &[]).unwrap();
+    assert_eq!(read_f32(&*m, "s", "a.1"), vec![1.0; 6]);
+    m.reset("s").unwrap();
+    assert_eq!(
+        read_f32(&*m, "s", "b.1"),
+        vec![2.0; 6],
+        "reset restores the initial values"
+    );
+}
+
+/// A failed execute poisons its state set (every later use says which call failed) until
+/// reset; other sets are untouched.
+pub fn failed_execute_poisons_only_its_set(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("mlp_cache", None).unwrap();
+    m.create_state_set("a", StateInit::Zeros).unwrap();
+    m.create_state_set("b", StateInit::Zeros).unwrap();
+    m.execute("b", &mlp_inputs()).unwrap();
+    (d.arm_fail_execute)(1);
+    assert_eq!(
+        m.execute("a", &mlp_inputs()).unwrap_err().kind(),
+        ErrorKind::Runtime
+    );
+    (d.arm_fail_execute)(0);
+    for r in [
+        m.execute("a", &mlp_inputs()).map(|_| ()),
+        m.read_state("a", "cache.1", 0, &mut [0u8; 4]),
+        m.write_state("a", "cache.1", 0, &[0u8; 4]),
+    ] {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Poisoned, "{e}");
+        assert!(e.to_string().contains("execute"), "{e}");
+    }
+    assert_eq!(
+        read_f32(&*m, "b", "cache.1"),
+        vec![1.0; 3],
+        "other sets are untouched"
+    );
+    m.execute("b", &mlp_inputs()).unwrap();
+    m.reset("a").unwrap();
+    assert_eq!(read_f32(&*m, "a", "cache.1"), vec![0.0; 3]);
+    m.execute("a", &mlp_inputs()).unwrap();
+    assert_eq!(read_f32(&*m, "a", "cache.1"), vec![1.0; 3]);
+}
+
+/// Restoring a snapshot (a device-side copy) clears poisoning.
+pub fn restore_clears_poisoning(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("mlp_cache", None).unwrap();
+    m.create_state_set("a", StateInit::Zeros).unwrap();
+    m.execute("a", &mlp_inputs()).unwrap();
+    m.copy_state_set("a", "snap").unwrap();
+    (d.arm_fail_execute)(1);
+    assert!(m.execute("a", &mlp_inputs()).is_err());
+    (d.arm_fail_execute)(0);
+    let before = m.ledger();
+    m.copy_state_set("snap", "a").unwrap();
+    let dl = m.ledger() - before;
+    assert_eq!(
+        (dl.d2d.bytes, dl.h2d.bytes, dl.d2h.bytes),
+        (12, 0, 0),
+        "a device-side copy"
+    );
+    assert_eq!(read_f32(&*m, "a", "cache.1"), vec![1.0; 3]);
+}
+
+/// Exceeding device memory is OutOfDeviceMemory with the numbers, and leaves memory and
+/// the ledger as they were.
+pub fn out_of_device_memory_changes_nothing(h: &dyn Harness) {
+    let d = h.device(Some(4096));
+    let small = (d.load)("ring_buffer", None).unwrap();
+    small.create_state_set("s", StateInit::Zeros).unwrap();
+    let big = (d.load)("kv_decoder", None).unwrap();
+    let wide = HostTensor::new(DType::F32, vec![8, 16], vec![0; 512]).unwrap();
+    let (mem, ledger) = (big.memory(), big.ledger());
+    let mut sets = 0;
+    let e = loop {
+        match big.create_state_set(
+            &format!("t{sets}"),
+            StateInit::Values(vec![("k_cache.1".into(), wide.clone())]),
+        ) {
+            Ok(()) => sets += 1,
+            Err(e) => break e,
+        }
+        assert!(sets < 100, "capacity is never reached");
+    };
+    assert_eq!(e.kind(), ErrorKind::OutOfDeviceMemory, "{e}");
+    match &e {
+        Error::OutOfDeviceMemory {
+            requested,
+            free,
+            capacity,
+            ..
+        } => {
+            assert!(requested > free, "{e}");
+            assert!(*capacity >= 4096 || *capacity == 0, "{e}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        big.memory().used,
+        mem.used + sets * 1028,
+        "the failed call allocated nothing"
+    );
+    assert_eq!(
+        (big.ledger() - ledger).h2d.bytes,
+        sets * 512,
+        "the failed call moved nothing"
+    );
+}
+
+/// State sets are isolated; models on one device share a set by name when their states
+/// agree, and are refused when they do not.
+pub fn state_sets_are_isolated_and_shareable(h: &dyn Harness) {
+    let d = h.device(None);
+    let a = (d.load)("mlp_cache", None).unwrap();
+    let b = (d.load)("mlp_cache", None).unwrap();
+    a.create_state_set("shared", StateInit::Zeros).unwrap();
+    b.create_state_set("shared", StateInit::Zeros).unwrap();
+    a.execute("shared", &mlp_inputs()).unwrap();
+    b.execute("shared", &mlp_inputs()).unwrap();
+    assert_eq!(read_f32(&*a, "shared", "cache.1"), vec![2.0; 3]);
+    a.create_state_set("other", StateInit::Zeros).unwrap();
+    assert_eq!(read_f32(&*a, "other", "cache.1"), vec![0.0; 3]);
+    let kv = (d.load)("kv_decoder", None).unwrap();
+    assert_eq!(
+        kv.create_state_set("shared", StateInit::Zeros)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    a.drop_state_set("other").unwrap();
+    assert_eq!(
+        a.execute("other", &mlp_inputs()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// Bad inputs and names are clear errors that poison nothing.
+pub fn bad_inputs_are_clear_errors(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("mlp_cache", None).unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    let mut inputs = mlp_inputs();
+    inputs[1] = f32s(&[3, 4], &[0.0; 12]);
+    let e = m.execute("s", &inputs).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(
+        e.to_string().contains("w.1")
+            && e.to_string().contains("f32[4,3]")
+            && e.to_string().contains("f32[3,4]"),
+        "{e}"
+    );
+    assert_eq!(
+        m.execute("s", &mlp_inputs()[..2]).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        m.execute("nope", &mlp_inputs()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        m.read_state("s", "w.1", 0, &mut [0; 4]).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        m.read_state("s", "cache.1", 10, &mut [0; 4])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        m.write_state("s", "cache.1", u64::MAX, &[0; 4])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    m.execute("s", &mlp_inputs()).unwrap();
+}
+
+/// Whole-tensor and byte-range access.
+pub fn byte_range_access(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("mlp_cache", None).unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    m.write_state("s", "cache.1", 4, &7f32.to_le_bytes())
+        .unwrap();
+    assert_eq!(read_f32(&*m, "s", "cache.1"), vec![0.0, 7.0, 0.0]);
+    let mut two = [0u8; 2];
+    m.read_state("s", "cache.1", 6, &mut two).unwrap();
+    assert_eq!(two, [0xe0, 0x40]);
+}
+
+/// Two threads on two sets both finish; two threads on one set never race (each call
+/// succeeds or is Busy).
+pub fn threads_two_sets_work_one_set_is_busy(h: &dyn Harness) {
+    let d = h.device(None);
+    let m: Arc<dyn StatefulModel> = Arc::from((d.load)("mlp_cache", None).unwrap());
+    m.create_state_set("a", StateInit::Zeros).unwrap();
+    m.create_state_set("b", StateInit::Zeros).unwrap();
+    let run = |set: &'static str, n: usize, busy_ok: bool| {
+        let m = m.clone();
+        std::thread::spawn(move || {
+            let mut ok = 0;
+            for _ in 0..n {
+                match m.execute(set, &mlp_inputs()) {
+                    Ok(_) => ok += 1,
+                    Err(e) if busy_ok => assert_eq!(e.kind(), ErrorKind::Busy),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            ok
+        })
+    };
+    let (ta, tb) = (run("a", 30, false), run("b", 30, false));
+    assert_eq!((ta.join().unwrap(), tb.join().unwrap()), (30, 30));
+    assert_eq!(read_f32(&*m, "a", "cache.1"), vec![30.0; 3]);
+    let (t1, t2) = (run("a", 100, true), run("a", 100, true));
+    let ok = t1.join().unwrap() + t2.join().unwrap();
+    assert_eq!(read_f32(&*m, "a", "cache.1"), vec![30.0 + ok as f32; 3]);
+}
+
+/// A state set saved to a safetensors file and loaded into another set is identical; a
+/// truncated file resets the set rather than leaving it half-written.
+pub fn snapshot_file_round_trip(h: &dyn Harness) {
+    let d = h.device(None);
+    let m = (d.load)("kv_decoder", None).unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    m.write_state("s", "k_cache.1", 0, &[1, 2, 3, 4, 5])
+        .unwrap();
+    m.write_state("s", "pos.1", 0, &9i32.to_le_bytes()).unwrap();
+    let mut file = Vec::new();
+    snapshot::save_state_set(&*m, "s", &mut file).unwrap();
+    snapshot::load_state_set(&*m, "t", &mut file.as_slice(), "mem").unwrap();
+    for state in ["k_cache.1", "v_cache.1", "pos.1"] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        m.read_state_to("s", state, &mut a).unwrap();
+        m.read_state_to("t", state, &mut b).unwrap();
+        assert_eq!(a, b, "{state}");
+    }
+    m.write_state("t", "pos.1", 0, &5i32.to_le_bytes()).unwrap();
+    let cut = &file[..file.len() - 3];
+    assert_eq!(
+        snapshot::load_state_set(&*m, "t", &mut &cut[..], "cut")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    let mut pos = [9u8; 4];
+    m.read_state("t", "pos.1", 0, &mut pos).unwrap();
+    assert_eq!(pos, [0; 4]);
+}
+
+/// Every fixture's outputs, step by step with state carried on the device, match JAX's.
+pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
+    let d = h.device(None);
+    for name in [
+        "mlp_cache",
+        "kv_decoder",
+        "swap",
+        "multi_reader",
+        "bf16_state",
+        "counters",
+        "ring_buffer",
+        "decoder_layer",
+    ] {
+        let dir = fixture_path(name);
+        let m = (d.load)(name, None).unwrap();
+        let sig = m.signature().clone();
+        let arg =
+            |p: usize| statetensor_hlo::npy::read_file(&dir.join(format!("arg{p}.npy"))).unwrap();
+        let host = |t: &statetensor_hlo::Tensor| {
+            HostTensor::new(t.dtype(), t.dims().to_vec(), t.to_le_bytes()).unwrap()
+        };
+        let init: Vec<(String, HostTensor)> = sig
+            .state_params()
+            .iter()
+            .map(|&p| (sig.params[p].name.clone(), host(&arg(p))))
+            .collect();
+        m.create_state_set(name, StateInit::Values(init)).unwrap();
+        let inputs: Vec<HostTensor> = sig.input_params().iter().map(|&p| host(&arg(p))).collect();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        let steps = meta["steps"].as_u64().unwrap() as usize;
+        // the fixture's own tolerance: exact where it says 0 (integers, data movement)
+        let (rtol, atol) = (
+            meta["rtol"].as_f64().unwrap(),
+            meta["atol"].as_f64().unwrap(),
+        );
+        for s in 0..steps {
+            let outs = m.execute(name, &inputs).unwrap();
+            for (i, &o) in sig.returned_outputs().iter().enumerate() {
+                let want =
+                    statetensor_hlo::npy::read_file(&dir.join(format!("out{s}_{o}.npy"))).unwrap();
+                let got = statetensor_hlo::Tensor::from_le_bytes(
+                    outs[i].dtype,
+                    outs[i].shape.dims(),
+                    &outs[i].data,
+                )
+                .unwrap();
+                let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+                let close = g.iter().zip(&w).all(|(a, b)| {
+                    a == b || (a - b).abs() <= atol + rtol * b.abs() || (a.is_nan() && b.is_nan())
+                });
+                assert!(
+                    close && g.len() == w.len(),
+                    "{name} step {s} output {o}: {g:?} vs {w:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Instantiates every contract test for a harness expression.
+#[macro_export]
+macro_rules! contract_tests {
+    ($harness:expr) => {
+        $crate::contract_tests!($harness; walkthrough_two_steps, state_never_crosses_during_execute, alias_override_is_validated,
+            swap_keeps_functional_semantics, failed_execute_poisons_only_its_set, restore_clears_poisoning,
+            out_of_device_memory_changes_nothing, state_sets_are_isolated_and_shareable, bad_inputs_are_clear_errors,
+            byte_range_access, threads_two_sets_work_one_set_is_busy, snapshot_file_round_trip,
+            fixtures_match_jax_through_the_backend);
+    };
+    ($harness:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                contract::$name(&$harness)
+            }
+        )*
+    };
+}
