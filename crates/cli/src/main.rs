@@ -26,6 +26,13 @@ enum Command {
     Run(run::RunArgs),
     /// Show a model's parameters, outputs, aliases, state bytes and HBM footprint per device.
     Inspect(run::InspectArgs),
+    /// Is libnrt loadable: where from, the runtime version, visible NeuronCores (exit 0 only
+    /// when usable).
+    Probe {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Writes to stdout; a closed pipe (`statetensor ... | head`) ends output quietly rather
@@ -38,6 +45,22 @@ pub fn emit(text: &str) -> statetensor_core::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::io("write", "stdout", e)),
     }
+}
+
+fn probe(json: bool) -> statetensor_core::Result<()> {
+    let info = statetensor_hw::probe(None)?;
+    if json {
+        let v = serde_json::json!({"library": info.path, "version": info.version, "visible_cores": info.visible_cores});
+        return emit(&format!("{v}\n"));
+    }
+    emit(&format!(
+        "libnrt: {}\nruntime version: {}\nvisible NeuronCores: {}\n",
+        info.path,
+        info.version
+            .as_deref()
+            .unwrap_or("not reported (older runtime)"),
+        info.visible_cores
+    ))
 }
 
 fn exit_code(e: &Error) -> u8 {
@@ -57,6 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Inspect(a) => run::inspect(a),
+        Command::Probe { json } => probe(json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

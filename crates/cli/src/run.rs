@@ -45,8 +45,11 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// An HLO text file, or a directory holding model.hlo.
+    /// An HLO text file, or a directory holding model.hlo (and model.neff).
     model: PathBuf,
+    /// Also load the model through libnrt and show the NEFF I/O name of each parameter and output.
+    #[arg(long, default_value = "sim", value_parser = ["sim", "nrt"])]
+    backend: String,
     /// State parameter P is updated from output O (replaces the module's alias map).
     #[arg(long = "alias", value_name = "P=O[,P=O...]")]
     aliases: Vec<String>,
@@ -55,26 +58,42 @@ pub struct InspectArgs {
     json: bool,
 }
 
-fn open_model(
-    backend: &str,
-    device: &str,
-    model: &Path,
-    aliases: &[String],
-) -> Result<(ModelPath, SimModel)> {
-    if backend == "nrt" {
-        return Err(Error::BackendUnavailable {
-            what: "--backend nrt".into(),
-            reason: "this build has no libnrt driver yet; use --backend sim".into(),
-        });
-    }
+/// A model opened on the chosen backend.
+struct Opened {
+    path: ModelPath,
+    model: Box<dyn StatefulModel>,
+    /// The device as the report names it.
+    device: String,
+    /// The cost model for the "without state tensors" column (and the simulator's clock).
+    profile: DeviceProfile,
+}
+
+fn open_model(backend: &str, device: &str, model: &Path, aliases: &[String]) -> Result<Opened> {
     let profile = DeviceProfile::resolve(device)?;
     let path = ModelPath::resolve(model)?;
     let text = path.read()?;
     let program = Program::parse(&text, &path.hlo.display().to_string())?;
     let map = parse_aliases(aliases, program.params())?;
-    let dev = SimDevice::new(profile);
+    if backend == "nrt" {
+        let dev = statetensor_hw::NrtDevice::open(None)?;
+        let bundle = path.dir.clone().unwrap_or_else(|| path.hlo.clone());
+        let m = statetensor_hw::NrtModel::open(&dev, &bundle, map)?;
+        let device = format!("libnrt {}", dev.library());
+        return Ok(Opened {
+            path,
+            model: Box::new(m),
+            device,
+            profile,
+        });
+    }
+    let dev = SimDevice::new(profile.clone());
     let m = SimModel::from_program(&dev, program, map)?;
-    Ok((path, m))
+    Ok(Opened {
+        path,
+        model: Box::new(m),
+        device: profile.name.clone(),
+        profile,
+    })
 }
 
 /// Opens an npy file and checks it holds a value for `spec`; returns the reader positioned
@@ -150,7 +169,13 @@ fn write_atomically(path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>
 
 pub fn run(a: RunArgs) -> Result<()> {
     let start = Instant::now();
-    let (path, model) = open_model(&a.backend, &a.device, &a.model, &a.aliases)?;
+    let Opened {
+        path,
+        model,
+        device,
+        profile,
+    } = open_model(&a.backend, &a.device, &a.model, &a.aliases)?;
+    let model = &*model;
     let sig = model.signature().clone();
     // values given on the command line, checked before anything is allocated
     let mut input_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
@@ -230,7 +255,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let total = model.ledger();
     let mem = model.memory();
-    let p = model.device().profile();
+    let p = &profile;
     // without state tensors every state is read out and written back each step
     let states: Vec<u64> = sig
         .state_params()
@@ -245,7 +270,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         * a.steps as f64;
     let report = Report {
         backend: model.backend().to_string(),
-        device: p.name.clone(),
+        device,
         steps: a.steps,
         bytes_h2d: total.h2d.bytes,
         bytes_d2h: total.d2h.bytes,
@@ -358,7 +383,24 @@ pub fn run(a: RunArgs) -> Result<()> {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
-    let (path, model) = open_model("sim", "inf2", &a.model, &a.aliases)?;
+    let path = ModelPath::resolve(&a.model)?;
+    let program = Program::parse(&path.read()?, &path.hlo.display().to_string())?;
+    let map = parse_aliases(&a.aliases, program.params())?;
+    let model =
+        SimModel::from_program(&SimDevice::new(DeviceProfile::inf2()), program, map.clone())?;
+    // with --backend nrt: how the NEFF's I/O names bind to the HLO's parameters and outputs
+    let neff_names = if a.backend == "nrt" {
+        let dev = statetensor_hw::NrtDevice::open(None)?;
+        let m = statetensor_hw::NrtModel::open(
+            &dev,
+            &path.dir.clone().unwrap_or_else(|| path.hlo.clone()),
+            map,
+        )?;
+        let (i, o) = m.io_names();
+        Some((i.to_vec(), o.to_vec()))
+    } else {
+        None
+    };
     let sig = model.signature();
     let mut devices = Vec::new();
     for name in ["inf2", "trn1", "trn2"] {
@@ -376,13 +418,13 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         .params
         .iter()
         .enumerate()
-        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "state_from_output": sig.aliases.output_for(i)}))
+        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "state_from_output": sig.aliases.output_for(i), "neff_name": neff_names.as_ref().map(|n| n.0[i].clone())}))
         .collect();
     let outputs: Vec<serde_json::Value> = sig
         .outputs
         .iter()
         .enumerate()
-        .map(|(k, s)| serde_json::json!({"index": k, "type": s.type_string(), "bytes": s.size_bytes(), "updates_state": sig.aliases.param_for(k)}))
+        .map(|(k, s)| serde_json::json!({"index": k, "type": s.type_string(), "bytes": s.size_bytes(), "updates_state": sig.aliases.param_for(k), "neff_name": neff_names.as_ref().map(|n| n.1[k].clone())}))
         .collect();
     if a.json {
         let v = serde_json::json!({
@@ -408,8 +450,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         let role = sig.aliases.output_for(i).map_or("input".to_string(), |o| {
             format!("state, updated from output {o}")
         });
+        let neff = neff_names
+            .as_ref()
+            .map_or(String::new(), |n| format!("  [NEFF '{}']", n.0[i]));
         out.push_str(&format!(
-            "  {i:>3}  {:<24} {:<20} {:>10}  {role}\n",
+            "  {i:>3}  {:<24} {:<20} {:>10}  {role}{neff}\n",
             s.name,
             s.type_string(),
             bytes(s.size_bytes() as u64)
@@ -423,8 +468,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             .map_or("returned to the host".to_string(), |p| {
                 format!("updates state {p} ({}) in place", sig.params[p].name)
             });
+        let neff = neff_names
+            .as_ref()
+            .map_or(String::new(), |n| format!("  [NEFF '{}']", n.1[k]));
         out.push_str(&format!(
-            "  {k:>3}  {:<20} {:>10}  {role}\n",
+            "  {k:>3}  {:<20} {:>10}  {role}{neff}\n",
             s.type_string(),
             bytes(s.size_bytes() as u64)
         ));

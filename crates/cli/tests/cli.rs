@@ -293,9 +293,111 @@ fn inspect_shows_states_and_footprints() {
     assert_eq!(v["parameters"][7]["state_from_output"], 3);
 }
 
+/// `target/<profile>/libnrt_emu.so` (built by the dev-dependency on the emulator).
+fn emulator() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libnrt_emu.so")
+}
+
 #[test]
-fn nrt_backend_without_a_driver_is_a_clear_failure() {
-    let o = run(&["run", "examples/mlp_cache", "--backend", "nrt"]);
+fn nrt_backend_without_a_runtime_is_a_clear_failure() {
+    let o = bin()
+        .current_dir(root())
+        .args(["run", "examples/mlp_cache", "--backend", "nrt"])
+        .env("STATETENSOR_LIBNRT", "/nonexistent/libnrt.so.1")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("backend unavailable"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("backend unavailable")
+            && e.contains("/nonexistent/libnrt.so.1")
+            && e.contains("STATETENSOR_LIBNRT"),
+        "{e}"
+    );
+    let o = bin()
+        .arg("probe")
+        .env("STATETENSOR_LIBNRT", "/nonexistent/libnrt.so.1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "probe exits 0 only when libnrt is usable"
+    );
+}
+
+#[test]
+fn nrt_backend_over_the_emulator_matches_the_simulator() {
+    let lib = emulator();
+    assert!(lib.exists(), "{} was not built", lib.display());
+    let (sim_out, nrt_out) = (tmpdir("sim"), tmpdir("nrt"));
+    let o = run(&[
+        "run",
+        "examples/kv_decoder",
+        "--steps",
+        "4",
+        "--out",
+        sim_out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sim: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = bin()
+        .current_dir(root())
+        .args([
+            "run",
+            "examples/kv_decoder",
+            "--steps",
+            "4",
+            "--backend",
+            "nrt",
+            "--out",
+            nrt_out.to_str().unwrap(),
+            "--json",
+        ])
+        .env("STATETENSOR_LIBNRT", &lib)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let nrt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(nrt["backend"], "nrt");
+    for k in [
+        "bytes_h2d",
+        "bytes_d2h",
+        "transfers_h2d",
+        "transfers_d2h",
+        "state_bytes",
+    ] {
+        assert_eq!(sim[k], nrt[k], "{k}");
+    }
+    for k in 0..4 {
+        let f = format!("output_{k}.npy");
+        assert_eq!(
+            std::fs::read(sim_out.join(&f)).unwrap(),
+            std::fs::read(nrt_out.join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+    let o = bin()
+        .arg("probe")
+        .env("STATETENSOR_LIBNRT", &lib)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("visible NeuronCores: 1"));
+    let o = bin()
+        .current_dir(root())
+        .args(["inspect", "examples/kv_decoder", "--backend", "nrt"])
+        .env("STATETENSOR_LIBNRT", &lib)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("[NEFF 'input5']"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
