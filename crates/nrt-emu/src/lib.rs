@@ -22,6 +22,6 @@
 //!   handle is `NRT_INVALID_HANDLE`, never undefined behaviour on our side.
 
 pub mod abi;
-mod emu;
+pub mod emu;
 
 pub use emu::{Fault, Naming};

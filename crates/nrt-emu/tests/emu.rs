@@ -54,3 +54,78 @@ fn c_program_runs_a_state_in_place() {
     );
     assert!(stdout.ends_with("ok\n"), "{stdout}");
 }
+
+/// Binding one tensor as the input and output of a pair the model does not alias is the
+/// hazard hardware shows: the output is written before the input is read. The emulator
+/// reproduces it (and warns); binding an aliased pair is safe.
+#[test]
+fn unaliased_shared_tensor_is_a_hazard() {
+    use nrt_emu::emu::*;
+    use std::ffi::CString;
+    use std::os::raw::c_void;
+    let model_text = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../hlo/tests/fixtures/swap/model.hlo"),
+    )
+    .unwrap();
+    // swap: outputs (b, a, a*2+b); a -> output 0, b -> output 1 are aliased, output 2 is not
+    let run = |bind_a_to_output2: bool| -> Vec<f32> {
+        // SAFETY: every pointer passed below is a live local or a handle the emulator returned.
+        unsafe {
+            assert_eq!(nrt_init(1, std::ptr::null(), std::ptr::null()), 0);
+            let mut m = std::ptr::null_mut();
+            assert_eq!(
+                nrt_load(
+                    model_text.as_ptr() as *const c_void,
+                    model_text.len(),
+                    0,
+                    -1,
+                    &mut m
+                ),
+                0
+            );
+            let (mut ins, mut outs) = (std::ptr::null_mut(), std::ptr::null_mut());
+            assert_eq!(nrt_allocate_tensor_set(&mut ins), 0);
+            assert_eq!(nrt_allocate_tensor_set(&mut outs), 0);
+            let alloc = |v: f32| {
+                let mut t = std::ptr::null_mut();
+                assert_eq!(nrt_tensor_allocate(0, 0, 24, std::ptr::null(), &mut t), 0);
+                let data: Vec<u8> = [v; 6].iter().flat_map(|x| x.to_le_bytes()).collect();
+                assert_eq!(
+                    nrt_tensor_write(t, data.as_ptr() as *const c_void, 0, 24),
+                    0
+                );
+                t
+            };
+            let (a, b, o2) = (alloc(1.0), alloc(2.0), alloc(0.0));
+            let add = |set: *mut c_void, name: &str, t: *mut c_void| {
+                let n = CString::new(name).unwrap();
+                assert_eq!(nrt_add_tensor_to_tensor_set(set, n.as_ptr(), t), 0);
+            };
+            add(ins, "input0", a);
+            add(ins, "input1", b);
+            add(outs, "output0", a);
+            add(outs, "output1", b);
+            add(outs, "output2", if bind_a_to_output2 { a } else { o2 });
+            assert_eq!(nrt_execute(m, ins, outs), 0);
+            let mut got = [0u8; 24];
+            let target = if bind_a_to_output2 { a } else { o2 };
+            assert_eq!(
+                nrt_tensor_read(target, got.as_mut_ptr() as *mut c_void, 0, 24),
+                0
+            );
+            nrt_destroy_tensor_set(&mut ins);
+            nrt_destroy_tensor_set(&mut outs);
+            for mut t in [a, b, o2] {
+                nrt_tensor_free(&mut t);
+            }
+            assert_eq!(nrt_unload(m), 0);
+            got.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        }
+    };
+    // safe binding: output 2 = a*2 + b from the old values = 4
+    assert_eq!(run(false), vec![4.0; 6]);
+    // hazard: output 2 lands in a's buffer before a is read, so the result is not 4
+    assert_ne!(run(true), vec![4.0; 6]);
+}
