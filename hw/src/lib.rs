@@ -63,7 +63,8 @@ pub fn probe(path: Option<&str>) -> Result<ProbeInfo> {
 /// A named group of state tensors in device memory.
 struct StateSet {
     states: BTreeMap<String, (TensorSpec, Arc<DeviceTensor>)>,
-    init: BTreeMap<String, Vec<u8>>,
+    /// Initial values kept on the device for `reset` (the host keeps no copy).
+    init: BTreeMap<String, DeviceTensor>,
     poisoned: Option<String>,
 }
 
@@ -522,26 +523,42 @@ impl StatefulModel for NrtModel {
                         ),
                     ));
                 }
-                init_values.insert(name.clone(), v.data.clone());
+                init_values.insert(name.clone(), &v.data);
             }
         }
         // allocate everything first: a failure drops what was allocated and nothing has
         // been written, so the device and the ledger are left as they were
         let mut states = BTreeMap::new();
+        let mut kept = BTreeMap::new();
         for s in specs {
             let t = Arc::new(DeviceTensor::allocate(
                 &self.device.rt,
                 s.size_bytes(),
                 &s.name,
             )?);
+            if init_values.contains_key(&s.name) {
+                let copy = DeviceTensor::allocate(
+                    &self.device.rt,
+                    s.size_bytes(),
+                    &format!("{}.init", s.name),
+                )?;
+                kept.insert(s.name.clone(), copy);
+            }
             states.insert(s.name.clone(), (s, t));
         }
         for (name, (_, t)) in &states {
-            match init_values.get(name) {
-                Some(bytes) => self.timed(Direction::HostToDevice, bytes.len() as u64, || {
-                    t.write(0, bytes)
-                })?,
-                None => t.memset(0)?,
+            match (init_values.get(name), kept.get(name)) {
+                (Some(bytes), Some(copy)) => {
+                    // the values cross once, into the state; the copy kept for reset is
+                    // made on the device
+                    self.timed(Direction::HostToDevice, bytes.len() as u64, || {
+                        t.write(0, bytes)
+                    })?;
+                    self.timed(Direction::DeviceToDevice, bytes.len() as u64, || {
+                        t.copy_to(copy)
+                    })?;
+                }
+                _ => t.memset(0)?,
             }
         }
         self.device.note_peak();
@@ -549,7 +566,7 @@ impl StatefulModel for NrtModel {
             set.to_string(),
             Arc::new(Mutex::new(StateSet {
                 states,
-                init: init_values,
+                init: kept,
                 poisoned: None,
             })),
         );
@@ -637,8 +654,8 @@ impl StatefulModel for NrtModel {
         let mut g = self.lock_set(&op, set, &h, true)?;
         for (name, (_, t)) in &g.states {
             match g.init.get(name) {
-                Some(bytes) => self.timed(Direction::HostToDevice, bytes.len() as u64, || {
-                    t.write(0, bytes)
+                Some(copy) => self.timed(Direction::DeviceToDevice, copy.size() as u64, || {
+                    copy.copy_to(t)
                 })?,
                 None => t.memset(0)?,
             }

@@ -61,18 +61,27 @@ struct Slot {
 #[derive(Debug)]
 struct StateSet {
     states: BTreeMap<String, Slot>,
-    /// Initial values by state name (empty: zeros), for `reset`.
+    /// Initial values by state name (empty: zeros): a device-side copy, charged to HBM,
+    /// that `reset` copies back (the host keeps no copy).
     init: BTreeMap<String, Arc<Tensor>>,
     /// The call that failed on this set, if any.
     poisoned: Option<String>,
 }
 
 impl StateSet {
+    /// Device bytes: the states and the kept initial values.
     fn bytes(&self) -> u64 {
-        self.states
+        let states: u64 = self
+            .states
             .values()
             .map(|s| s.spec.size_bytes() as u64)
-            .sum()
+            .sum();
+        states
+            + self
+                .init
+                .values()
+                .map(|t| t.size_bytes() as u64)
+                .sum::<u64>()
     }
 }
 
@@ -405,7 +414,10 @@ impl StatefulModel for SimModel {
         self.device.hbm.alloc(&op, s.bytes())?;
         self.fresh_buffers(&mut s);
         for v in s.init.values() {
+            // the values cross once, into the state; the copy kept for reset is made on
+            // the device
             self.record(Direction::HostToDevice, v.size_bytes() as u64);
+            self.record(Direction::DeviceToDevice, v.size_bytes() as u64);
         }
         sets.insert(set.to_string(), Arc::new(Mutex::new(s)));
         Ok(())
@@ -510,7 +522,8 @@ impl StatefulModel for SimModel {
                             )
                         })
                         .collect(),
-                    init: src.init.clone(),
+                    // a copy has no initial values of its own: reset zeros it
+                    init: BTreeMap::new(),
                     poisoned: None,
                 };
                 self.device.hbm.alloc(&op, s.bytes())?;

@@ -147,7 +147,9 @@ pub enum StateInit {
     /// All zeros (a device-side memset: nothing crosses the bus).
     #[default]
     Zeros,
-    /// The given values, by state name (written host → device); states not named are zeros.
+    /// The given values, by state name: written host → device once, and copied on the
+    /// device into a kept copy (charged to HBM) that `reset` restores; states not named are
+    /// zeros.
     Values(Vec<(String, HostTensor)>),
 }
 
