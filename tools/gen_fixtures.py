@@ -3,6 +3,8 @@
 
 Each fixture is a directory under crates/hlo/tests/fixtures/<name>/ holding:
   model.hlo      JAX's lowered HLO text (jax.jit(f).lower(...).as_text(dialect="hlo"))
+  model.pb       the same module as a serialized HloModuleProto with the same alias map,
+                 the input `neuronx-cc compile --framework XLA` takes (hardware lane)
   compiled.hlo   XLA:CPU's optimised module text (fusions, bitcasts, %-names, debug sections),
                  unless meta.json says why not
   arg{p}.npy     the initial value of every parameter
@@ -80,6 +82,70 @@ def with_aliases(text, aliases, must):
     return "\n".join(lines)
 
 
+def _varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _fields(b):
+    """Top-level (field number, raw bytes of the whole field) of a protobuf message."""
+    i, out = 0, []
+    while i < len(b):
+        start = i
+        key = 0
+        shift = 0
+        while True:
+            x = b[i]
+            i += 1
+            key |= (x & 0x7F) << shift
+            shift += 7
+            if x < 0x80:
+                break
+        wire = key & 7
+        if wire == 0:
+            while b[i] >= 0x80:
+                i += 1
+            i += 1
+        elif wire == 2:
+            n = shift = 0
+            while True:
+                x = b[i]
+                i += 1
+                n |= (x & 0x7F) << shift
+                shift += 7
+                if x < 0x80:
+                    break
+            i += n
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        out.append((key >> 3, b[start:i]))
+    return out
+
+
+def proto_with_aliases(pb, aliases, must):
+    """The serialized HloModuleProto `pb` with its input_output_alias (field 8) replaced by
+    `aliases` ({param: output}), as with_aliases does for the text. Entry fields:
+    output_shape_index = 1 (packed), parameter_number = 2, kind = 4 (MAY_ALIAS 1, MUST_ALIAS 2)."""
+    body = b"".join(raw for num, raw in _fields(pb) if num != 8)
+    entries = b""
+    for p, o in sorted(aliases.items()):
+        idx = _varint(o)
+        e = b"\x0a" + _varint(len(idx)) + idx + b"\x10" + _varint(p) + b"\x20" + _varint(2 if must else 1)
+        entries += b"\x0a" + _varint(len(e)) + e
+    if aliases:
+        body += b"\x42" + _varint(len(entries)) + entries
+    return body
+
+
 def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True):
     """Lowers f, runs it `steps` times carrying aliased state, writes the fixture."""
     d = os.path.join(ROOT, name)
@@ -92,6 +158,10 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
     text = with_aliases(lowered.as_text(dialect="hlo"), aliases, must)
     with open(os.path.join(d, "model.hlo"), "w") as fh:
         fh.write(text)
+    # the same module as a serialized HloModuleProto, what neuronx-cc compiles (hardware lane)
+    pb = proto_with_aliases(lowered.compiler_ir("hlo").as_serialized_hlo_module_proto(), aliases, must)
+    with open(os.path.join(d, "model.pb"), "wb") as fh:
+        fh.write(pb)
     meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"]}
     if compiled is True:
         with open(os.path.join(d, "compiled.hlo"), "w") as fh:

@@ -34,7 +34,7 @@ use statetensor_core::{
 use statetensor_hlo::Program;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::Instant;
 
 pub use safe::{candidates, LIBNRT_ENV};
@@ -132,6 +132,9 @@ struct Binding {
     _states: Vec<Arc<DeviceTensor>>,
 }
 
+/// A binding, with the state set it was made for.
+type BindingEntry = (Weak<Mutex<StateSet>>, Arc<Mutex<Binding>>);
+
 /// A model loaded through libnrt.
 pub struct NrtModel {
     device: Arc<NrtDevice>,
@@ -140,7 +143,9 @@ pub struct NrtModel {
     sig: Signature,
     input_names: Vec<String>,
     output_names: Vec<String>,
-    bindings: Mutex<HashMap<String, Arc<Mutex<Binding>>>>,
+    /// Bindings by set name, with the set they were made for: a set dropped and created
+    /// again (by any model) gets a fresh binding.
+    bindings: Mutex<HashMap<String, BindingEntry>>,
     ledger: Mutex<TransferLedger>,
 }
 
@@ -378,9 +383,16 @@ impl NrtModel {
 
     /// This model's binding to `set`, created on first use: the state tensors bound in
     /// place, plus staging for user inputs and outputs.
-    fn binding(&self, set_name: &str, set: &StateSet) -> Result<Arc<Mutex<Binding>>> {
-        if let Some(b) = lock(&self.bindings).get(set_name) {
-            return Ok(b.clone());
+    fn binding(
+        &self,
+        set_name: &str,
+        handle: &Arc<Mutex<StateSet>>,
+        set: &StateSet,
+    ) -> Result<Arc<Mutex<Binding>>> {
+        if let Some((made_for, b)) = lock(&self.bindings).get(set_name) {
+            if made_for.ptr_eq(&Arc::downgrade(handle)) {
+                return Ok(b.clone());
+            }
         }
         let rt = &self.device.rt;
         let (input_set, output_set) = (TensorSet::new(rt)?, TensorSet::new(rt)?);
@@ -420,7 +432,7 @@ impl NrtModel {
             outputs,
             _states: states,
         }));
-        lock(&self.bindings).insert(set_name.to_string(), b.clone());
+        lock(&self.bindings).insert(set_name.to_string(), (Arc::downgrade(handle), b.clone()));
         Ok(b)
     }
 
@@ -587,7 +599,7 @@ impl StatefulModel for NrtModel {
         self.sig.check_inputs(inputs)?;
         let h = self.device.get_set(&op, set)?;
         let mut g = self.lock_set(&op, set, &h, false)?;
-        let b = self.binding(set, &g)?;
+        let b = self.binding(set, &h, &g)?;
         let b = match b.try_lock() {
             Ok(b) => b,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),

@@ -9,7 +9,6 @@ mod driver;
 use contract::{fixture_path, Dev, Harness};
 use statetensor_core::StatefulModel;
 use statetensor_hw::{NrtDevice, NrtModel};
-use std::os::raw::{c_char, c_int};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -34,19 +33,8 @@ pub static DEVICE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Calls the emulator's test hook (fault mode and HBM capacity).
 pub fn configure(fault: &str, hbm_bytes: u64) {
-    // SAFETY: opening the emulator again returns the already-loaded library; the hook has
-    // the signature the emulator exports, `NRT_STATUS (const char*, uint64_t)`.
-    unsafe {
-        let lib = libloading::Library::new(emulator()).expect("emulator loads");
-        let f: libloading::Symbol<unsafe extern "C" fn(*const c_char, u64) -> c_int> =
-            lib.get(b"statetensor_emu_configure\0").expect("test hook");
-        let c = std::ffi::CString::new(fault).unwrap();
-        assert_eq!(
-            f(c.as_ptr(), hbm_bytes),
-            0,
-            "configure({fault}, {hbm_bytes})"
-        );
-    }
+    nrt_emu::hook::configure(emulator().to_str().unwrap(), fault, hbm_bytes)
+        .expect("the emulator's test hook");
 }
 
 /// Devices of the driver over the emulator.

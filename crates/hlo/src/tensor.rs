@@ -414,6 +414,21 @@ impl Tensor {
         make_tensor!(dtype, T => ArrayD::<T>::default(IxDyn(dims)))
     }
 
+    /// A tensor of `dtype` from values given as f64 (converted as XLA's `convert` does:
+    /// rounded for floats, saturated for integers); `values.len()` must match `dims`.
+    pub fn from_f64s(dtype: DType, dims: &[usize], values: &[f64]) -> Result<Tensor> {
+        let n: usize = dims.iter().product();
+        if values.len() != n {
+            return Err(Error::invalid_input(
+                "tensor from values",
+                format!("{dtype}{dims:?} needs {n} values, got {}", values.len()),
+            ));
+        }
+        Ok(
+            make_tensor!(dtype, T => ArrayD::from_shape_vec(IxDyn(dims), values.iter().map(|&v| T::from_f64(v)).collect()).expect("count checked")),
+        )
+    }
+
     /// A tensor from little-endian bytes in row-major order; the byte count must be exact.
     pub fn from_le_bytes(dtype: DType, dims: &[usize], bytes: &[u8]) -> Result<Tensor> {
         let n: usize = dims.iter().product();

@@ -25,3 +25,33 @@ pub mod abi;
 pub mod emu;
 
 pub use emu::{Fault, Naming};
+
+/// Safe access, from Rust tests, to the test hook of a *loaded* `libnrt_emu.so` (the
+/// library the driver dlopens — not this crate's statically linked copy).
+pub mod hook {
+    use std::os::raw::{c_char, c_int};
+
+    /// Sets the fault mode (`STATETENSOR_EMU_FAULT` syntax; "" clears it) and, when
+    /// `hbm_bytes > 0`, the capacity of the emulator at `library`. The runtime must be
+    /// initialised (the driver has opened it).
+    pub fn configure(library: &str, fault: &str, hbm_bytes: u64) -> Result<(), String> {
+        let c = std::ffi::CString::new(fault).map_err(|_| "fault has a NUL byte".to_string())?;
+        // SAFETY: dlopen of an already-loaded library returns the same handle; the symbol
+        // is this crate's `statetensor_emu_configure` with exactly this C signature, and
+        // the CString outlives the call.
+        let status = unsafe {
+            let lib = libloading::Library::new(library).map_err(|e| e.to_string())?;
+            let f: libloading::Symbol<unsafe extern "C" fn(*const c_char, u64) -> c_int> = lib
+                .get(b"statetensor_emu_configure\0")
+                .map_err(|e| e.to_string())?;
+            f(c.as_ptr(), hbm_bytes)
+        };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "statetensor_emu_configure({fault}, {hbm_bytes}) returned {status}"
+            ))
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The conformance suite: random scenarios on the simulator, the libnrt driver over the
+//! emulator, and the functional reference, compared trace by trace. Prints one summary
+//! line. `PROPTEST_CASES` sets the scenario count (default 160); shrunk failures are kept
+//! in `conformance/tests/suite.regressions` and replayed first.
+
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use statetensor_conformance::{
+    diverge, run, scenario_strategy, Op, Reference, Scenario, KNOWN_DIFFERENCES,
+};
+use statetensor_core::{StateInit, StatefulModel};
+use statetensor_hlo::Program;
+use statetensor_hw::{NrtDevice, NrtModel};
+use statetensor_sim::{DeviceProfile, SimDevice, SimModel};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/hlo/tests/fixtures")
+        .join(name)
+}
+
+/// `target/<profile>/libnrt_emu.so`, built by the dev-dependency on the emulator.
+fn emulator() -> String {
+    let exe = std::env::current_exe().expect("test executable");
+    let lib = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join("libnrt_emu.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+    lib.display().to_string()
+}
+
+/// The emulator's test hook: fault mode ("" for none).
+fn set_fault(fault: &str) {
+    nrt_emu::hook::configure(&emulator(), fault, 0).expect("the emulator's test hook");
+}
+
+/// Traces of one scenario on the simulator, the driver over the emulator, and the reference.
+fn traces(sc: &Scenario) -> [statetensor_conformance::Trace; 3] {
+    let text = std::fs::read_to_string(fixture(&sc.model).join("model.hlo")).expect("fixture");
+    let dev = SimDevice::new(DeviceProfile::inf2());
+    let (a, b) = (
+        SimModel::load(&dev, &text, &sc.model, None).unwrap(),
+        SimModel::load(&dev, &text, &sc.model, None).unwrap(),
+    );
+    let sim = run(&a, &b, sc);
+    let ndev = NrtDevice::open(Some(&emulator())).expect("the driver loads the emulator");
+    let (a, b) = (
+        NrtModel::open(&ndev, &fixture(&sc.model), None).unwrap(),
+        NrtModel::open(&ndev, &fixture(&sc.model), None).unwrap(),
+    );
+    let nrt = run(&a, &b, sc);
+    let reference = Reference::new(Program::parse(&text, &sc.model).unwrap())
+        .unwrap()
+        .run(sc);
+    [sim, nrt, reference]
+}
+
+fn first_divergence(sc: &Scenario) -> Option<String> {
+    let [sim, nrt, reference] = traces(sc);
+    diverge("sim", &sim, "nrt-emu", &nrt, sc, true)
+        .or_else(|| diverge("sim", &sim, "reference", &reference, sc, false))
+        .or_else(|| diverge("nrt-emu", &nrt, "reference", &reference, sc, false))
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(160)
+}
+
+/// Runs the random suite; returns (scenarios, operations, divergences).
+fn random_suite() -> (usize, usize, usize) {
+    let scenarios = AtomicUsize::new(0);
+    let ops = AtomicUsize::new(0);
+    let config = Config {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/suite.regressions"
+        )))),
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&scenario_strategy(), |sc| {
+        scenarios.fetch_add(1, Ordering::Relaxed);
+        ops.fetch_add(sc.len(), Ordering::Relaxed);
+        match first_divergence(&sc) {
+            None => Ok(()),
+            Some(d) => Err(TestCaseError::fail(d)),
+        }
+    });
+    let divergences = match result {
+        Ok(()) => 0,
+        Err(proptest::test_runner::TestError::Fail(reason, scenario)) => {
+            eprintln!(
+                "conformance: divergence: {reason}\nconformance: minimal scenario: {scenario:?}"
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            1
+        }
+    };
+    (scenarios.into_inner(), ops.into_inner(), divergences)
+}
+
+/// Fixed scenarios for testing the tests: each emulator fault mode must make them diverge.
+fn probe_scenarios() -> Vec<Scenario> {
+    let steps = |model: &str| Scenario {
+        model: model.into(),
+        ops: vec![
+            Op::Create {
+                set: 0,
+                init: Some(7),
+            },
+            Op::Execute {
+                set: 0,
+                seed: 1,
+                second_model: false,
+            },
+            Op::Execute {
+                set: 0,
+                seed: 2,
+                second_model: false,
+            },
+            Op::Execute {
+                set: 0,
+                seed: 3,
+                second_model: false,
+            },
+        ],
+    };
+    vec![
+        steps("mlp_cache"),
+        steps("swap"),
+        steps("kv_decoder"),
+        steps("counters"),
+    ]
+}
+
+/// Shrunk failures the suite found, kept as named scenarios (proptest also replays
+/// `tests/suite.regressions` when it has recorded one).
+fn regressions() -> Vec<(&'static str, Scenario)> {
+    vec![(
+        // the driver's second model kept its binding (and the old state tensors) for a set
+        // that the first model dropped and the second re-created
+        "stale binding after another model dropped the set",
+        Scenario {
+            model: "mlp_cache".into(),
+            ops: vec![
+                Op::Create { set: 0, init: None },
+                Op::Execute {
+                    set: 1,
+                    seed: 0,
+                    second_model: true,
+                },
+                Op::Drop { set: 1 },
+                Op::Execute {
+                    set: 1,
+                    seed: 0,
+                    second_model: true,
+                },
+            ],
+        },
+    )]
+}
+
+/// Each known difference must still hold.
+fn known_differences_hold() -> Result<(), String> {
+    assert_eq!(
+        KNOWN_DIFFERENCES.len(),
+        2,
+        "update this check with the list"
+    );
+    // 1. device memory between executes: the driver keeps staging, the simulator does not
+    let text = std::fs::read_to_string(fixture("mlp_cache").join("model.hlo")).unwrap();
+    let sim = SimModel::load(&SimDevice::new(DeviceProfile::inf2()), &text, "m", None).unwrap();
+    let dev = NrtDevice::open(Some(&emulator())).unwrap();
+    let nrt = NrtModel::open(&dev, &fixture("mlp_cache"), None).unwrap();
+    let mut grow = Vec::new();
+    for m in [&sim as &dyn StatefulModel, &nrt] {
+        m.create_state_set("k", StateInit::Zeros).unwrap();
+        let before = m.memory().used;
+        m.execute("k", &statetensor_conformance::inputs_for(m.signature(), 1))
+            .unwrap();
+        grow.push(m.memory().used - before);
+    }
+    let staging = 16 + 48 + 12 + 12; // x, w, b in; y out
+    if grow != [0, staging] {
+        return Err(format!(
+            "known difference '{}' no longer holds: memory growth sim/nrt = {grow:?}",
+            KNOWN_DIFFERENCES[0].what
+        ));
+    }
+    // 2. seconds: modelled vs measured — they differ unless both happen to be equal
+    let (s, n) = (sim.ledger().execute_seconds, nrt.ledger().execute_seconds);
+    if s == n {
+        return Err(format!(
+            "known difference '{}' no longer holds: both report {s} s",
+            KNOWN_DIFFERENCES[1].what
+        ));
+    }
+    Ok(())
+}
+
+fn main() {
+    let mut passed = 0;
+    let mut failed = 0;
+    let mut check = |name: &str, ok: bool, detail: String| {
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+            eprintln!("FAILED {name}: {detail}");
+        }
+    };
+
+    let (n, ops, div) = random_suite();
+    println!("conformance: {n} scenarios, {ops} operations, backends compared: sim, nrt-emu (driver over libnrt_emu.so), reference; {div} divergences");
+    check(
+        "random scenarios agree",
+        div == 0,
+        "see the divergence above".into(),
+    );
+
+    for (name, sc) in regressions() {
+        let d = first_divergence(&sc);
+        check(
+            &format!("regression: {name}"),
+            d.is_none(),
+            d.unwrap_or_default(),
+        );
+    }
+
+    let probes = probe_scenarios();
+    let clean: Vec<String> = probes.iter().filter_map(first_divergence).collect();
+    check(
+        "probe scenarios agree without faults",
+        clean.is_empty(),
+        clean.join("; "),
+    );
+    for fault in ["fail_execute:2", "lost_write", "hazard"] {
+        set_fault(fault);
+        let found: Vec<String> = probes.iter().filter_map(first_divergence).collect();
+        set_fault("");
+        println!(
+            "conformance: emulator fault '{fault}': {} of {} probe scenarios diverge",
+            found.len(),
+            probes.len()
+        );
+        check(
+            &format!("fault '{fault}' is detected"),
+            !found.is_empty(),
+            "no scenario diverged".into(),
+        );
+    }
+
+    let known = known_differences_hold();
+    check(
+        "known differences still hold",
+        known.is_ok(),
+        known.err().unwrap_or_default(),
+    );
+
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
