@@ -25,8 +25,10 @@ pub struct Report {
     pub execute_s: f64,
     /// Per step: what crossed and the modelled time.
     pub per_step: Vec<StepReport>,
-    /// The same steps without state tensors: every state copied out and back each step.
-    pub without_state_tensors: RoundTrip,
+    /// The same steps without state tensors: every state copied out and back each step
+    /// (an estimate from the cost model; `statetensor bench` measures it instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_state_tensors: Option<RoundTrip>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,7 +92,9 @@ impl Report {
     /// The human-readable summary.
     pub fn human(&self) -> String {
         let mut out = String::new();
-        let rt = &self.without_state_tensors;
+        let Some(rt) = &self.without_state_tensors else {
+            return out;
+        };
         let ratio = |a: f64, b: f64| {
             if a > 0.0 {
                 format!("{:.2}x", b / a)

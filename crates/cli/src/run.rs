@@ -59,16 +59,21 @@ pub struct InspectArgs {
 }
 
 /// A model opened on the chosen backend.
-struct Opened {
-    path: ModelPath,
-    model: Box<dyn StatefulModel>,
+pub(crate) struct Opened {
+    pub path: ModelPath,
+    pub model: Box<dyn StatefulModel>,
     /// The device as the report names it.
-    device: String,
+    pub device: String,
     /// The cost model for the "without state tensors" column (and the simulator's clock).
-    profile: DeviceProfile,
+    pub profile: DeviceProfile,
 }
 
-fn open_model(backend: &str, device: &str, model: &Path, aliases: &[String]) -> Result<Opened> {
+pub(crate) fn open_model(
+    backend: &str,
+    device: &str,
+    model: &Path,
+    aliases: &[String],
+) -> Result<Opened> {
     let profile = DeviceProfile::resolve(device)?;
     let path = ModelPath::resolve(model)?;
     let text = path.read()?;
@@ -167,20 +172,23 @@ fn write_atomically(path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>
     }
 }
 
-pub fn run(a: RunArgs) -> Result<()> {
-    let start = Instant::now();
-    let Opened {
-        path,
-        model,
-        device,
-        profile,
-    } = open_model(&a.backend, &a.device, &a.model, &a.aliases)?;
-    let model = &*model;
+/// Checks `--input`/`--state` flags, loads the inputs (from the flags or the model
+/// directory's `arg{P}.npy`), creates state set `set` and streams initial state into it.
+pub(crate) fn prepare(
+    model: &dyn StatefulModel,
+    path: &ModelPath,
+    input_flags: &[String],
+    state_flags: &[String],
+    set: &str,
+) -> Result<Vec<HostTensor>> {
     let sig = model.signature().clone();
     // values given on the command line, checked before anything is allocated
     let mut input_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
     let mut state_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
-    for (flag, list, want_state) in [("--input", &a.inputs, false), ("--state", &a.states, true)] {
+    for (flag, list, want_state) in [
+        ("--input", input_flags, false),
+        ("--state", state_flags, true),
+    ] {
         for v in list.iter() {
             let (p, file) = split_assignment(flag, v, "FILE.npy")?;
             let p = resolve_param(flag, p, &sig.params)?;
@@ -237,14 +245,28 @@ pub fn run(a: RunArgs) -> Result<()> {
             t.to_le_bytes(),
         )?);
     }
-    model.create_state_set(SET, StateInit::Zeros)?;
+    model.create_state_set(set, StateInit::Zeros)?;
     for p in sig.state_params() {
         let spec = &sig.params[p];
         if let Some(file) = state_files[p].clone().or_else(|| path.default_value(p)) {
             let mut r = open_npy("--state", p, spec, &file)?;
-            model.write_state_from(SET, &spec.name, &mut r)?;
+            model.write_state_from(set, &spec.name, &mut r)?;
         }
     }
+    Ok(inputs)
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let start = Instant::now();
+    let Opened {
+        path,
+        model,
+        device,
+        profile,
+    } = open_model(&a.backend, &a.device, &a.model, &a.aliases)?;
+    let model = &*model;
+    let sig = model.signature().clone();
+    let inputs = prepare(model, &path, &a.inputs, &a.states, SET)?;
     // the steps
     let mut per_step = Vec::new();
     let mut last = Vec::new();
@@ -285,13 +307,13 @@ pub fn run(a: RunArgs) -> Result<()> {
         model: path.hlo.display().to_string(),
         transfers_d2d: total.d2d.transfers,
         execute_s: total.execute_seconds,
-        without_state_tensors: RoundTrip {
+        without_state_tensors: Some(RoundTrip {
             bytes_h2d: total.h2d.bytes + sig.state_bytes() * a.steps,
             bytes_d2h: total.d2h.bytes + sig.state_bytes() * a.steps,
             transfers_h2d: total.h2d.transfers + n,
             transfers_d2h: total.d2h.transfers + n,
             modelled_s: total.total_seconds() + extra_s,
-        },
+        }),
         per_step,
     };
     // outputs of the last step: returned ones from the host, state ones read back streaming

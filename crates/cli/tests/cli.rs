@@ -401,3 +401,83 @@ fn nrt_backend_over_the_emulator_matches_the_simulator() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn bench_compares_aliased_with_round_trip() {
+    let o = run(&["bench", "examples/kv_decoder", "--steps", "3", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, r) = (&v["aliased"], &v["round_trip"]);
+    let state = a["state_bytes"].as_u64().unwrap();
+    assert_eq!(state, 2 * 8 * 16 * 4 + 4);
+    for k in [
+        "backend",
+        "device",
+        "steps",
+        "bytes_h2d",
+        "bytes_d2h",
+        "modelled_s",
+        "wall_s",
+        "hbm_peak_bytes",
+    ] {
+        assert!(a.get(k).is_some() && r.get(k).is_some(), "{k}");
+    }
+    // the round trip moves every state out and back each step, on top of the same inputs and outputs
+    assert_eq!(
+        r["bytes_h2d"].as_u64().unwrap(),
+        a["bytes_h2d"].as_u64().unwrap() + 3 * state
+    );
+    assert_eq!(
+        r["bytes_d2h"].as_u64().unwrap(),
+        a["bytes_d2h"].as_u64().unwrap() + 3 * state
+    );
+    assert!(r["modelled_s"].as_f64().unwrap() > a["modelled_s"].as_f64().unwrap());
+    let o = run(&["bench", "examples/kv_decoder", "--steps", "2"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("round trip"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn calibrate_over_the_emulator_writes_a_usable_profile() {
+    let d = tmpdir("calibrate");
+    let prof = d.join("profile.json");
+    let o = bin()
+        .args([
+            "calibrate",
+            "--max-mib",
+            "1",
+            "--repeats",
+            "3",
+            "--out",
+            prof.to_str().unwrap(),
+        ])
+        .env("STATETENSOR_LIBNRT", emulator())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&prof).unwrap()).unwrap();
+    assert!(p["h2d_bytes_per_s"].as_f64().unwrap() > 0.0);
+    assert!(p["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("residuals")));
+    assert!(p["notes"].as_array().unwrap().iter().any(|n| n
+        .as_str()
+        .unwrap()
+        .contains("execute overhead of a trivial model")));
+    let o = run(&[
+        "run",
+        "examples/mlp_cache",
+        "--device",
+        prof.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["device"], "calibrated-inf2");
+}
