@@ -300,23 +300,6 @@ pub(crate) fn fit(points: &[(f64, f64)]) -> (f64, f64, f64, f64) {
     (latency, 1.0 / slope, max, rms)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::fit;
-
-    #[test]
-    fn fit_recovers_latency_and_bandwidth() {
-        let pts: Vec<(f64, f64)> = [4096.0, 65536.0, 1048576.0, 16777216.0]
-            .iter()
-            .map(|&x| (x, 10e-6 + x / 8e9))
-            .collect();
-        let (lat, bw, max, _) = fit(&pts);
-        assert!((lat - 10e-6).abs() < 1e-9, "{lat}");
-        assert!((bw - 8e9).abs() / 8e9 < 1e-6, "{bw}");
-        assert!(max < 1e-6);
-    }
-}
-
 /// A trivial model for measuring execute overhead.
 const TRIVIAL: &str = "HloModule trivial, input_output_alias={ {}: (0, {}, may-alias) }\nENTRY e {\n  c = s32[] parameter(0)\n  one = s32[] constant(1)\n  ROOT n = s32[] add(c, one)\n}\n";
 
@@ -430,4 +413,21 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         a.out.display()
     ));
     crate::emit(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fit_recovers_latency_and_bandwidth() {
+        let pts: Vec<(f64, f64)> = [4096.0, 65536.0, 1048576.0, 16777216.0]
+            .iter()
+            .map(|&x| (x, 10e-6 + x / 8e9))
+            .collect();
+        let (lat, bw, max, _) = fit(&pts);
+        assert!((lat - 10e-6).abs() < 1e-9, "{lat}");
+        assert!((bw - 8e9).abs() / 8e9 < 1e-6, "{bw}");
+        assert!(max < 1e-6);
+    }
 }
