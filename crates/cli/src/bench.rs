@@ -34,6 +34,16 @@ pub struct BenchArgs {
     /// Print {"aliased": {...}, "round_trip": {...}} on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Sweep a model family's state size instead (MODEL is then `family:kv-decoder`):
+    /// cache lengths `MIN:MAX` (doubling) or `A,B,C`; writes sweep.csv and sweep.svg.
+    #[arg(long, value_name = "LENGTHS")]
+    sweep: Option<String>,
+    /// Where the sweep writes its CSV and SVG.
+    #[arg(long, value_name = "DIR", default_value = "sweep")]
+    out: PathBuf,
+    /// Row width of the kv-decoder family (f32 elements).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=8192))]
+    width: u64,
 }
 
 /// A progress line on stderr for long runs (only when stderr is a terminal).
@@ -142,6 +152,9 @@ fn one_way(
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    if let Some(spec) = &a.sweep {
+        return sweep(&a, spec);
+    }
     let Opened {
         path,
         model,
@@ -430,4 +443,115 @@ mod tests {
         assert!((bw - 8e9).abs() / 8e9 < 1e-6, "{bw}");
         assert!(max < 1e-6);
     }
+}
+
+/// Inputs for a generated model: deterministic values in [-0.05, 0.05).
+fn synthetic_inputs(sig: &statetensor_core::Signature) -> Result<Vec<HostTensor>> {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    sig.input_params()
+        .iter()
+        .map(|&p| {
+            let s = &sig.params[p];
+            let vals: Vec<f64> = (0..s.shape.element_count())
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 11) as f64 / (1u64 << 53) as f64 * 0.1 - 0.05
+                })
+                .collect();
+            let t = statetensor_hlo::Tensor::from_f64s(s.dtype, s.shape.dims(), &vals)?;
+            HostTensor::new(s.dtype, s.shape.dims().to_vec(), t.to_le_bytes())
+        })
+        .collect()
+}
+
+fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
+    let family = a.model.to_string_lossy();
+    if family != "family:kv-decoder" {
+        return Err(Error::invalid_input(
+            "bench --sweep",
+            format!("model '{family}' is not a model family; the sweep runs `family:kv-decoder`"),
+        ));
+    }
+    let lens = crate::family::parse_sizes(spec).ok_or_else(|| {
+        Error::invalid_input(
+            "bench --sweep",
+            format!("'{spec}': expected MIN:MAX (doubling) or a comma list of positive lengths"),
+        )
+    })?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| Error::io("create", a.out.display().to_string(), e))?;
+    let dir = a.out.join("models");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.display().to_string(), e))?;
+    let mut progress = Progress::new(2 * a.steps * lens.len() as u64);
+    let mut csv = String::from("cache_len,state_bytes,aliased_s_per_step,round_trip_s_per_step,aliased_h2d_per_step,round_trip_h2d_per_step,aliased_d2h_per_step,round_trip_d2h_per_step,time\n");
+    let (mut xs, mut ta, mut tr) = (Vec::new(), Vec::new(), Vec::new());
+    let mut kind = "modelled";
+    for &len in &lens {
+        let file = dir.join(format!("kv_decoder_{len}.hlo"));
+        crate::write_file_atomically(
+            &file,
+            crate::family::kv_decoder(len, a.width as usize).as_bytes(),
+        )?;
+        let Opened { model, device, .. } = open_model(&a.backend, &a.device, &file, &a.aliases)?;
+        let model = &*model;
+        let inputs = synthetic_inputs(model.signature())?;
+        model.create_state_set("aliased", statetensor_core::StateInit::Zeros)?;
+        model.copy_state_set("aliased", "round_trip")?;
+        let al = one_way(
+            model,
+            "aliased",
+            &inputs,
+            a.steps,
+            false,
+            &device,
+            &mut progress,
+        )?;
+        let rt = one_way(
+            model,
+            "round_trip",
+            &inputs,
+            a.steps,
+            true,
+            &device,
+            &mut progress,
+        )?;
+        if al.backend != "sim" {
+            kind = "measured";
+        }
+        let n = a.steps as f64;
+        csv.push_str(&format!(
+            "{len},{},{:.9},{:.9},{},{},{},{},{kind}\n",
+            al.state_bytes,
+            al.modelled_s / n,
+            rt.modelled_s / n,
+            al.bytes_h2d / a.steps,
+            rt.bytes_h2d / a.steps,
+            al.bytes_d2h / a.steps,
+            rt.bytes_d2h / a.steps
+        ));
+        xs.push(al.state_bytes as f64);
+        ta.push(al.modelled_s / n);
+        tr.push(rt.modelled_s / n);
+    }
+    crate::write_file_atomically(&a.out.join("sweep.csv"), csv.as_bytes())?;
+    let title = format!(
+        "kv-decoder step, width {}: time per step ({kind}, {})",
+        a.width, a.backend
+    );
+    let plot = crate::family::svg(
+        &title,
+        &xs,
+        &[
+            ("aliased (state stays on the device)", "#1f77b4", ta),
+            ("round trip (state copied out and back)", "#d62728", tr),
+        ],
+    );
+    crate::write_file_atomically(&a.out.join("sweep.svg"), plot.as_bytes())?;
+    crate::emit(&format!(
+        "{csv}wrote {} and {}\n",
+        a.out.join("sweep.csv").display(),
+        a.out.join("sweep.svg").display()
+    ))
 }

@@ -4,6 +4,7 @@
 //! parameter, file or line and what was expected); 1 any other failure. Never a panic.
 
 mod bench;
+mod family;
 mod model_ref;
 mod report;
 mod run;

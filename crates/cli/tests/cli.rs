@@ -481,3 +481,44 @@ fn calibrate_over_the_emulator_writes_a_usable_profile() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["device"], "calibrated-inf2");
 }
+
+#[test]
+fn sweep_writes_csv_and_svg() {
+    let d = tmpdir("sweep");
+    let o = run(&[
+        "bench",
+        "family:kv-decoder",
+        "--sweep",
+        "64:256",
+        "--steps",
+        "2",
+        "--width",
+        "32",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(8).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
+        vec![64.0, 128.0, 256.0]
+    );
+    for r in &rows {
+        assert_eq!(r[1], 2.0 * r[0] * 32.0 * 4.0 + 4.0, "state bytes");
+        assert!(r[3] > r[2], "the round trip costs more per step");
+        assert_eq!(
+            r[5] - r[4],
+            r[1],
+            "the round trip writes the state every step"
+        );
+    }
+    let svg = std::fs::read_to_string(d.join("sweep.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2);
+    let o = run(&["bench", "examples/mlp_cache", "--sweep", "10:1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
