@@ -428,23 +428,6 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     crate::emit(&out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::fit;
-
-    #[test]
-    fn fit_recovers_latency_and_bandwidth() {
-        let pts: Vec<(f64, f64)> = [4096.0, 65536.0, 1048576.0, 16777216.0]
-            .iter()
-            .map(|&x| (x, 10e-6 + x / 8e9))
-            .collect();
-        let (lat, bw, max, _) = fit(&pts);
-        assert!((lat - 10e-6).abs() < 1e-9, "{lat}");
-        assert!((bw - 8e9).abs() / 8e9 < 1e-6, "{bw}");
-        assert!(max < 1e-6);
-    }
-}
-
 /// Inputs for a generated model: deterministic values in [-0.05, 0.05).
 fn synthetic_inputs(sig: &statetensor_core::Signature) -> Result<Vec<HostTensor>> {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
@@ -554,4 +537,21 @@ fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         a.out.join("sweep.csv").display(),
         a.out.join("sweep.svg").display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fit_recovers_latency_and_bandwidth() {
+        let pts: Vec<(f64, f64)> = [4096.0, 65536.0, 1048576.0, 16777216.0]
+            .iter()
+            .map(|&x| (x, 10e-6 + x / 8e9))
+            .collect();
+        let (lat, bw, max, _) = fit(&pts);
+        assert!((lat - 10e-6).abs() < 1e-9, "{lat}");
+        assert!((bw - 8e9).abs() / 8e9 < 1e-6, "{bw}");
+        assert!(max < 1e-6);
+    }
 }
