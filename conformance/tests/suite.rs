@@ -20,16 +20,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `target/<profile>/libnrt_emu.so`, built by the dev-dependency on the emulator.
+/// `libnrt_emu.so`, built by the dev-dependency on the emulator.
 fn emulator() -> String {
-    let exe = std::env::current_exe().expect("test executable");
-    let lib = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps")
-        .join("libnrt_emu.so");
-    assert!(lib.exists(), "{} was not built", lib.display());
-    lib.display().to_string()
+    nrt_emu::hook::built_library()
+        .expect("libnrt_emu.so was not built")
+        .display()
+        .to_string()
 }
 
 /// The emulator's test hook: fault mode ("" for none).

@@ -9,23 +9,13 @@ mod driver;
 use contract::{fixture_path, Dev, Harness};
 use statetensor_core::StatefulModel;
 use statetensor_hw::{NrtDevice, NrtModel};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// `target/<profile>/libnrt_emu.so`, built by the dev-dependency on statetensor-nrt-emu.
+/// `libnrt_emu.so`, built by the dev-dependency on statetensor-nrt-emu.
 pub fn emulator() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let lib = dir.join("libnrt_emu.so");
-    assert!(
-        lib.exists(),
-        "{} was not built (cargo build -p statetensor-nrt-emu)",
-        lib.display()
-    );
-    lib
+    nrt_emu::hook::built_library()
+        .expect("libnrt_emu.so was not built (a dev-dependency of this crate)")
 }
 
 /// The emulator is one device per process: tests that use it run one at a time.

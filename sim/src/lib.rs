@@ -34,6 +34,7 @@
 //! assert_eq!(out[0].data, 1i32.to_le_bytes()); // output 0 is the counter before the step
 //! ```
 
+pub mod family;
 mod hbm;
 mod profile;
 pub mod snapshot;

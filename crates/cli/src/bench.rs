@@ -457,7 +457,7 @@ fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
             format!("model '{family}' is not a model family; the sweep runs `family:kv-decoder`"),
         ));
     }
-    let lens = crate::family::parse_sizes(spec).ok_or_else(|| {
+    let lens = statetensor_sim::family::parse_sizes(spec).ok_or_else(|| {
         Error::invalid_input(
             "bench --sweep",
             format!("'{spec}': expected MIN:MAX (doubling) or a comma list of positive lengths"),
@@ -475,7 +475,7 @@ fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         let file = dir.join(format!("kv_decoder_{len}.hlo"));
         crate::write_file_atomically(
             &file,
-            crate::family::kv_decoder(len, a.width as usize).as_bytes(),
+            statetensor_sim::family::kv_decoder(len, a.width as usize).as_bytes(),
         )?;
         let Opened { model, device, .. } = open_model(&a.backend, &a.device, &file, &a.aliases)?;
         let model = &*model;

@@ -293,13 +293,9 @@ fn inspect_shows_states_and_footprints() {
     assert_eq!(v["parameters"][7]["state_from_output"], 3);
 }
 
-/// `target/<profile>/libnrt_emu.so` (built by the dev-dependency on the emulator).
+/// `libnrt_emu.so` (built by the dev-dependency on the emulator).
 fn emulator() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libnrt_emu.so")
+    nrt_emu::hook::built_library().expect("libnrt_emu.so was not built")
 }
 
 #[test]

@@ -30,6 +30,21 @@ pub use emu::{Fault, Naming};
 /// library the driver dlopens — not this crate's statically linked copy).
 pub mod hook {
     use std::os::raw::{c_char, c_int};
+    use std::path::PathBuf;
+
+    /// Where cargo put `libnrt_emu.so` for the running test or benchmark: next to it in
+    /// `target/<profile>/deps/` (where a dependency's cdylib lands), or in
+    /// `target/<profile>/` (after `cargo build -p statetensor-nrt-emu`).
+    pub fn built_library() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let deps = exe.parent()?;
+        [
+            deps.join("libnrt_emu.so"),
+            deps.parent()?.join("libnrt_emu.so"),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+    }
 
     /// Sets the fault mode (`STATETENSOR_EMU_FAULT` syntax; "" clears it) and, when
     /// `hbm_bytes > 0`, the capacity of the emulator at `library`. The runtime must be

@@ -1,23 +1,13 @@
 //! The emulator's C ABI, checked from C: a program compiled with the system C compiler
 //! drives libnrt_emu.so the way the runtime developer guide's sample does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// `target/<profile>/`, where cargo put libnrt_emu.so next to this test's deps directory.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
-}
 
 #[test]
 fn c_program_runs_a_state_in_place() {
-    let dir = target_dir();
-    let lib = dir.join("libnrt_emu.so");
-    assert!(lib.exists(), "{} was not built", lib.display());
+    let lib = nrt_emu::hook::built_library().expect("libnrt_emu.so was not built");
+    let dir = lib.parent().expect("a directory").to_path_buf();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/state_in_place.c");
     let exe = dir.join("state_in_place_c");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
