@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Simulator speed against XLA's CPU backend on the same HLO: a transformer decoder-layer
+step (tools/models.py) at three sizes, KV cache carried as state.
+
+- XLA:CPU: jax.jit(decoder_layer, donate_argnums=<cache, pos>), best of 5 timed loops.
+- statetensor: `statetensor run` of benches/models/decoder_<size>.hlo (the same lowering)
+  with the same inputs, wall time per step from two runs (N1 and N2 steps), so parsing,
+  planning and loading cancel out.
+
+Run from the repository root after `cargo build --release -p statetensor-cli`:
+    python3 tools/compare_xla.py
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from models import decoder_args, decoder_layer  # noqa: E402
+
+jax.config.update("jax_platforms", "cpu")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+BIN = os.path.join(ROOT, "target", "release", "statetensor")
+SIZES = {"small": (256, 4, 256), "medium": (512, 8, 1024), "large": (1024, 16, 2048)}
+
+
+def time_xla(args, s):
+    step = jax.jit(decoder_layer, donate_argnums=(9, 10, 11))
+    dev = [jax.device_put(a) for a in args]
+    weights, state = dev[:9], tuple(dev[9:])
+
+    def run(n, state):
+        for _ in range(n):
+            out = step(*weights, *state)
+            state = (out[1], out[2], out[3] % s)
+        jax.block_until_ready(state)
+        return state
+
+    state = run(5, state)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        state = run(40, state)
+        best = min(best, (time.perf_counter() - t) / 40)
+    return best
+
+
+def time_statetensor(name, args, s):
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(ROOT, "benches", "models", f"decoder_{name}.hlo")) as fh:
+            text = fh.read()
+        with open(os.path.join(d, "model.hlo"), "w") as fh:
+            fh.write(text)
+        for p, a in enumerate(args):
+            np.save(os.path.join(d, f"arg{p}.npy"), np.asarray(a))
+        n1, n2 = 10, min(s - 1, 110)
+
+        def wall(n):
+            best = float("inf")
+            for _ in range(3):
+                out = subprocess.run([BIN, "run", d, "--steps", str(n), "--json"], check=True, capture_output=True, text=True)
+                best = min(best, json.loads(out.stdout)["wall_s"])
+            return best
+
+        return (wall(n2) - wall(n1)) / (n2 - n1)
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit(f"build the CLI first: cargo build --release -p statetensor-cli ({BIN} is missing)")
+    print(f"XLA:CPU via JAX {jax.__version__}; {os.cpu_count()} CPUs")
+    print(f"{'size':<8} {'XLA:CPU':>12} {'statetensor':>12} {'ratio':>7}")
+    for name, (d, heads, s) in SIZES.items():
+        args = decoder_args(np.random.default_rng(0), d, heads, s)
+        x = time_xla(args, s)
+        st = time_statetensor(name, args, s)
+        print(f"{name:<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
