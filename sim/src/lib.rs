@@ -43,7 +43,7 @@ pub use hbm::Hbm;
 pub use profile::DeviceProfile;
 
 use statetensor_core::{
-    AliasMap, Direction, Error, HostTensor, MemoryReport, Result, Signature, StateInit,
+    AliasMap, Direction, Error, HostTensor, MemoryReport, PreparedInputs, Result, Signature, StateInit,
     StatefulModel, TensorSpec, TransferLedger,
 };
 use statetensor_hlo::{Program, Tensor};
@@ -436,17 +436,24 @@ impl StatefulModel for SimModel {
     }
 
     fn execute(&self, set: &str, inputs: &[HostTensor]) -> Result<Vec<HostTensor>> {
-        let op = format!("execute on state set '{set}'");
         self.sig.check_inputs(inputs)?;
-        let handle = self.device.get_set(&op, set)?;
-        let mut g = self.lock_set(&op, set, &handle, false)?;
-        // staging for inputs and outputs, and temporaries: charged before anything moves
-        let staging = self.execute_footprint();
-        self.device.hbm.alloc(&op, staging)?;
-        let result = self.run(set, &mut g, inputs);
-        self.device.hbm.free(staging);
-        result
+        let tensors = inputs.iter().map(|h| to_tensor(h).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        self.execute_tensors(set, &tensors)
     }
+
+    fn prepare_inputs(&self, inputs: &[HostTensor]) -> Result<PreparedInputs> {
+        self.sig.check_inputs(inputs)?;
+        let tensors = inputs.iter().map(|h| to_tensor(h).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        Ok(PreparedInputs(Box::new(tensors)))
+    }
+
+    fn execute_prepared(&self, set: &str, inputs: &PreparedInputs) -> Result<Vec<HostTensor>> {
+        match inputs.0.downcast_ref::<Vec<Arc<Tensor>>>() {
+            Some(t) => self.execute_tensors(set, t),
+            None => Err(Error::invalid_input("execute", "the inputs were prepared by another backend")),
+        }
+    }
+
 
     fn read_state(&self, set: &str, state: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
         let op = format!("read state '{state}' of '{set}'");
@@ -574,13 +581,21 @@ impl StatefulModel for SimModel {
 }
 
 impl SimModel {
+    /// Executes with inputs already converted (shared, never modified).
+    fn execute_tensors(&self, set: &str, inputs: &[Arc<Tensor>]) -> Result<Vec<HostTensor>> {
+        let op = format!("execute on state set '{set}'");
+        let handle = self.device.get_set(&op, set)?;
+        let mut g = self.lock_set(&op, set, &handle, false)?;
+        // staging for inputs and outputs, and temporaries: charged before anything moves
+        let staging = self.execute_footprint();
+        self.device.hbm.alloc(&op, staging)?;
+        let result = self.run(&mut g, inputs);
+        self.device.hbm.free(staging);
+        result
+    }
+
     /// The body of an execute, with the set locked and staging charged.
-    fn run(
-        &self,
-        set_name: &str,
-        g: &mut StateSet,
-        inputs: &[HostTensor],
-    ) -> Result<Vec<HostTensor>> {
+    fn run(&self, g: &mut StateSet, inputs: &[Arc<Tensor>]) -> Result<Vec<HostTensor>> {
         let (fault, call) = {
             let mut f = lock(&self.device.fault);
             f.1 += 1;
@@ -589,11 +604,9 @@ impl SimModel {
         let call_name = format!("execute #{call} of {}", self.program.name());
         // inputs cross host -> device
         let mut args: Vec<Option<Arc<Tensor>>> = vec![None; self.sig.params.len()];
-        for (h, &p) in inputs.iter().zip(&self.sig.input_params()) {
-            args[p] = Some(Arc::new(to_tensor(h)?));
-        }
-        for h in inputs {
-            self.record(Direction::HostToDevice, h.data.len() as u64);
+        for (t, &p) in inputs.iter().zip(&self.sig.input_params()) {
+            args[p] = Some(t.clone());
+            self.record(Direction::HostToDevice, t.size_bytes() as u64);
         }
         // state moves in (donated): updated in place, never copied
         for p in self.sig.state_params() {
@@ -647,7 +660,6 @@ impl SimModel {
                 slot.buf = Some(outs[pair.output].clone());
             }
         }
-        let _ = set_name;
         // returned outputs cross device -> host
         let mut result = Vec::new();
         for o in self.sig.returned_outputs() {

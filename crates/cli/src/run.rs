@@ -267,12 +267,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     let model = &*model;
     let sig = model.signature().clone();
     let inputs = prepare(model, &path, &a.inputs, &a.states, SET)?;
+    // the same values every step: converted once
+    let prepared = model.prepare_inputs(&inputs)?;
     // the steps
     let mut per_step = Vec::new();
     let mut last = Vec::new();
     for _ in 0..a.steps {
         let before = model.ledger();
-        last = model.execute(SET, &inputs)?;
+        last = model.execute_prepared(SET, &prepared)?;
         per_step.push(StepReport::from_ledger(&(model.ledger() - before)));
     }
     let total = model.ledger();

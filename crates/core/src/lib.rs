@@ -20,5 +20,5 @@ pub use alias::{AliasMap, AliasPair};
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use ledger::{Direction, Flow, MemoryReport, TransferLedger};
-pub use model::{HostTensor, Signature, StateInit, StatefulModel, STREAM_CHUNK};
+pub use model::{HostTensor, PreparedInputs, Signature, StateInit, StatefulModel, STREAM_CHUNK};
 pub use spec::{Shape, TensorSpec};

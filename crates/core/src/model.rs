@@ -141,6 +141,17 @@ impl Signature {
     }
 }
 
+/// Inputs checked and converted once, for executes that pass the same values every step
+/// (weights given as parameters, say). Each execute still counts them as crossing
+/// host → device; preparing only saves the backend's conversion work.
+pub struct PreparedInputs(pub Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for PreparedInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedInputs")
+    }
+}
+
 /// How a new state set is filled.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum StateInit {
@@ -195,6 +206,21 @@ pub trait StatefulModel: Send + Sync {
 
     /// Device memory use.
     fn memory(&self) -> MemoryReport;
+
+    /// Checks and converts inputs once for [`StatefulModel::execute_prepared`].
+    fn prepare_inputs(&self, inputs: &[HostTensor]) -> Result<PreparedInputs> {
+        self.signature().check_inputs(inputs)?;
+        Ok(PreparedInputs(Box::new(inputs.to_vec())))
+    }
+
+    /// [`StatefulModel::execute`] with inputs from [`StatefulModel::prepare_inputs`] of this
+    /// model.
+    fn execute_prepared(&self, set: &str, inputs: &PreparedInputs) -> Result<Vec<HostTensor>> {
+        match inputs.0.downcast_ref::<Vec<HostTensor>>() {
+            Some(v) => self.execute(set, v),
+            None => Err(Error::invalid_input("execute", "the inputs were prepared by another backend")),
+        }
+    }
 
     /// Streams a whole state tensor to `w` in bounded chunks; returns the bytes written.
     fn read_state_to(&self, set: &str, state: &str, w: &mut dyn Write) -> Result<u64> {

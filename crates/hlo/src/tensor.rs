@@ -439,9 +439,11 @@ impl Tensor {
                 format!("{dtype}{dims:?} needs {want} bytes, got {}", bytes.len()),
             ));
         }
-        let mut t = Tensor::zeros(dtype, dims);
-        t.write_bytes(0, bytes)?;
-        Ok(t)
+        let sz = dtype.size_bytes();
+        Ok(make_tensor!(dtype, T => {
+            let v: Vec<T> = bytes.chunks_exact(sz).map(T::read_le).collect();
+            ArrayD::from_shape_vec(IxDyn(dims), v).expect("the byte count matches the dims")
+        }))
     }
 
     /// The whole tensor as little-endian bytes, row-major.
