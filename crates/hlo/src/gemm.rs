@@ -98,16 +98,20 @@ fn gemv<T: LinalgScalar + Send + Sync>(
         let body = |(ci, oc): (usize, &mut [T])| {
             let (c0, len) = (ci * chunk, oc.len());
             let row = |kk: usize| &w.row(kk).to_slice().expect("row is contiguous")[c0..c0 + len];
-            // four rows per pass: a quarter of the loads and stores of `out`; the sum is still
-            // accumulated row by row, in order
+            // eight rows per pass: an eighth of the loads and stores of `out`; the sum is
+            // still accumulated row by row, in order
             let mut kk = 0;
-            while kk + 4 <= k {
-                let (r0, r1, r2, r3) = (row(kk), row(kk + 1), row(kk + 2), row(kk + 3));
-                let (x0, x1, x2, x3) = (v[kk], v[kk + 1], v[kk + 2], v[kk + 3]);
-                for j in 0..len {
-                    oc[j] = oc[j] + x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j];
+            while kk + 8 <= k {
+                let r: [&[T]; 8] = std::array::from_fn(|i| row(kk + i));
+                let x: [T; 8] = std::array::from_fn(|i| v[kk + i]);
+                for (j, o) in oc.iter_mut().enumerate() {
+                    let mut acc = *o;
+                    for i in 0..8 {
+                        acc = acc + x[i] * r[i][j];
+                    }
+                    *o = acc;
                 }
-                kk += 4;
+                kk += 8;
             }
             for kk in kk..k {
                 let (r, x) = (row(kk), v[kk]);
