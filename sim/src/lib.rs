@@ -43,8 +43,8 @@ pub use hbm::Hbm;
 pub use profile::DeviceProfile;
 
 use statetensor_core::{
-    AliasMap, Direction, Error, HostTensor, MemoryReport, PreparedInputs, Result, Signature, StateInit,
-    StatefulModel, TensorSpec, TransferLedger,
+    AliasMap, Direction, Error, HostTensor, MemoryReport, PreparedInputs, Result, Signature,
+    StateInit, StatefulModel, TensorSpec, TransferLedger,
 };
 use statetensor_hlo::{Program, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -437,23 +437,31 @@ impl StatefulModel for SimModel {
 
     fn execute(&self, set: &str, inputs: &[HostTensor]) -> Result<Vec<HostTensor>> {
         self.sig.check_inputs(inputs)?;
-        let tensors = inputs.iter().map(|h| to_tensor(h).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        let tensors = inputs
+            .iter()
+            .map(|h| to_tensor(h).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
         self.execute_tensors(set, &tensors)
     }
 
     fn prepare_inputs(&self, inputs: &[HostTensor]) -> Result<PreparedInputs> {
         self.sig.check_inputs(inputs)?;
-        let tensors = inputs.iter().map(|h| to_tensor(h).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        let tensors = inputs
+            .iter()
+            .map(|h| to_tensor(h).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
         Ok(PreparedInputs(Box::new(tensors)))
     }
 
     fn execute_prepared(&self, set: &str, inputs: &PreparedInputs) -> Result<Vec<HostTensor>> {
         match inputs.0.downcast_ref::<Vec<Arc<Tensor>>>() {
             Some(t) => self.execute_tensors(set, t),
-            None => Err(Error::invalid_input("execute", "the inputs were prepared by another backend")),
+            None => Err(Error::invalid_input(
+                "execute",
+                "the inputs were prepared by another backend",
+            )),
         }
     }
-
 
     fn read_state(&self, set: &str, state: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
         let op = format!("read state '{state}' of '{set}'");

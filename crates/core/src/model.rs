@@ -218,7 +218,10 @@ pub trait StatefulModel: Send + Sync {
     fn execute_prepared(&self, set: &str, inputs: &PreparedInputs) -> Result<Vec<HostTensor>> {
         match inputs.0.downcast_ref::<Vec<HostTensor>>() {
             Some(v) => self.execute(set, v),
-            None => Err(Error::invalid_input("execute", "the inputs were prepared by another backend")),
+            None => Err(Error::invalid_input(
+                "execute",
+                "the inputs were prepared by another backend",
+            )),
         }
     }
 
