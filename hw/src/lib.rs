@@ -485,59 +485,18 @@ impl StatefulModel for NrtModel {
             .collect();
         let mut sets = lock(&self.device.sets);
         if let Some(existing) = sets.get(set) {
+            // attach: another model created it; names, shapes and dtypes must agree
             let g = self.lock_set(&op, set, existing, true)?;
-            for s in &specs {
-                match g.states.get(&s.name) {
-                    Some((have, _)) if have.dtype == s.dtype && have.shape == s.shape => {}
-                    Some((have, _)) => {
-                        return Err(Error::invalid_input(
-                            op,
-                            format!(
-                                "the set holds '{}' as {}, this model needs {}",
-                                s.name,
-                                have.type_string(),
-                                s.type_string()
-                            ),
-                        ))
-                    }
-                    None => {
-                        return Err(Error::invalid_input(
-                            op,
-                            format!(
-                                "the set has no state '{}' ({}) that this model needs",
-                                s.name,
-                                s.type_string()
-                            ),
-                        ))
-                    }
-                }
-            }
-            if init != StateInit::Zeros {
-                return Err(Error::invalid_input(
-                    op,
-                    "the set already exists; write its states instead of re-initialising it",
-                ));
-            }
-            return Ok(());
+            return self
+                .sig
+                .check_attach(&op, |n| g.states.get(n).map(|(s, _)| s), &init);
         }
-        let mut init_values = BTreeMap::new();
-        if let StateInit::Values(values) = &init {
-            for (name, v) in values {
-                let p = self.sig.state_param(&op, name)?;
-                let spec = &self.sig.params[p];
-                if v.dtype != spec.dtype || v.shape != spec.shape {
-                    return Err(Error::invalid_input(
-                        op,
-                        format!(
-                            "initial value of '{name}' is {}, the state is {}",
-                            v.type_string(),
-                            spec.type_string()
-                        ),
-                    ));
-                }
-                init_values.insert(name.clone(), &v.data);
-            }
-        }
+        let init_values: BTreeMap<String, &Vec<u8>> = self
+            .sig
+            .check_init_values(&op, &init)?
+            .into_iter()
+            .map(|(n, v)| (n, &v.data))
+            .collect();
         // allocate everything first: a failure drops what was allocated and nothing has
         // been written, so the device and the ledger are left as they were
         let mut states = BTreeMap::new();

@@ -353,56 +353,13 @@ impl StatefulModel for SimModel {
         if let Some(existing) = sets.get(set) {
             // attach: another model created it; names, shapes and dtypes must agree
             let g = self.lock_set(&op, set, existing, true)?;
-            for (name, spec) in &specs {
-                match g.states.get(name) {
-                    Some(slot)
-                        if slot.spec.dtype == spec.dtype && slot.spec.shape == spec.shape => {}
-                    Some(slot) => {
-                        return Err(Error::invalid_input(
-                            op,
-                            format!(
-                                "the set holds '{name}' as {}, this model needs {}",
-                                slot.spec.type_string(),
-                                spec.type_string()
-                            ),
-                        ))
-                    }
-                    None => {
-                        return Err(Error::invalid_input(
-                            op,
-                            format!(
-                                "the set has no state '{name}' ({}) that this model needs",
-                                spec.type_string()
-                            ),
-                        ))
-                    }
-                }
-            }
-            if init != StateInit::Zeros {
-                return Err(Error::invalid_input(
-                    op,
-                    "the set already exists; write its states instead of re-initialising it",
-                ));
-            }
-            return Ok(());
+            return self
+                .sig
+                .check_attach(&op, |n| g.states.get(n).map(|s| &s.spec), &init);
         }
         let mut init_values = BTreeMap::new();
-        if let StateInit::Values(values) = &init {
-            for (name, v) in values {
-                let p = self.sig.state_param(&op, name)?;
-                let spec = &self.sig.params[p];
-                if v.dtype != spec.dtype || v.shape != spec.shape {
-                    return Err(Error::invalid_input(
-                        op,
-                        format!(
-                            "initial value of '{name}' is {}, the state is {}",
-                            v.type_string(),
-                            spec.type_string()
-                        ),
-                    ));
-                }
-                init_values.insert(name.clone(), Arc::new(to_tensor(v)?));
-            }
+        for (name, v) in self.sig.check_init_values(&op, &init)? {
+            init_values.insert(name, Arc::new(to_tensor(v)?));
         }
         let mut s = StateSet {
             states: specs

@@ -109,6 +109,78 @@ impl Signature {
             .sum()
     }
 
+    /// Checks that this model may attach to an existing state set whose states `held`
+    /// looks up by name: every state of this model must be there with its shape and dtype,
+    /// and an attach cannot re-initialise the set. Both backends call this.
+    pub fn check_attach<'a>(
+        &self,
+        op: &str,
+        held: impl Fn(&str) -> Option<&'a TensorSpec>,
+        init: &StateInit,
+    ) -> Result<()> {
+        for p in self.state_params() {
+            let s = &self.params[p];
+            match held(&s.name) {
+                Some(have) if have.dtype == s.dtype && have.shape == s.shape => {}
+                Some(have) => {
+                    return Err(Error::invalid_input(
+                        op,
+                        format!(
+                            "the set holds '{}' as {}, this model needs {}",
+                            s.name,
+                            have.type_string(),
+                            s.type_string()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(Error::invalid_input(
+                        op,
+                        format!(
+                            "the set has no state '{}' ({}) that this model needs",
+                            s.name,
+                            s.type_string()
+                        ),
+                    ))
+                }
+            }
+        }
+        if *init != StateInit::Zeros {
+            return Err(Error::invalid_input(
+                op,
+                "the set already exists; write its states instead of re-initialising it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks initial values (each names a state of this model, with its type) and returns
+    /// them by state name. Both backends call this.
+    pub fn check_init_values<'a>(
+        &self,
+        op: &str,
+        init: &'a StateInit,
+    ) -> Result<std::collections::BTreeMap<String, &'a HostTensor>> {
+        let mut out = std::collections::BTreeMap::new();
+        if let StateInit::Values(values) = init {
+            for (name, v) in values {
+                let spec = &self.params[self.state_param(op, name)?];
+                if v.dtype != spec.dtype || v.shape != spec.shape {
+                    return Err(Error::invalid_input(
+                        op,
+                        format!(
+                            "initial value of '{name}' is {}, the state is {}",
+                            v.type_string(),
+                            spec.type_string()
+                        ),
+                    ));
+                }
+                out.insert(name.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
     /// Checks execute inputs: one per non-state parameter, each with its dtype and shape.
     /// Both backends call this, so they reject bad inputs identically.
     pub fn check_inputs(&self, inputs: &[HostTensor]) -> Result<()> {
