@@ -11,26 +11,11 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// An HLO text file, or a directory holding model.hlo (and arg{P}.npy default values).
-    model: PathBuf,
-    /// Backend: the simulator, or libnrt (real hardware or the emulator).
-    #[arg(long, default_value = "sim", value_parser = ["sim", "nrt"])]
-    backend: String,
-    /// Device profile: inf2, trn1, trn2, or a JSON profile file.
-    #[arg(long, default_value = "inf2")]
-    device: String,
+    #[command(flatten)]
+    m: crate::run::ModelArgs,
     /// Steps per way.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     steps: u64,
-    /// State parameter P is updated from output O (replaces the module's alias map).
-    #[arg(long = "alias", value_name = "P=O[,P=O...]")]
-    aliases: Vec<String>,
-    /// Value of a non-state parameter, the same every step.
-    #[arg(long = "input", value_name = "P=FILE.npy")]
-    inputs: Vec<String>,
-    /// Initial value of a state parameter (default zeros).
-    #[arg(long = "state", value_name = "P=FILE.npy")]
-    states: Vec<String>,
     /// Print {"aliased": {...}, "round_trip": {...}} on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -161,9 +146,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         model,
         device,
         ..
-    } = open_model(&a.backend, &a.device, &a.model, &a.aliases)?;
+    } = open_model(&a.m.backend, &a.m.device, &a.m.model, &a.m.aliases)?;
     let model = &*model;
-    let inputs = prepare(model, &path, &a.inputs, &a.states, "aliased")?;
+    let inputs = prepare(model, &path, &a.m.inputs, &a.m.states, "aliased")?;
     // the round-trip set starts from the same state
     model.copy_state_set("aliased", "round_trip")?;
     let mut progress = Progress::new(2 * a.steps);
@@ -451,7 +436,7 @@ fn synthetic_inputs(sig: &statetensor_core::Signature) -> Result<Vec<HostTensor>
 }
 
 fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
-    let family = a.model.to_string_lossy();
+    let family = a.m.model.to_string_lossy();
     if family != "family:kv-decoder" {
         return Err(Error::invalid_input(
             "bench --sweep",
@@ -478,7 +463,8 @@ fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
             &file,
             statetensor_sim::family::kv_decoder(len, a.width as usize).as_bytes(),
         )?;
-        let Opened { model, device, .. } = open_model(&a.backend, &a.device, &file, &a.aliases)?;
+        let Opened { model, device, .. } =
+            open_model(&a.m.backend, &a.m.device, &file, &a.m.aliases)?;
         let model = &*model;
         let inputs = synthetic_inputs(model.signature())?;
         model.create_state_set("aliased", statetensor_core::StateInit::Zeros)?;
@@ -522,7 +508,7 @@ fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
     crate::write_file_atomically(&a.out.join("sweep.csv"), csv.as_bytes())?;
     let title = format!(
         "kv-decoder step, width {}: time per step ({kind}, {})",
-        a.width, a.backend
+        a.width, a.m.backend
     );
     let plot = crate::family::svg(
         &title,

@@ -13,28 +13,35 @@ use std::time::Instant;
 /// The state set a run uses.
 const SET: &str = "run";
 
+/// What `run` and `bench` share: the model, where it runs, and its values.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub struct ModelArgs {
     /// An HLO text file, or a directory holding model.hlo (and arg{P}.npy default values).
-    model: PathBuf,
+    pub model: PathBuf,
     /// Backend: the simulator, or libnrt (real hardware or the emulator).
     #[arg(long, default_value = "sim", value_parser = ["sim", "nrt"])]
-    backend: String,
+    pub backend: String,
     /// Device profile: inf2, trn1, trn2, or a JSON profile file.
     #[arg(long, default_value = "inf2")]
-    device: String,
+    pub device: String,
+    /// State parameter P is updated from output O (replaces the module's alias map).
+    #[arg(long = "alias", value_name = "P=O[,P=O...]")]
+    pub aliases: Vec<String>,
+    /// Value of a non-state parameter, the same every step.
+    #[arg(long = "input", value_name = "P=FILE.npy")]
+    pub inputs: Vec<String>,
+    /// Initial value of a state parameter (default zeros).
+    #[arg(long = "state", value_name = "P=FILE.npy")]
+    pub states: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    m: ModelArgs,
     /// Executions, carrying state between them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     steps: u64,
-    /// State parameter P is updated from output O (replaces the module's alias map).
-    #[arg(long = "alias", value_name = "P=O[,P=O...]")]
-    aliases: Vec<String>,
-    /// Value of a non-state parameter, the same every step.
-    #[arg(long = "input", value_name = "P=FILE.npy")]
-    inputs: Vec<String>,
-    /// Initial value of a state parameter (default zeros).
-    #[arg(long = "state", value_name = "P=FILE.npy")]
-    states: Vec<String>,
     /// Write output_K.npy for every output of the last step, and report.json.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -263,10 +270,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         model,
         device,
         profile,
-    } = open_model(&a.backend, &a.device, &a.model, &a.aliases)?;
+    } = open_model(&a.m.backend, &a.m.device, &a.m.model, &a.m.aliases)?;
     let model = &*model;
     let sig = model.signature().clone();
-    let inputs = prepare(model, &path, &a.inputs, &a.states, SET)?;
+    let inputs = prepare(model, &path, &a.m.inputs, &a.m.states, SET)?;
     // the same values every step: converted once
     let prepared = model.prepare_inputs(&inputs)?;
     // the steps
