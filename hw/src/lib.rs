@@ -34,7 +34,7 @@ use statetensor_core::{
 use statetensor_hlo::Program;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 pub use safe::{candidates, LIBNRT_ENV};
@@ -361,22 +361,9 @@ impl NrtModel {
         set: &'a Mutex<StateSet>,
         allow_poisoned: bool,
     ) -> Result<MutexGuard<'a, StateSet>> {
-        let g = match set.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    op: op.to_string(),
-                    resource: format!("state set '{name}'"),
-                })
-            }
-        };
-        if let (Some(f), false) = (&g.poisoned, allow_poisoned) {
-            return Err(Error::Poisoned {
-                op: op.to_string(),
-                state_set: name.to_string(),
-                failed_call: f.clone(),
-            });
+        let g = statetensor_core::lock_exclusive(op, &format!("state set '{name}'"), set)?;
+        if !allow_poisoned {
+            statetensor_core::check_not_poisoned(op, name, &g.poisoned)?;
         }
         Ok(g)
     }
@@ -559,16 +546,7 @@ impl StatefulModel for NrtModel {
         let h = self.device.get_set(&op, set)?;
         let mut g = self.lock_set(&op, set, &h, false)?;
         let b = self.binding(set, &h, &g)?;
-        let b = match b.try_lock() {
-            Ok(b) => b,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    op,
-                    resource: format!("state set '{set}'"),
-                })
-            }
-        };
+        let b = statetensor_core::lock_exclusive(&op, &format!("state set '{set}'"), &b)?;
         for ((_, t), h) in b.inputs.iter().zip(inputs) {
             self.timed(Direction::HostToDevice, h.data.len() as u64, || {
                 t.write(0, &h.data)

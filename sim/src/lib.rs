@@ -48,7 +48,7 @@ use statetensor_core::{
 };
 use statetensor_hlo::{Program, Tensor};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One state tensor in a state set.
 #[derive(Debug)]
@@ -281,22 +281,9 @@ impl SimModel {
         set: &'a Mutex<StateSet>,
         allow_poisoned: bool,
     ) -> Result<MutexGuard<'a, StateSet>> {
-        let g = match set.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    op: op.to_string(),
-                    resource: format!("state set '{name}'"),
-                })
-            }
-        };
-        if let (Some(failed), false) = (&g.poisoned, allow_poisoned) {
-            return Err(Error::Poisoned {
-                op: op.to_string(),
-                state_set: name.to_string(),
-                failed_call: failed.clone(),
-            });
+        let g = statetensor_core::lock_exclusive(op, &format!("state set '{name}'"), set)?;
+        if !allow_poisoned {
+            statetensor_core::check_not_poisoned(op, name, &g.poisoned)?;
         }
         Ok(g)
     }

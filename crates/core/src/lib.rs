@@ -20,5 +20,8 @@ pub use alias::{AliasMap, AliasPair};
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use ledger::{Direction, Flow, MemoryReport, TransferLedger};
-pub use model::{HostTensor, PreparedInputs, Signature, StateInit, StatefulModel, STREAM_CHUNK};
+pub use model::{
+    check_not_poisoned, lock_exclusive, HostTensor, PreparedInputs, Signature, StateInit,
+    StatefulModel, STREAM_CHUNK,
+};
 pub use spec::{Shape, TensorSpec};

@@ -336,3 +336,33 @@ pub trait StatefulModel: Send + Sync {
 
 /// Chunk size for streaming state to and from the host.
 pub const STREAM_CHUNK: usize = 1 << 20;
+
+/// Locks a state set (or any resource) for exclusive use without waiting: a resource in use
+/// by another call is [`Error::Busy`] — never a race, never a deadlock. A lock poisoned by a
+/// panic elsewhere is taken anyway (the state set's own poisoning is what reports failures).
+pub fn lock_exclusive<'a, T>(
+    op: &str,
+    resource: &str,
+    m: &'a std::sync::Mutex<T>,
+) -> Result<std::sync::MutexGuard<'a, T>> {
+    match m.try_lock() {
+        Ok(g) => Ok(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(Error::Busy {
+            op: op.to_string(),
+            resource: resource.to_string(),
+        }),
+    }
+}
+
+/// [`Error::Poisoned`] when state set `set` was poisoned by the call `failed`.
+pub fn check_not_poisoned(op: &str, set: &str, failed: &Option<String>) -> Result<()> {
+    match failed {
+        Some(f) => Err(Error::Poisoned {
+            op: op.to_string(),
+            state_set: set.to_string(),
+            failed_call: f.clone(),
+        }),
+        None => Ok(()),
+    }
+}
