@@ -30,41 +30,23 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-/// Reads an f32 .npy (as written by the CLI): header then little-endian data.
+/// Reads an f32 .npy the CLI wrote.
 fn npy_f32(path: &Path) -> Vec<f32> {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[..6], b"\x93NUMPY");
-    let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-    assert!(String::from_utf8_lossy(&b[10..10 + hl]).contains("'<f4'"));
-    b[10 + hl..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    let t = statetensor_hlo::npy::read_file(path).unwrap();
+    assert_eq!(
+        t.dtype(),
+        statetensor_core::DType::F32,
+        "{}",
+        path.display()
+    );
+    t.to_f64_vec().into_iter().map(|v| v as f32).collect()
 }
 
 fn write_npy_f32(path: &Path, dims: &[usize], v: &[f32]) {
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!(
-            "({})",
-            dims.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    b.extend_from_slice(dict.as_bytes());
-    for x in v {
-        b.extend_from_slice(&x.to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
+    let values: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+    let t =
+        statetensor_hlo::Tensor::from_f64s(statetensor_core::DType::F32, dims, &values).unwrap();
+    statetensor_hlo::npy::write_file(path, &t).unwrap();
 }
 
 #[test]
