@@ -10,7 +10,7 @@ use ndarray::{ArrayD, Zip};
 use statetensor_core::DType;
 
 /// Arrays at least this long are processed with rayon.
-pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
+pub(crate) const PAR_THRESHOLD: usize = 1 << 18;
 
 /// A unary elementwise opcode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

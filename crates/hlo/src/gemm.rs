@@ -10,7 +10,7 @@ use ndarray::{
 use rayon::prelude::*;
 
 /// Work (multiply-adds) below which a product stays on one thread.
-const PAR_WORK: usize = 1 << 16;
+const PAR_WORK: usize = 1 << 20;
 
 /// A `[batch, rows, cols]` view of `a` with its axes permuted to `order`, whose three
 /// groups have `groups` axes each. No copy when every group has at most one axis (strided
