@@ -92,34 +92,29 @@ def _varint(v):
             return bytes(out)
 
 
+def _read_varint(b, i):
+    """The varint at b[i:], and the index after it."""
+    v = shift = 0
+    while True:
+        x = b[i]
+        i += 1
+        v |= (x & 0x7F) << shift
+        shift += 7
+        if x < 0x80:
+            return v, i
+
+
 def _fields(b):
     """Top-level (field number, raw bytes of the whole field) of a protobuf message."""
     i, out = 0, []
     while i < len(b):
         start = i
-        key = 0
-        shift = 0
-        while True:
-            x = b[i]
-            i += 1
-            key |= (x & 0x7F) << shift
-            shift += 7
-            if x < 0x80:
-                break
+        key, i = _read_varint(b, i)
         wire = key & 7
         if wire == 0:
-            while b[i] >= 0x80:
-                i += 1
-            i += 1
+            _, i = _read_varint(b, i)
         elif wire == 2:
-            n = shift = 0
-            while True:
-                x = b[i]
-                i += 1
-                n |= (x & 0x7F) << shift
-                shift += 7
-                if x < 0x80:
-                    break
+            n, i = _read_varint(b, i)
             i += n
         elif wire == 1:
             i += 8

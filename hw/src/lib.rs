@@ -615,12 +615,7 @@ impl StatefulModel for NrtModel {
 
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         let op = format!("copy state set '{from}' to '{to}'");
-        if from == to {
-            return Err(Error::invalid_input(
-                op,
-                "source and destination are the same state set",
-            ));
-        }
+        statetensor_core::check_distinct_sets(&op, from, to)?;
         let src_h = self.device.get_set(&op, from)?;
         let src = self.lock_set(&op, from, &src_h, false)?;
         if self.device.get_set(&op, to).is_err() {

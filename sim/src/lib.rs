@@ -457,41 +457,16 @@ impl StatefulModel for SimModel {
 
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         let op = format!("copy state set '{from}' to '{to}'");
-        if from == to {
-            return Err(Error::invalid_input(
-                op,
-                "source and destination are the same state set",
-            ));
-        }
+        statetensor_core::check_distinct_sets(&op, from, to)?;
         let src_handle = self.device.get_set(&op, from)?;
         let src = self.lock_set(&op, from, &src_handle, false)?;
-        let dst_handle = match self.device.get_set(&op, to) {
-            Ok(h) => h,
-            Err(_) => {
-                let s = StateSet {
-                    states: src
-                        .states
-                        .iter()
-                        .map(|(n, s)| {
-                            (
-                                n.clone(),
-                                Slot {
-                                    spec: s.spec.clone(),
-                                    buf: None,
-                                },
-                            )
-                        })
-                        .collect(),
-                    // a copy has no initial values of its own: reset zeros it
-                    init: BTreeMap::new(),
-                    poisoned: None,
-                };
-                self.device.hbm.alloc(&op, s.bytes())?;
-                let h = Arc::new(Mutex::new(s));
-                self.device.sets().insert(to.to_string(), h.clone());
-                h
-            }
-        };
+        if self.device.get_set(&op, to).is_err() {
+            // a new destination has no initial values of its own: reset zeros it
+            drop(src);
+            self.create_state_set(to, StateInit::Zeros)?;
+            return self.copy_state_set(from, to);
+        }
+        let dst_handle = self.device.get_set(&op, to)?;
         let mut dst = self.lock_set(&op, to, &dst_handle, true)?;
         for (name, slot) in &dst.states {
             match src.states.get(name) {

@@ -1,6 +1,6 @@
 //! `statetensor bench` and `statetensor calibrate`.
 
-use crate::report::{bytes, seconds, Report, StepReport};
+use crate::report::{bytes, ratio, row, seconds, Report, StepReport};
 use crate::run::{open_model, prepare, Opened};
 use clap::Args;
 use statetensor_core::{Error, HostTensor, Result, StatefulModel, TransferLedger};
@@ -185,13 +185,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let n = a.steps as f64;
     let per = |x: u64| bytes((x as f64 / n).round() as u64);
-    let ratio = |a: f64, b: f64| {
-        if a > 0.0 {
-            format!("{:.2}x", b / a)
-        } else {
-            "-".into()
-        }
-    };
     let time_kind = if aliased.backend == "sim" {
         "modelled"
     } else {
@@ -201,36 +194,50 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         "bench {} on {} ({}), {} steps each way; per step:\n",
         aliased.model, aliased.backend, aliased.device, a.steps
     );
-    out.push_str(&format!(
-        "  {:<22} {:>16} {:>16} {:>10}\n",
-        "", "aliased", "round trip", "ratio"
+    let w = [22, 16, 16, 10];
+    out.push_str(&row(
+        &w,
+        &[
+            "".into(),
+            "aliased".into(),
+            "round trip".into(),
+            "ratio".into(),
+        ],
     ));
-    out.push_str(&format!(
-        "  {:<22} {:>16} {:>16} {:>10}\n",
-        "host -> device",
-        per(aliased.bytes_h2d),
-        per(round.bytes_h2d),
-        ratio(aliased.bytes_h2d as f64, round.bytes_h2d as f64)
+    out.push_str(&row(
+        &w,
+        &[
+            "host -> device".into(),
+            per(aliased.bytes_h2d),
+            per(round.bytes_h2d),
+            ratio(aliased.bytes_h2d as f64, round.bytes_h2d as f64),
+        ],
     ));
-    out.push_str(&format!(
-        "  {:<22} {:>16} {:>16} {:>10}\n",
-        "device -> host",
-        per(aliased.bytes_d2h),
-        per(round.bytes_d2h),
-        ratio(aliased.bytes_d2h as f64, round.bytes_d2h as f64)
+    out.push_str(&row(
+        &w,
+        &[
+            "device -> host".into(),
+            per(aliased.bytes_d2h),
+            per(round.bytes_d2h),
+            ratio(aliased.bytes_d2h as f64, round.bytes_d2h as f64),
+        ],
     ));
-    out.push_str(&format!(
-        "  {:<22} {:>16} {:>16} {:>10}\n",
-        format!("time ({time_kind})"),
-        seconds(aliased.modelled_s / n),
-        seconds(round.modelled_s / n),
-        ratio(aliased.modelled_s, round.modelled_s)
+    out.push_str(&row(
+        &w,
+        &[
+            format!("time ({time_kind})"),
+            seconds(aliased.modelled_s / n),
+            seconds(round.modelled_s / n),
+            ratio(aliased.modelled_s, round.modelled_s),
+        ],
     ));
-    out.push_str(&format!(
-        "  {:<22} {:>16} {:>16}\n",
-        "HBM used (peak)",
-        bytes(aliased.hbm_peak_bytes),
-        bytes(round.hbm_peak_bytes)
+    out.push_str(&row(
+        &w[..3],
+        &[
+            "HBM used (peak)".into(),
+            bytes(aliased.hbm_peak_bytes),
+            bytes(round.hbm_peak_bytes),
+        ],
     ));
     out.push_str(&format!(
         "  state {} in {} tensor(s)\n",

@@ -88,6 +88,29 @@ pub fn seconds(s: f64) -> String {
     }
 }
 
+/// `b / a` as `1.25x`, or `-` when `a` is zero.
+pub fn ratio(a: f64, b: f64) -> String {
+    if a > 0.0 {
+        format!("{:.2}x", b / a)
+    } else {
+        "-".into()
+    }
+}
+
+/// One table row: a left-aligned label and right-aligned cells of the given widths.
+pub fn row(widths: &[usize], cells: &[String]) -> String {
+    let mut line = String::from(" ");
+    for (i, (w, c)) in widths.iter().zip(cells).enumerate() {
+        if i == 0 {
+            line.push_str(&format!(" {c:<w$}"));
+        } else {
+            line.push_str(&format!(" {c:>w$}"));
+        }
+    }
+    line.push('\n');
+    line
+}
+
 impl Report {
     /// The human-readable summary.
     pub fn human(&self) -> String {
@@ -95,49 +118,47 @@ impl Report {
         let Some(rt) = &self.without_state_tensors else {
             return out;
         };
-        let ratio = |a: f64, b: f64| {
-            if a > 0.0 {
-                format!("{:.2}x", b / a)
-            } else {
-                "-".into()
-            }
-        };
         out.push_str(&format!(
             "totals over {} step(s), {} on {}:\n",
             self.steps, self.backend, self.device
         ));
-        out.push_str(&format!(
-            "  {:<18} {:>24} {:>34} {:>13}\n",
-            "", "with state tensors", "without (state copied out and back)", "without/with"
+        let w = [18, 24, 34, 13];
+        let moved = |b: u64, n: u64| format!("{} ({n} transfers)", bytes(b));
+        out.push_str(&row(
+            &w,
+            &[
+                "".into(),
+                "with state tensors".into(),
+                "without (state copied out and back)".into(),
+                "without/with".into(),
+            ],
         ));
-        out.push_str(&format!(
-            "  {:<18} {:>24} {:>34} {:>13}\n",
-            "host -> device",
-            format!(
-                "{} ({} transfers)",
-                bytes(self.bytes_h2d),
-                self.transfers_h2d
-            ),
-            format!("{} ({} transfers)", bytes(rt.bytes_h2d), rt.transfers_h2d),
-            ratio(self.bytes_h2d as f64, rt.bytes_h2d as f64)
+        out.push_str(&row(
+            &w,
+            &[
+                "host -> device".into(),
+                moved(self.bytes_h2d, self.transfers_h2d),
+                moved(rt.bytes_h2d, rt.transfers_h2d),
+                ratio(self.bytes_h2d as f64, rt.bytes_h2d as f64),
+            ],
         ));
-        out.push_str(&format!(
-            "  {:<18} {:>24} {:>34} {:>13}\n",
-            "device -> host",
-            format!(
-                "{} ({} transfers)",
-                bytes(self.bytes_d2h),
-                self.transfers_d2h
-            ),
-            format!("{} ({} transfers)", bytes(rt.bytes_d2h), rt.transfers_d2h),
-            ratio(self.bytes_d2h as f64, rt.bytes_d2h as f64)
+        out.push_str(&row(
+            &w,
+            &[
+                "device -> host".into(),
+                moved(self.bytes_d2h, self.transfers_d2h),
+                moved(rt.bytes_d2h, rt.transfers_d2h),
+                ratio(self.bytes_d2h as f64, rt.bytes_d2h as f64),
+            ],
         ));
-        out.push_str(&format!(
-            "  {:<18} {:>24} {:>34} {:>13}\n",
-            "modelled time",
-            seconds(self.modelled_s),
-            seconds(rt.modelled_s),
-            ratio(self.modelled_s, rt.modelled_s)
+        out.push_str(&row(
+            &w,
+            &[
+                "modelled time".into(),
+                seconds(self.modelled_s),
+                seconds(rt.modelled_s),
+                ratio(self.modelled_s, rt.modelled_s),
+            ],
         ));
         out.push_str(&format!(
             "  HBM peak {} of {} ({:.4}%); state {}; wall time {}\n",

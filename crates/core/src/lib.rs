@@ -21,7 +21,7 @@ pub use dtype::DType;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use ledger::{Direction, Flow, MemoryReport, TransferLedger};
 pub use model::{
-    check_not_poisoned, lock_exclusive, HostTensor, PreparedInputs, Signature, StateInit,
-    StatefulModel, STREAM_CHUNK,
+    check_distinct_sets, check_not_poisoned, lock_exclusive, HostTensor, PreparedInputs, Signature,
+    StateInit, StatefulModel, STREAM_CHUNK,
 };
 pub use spec::{Shape, TensorSpec};

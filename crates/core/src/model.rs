@@ -366,3 +366,14 @@ pub fn check_not_poisoned(op: &str, set: &str, failed: &Option<String>) -> Resul
         None => Ok(()),
     }
 }
+
+/// [`Error::InvalidInput`] when a copy's source and destination are the same state set.
+pub fn check_distinct_sets(op: &str, from: &str, to: &str) -> Result<()> {
+    if from == to {
+        return Err(Error::invalid_input(
+            op,
+            "source and destination are the same state set",
+        ));
+    }
+    Ok(())
+}
