@@ -7,10 +7,14 @@
 
 use crate::tensor::{Elem, Tensor, BF16, F16};
 use ndarray::{ArrayD, Zip};
+use rayon::prelude::*;
 use statetensor_core::DType;
 
 /// Arrays at least this long are processed with rayon.
 pub(crate) const PAR_THRESHOLD: usize = 1 << 18;
+
+/// Elements per rayon task in parallel elementwise loops.
+pub(crate) const PAR_CHUNK: usize = 1 << 14;
 
 /// A unary elementwise opcode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -555,11 +559,39 @@ pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
 }
 
 fn zip_inplace<T: Elem>(a: &mut ArrayD<T>, b: &ArrayD<T>, f: impl Fn(T, T) -> T + Sync + Send) {
-    if a.len() >= PAR_THRESHOLD {
+    let par = a.len() >= PAR_THRESHOLD;
+    if let (Some(xs), Some(ys)) = (a.as_slice_mut(), b.as_slice()) {
+        // both row-major: a plain slice loop, which the compiler vectorises
+        let body = |(xs, ys): (&mut [T], &[T])| {
+            xs.iter_mut().zip(ys).for_each(|(x, &y)| *x = f(*x, y));
+        };
+        if par {
+            xs.par_chunks_mut(PAR_CHUNK)
+                .zip(ys.par_chunks(PAR_CHUNK))
+                .for_each(body);
+        } else {
+            body((xs, ys));
+        }
+    } else if par {
         Zip::from(a).and(b).par_for_each(|x, &y| *x = f(*x, y));
     } else {
         Zip::from(a).and(b).for_each(|x, &y| *x = f(*x, y));
     }
+}
+
+/// `x = x op y` for f32 or f64 arrays, with the common ops inlined into the loop (through
+/// [`f32_binary`]'s function pointers every element was an indirect call, and nothing
+/// vectorised).
+macro_rules! float_binary_inplace {
+    ($x:expr, $y:expr, $op:expr, $t:ty, $generic:ident) => {
+        match $op {
+            BinaryOp::Add => zip_inplace($x, $y, |a: $t, b: $t| a + b),
+            BinaryOp::Subtract => zip_inplace($x, $y, |a: $t, b: $t| a - b),
+            BinaryOp::Multiply => zip_inplace($x, $y, |a: $t, b: $t| a * b),
+            BinaryOp::Divide => zip_inplace($x, $y, |a: $t, b: $t| a / b),
+            op => zip_inplace($x, $y, $generic(op)),
+        }
+    };
 }
 
 /// Applies a binary op (type-checked: same dtype and dims); the result reuses `a`'s buffer.
@@ -582,8 +614,8 @@ pub fn binary(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Tensor {
             let f = f32_binary(op);
             zip_inplace(x, y, move |p, q| BF16::from_f32(f(p.to_f32(), q.to_f32())))
         }
-        (Tensor::F32(x), Tensor::F32(y)) => zip_inplace(x, y, f32_binary(op)),
-        (Tensor::F64(x), Tensor::F64(y)) => zip_inplace(x, y, f64_binary(op)),
+        (Tensor::F32(x), Tensor::F32(y)) => float_binary_inplace!(x, y, op, f32, f32_binary),
+        (Tensor::F64(x), Tensor::F64(y)) => float_binary_inplace!(x, y, op, f64, f64_binary),
         _ => unreachable!("binary operands are type-checked by the planner"),
     }
     a

@@ -7,10 +7,17 @@ use ndarray::{
     ArrayD, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix3, IxDyn,
     LinalgScalar,
 };
-use rayon::prelude::*;
+use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 /// Work (multiply-adds) below which a product stays on one thread.
-const PAR_WORK: usize = 1 << 20;
+pub(crate) const PAR_WORK: usize = 1 << 20;
+
+/// A large matrix-vector product is split into this many blocks of rows (fewer when the
+/// blocks would be shorter than [`GEMV_MIN_ROWS`]).
+const GEMV_ROW_BLOCKS: usize = 8;
+
+/// Rows below which a block of a matrix-vector product is not worth a task of its own.
+const GEMV_MIN_ROWS: usize = 64;
 
 /// A `[batch, rows, cols]` view of `a` with its axes permuted to `order`, whose three
 /// groups have `groups` axes each. No copy when every group has at most one axis (strided
@@ -78,7 +85,7 @@ fn matmul_into<T: LinalgScalar + Send + Sync>(
     }
 }
 
-/// `out = v @ w` for a vector `v` (len k) and matrix `w` (k x n).
+/// `out = v @ w` for a vector `v` (len k) and matrix `w` (k x n); `out` starts at zero.
 fn gemv<T: LinalgScalar + Send + Sync>(
     v: ArrayView1<T>,
     w: ArrayView2<T>,
@@ -86,58 +93,116 @@ fn gemv<T: LinalgScalar + Send + Sync>(
     par: bool,
 ) {
     let (k, n) = w.dim();
+    if k == 0 {
+        return; // an empty sum: `out` is already zero
+    }
     let par = par && k * n >= PAR_WORK;
-    let chunk = if par {
-        n.div_ceil(rayon::current_num_threads() * 4).max(256)
-    } else {
-        n.max(1)
-    };
     if w.strides()[1] == 1 && out.as_slice().is_some() {
         // rows contiguous: out += v[kk] * w[kk, :], streaming w once
         let out = out.as_slice_mut().expect("checked contiguous");
-        let body = |(ci, oc): (usize, &mut [T])| {
-            let (c0, len) = (ci * chunk, oc.len());
-            let row = |kk: usize| &w.row(kk).to_slice().expect("row is contiguous")[c0..c0 + len];
-            // eight rows per pass: an eighth of the loads and stores of `out`; the sum is
-            // still accumulated row by row, in order
-            let mut kk = 0;
-            while kk + 8 <= k {
-                let r: [&[T]; 8] = std::array::from_fn(|i| row(kk + i));
-                let x: [T; 8] = std::array::from_fn(|i| v[kk + i]);
-                for (j, o) in oc.iter_mut().enumerate() {
-                    let mut acc = *o;
-                    for i in 0..8 {
-                        acc = acc + x[i] * r[i][j];
-                    }
-                    *o = acc;
-                }
-                kk += 8;
+        if !par || k < 2 * GEMV_MIN_ROWS {
+            accumulate_rows(&v, &w, 0..k, out);
+            return;
+        }
+        // Split by rows, not columns: each task streams whole rows, a contiguous region of
+        // `w`, which the hardware prefetchers follow (a column split reads a short piece of
+        // every row and ran at half the bandwidth). The blocks depend only on `k`, never on
+        // the thread count, and their partial sums are added in block order, so the result
+        // is the same on every machine.
+        let rows_per_block = k.div_ceil(GEMV_ROW_BLOCKS).max(GEMV_MIN_ROWS);
+        let blocks = k.div_ceil(rows_per_block);
+        let mut partial = vec![T::zero(); (blocks - 1) * n];
+        let mut accs: Vec<&mut [T]> = Vec::with_capacity(blocks);
+        accs.push(&mut *out);
+        accs.extend(partial.chunks_mut(n));
+        accs.into_par_iter().enumerate().for_each(|(b, acc)| {
+            let rows = b * rows_per_block..((b + 1) * rows_per_block).min(k);
+            accumulate_rows(&v, &w, rows, acc);
+        });
+        for p in partial.chunks(n) {
+            for (o, &x) in out.iter_mut().zip(p) {
+                *o = *o + x;
             }
-            for kk in kk..k {
-                let (r, x) = (row(kk), v[kk]);
-                for (o, &wv) in oc.iter_mut().zip(r) {
-                    *o = *o + x * wv;
-                }
-            }
-        };
-        if par {
-            out.par_chunks_mut(chunk).enumerate().for_each(body);
-        } else {
-            out.chunks_mut(chunk).enumerate().for_each(body);
         }
     } else if w.strides()[0] == 1 && v.as_slice().is_some() {
         // columns contiguous: out[j] = dot(v, w[:, j])
         let vs = v.as_slice().expect("checked contiguous");
-        let col = |j: usize| dot_slices(vs, w.column(j).to_slice().expect("column is contiguous"));
-        if par {
-            let vals: Vec<T> = (0..n).into_par_iter().map(col).collect();
-            out.iter_mut().zip(vals).for_each(|(o, x)| *o = x);
+        let wt = w.t();
+        if let (Some(cols), Some(out)) = (wt.as_slice(), out.as_slice_mut()) {
+            // the whole of `w` is one slice, column after column: no view per column
+            let body = |(cols, out): (&[T], &mut [T])| {
+                for (o, c) in out.iter_mut().zip(cols.chunks_exact(k)) {
+                    *o = dot_slices(vs, c);
+                }
+            };
+            let per_task = n.div_ceil(GEMV_ROW_BLOCKS).max(1);
+            if par {
+                cols.par_chunks(per_task * k)
+                    .zip(out.par_chunks_mut(per_task))
+                    .for_each(body);
+            } else {
+                body((cols, out));
+            }
         } else {
+            let col =
+                |j: usize| dot_slices(vs, w.column(j).to_slice().expect("column is contiguous"));
             out.iter_mut().enumerate().for_each(|(j, o)| *o = col(j));
         }
     } else {
         let mut o2 = out.insert_axis(Axis(0));
         ndarray::linalg::general_mat_mul(T::one(), &v.insert_axis(Axis(0)), &w, T::zero(), &mut o2);
+    }
+}
+
+/// `out += v[rows] @ w[rows, :]` for a `w` with contiguous rows, accumulated in row order.
+fn accumulate_rows<T: LinalgScalar>(
+    v: &ArrayView1<T>,
+    w: &ArrayView2<T>,
+    rows: std::ops::Range<usize>,
+    out: &mut [T],
+) {
+    match w.as_slice() {
+        // one slice for the whole matrix: no view per row (rows of a few dozen elements,
+        // as in attention over a cache, spent most of their time building views)
+        Some(ws) => {
+            let n = w.ncols();
+            accumulate_rows_with(v, |kk| &ws[kk * n..(kk + 1) * n], rows, out);
+        }
+        None => accumulate_rows_with(
+            v,
+            |kk| w.row(kk).to_slice().expect("row is contiguous"),
+            rows,
+            out,
+        ),
+    }
+}
+
+fn accumulate_rows_with<'w, T: LinalgScalar>(
+    v: &ArrayView1<T>,
+    row: impl Fn(usize) -> &'w [T],
+    rows: std::ops::Range<usize>,
+    out: &mut [T],
+) {
+    // eight rows per pass: an eighth of the loads and stores of `out`; the sum is still
+    // accumulated row by row, in order
+    let mut kk = rows.start;
+    while kk + 8 <= rows.end {
+        let r: [&[T]; 8] = std::array::from_fn(|i| row(kk + i));
+        let x: [T; 8] = std::array::from_fn(|i| v[kk + i]);
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut acc = *o;
+            for i in 0..8 {
+                acc = acc + x[i] * r[i][j];
+            }
+            *o = acc;
+        }
+        kk += 8;
+    }
+    for kk in kk..rows.end {
+        let (r, x) = (row(kk), v[kk]);
+        for (o, &wv) in out.iter_mut().zip(r) {
+            *o = *o + x * wv;
+        }
     }
 }
 

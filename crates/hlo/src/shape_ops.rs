@@ -597,19 +597,23 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
     crate::elementwise::convert(&res, out_dtype)
 }
 
-/// Moves `reduced` axes last and returns the array in standard layout with the count of
-/// kept elements and the length of each reduced run.
-fn reduced_last<T: Elem>(a: &ArrayD<T>, reduced: &[usize]) -> (ArrayD<T>, usize) {
+/// Moves `reduced` axes last and returns the array in standard layout (borrowed when it
+/// already is, as for a reduction over the trailing axes) with the length of each reduced
+/// run.
+fn reduced_last<'a, T: Elem>(
+    a: &'a ArrayD<T>,
+    reduced: &[usize],
+) -> (ndarray::CowArray<'a, T, IxDyn>, usize) {
     let kept: Vec<usize> = (0..a.ndim()).filter(|k| !reduced.contains(k)).collect();
     let order: Vec<usize> = kept.iter().chain(reduced).copied().collect();
     let run: usize = reduced.iter().map(|&k| a.shape()[k]).product();
-    (
-        a.view()
-            .permuted_axes(IxDyn(&order))
-            .as_standard_layout()
-            .into_owned(),
-        run,
-    )
+    let v = a.view().permuted_axes(IxDyn(&order));
+    let p = if v.is_standard_layout() {
+        ndarray::CowArray::from(v)
+    } else {
+        ndarray::CowArray::from(v.as_standard_layout().into_owned())
+    };
+    (p, run)
 }
 
 fn reduce_typed<T: BinaryFn>(
@@ -619,22 +623,80 @@ fn reduce_typed<T: BinaryFn>(
     op: BinaryOp,
     out: &[usize],
 ) -> ArrayD<T> {
-    let (p, run) = reduced_last(a, reduced);
     let f = T::binary_fn(op);
+    reduce_runs(a, init, reduced, out, |run: &[T]| {
+        run.iter().fold(init, |acc, &x| f(acc, x))
+    })
+}
+
+/// Applies `fold` to every run of reduced elements (in parallel for large inputs).
+fn reduce_runs<T: Elem>(
+    a: &ArrayD<T>,
+    init: T,
+    reduced: &[usize],
+    out: &[usize],
+    fold: impl Fn(&[T]) -> T + Sync,
+) -> ArrayD<T> {
+    let (p, run) = reduced_last(a, reduced);
     let s = p.as_slice().expect("standard layout");
     let count: usize = out.iter().product();
     let v: Vec<T> = if run == 0 {
         vec![init; count]
     } else if s.len() >= crate::elementwise::PAR_THRESHOLD && count > 1 {
-        s.par_chunks(run)
-            .map(|c| c.iter().fold(init, |acc, &x| f(acc, x)))
-            .collect()
+        s.par_chunks(run).map(&fold).collect()
     } else {
-        s.chunks(run)
-            .map(|c| c.iter().fold(init, |acc, &x| f(acc, x)))
-            .collect()
+        s.chunks(run).map(&fold).collect()
     };
     ArrayD::from_shape_vec(IxDyn(out), v).expect("reduce output size")
+}
+
+/// Float sum, maximum or minimum over eight interleaved partial results, so the loop
+/// vectorises (a single running value is one long dependency chain); `init` is applied
+/// once, to the combined result. Sums are reassociated, as XLA's CPU backend does.
+macro_rules! float_reduce {
+    ($a:expr, $init:expr, $reduced:expr, $out:expr, $op:expr, $t:ty) => {{
+        let combine: fn($t, $t) -> $t = match $op {
+            BinaryOp::Add => |x, y| x + y,
+            BinaryOp::Maximum => |x: $t, y: $t| {
+                if x.is_nan() || y.is_nan() {
+                    <$t>::NAN
+                } else {
+                    x.max(y)
+                }
+            },
+            _ => |x: $t, y: $t| {
+                if x.is_nan() || y.is_nan() {
+                    <$t>::NAN
+                } else {
+                    x.min(y)
+                }
+            },
+        };
+        let lanes = |run: &[$t]| -> $t {
+            let mut chunks = run.chunks_exact(8);
+            let Some(first) = chunks.next() else {
+                return run.iter().fold($init, |acc, &x| combine(acc, x));
+            };
+            let mut acc: [$t; 8] = first.try_into().expect("chunk of eight");
+            match $op {
+                BinaryOp::Add => chunks
+                    .by_ref()
+                    .for_each(|c| (0..8).for_each(|i| acc[i] += c[i])),
+                _ => chunks
+                    .by_ref()
+                    .for_each(|c| (0..8).for_each(|i| acc[i] = combine(acc[i], c[i]))),
+            }
+            let mut total = combine(
+                combine(combine(acc[0], acc[4]), combine(acc[1], acc[5])),
+                combine(combine(acc[2], acc[6]), combine(acc[3], acc[7])),
+            );
+            for &x in chunks.remainder() {
+                total = combine(total, x);
+            }
+            combine($init, total)
+        };
+        reduce_runs($a, $init, $reduced, $out, lanes)
+    }};
 }
 
 /// `reduce(t, init), dimensions=reduced` with a recognised binary reducer.
@@ -645,6 +707,19 @@ pub fn reduce_binary(
     op: BinaryOp,
     out: &[usize],
 ) -> Tensor {
+    if matches!(op, BinaryOp::Add | BinaryOp::Maximum | BinaryOp::Minimum) {
+        match (t, init) {
+            (Tensor::F32(a), Tensor::F32(i)) => {
+                let i = i.first().copied().unwrap_or_default();
+                return Tensor::F32(float_reduce!(a, i, reduced, out, op, f32));
+            }
+            (Tensor::F64(a), Tensor::F64(i)) => {
+                let i = i.first().copied().unwrap_or_default();
+                return Tensor::F64(float_reduce!(a, i, reduced, out, op, f64));
+            }
+            _ => {}
+        }
+    }
     macro_rules! r {
         ($($v:ident),*) => {
             match (t, init) {
@@ -684,7 +759,7 @@ pub fn reduce_general(
 ) -> Result<Vec<Tensor>> {
     let perm: Vec<Tensor> = inputs
         .iter()
-        .map(|t| map_tensor!(*t, a => reduced_last(a, reduced).0))
+        .map(|t| map_tensor!(*t, a => reduced_last(a, reduced).0.into_owned()))
         .collect();
     let run: usize = reduced.iter().map(|&k| inputs[0].dims()[k]).product();
     let count: usize = out.iter().product();

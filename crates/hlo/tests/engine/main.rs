@@ -3,6 +3,7 @@
 
 mod fixtures;
 mod in_place;
+mod kernels;
 mod parser_fuzz;
 mod props;
 

@@ -1,0 +1,216 @@
+//! The threaded and vectorised kernel paths, which the JAX fixtures are too small to reach:
+//! matrix-vector products split by rows or by columns, batched attention-shaped products,
+//! eight-lane float reductions and the slice loop of large elementwise ops — each against a
+//! plain reference computed in f64 (or exactly, where the result must be exact).
+
+use statetensor_core::DType;
+use statetensor_hlo::{Program, Tensor};
+use std::sync::Arc;
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
+fn tensor(dims: &[usize], v: &[f32]) -> Arc<Tensor> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    Arc::new(Tensor::from_le_bytes(DType::F32, dims, &bytes).unwrap())
+}
+
+fn run(text: &str, args: Vec<Arc<Tensor>>) -> Vec<f64> {
+    Program::parse(text, "kernels.hlo")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .execute(args)
+        .unwrap()[0]
+        .to_f64_vec()
+}
+
+/// `got` matches sums of products `want` within f32 rounding of `scale` (the sum of the
+/// terms' magnitudes).
+fn assert_sums(got: &[f64], want: &[(f64, f64)], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: element count");
+    for (i, (g, (w, scale))) in got.iter().zip(want).enumerate() {
+        let tol = 1e-5 * scale + 1e-6;
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}: element {i} is {g}, expected {w} (tolerance {tol})"
+        );
+    }
+}
+
+/// `y[j] = sum_i v[i] w[i, j]` with `w` row-major `[k, n]`: the row-split threaded path
+/// for large products (k·n ≥ 2^20), with `k` not a multiple of the block or of eight.
+#[test]
+fn large_vector_matrix_products_split_by_rows_match_the_reference() {
+    for (k, n) in [(1100, 1000), (1024, 1024), (4099, 300)] {
+        let (v, w) = (values(k, 1), values(k * n, 2));
+        let text = format!(
+            "HloModule g\nENTRY e {{\n  v = f32[{k}] parameter(0)\n  w = f32[{k},{n}] parameter(1)\n  ROOT d = f32[{n}] dot(v, w), lhs_contracting_dims={{0}}, rhs_contracting_dims={{0}}\n}}\n"
+        );
+        let got = run(&text, vec![tensor(&[k], &v), tensor(&[k, n], &w)]);
+        let want: Vec<(f64, f64)> = (0..n)
+            .map(|j| {
+                (0..k).fold((0.0, 0.0), |(s, a), i| {
+                    let t = v[i] as f64 * w[i * n + j] as f64;
+                    (s + t, a + t.abs())
+                })
+            })
+            .collect();
+        assert_sums(&got, &want, &format!("[{k}] x [{k},{n}]"));
+        // the blocks depend on the shape only: the same inputs give the same bits
+        let again = run(&text, vec![tensor(&[k], &v), tensor(&[k, n], &w)]);
+        assert_eq!(got, again, "[{k}] x [{k},{n}] is deterministic");
+    }
+}
+
+/// `y[j] = sum_i v[i] w[j, i]`: `w`'s columns (of the contraction) are contiguous, the
+/// threaded dot-per-column path.
+#[test]
+fn large_products_with_contiguous_columns_match_the_reference() {
+    let (k, n) = (1000, 1100);
+    let (v, w) = (values(k, 3), values(k * n, 4));
+    let text = format!(
+        "HloModule g\nENTRY e {{\n  v = f32[{k}] parameter(0)\n  w = f32[{n},{k}] parameter(1)\n  ROOT d = f32[{n}] dot(v, w), lhs_contracting_dims={{0}}, rhs_contracting_dims={{1}}\n}}\n"
+    );
+    let got = run(&text, vec![tensor(&[k], &v), tensor(&[n, k], &w)]);
+    let want: Vec<(f64, f64)> = (0..n)
+        .map(|j| {
+            (0..k).fold((0.0, 0.0), |(s, a), i| {
+                let t = v[i] as f64 * w[j * k + i] as f64;
+                (s + t, a + t.abs())
+            })
+        })
+        .collect();
+    assert_sums(&got, &want, "[k] x [n,k]^T");
+}
+
+/// Attention over a cache: scores `q · K^T` (contiguous columns) and the weighted sum
+/// `p · V` (contiguous rows), batched over heads, with a cache length that is not a multiple
+/// of eight.
+#[test]
+fn batched_attention_products_match_the_reference() {
+    let (h, s, d) = (16, 1100, 64);
+    let (q, cache, p) = (values(h * d, 5), values(h * s * d, 6), values(h * s, 7));
+    let scores = format!(
+        "HloModule a\nENTRY e {{\n  q = f32[{h},{d}] parameter(0)\n  c = f32[{h},{s},{d}] parameter(1)\n  ROOT d = f32[{h},{s}] dot(q, c), lhs_batch_dims={{0}}, lhs_contracting_dims={{1}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{2}}\n}}\n"
+    );
+    let got = run(
+        &scores,
+        vec![tensor(&[h, d], &q), tensor(&[h, s, d], &cache)],
+    );
+    let want: Vec<(f64, f64)> = (0..h * s)
+        .map(|hs| {
+            let (hh, ss) = (hs / s, hs % s);
+            (0..d).fold((0.0, 0.0), |(acc, a), i| {
+                let t = q[hh * d + i] as f64 * cache[(hh * s + ss) * d + i] as f64;
+                (acc + t, a + t.abs())
+            })
+        })
+        .collect();
+    assert_sums(&got, &want, "scores");
+    let weighted = format!(
+        "HloModule a\nENTRY e {{\n  p = f32[{h},{s}] parameter(0)\n  c = f32[{h},{s},{d}] parameter(1)\n  ROOT d = f32[{h},{d}] dot(p, c), lhs_batch_dims={{0}}, lhs_contracting_dims={{1}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n}}\n"
+    );
+    let got = run(
+        &weighted,
+        vec![tensor(&[h, s], &p), tensor(&[h, s, d], &cache)],
+    );
+    let want: Vec<(f64, f64)> = (0..h * d)
+        .map(|hd| {
+            let (hh, dd) = (hd / d, hd % d);
+            (0..s).fold((0.0, 0.0), |(acc, a), i| {
+                let t = p[hh * s + i] as f64 * cache[(hh * s + i) * d + dd] as f64;
+                (acc + t, a + t.abs())
+            })
+        })
+        .collect();
+    assert_sums(&got, &want, "weighted sum");
+}
+
+fn reduce_text(op: &str, init: &str, rows: usize, run_len: usize) -> String {
+    format!(
+        "HloModule r\nf {{\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT c = f32[] {op}(a, b)\n}}\nENTRY e {{\n  p = f32[{rows},{run_len}] parameter(0)\n  z = f32[] constant({init})\n  ROOT r = f32[{rows}] reduce(p, z), dimensions={{1}}, to_apply=f\n}}\n"
+    )
+}
+
+/// Sum, maximum and minimum over runs shorter than, equal to and longer than the eight
+/// lanes, and over an input large enough to be reduced in parallel; maximum and minimum
+/// are exact and propagate NaN wherever it sits in the run; `init` counts once.
+#[test]
+fn lane_reductions_match_sequential_folds() {
+    for (rows, run_len) in [
+        (3, 1),
+        (3, 7),
+        (3, 8),
+        (5, 9),
+        (4, 64),
+        (2, 1003),
+        (300, 1000),
+    ] {
+        let mut v = values(rows * run_len, run_len as u64);
+        if run_len > 1 {
+            // a NaN early in row 1 and last in row 2, past the lanes
+            v[run_len + 1] = f32::NAN;
+            if rows > 2 {
+                v[3 * run_len - 1] = f32::NAN;
+            }
+        }
+        let arg = || vec![tensor(&[rows, run_len], &v)];
+        let row = |r: usize| &v[r * run_len..(r + 1) * run_len];
+        let max = run(&reduce_text("maximum", "-inf", rows, run_len), arg());
+        let min = run(&reduce_text("minimum", "inf", rows, run_len), arg());
+        let sum = run(&reduce_text("add", "0.5", rows, run_len), arg());
+        for r in 0..rows {
+            let has_nan = row(r).iter().any(|x| x.is_nan());
+            let what = format!("row {r} of [{rows},{run_len}]");
+            if has_nan {
+                assert!(max[r].is_nan() && min[r].is_nan(), "{what}: NaN propagates");
+                assert!(sum[r].is_nan(), "{what}: NaN propagates through the sum");
+                continue;
+            }
+            let want_max = row(r).iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+            let want_min = row(r).iter().fold(f32::INFINITY, |a, &x| a.min(x));
+            assert_eq!(max[r], want_max as f64, "{what}: maximum");
+            assert_eq!(min[r], want_min as f64, "{what}: minimum");
+            let want_sum = row(r).iter().map(|&x| x as f64).sum::<f64>() + 0.5;
+            let scale = row(r).iter().map(|&x| (x as f64).abs()).sum::<f64>() + 0.5;
+            assert_sums(
+                &sum[r..r + 1],
+                &[(want_sum, scale)],
+                &format!("{what}: sum"),
+            );
+        }
+    }
+}
+
+/// Elementwise arithmetic on arrays long enough for the threaded slice loop gives exactly
+/// the f32 results of a plain loop.
+#[test]
+fn large_elementwise_arithmetic_is_exact() {
+    let n = 300_001;
+    let (a, b) = (values(n, 8), values(n, 9));
+    for (op, f) in [
+        ("add", (|x, y| x + y) as fn(f32, f32) -> f32),
+        ("subtract", |x, y| x - y),
+        ("multiply", |x, y| x * y),
+        ("divide", |x, y| x / y),
+        ("maximum", |x: f32, y: f32| x.max(y)),
+    ] {
+        let text = format!(
+            "HloModule b\nENTRY e {{\n  a = f32[{n}] parameter(0)\n  b = f32[{n}] parameter(1)\n  ROOT c = f32[{n}] {op}(a, b)\n}}\n"
+        );
+        let got = run(&text, vec![tensor(&[n], &a), tensor(&[n], &b)]);
+        for i in 0..n {
+            let want = f(a[i], b[i]) as f64;
+            assert_eq!(got[i], want, "{op} element {i}");
+        }
+    }
+}
