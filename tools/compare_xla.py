@@ -7,6 +7,10 @@ step (tools/models.py) at three sizes, KV cache carried as state.
   with the same inputs, wall time per step from two runs (N1 and N2 steps), so parsing,
   planning and loading cancel out.
 
+Then a dispatch-bound step, examples/mlp_cache (a 4x3 layer with a 3-element cache): the
+time of one jitted JAX call, which is JAX's per-call dispatch, against one `statetensor run`
+step.
+
 Run from the repository root after `cargo build --release -p statetensor-cli`:
     python3 tools/compare_xla.py
 """
@@ -21,7 +25,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import decoder_args, decoder_layer  # noqa: E402
+from models import decoder_args, decoder_layer, mlp_cache  # noqa: E402
 
 jax.config.update("jax_platforms", "cpu")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -50,6 +54,19 @@ def time_xla(args, s):
     return best
 
 
+def time_statetensor_dir(d, n1, n2):
+    """Wall time per step of `statetensor run` on model directory `d`."""
+
+    def wall(n):
+        best = float("inf")
+        for _ in range(3):
+            out = subprocess.run([BIN, "run", d, "--steps", str(n), "--json"], check=True, capture_output=True, text=True)
+            best = min(best, json.loads(out.stdout)["wall_s"])
+        return best
+
+    return (wall(n2) - wall(n1)) / (n2 - n1)
+
+
 def time_statetensor(name, args, s):
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(ROOT, "benches", "models", f"decoder_{name}.hlo")) as fh:
@@ -58,16 +75,29 @@ def time_statetensor(name, args, s):
             fh.write(text)
         for p, a in enumerate(args):
             np.save(os.path.join(d, f"arg{p}.npy"), np.asarray(a))
-        n1, n2 = 10, min(s - 1, 110)
+        return time_statetensor_dir(d, 10, min(s - 1, 110))
 
-        def wall(n):
-            best = float("inf")
-            for _ in range(3):
-                out = subprocess.run([BIN, "run", d, "--steps", str(n), "--json"], check=True, capture_output=True, text=True)
-                best = min(best, json.loads(out.stdout)["wall_s"])
-            return best
 
-        return (wall(n2) - wall(n1)) / (n2 - n1)
+def time_dispatch():
+    """Per-step time of the tiny walkthrough model: JAX's jitted call against statetensor."""
+    d = os.path.join(ROOT, "examples", "mlp_cache")
+    x, w, b, cache = (np.load(os.path.join(d, f"arg{p}.npy")) for p in range(4))
+    step = jax.jit(mlp_cache, donate_argnums=(3,))
+    x, w, b, cache = (jax.device_put(a) for a in (x, w, b, cache))
+
+    def run(n, cache):
+        for _ in range(n):
+            _, cache = step(x, w, b, cache)
+        jax.block_until_ready(cache)
+        return cache
+
+    cache = run(100, cache)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        cache = run(2000, cache)
+        best = min(best, (time.perf_counter() - t) / 2000)
+    return best, time_statetensor_dir(d, 1000, 21000)
 
 
 def main():
@@ -80,6 +110,8 @@ def main():
         x = time_xla(args, s)
         st = time_statetensor(name, args, s)
         print(f"{name:<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x")
+    x, st = time_dispatch()
+    print(f"dispatch-bound step (examples/mlp_cache): JAX call {x * 1e6:.1f}us, statetensor step {st * 1e6:.1f}us, {st / x:.2f}x")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from models import decoder_args, decoder_layer
+from models import decoder_args, decoder_layer, mlp_cache
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_platforms", "cpu")
@@ -484,12 +484,6 @@ def ring_buffer(x, buf, idx):
 
 
 fixture("ring_buffer", ring_buffer, [randn(3), np.zeros((4, 3), np.float32), np.int32(0)], F32, steps=7, aliases={1: 1, 2: 2})
-
-
-def mlp_cache(x, w, b, cache):
-    """The state-tensor walkthrough: y = cache * relu(fc(x)); output 1 = cache + 1."""
-    y = cache * jax.nn.relu(x @ w + b)
-    return y, cache + 1.0
 
 
 fixture("mlp_cache", mlp_cache, [np.abs(randn(4)), np.abs(randn(4, 3)), randn(3) * 0.1, np.zeros(3, np.float32)], F32, steps=2, aliases={3: 1})

@@ -5,6 +5,12 @@ import numpy as np
 from jax import lax
 
 
+def mlp_cache(x, w, b, cache):
+    """The state-tensor walkthrough: y = cache * relu(fc(x)); output 1 = cache + 1."""
+    y = cache * jax.nn.relu(x @ w + b)
+    return y, cache + 1.0
+
+
 def decoder_layer(x, ln1, wq, wk, wv, wo, ln2, w1, w2, k_cache, v_cache, pos):
     """A pre-norm transformer decoder layer for one token with a per-head KV cache."""
     h, s, dh = k_cache.shape
