@@ -214,3 +214,55 @@ fn large_elementwise_arithmetic_is_exact() {
         }
     }
 }
+
+/// `broadcast` writes rows by copy, fill or stride: operand axes kept in order, moved
+/// (dimensions out of order), broadcast along leading, middle and trailing axes.
+#[test]
+fn broadcast_places_every_operand_axis_where_its_dimension_says() {
+    let (a, b) = (2usize, 3usize);
+    let v = values(a * b, 10);
+    // output dims and, for each operand axis, the output axis it lands on
+    for (out, dims) in [
+        (vec![4, 2, 3], [1, 2]),
+        (vec![2, 3, 5], [0, 1]),
+        (vec![2, 4, 3], [0, 2]),
+        (vec![3, 4, 2], [2, 0]),
+        (vec![3, 2], [1, 0]),
+    ] {
+        let text = format!(
+            "HloModule b\nENTRY e {{\n  p = f32[{a},{b}] parameter(0)\n  ROOT r = f32[{}] broadcast(p), dimensions={{{},{}}}\n}}\n",
+            out.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+            dims[0],
+            dims[1]
+        );
+        let got = run(&text, vec![tensor(&[a, b], &v)]);
+        let total: usize = out.iter().product();
+        assert_eq!(got.len(), total);
+        for (flat, g) in got.iter().enumerate() {
+            // unflatten the output index, then read the operand at its mapped axes
+            let mut idx = vec![0; out.len()];
+            let mut rest = flat;
+            for d in (0..out.len()).rev() {
+                idx[d] = rest % out[d];
+                rest /= out[d];
+            }
+            let want = v[idx[dims[0]] * b + idx[dims[1]]] as f64;
+            assert_eq!(*g, want, "out {out:?} dims {dims:?} at {idx:?}");
+        }
+    }
+}
+
+/// `iota` counts along its dimension whatever the rank, for integer and float types.
+#[test]
+fn iota_counts_along_its_dimension() {
+    for (ty, dim) in [("s32", 0), ("s64", 1), ("f32", 2)] {
+        let text = format!(
+            "HloModule i\nENTRY e {{\n  ROOT r = {ty}[2,3,4] iota(), iota_dimension={dim}\n}}\n"
+        );
+        let got = run(&text, vec![]);
+        for (flat, g) in got.iter().enumerate() {
+            let idx = [flat / 12, flat / 4 % 3, flat % 4];
+            assert_eq!(*g, idx[dim] as f64, "{ty} iota dim {dim} at {idx:?}");
+        }
+    }
+}
