@@ -5,6 +5,7 @@ use crate::ir::{Module, Type};
 use crate::plan::{compile, CompPlan};
 use crate::tensor::Tensor;
 use statetensor_core::{AliasMap, Error, Result, TensorSpec};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// An HLO module compiled for execution.
@@ -18,10 +19,10 @@ pub struct Program {
     tuple_root: bool,
     aliases: AliasMap,
     must_alias: Vec<usize>,
-    /// Whether some value is large enough for a kernel to split its work across threads;
-    /// only then does a step move to the engine's pool (for a small step, the hand-over
-    /// to another thread and back cost more than the step: 325 µs against 208 µs for the
-    /// small benchmark decoder).
+    /// Whether some kernel may split its work across threads; only then does a step move
+    /// to the engine's pool. A step that cannot use a second thread would only pay for the
+    /// hand-over to a pool thread and back, tens of microseconds here, where the step of a
+    /// small model (examples/mlp_cache) takes 3 µs.
     threaded: bool,
 }
 
@@ -250,7 +251,7 @@ impl Program {
     ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
         self.check_args(&args)?;
         match engine_pool() {
-            Some(pool) if self.threaded => pool.install(|| self.run_entry(args)),
+            Some(pool) if self.threaded => pool.install(|| with_helpers(|| self.run_entry(args))),
             _ => self.run_entry(args),
         }
     }
@@ -370,6 +371,41 @@ fn has_parallel_work(module: &Module) -> bool {
                 !moves && largest >= crate::elementwise::PAR_THRESHOLD
             }
         })
+    })
+}
+
+/// Runs `f` on the current pool thread while the pool's other threads stay awake, each
+/// spinning on a helper task that takes every piece of work `f`'s kernels hand out. Between
+/// two parallel kernels a step runs serial ones; rayon's idle workers go to sleep after a
+/// few microseconds, and waking one (on a virtual machine, a halted vCPU) took long
+/// enough that a kernel split in two ran slower than on one thread: two 20 µs halves took
+/// 57 µs after a 20 µs serial gap, 22 µs with the helpers spinning. The helpers spin only
+/// for the length of one step, and only for programs with threaded kernels.
+fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let helpers = rayon::current_num_threads().saturating_sub(1);
+    if helpers == 0 {
+        return f();
+    }
+    let done = AtomicBool::new(false);
+    let owner = rayon::current_thread_index();
+    rayon::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| {
+                // the step's own thread may pick a helper up while it waits inside a
+                // kernel; spinning there would wait for itself
+                if rayon::current_thread_index() == owner {
+                    return;
+                }
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let result = f();
+        done.store(true, Ordering::Release);
+        result
     })
 }
 
