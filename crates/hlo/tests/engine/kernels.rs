@@ -266,3 +266,32 @@ fn iota_counts_along_its_dimension() {
         }
     }
 }
+
+/// Steps of a threaded program from several threads at once (each step keeps the pool's
+/// other threads spinning for its length) all finish, with the same results as alone.
+#[test]
+fn concurrent_threaded_steps_finish_with_the_same_results() {
+    let (k, n) = (1024, 512);
+    let (v, w) = (values(k, 11), values(k * n, 12));
+    let text = format!(
+        "HloModule g\nENTRY e {{\n  v = f32[{k}] parameter(0)\n  w = f32[{k},{n}] parameter(1)\n  d = f32[{n}] dot(v, w), lhs_contracting_dims={{0}}, rhs_contracting_dims={{0}}\n  ROOT t = f32[{n}] tanh(d)\n}}\n"
+    );
+    let prog = Arc::new(Program::parse(&text, "concurrent.hlo").unwrap());
+    let (v, w) = (tensor(&[k], &v), tensor(&[k, n], &w));
+    let alone = prog.execute(vec![v.clone(), w.clone()]).unwrap()[0].to_f64_vec();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (prog, v, w) = (prog.clone(), v.clone(), w.clone());
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|_| prog.execute(vec![v.clone(), w.clone()]).unwrap()[0].to_f64_vec())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for got in t.join().expect("a step thread panicked") {
+            assert_eq!(got, alone);
+        }
+    }
+}
