@@ -1,6 +1,7 @@
 //! Float matrix products for `dot`: no operand copies where strides allow, a bandwidth-bound
-//! GEMV for the matrix-vector products that dominate single-token decoding, matrixmultiply's
-//! blocked GEMM for the rest, and rayon across batches or output columns.
+//! GEMV for the matrix-vector products that dominate single-token decoding (split across
+//! threads by blocks of whole rows, so each thread streams contiguous memory),
+//! matrixmultiply's blocked GEMM for the rest, and rayon across batches.
 
 use ndarray::parallel::prelude::*;
 use ndarray::{

@@ -15,8 +15,14 @@
 //!   reader must still see the old value, copy-on-write copies — functional semantics hold.
 //! - **Exact types.** Every HLO element type is stored natively; f16/bf16 compute in f32 and
 //!   round to nearest-even on store. Integer arithmetic follows XLA (wrapping, x/0 = -1).
-//! - **Real kernels.** `dot` runs a blocked GEMM (matrixmultiply via ndarray); elementwise
-//!   ops and reductions over large arrays run on rayon.
+//! - **Real kernels.** `dot` runs a blocked GEMM (matrixmultiply via ndarray) and, for the
+//!   matrix-vector products of one-token decoding, a streaming GEMV split by rows; float
+//!   elementwise ops and reductions are plain slice loops the compiler vectorises.
+//! - **Threads only where they pay.** A program whose kernels can split their work runs each
+//!   step on the engine's own rayon pool, whose other threads spin for the length of the
+//!   step so a split kernel never waits for a sleeping core; any other program runs on the
+//!   caller's thread. Work is split by shape, never by thread count, so results are the
+//!   same on every machine.
 //!
 //! ```
 //! use statetensor_hlo::{Program, Tensor};
