@@ -33,6 +33,17 @@ BIN = os.path.join(ROOT, "target", "release", "statetensor")
 SIZES = {"small": (256, 4, 256), "medium": (512, 8, 1024), "large": (1024, 16, 2048)}
 
 
+def best_per_step(run, state, warm, steps):
+    """Best of five timed loops of `steps` calls of `run(n, state) -> state`, after `warm`."""
+    state = run(warm, state)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        state = run(steps, state)
+        best = min(best, (time.perf_counter() - t) / steps)
+    return best
+
+
 def time_xla(args, s):
     step = jax.jit(decoder_layer, donate_argnums=(9, 10, 11))
     dev = [jax.device_put(a) for a in args]
@@ -45,13 +56,7 @@ def time_xla(args, s):
         jax.block_until_ready(state)
         return state
 
-    state = run(5, state)
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        state = run(40, state)
-        best = min(best, (time.perf_counter() - t) / 40)
-    return best
+    return best_per_step(run, state, warm=5, steps=40)
 
 
 def time_statetensor_dir(d, n1, n2):
@@ -91,13 +96,7 @@ def time_dispatch():
         jax.block_until_ready(cache)
         return cache
 
-    cache = run(100, cache)
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        cache = run(2000, cache)
-        best = min(best, (time.perf_counter() - t) / 2000)
-    return best, time_statetensor_dir(d, 1000, 21000)
+    return best_per_step(run, cache, warm=100, steps=2000), time_statetensor_dir(d, 1000, 21000)
 
 
 def main():

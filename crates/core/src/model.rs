@@ -198,15 +198,7 @@ impl Signature {
         for (t, &p) in inputs.iter().zip(&want) {
             let spec = &self.params[p];
             if t.dtype != spec.dtype || t.shape != spec.shape || t.data.len() != spec.size_bytes() {
-                return Err(Error::invalid_input(
-                    "execute",
-                    format!(
-                        "parameter {p} ({}) expects {}, got {}",
-                        spec.name,
-                        spec.type_string(),
-                        t.type_string()
-                    ),
-                ));
+                return Err(spec.wrong_argument("execute", p, &t.type_string()));
             }
         }
         Ok(())

@@ -81,6 +81,19 @@ impl TensorSpec {
     pub fn type_string(&self) -> String {
         format!("{}{}", self.dtype, self.shape)
     }
+
+    /// The error for parameter `p` of `op`, specified by `self`, given a value of type
+    /// `got` (as [`TensorSpec::type_string`] prints it).
+    pub fn wrong_argument(&self, op: &str, p: usize, got: &str) -> crate::Error {
+        crate::Error::invalid_input(
+            op,
+            format!(
+                "parameter {p} ({}) expects {}, got {got}",
+                self.name,
+                self.type_string()
+            ),
+        )
+    }
 }
 
 impl fmt::Display for TensorSpec {

@@ -302,15 +302,7 @@ impl Program {
         }
         for (p, (spec, a)) in self.params.iter().zip(args).enumerate() {
             if a.dtype() != spec.dtype || a.dims() != spec.shape.dims() {
-                return Err(Error::invalid_input(
-                    "execute",
-                    format!(
-                        "parameter {p} ({}) expects {}, got {}",
-                        spec.name,
-                        spec.type_string(),
-                        a.spec("").type_string()
-                    ),
-                ));
+                return Err(spec.wrong_argument("execute", p, &a.spec("").type_string()));
             }
         }
         Ok(())
