@@ -37,7 +37,8 @@ pub fn fixture_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn f32s(dims: &[usize], v: &[f32]) -> HostTensor {
+/// An f32 host tensor (also used by the simulator-specific tests).
+pub fn f32s(dims: &[usize], v: &[f32]) -> HostTensor {
     HostTensor::new(
         DType::F32,
         dims.to_vec(),

@@ -1,7 +1,8 @@
 //! What only the simulator models exactly: HBM charges for constants, state and staging,
 //! and device profiles.
 
-use statetensor_core::{DType, ErrorKind, HostTensor, StateInit, StatefulModel};
+use crate::contract::f32s;
+use statetensor_core::{ErrorKind, HostTensor, StateInit, StatefulModel};
 use statetensor_sim::{DeviceProfile, SimDevice, SimModel};
 use std::sync::Arc;
 
@@ -10,15 +11,6 @@ fn fixture(name: &str) -> String {
         "{}/../crates/hlo/tests/fixtures/{name}/model.hlo",
         env!("CARGO_MANIFEST_DIR")
     ))
-    .unwrap()
-}
-
-fn f32s(dims: &[usize], v: &[f32]) -> HostTensor {
-    HostTensor::new(
-        DType::F32,
-        dims.to_vec(),
-        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    )
     .unwrap()
 }
 

@@ -68,6 +68,22 @@ impl Progress {
 }
 
 /// Runs `steps` executes one way and returns the report of those steps.
+/// Runs `steps` steps aliased on set `aliased` (already holding the starting state), then
+/// round trip on a copy of that starting state in set `round_trip`.
+fn both_ways(
+    model: &dyn StatefulModel,
+    inputs: &[HostTensor],
+    steps: u64,
+    device: &str,
+    progress: &mut Progress,
+) -> Result<(Report, Report)> {
+    // the round-trip set starts from the same state
+    model.copy_state_set("aliased", "round_trip")?;
+    let aliased = one_way(model, "aliased", inputs, steps, false, device, progress)?;
+    let round = one_way(model, "round_trip", inputs, steps, true, device, progress)?;
+    Ok((aliased, round))
+}
+
 fn one_way(
     model: &dyn StatefulModel,
     set: &str,
@@ -149,27 +165,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     } = open_model(&a.m.backend, &a.m.device, &a.m.model, &a.m.aliases)?;
     let model = &*model;
     let inputs = prepare(model, &path, &a.m.inputs, &a.m.states, "aliased")?;
-    // the round-trip set starts from the same state
-    model.copy_state_set("aliased", "round_trip")?;
     let mut progress = Progress::new(2 * a.steps);
-    let mut aliased = one_way(
-        model,
-        "aliased",
-        &inputs,
-        a.steps,
-        false,
-        &device,
-        &mut progress,
-    )?;
-    let mut round = one_way(
-        model,
-        "round_trip",
-        &inputs,
-        a.steps,
-        true,
-        &device,
-        &mut progress,
-    )?;
+    let (mut aliased, mut round) = both_ways(model, &inputs, a.steps, &device, &mut progress)?;
     for r in [&mut aliased, &mut round] {
         r.model = path.hlo.display().to_string();
     }
@@ -475,25 +472,7 @@ fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         let model = &*model;
         let inputs = synthetic_inputs(model.signature())?;
         model.create_state_set("aliased", statetensor_core::StateInit::Zeros)?;
-        model.copy_state_set("aliased", "round_trip")?;
-        let al = one_way(
-            model,
-            "aliased",
-            &inputs,
-            a.steps,
-            false,
-            &device,
-            &mut progress,
-        )?;
-        let rt = one_way(
-            model,
-            "round_trip",
-            &inputs,
-            a.steps,
-            true,
-            &device,
-            &mut progress,
-        )?;
+        let (al, rt) = both_ways(model, &inputs, a.steps, &device, &mut progress)?;
         if al.backend != "sim" {
             kind = "measured";
         }
