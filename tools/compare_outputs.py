@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "hlo", "tests", "fixtures")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "fixtures")
 COUNTS = ["bytes_h2d", "bytes_d2h", "transfers_h2d", "transfers_d2h", "state_bytes"]
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the HLO fixtures statetensor's tests run, with JAX as the oracle.
 
-Each fixture is a directory under crates/hlo/tests/fixtures/<name>/ holding:
+Each fixture is a directory under conformance/fixtures/<name>/ holding:
   model.hlo      JAX's lowered HLO text (jax.jit(f).lower(...).as_text(dialect="hlo"))
   model.pb       the same module as a serialized HloModuleProto with the same alias map,
                  the input `neuronx-cc compile --framework XLA` takes (hardware lane)
@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover
     sys.exit("needs ml_dtypes (installed with jax)")
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "hlo", "tests", "fixtures")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "fixtures")
 rng = np.random.default_rng(20261128)
 
 # Tolerances. Integer and data-movement results must match exactly. XLA:CPU evaluates f32

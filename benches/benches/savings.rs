@@ -1,4 +1,4 @@
-//! What state tensors save, per backend: one kv-decoder step (statetensor_sim::family) with
+//! What state tensors save, per backend: one kv-decoder step (statetensor_sim::models) with
 //! its KV cache kept on the device (`aliased`) against the same step with the cache copied
 //! to the host and back (`round_trip`), at several cache sizes.
 //!
@@ -14,8 +14,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use statetensor_core::{HostTensor, StateInit, StatefulModel};
-use statetensor_hw::{NrtDevice, NrtModel};
-use statetensor_sim::{family, DeviceProfile, SimDevice, SimModel};
+use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
+use statetensor_sim::models;
 use std::time::Duration;
 
 const WIDTH: usize = 256;
@@ -63,14 +63,17 @@ fn step(
     }
 }
 
-fn bench_backend(c: &mut Criterion, backend: &str, load: &dyn Fn(&str) -> Box<dyn StatefulModel>) {
+/// Both ways at every length; `device` makes the device a length's model is loaded on.
+fn bench_backend(c: &mut Criterion, backend: &str, device: &dyn Fn() -> Device) {
     for way in ["aliased", "round_trip"] {
         let mut g = c.benchmark_group(format!("{backend}/{way}"));
         g.sample_size(10)
             .measurement_time(Duration::from_secs(2))
             .warm_up_time(Duration::from_millis(300));
         for len in LENGTHS {
-            let m = load(&family::kv_decoder(len, WIDTH));
+            let bundle = Bundle::from_text(&models::kv_decoder(len, WIDTH), "kv_decoder.hlo")
+                .expect("the generated model parses");
+            let m = device().load(&bundle, None).expect("the model loads");
             m.create_state_set("s", StateInit::Zeros).unwrap();
             let ins = inputs(&*m);
             let sig = m.signature().clone();
@@ -96,23 +99,16 @@ fn bench_backend(c: &mut Criterion, backend: &str, load: &dyn Fn(&str) -> Box<dy
 }
 
 fn sim(c: &mut Criterion) {
-    bench_backend(c, "sim", &|text| {
-        let dev = SimDevice::new(DeviceProfile::inf2());
-        Box::new(SimModel::load(&dev, text, "kv_decoder.hlo", None).unwrap())
+    bench_backend(c, "sim", &|| {
+        Device::open(Backend::Sim, &DeviceProfile::inf2()).expect("a simulated device")
     });
 }
 
 fn nrt_emu(c: &mut Criterion) {
     let lib = nrt_emu::hook::built_library().expect("libnrt_emu.so is built as a dev-dependency");
-    let dev = NrtDevice::open(Some(lib.to_str().unwrap()))
-        .expect("libnrt_emu.so is built next to the benchmarks");
-    let dir = std::env::temp_dir().join(format!("statetensor-bench-{}", std::process::id()));
-    bench_backend(c, "nrt-emu", &|text| {
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("kv_{}.hlo", text.len()));
-        std::fs::write(&file, text).unwrap();
-        Box::new(NrtModel::open(&dev, &file, None).unwrap())
-    });
+    let device =
+        Device::nrt_library(lib.to_str().unwrap()).expect("libnrt_emu.so loads through the driver");
+    bench_backend(c, "nrt-emu", &|| device.clone());
 }
 
 criterion_group!(benches, sim, nrt_emu);

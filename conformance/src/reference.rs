@@ -17,13 +17,13 @@ struct Set {
 
 /// Evaluates scenarios on one model without aliasing.
 pub struct Reference {
-    program: Program,
+    program: Arc<Program>,
     sig: Signature,
 }
 
 impl Reference {
     /// A reference for a parsed model (its header's alias map).
-    pub fn new(program: Program) -> statetensor_core::Result<Reference> {
+    pub fn new(program: Arc<Program>) -> statetensor_core::Result<Reference> {
         let sig = Signature::new(
             program.params().to_vec(),
             program.outputs().to_vec(),

@@ -4,21 +4,13 @@
 //! in `conformance/tests/suite.regressions` and replayed first.
 
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use statetensor_conformance::fixture_path;
 use statetensor_conformance::{
     diverge, run, scenario_strategy, Op, Reference, Scenario, KNOWN_DIFFERENCES,
 };
-use statetensor_core::{StateInit, StatefulModel};
-use statetensor_hlo::Program;
-use statetensor_hw::{NrtDevice, NrtModel};
-use statetensor_sim::{DeviceProfile, SimDevice, SimModel};
-use std::path::{Path, PathBuf};
+use statetensor_core::StateInit;
+use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/hlo/tests/fixtures")
-        .join(name)
-}
 
 /// `libnrt_emu.so`, built by the dev-dependency on the emulator.
 fn emulator() -> String {
@@ -35,22 +27,17 @@ fn set_fault(fault: &str) {
 
 /// Traces of one scenario on the simulator, the driver over the emulator, and the reference.
 fn traces(sc: &Scenario) -> [statetensor_conformance::Trace; 3] {
-    let text = std::fs::read_to_string(fixture(&sc.model).join("model.hlo")).expect("fixture");
-    let dev = SimDevice::new(DeviceProfile::inf2());
-    let (a, b) = (
-        SimModel::load(&dev, &text, &sc.model, None).unwrap(),
-        SimModel::load(&dev, &text, &sc.model, None).unwrap(),
-    );
-    let sim = run(&a, &b, sc);
-    let ndev = NrtDevice::open(Some(&emulator())).expect("the driver loads the emulator");
-    let (a, b) = (
-        NrtModel::open(&ndev, &fixture(&sc.model), None).unwrap(),
-        NrtModel::open(&ndev, &fixture(&sc.model), None).unwrap(),
-    );
-    let nrt = run(&a, &b, sc);
-    let reference = Reference::new(Program::parse(&text, &sc.model).unwrap())
-        .unwrap()
-        .run(sc);
+    let bundle = Bundle::open(&fixture_path(&sc.model)).expect("fixture");
+    let on = |device: Device| {
+        let (a, b) = (
+            device.load(&bundle, None).unwrap(),
+            device.load(&bundle, None).unwrap(),
+        );
+        run(&*a, &*b, sc)
+    };
+    let sim = on(Device::open(Backend::Sim, &DeviceProfile::inf2()).unwrap());
+    let nrt = on(Device::nrt_library(&emulator()).expect("the driver loads the emulator"));
+    let reference = Reference::new(bundle.program().clone()).unwrap().run(sc);
     [sim, nrt, reference]
 }
 
@@ -174,12 +161,15 @@ fn known_differences_hold() -> Result<(), String> {
         "update this check with the list"
     );
     // 1. device memory between executes: the driver keeps staging, the simulator does not
-    let text = std::fs::read_to_string(fixture("mlp_cache").join("model.hlo")).unwrap();
-    let sim = SimModel::load(&SimDevice::new(DeviceProfile::inf2()), &text, "m", None).unwrap();
-    let dev = NrtDevice::open(Some(&emulator())).unwrap();
-    let nrt = NrtModel::open(&dev, &fixture("mlp_cache"), None).unwrap();
+    let bundle = Bundle::open(&fixture_path("mlp_cache")).unwrap();
+    let sim = Device::open(Backend::Sim, &DeviceProfile::inf2())
+        .and_then(|d| d.load(&bundle, None))
+        .unwrap();
+    let nrt = Device::nrt_library(&emulator())
+        .and_then(|d| d.load(&bundle, None))
+        .unwrap();
     let mut grow = Vec::new();
-    for m in [&sim as &dyn StatefulModel, &nrt] {
+    for m in [&*sim, &*nrt] {
         m.create_state_set("k", StateInit::Zeros).unwrap();
         let before = m.memory().used;
         m.execute("k", &statetensor_conformance::inputs_for(m.signature(), 1))

@@ -1,6 +1,7 @@
 //! What is specific to the driver: library loading, NEFF name conventions, bindings.
 
-use crate::{emulator, DEVICE_LOCK};
+use crate::{emulator, DriverHarness, DEVICE_LOCK};
+use statetensor_conformance::contract::{self, Dev, Harness};
 use statetensor_core::{ErrorKind, StateInit, StatefulModel};
 use statetensor_hw::{probe, NrtDevice, NrtModel};
 
@@ -30,7 +31,12 @@ fn probe_reports_the_emulated_runtime() {
 fn torch_names_are_discovered_and_states_bound_in_place() {
     let _g = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dev = NrtDevice::open(Some(emulator().to_str().unwrap())).unwrap();
-    let m = NrtModel::open(&dev, &crate::contract::fixture_path("kv_decoder"), None).unwrap();
+    let m = NrtModel::open(
+        &dev,
+        &statetensor_conformance::fixture_path("kv_decoder"),
+        None,
+    )
+    .unwrap();
     let (ins, outs) = m.io_names();
     assert_eq!(ins[5], "input5");
     assert_eq!(outs[1], "output1");
@@ -45,7 +51,7 @@ fn bindings_json_maps_names_and_a_wrong_name_is_reported() {
     let dir = std::env::temp_dir().join(format!("statetensor-bindings-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
-        crate::contract::fixture_path("mlp_cache").join("model.hlo"),
+        statetensor_conformance::fixture_path("mlp_cache").join("model.hlo"),
         dir.join("model.hlo"),
     )
     .unwrap();
@@ -69,9 +75,19 @@ fn bindings_json_maps_names_and_a_wrong_name_is_reported() {
 /// The driver over an emulator with a fault armed from the start.
 struct FaultyEmu(&'static str);
 
-impl crate::contract::Harness for FaultyEmu {
-    fn device(&self, capacity: Option<u64>) -> crate::contract::Dev {
-        let d = crate::EmuHarness.device(capacity);
+impl Harness for FaultyEmu {
+    fn name(&self) -> String {
+        format!("the driver over the emulator with fault '{}'", self.0)
+    }
+
+    fn device(&self) -> Dev {
+        let d = DriverHarness::emulated().device();
+        crate::configure(self.0, 0);
+        d
+    }
+
+    fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
+        let d = DriverHarness::emulated().device_with_capacity(bytes);
         crate::configure(self.0, 0);
         d
     }
@@ -81,10 +97,10 @@ impl crate::contract::Harness for FaultyEmu {
 fn every_emulator_fault_mode_is_caught_by_the_contract_suite() {
     for fault in ["fail_execute:2", "lost_write", "hazard"] {
         let caught =
-            std::panic::catch_unwind(|| crate::contract::walkthrough_two_steps(&FaultyEmu(fault)))
+            std::panic::catch_unwind(|| contract::walkthrough_two_steps(&FaultyEmu(fault)))
                 .is_err();
         assert!(caught, "the walkthrough did not notice fault mode {fault}");
     }
     // and without a fault it passes
-    crate::contract::walkthrough_two_steps(&crate::EmuHarness);
+    contract::walkthrough_two_steps(&DriverHarness::emulated());
 }

@@ -1,14 +1,17 @@
-//! The driver's real FFI path, run over the libnrt emulator (libnrt_emu.so): the shared
-//! alias-contract suite (the very file the simulator runs), plus driver-specific tests.
+//! The driver's real FFI path: the shared alias-contract suite, plus driver-specific tests.
+//!
+//! The contract suite runs over the libnrt emulator (`libnrt_emu.so`, built by the
+//! dev-dependency) — or over the real runtime when `STATETENSOR_LIBNRT` names a libnrt that
+//! is not the emulator, which is how the hardware lane runs the same suite on an inf2/trn1
+//! machine (each fixture directory then holds the `model.neff` compiled from it). The
+//! driver-specific tests always use the emulator.
 
-#[macro_use]
-#[path = "../../sim/tests/contract.rs"]
-mod contract;
 mod driver;
 
-use contract::{fixture_path, Dev, Harness};
-use statetensor_core::StatefulModel;
-use statetensor_hw::{NrtDevice, NrtModel};
+use statetensor_conformance::contract::{Dev, Harness};
+use statetensor_conformance::{contract_tests, fixture_path};
+use statetensor_core::{StatefulModel, INF2_CORE_HBM_BYTES};
+use statetensor_hw::{NrtDevice, NrtModel, LIBNRT_ENV};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -18,7 +21,7 @@ pub fn emulator() -> PathBuf {
         .expect("libnrt_emu.so was not built (a dev-dependency of this crate)")
 }
 
-/// The emulator is one device per process: tests that use it run one at a time.
+/// A libnrt is process-wide: tests that use one run one at a time.
 pub static DEVICE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Calls the emulator's test hook (fault mode and HBM capacity).
@@ -27,26 +30,47 @@ pub fn configure(fault: &str, hbm_bytes: u64) {
         .expect("the emulator's test hook");
 }
 
-/// Devices of the driver over the emulator.
-pub struct EmuHarness;
+/// The real libnrt named by `STATETENSOR_LIBNRT`, when it names one (a library without the
+/// emulator's test hook); `None` runs the suite over the freshly built emulator.
+fn real_libnrt() -> Option<String> {
+    let path = std::env::var(LIBNRT_ENV).ok().filter(|p| !p.is_empty())?;
+    // the emulator answers its test hook (an empty fault, capacity unchanged); libnrt has
+    // no such symbol. Loading it runs no code of the runtime beyond its initialisers.
+    let emulated =
+        NrtDevice::open(Some(&path)).is_ok() && nrt_emu::hook::configure(&path, "", 0).is_ok();
+    (!emulated).then_some(path)
+}
 
-impl Harness for EmuHarness {
-    fn device(&self, capacity: Option<u64>) -> Dev {
+/// Devices of the driver: over the emulator, or over real libnrt (see the crate docs).
+pub struct DriverHarness {
+    real: Option<String>,
+}
+
+impl DriverHarness {
+    /// Over real libnrt when `STATETENSOR_LIBNRT` names it, else over the emulator.
+    fn new() -> DriverHarness {
+        DriverHarness {
+            real: real_libnrt(),
+        }
+    }
+
+    /// Always over the freshly built emulator.
+    pub fn emulated() -> DriverHarness {
+        DriverHarness { real: None }
+    }
+
+    fn device_of(&self, capacity: u64) -> Dev {
         let guard = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let dev = NrtDevice::open(Some(emulator().to_str().unwrap()))
-            .expect("the emulator loads through the driver");
-        configure(
-            "",
-            capacity.unwrap_or(statetensor_sim::DeviceProfile::inf2().hbm_bytes),
-        );
-        Dev {
-            load: Box::new(move |name, aliases| {
-                Ok(
-                    Box::new(NrtModel::open(&dev, &fixture_path(name), aliases)?)
-                        as Box<dyn StatefulModel>,
-                )
-            }),
-            arm_fail_execute: Box::new(|call| {
+        let library = match &self.real {
+            Some(p) => p.clone(),
+            None => emulator().display().to_string(),
+        };
+        let dev = NrtDevice::open(Some(&library)).expect("the driver loads libnrt");
+        let arm_fail_execute: Option<Box<dyn Fn(u64)>> = if self.real.is_some() {
+            None
+        } else {
+            configure("", capacity);
+            Some(Box::new(|call| {
                 configure(
                     &if call == 0 {
                         String::new()
@@ -55,10 +79,36 @@ impl Harness for EmuHarness {
                     },
                     0,
                 )
+            }))
+        };
+        Dev {
+            load: Box::new(move |name, aliases| {
+                Ok(
+                    Box::new(NrtModel::open(&dev, &fixture_path(name), aliases)?)
+                        as Box<dyn StatefulModel>,
+                )
             }),
+            arm_fail_execute,
             guard: Some(Box::new(guard)),
         }
     }
 }
 
-contract_tests!(EmuHarness);
+impl Harness for DriverHarness {
+    fn name(&self) -> String {
+        match &self.real {
+            Some(p) => format!("the driver over {p}"),
+            None => "the driver over the emulator".into(),
+        }
+    }
+
+    fn device(&self) -> Dev {
+        self.device_of(INF2_CORE_HBM_BYTES)
+    }
+
+    fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
+        self.real.is_none().then(|| self.device_of(bytes))
+    }
+}
+
+contract_tests!(DriverHarness::new());

@@ -42,7 +42,7 @@ impl DeviceProfile {
     pub fn inf2() -> DeviceProfile {
         DeviceProfile {
             name: "inf2".into(),
-            hbm_bytes: 16 * GIB - 96 * MIB,
+            hbm_bytes: statetensor_core::INF2_CORE_HBM_BYTES,
             hbm_bytes_per_s: 410.0 * GIB as f64,
             h2d_bytes_per_s: 12.0 * GIB as f64,
             d2h_bytes_per_s: 12.0 * GIB as f64,

@@ -1,40 +1,53 @@
 //! Behaviour tests of the simulator backend: the shared alias-contract suite, plus what is
 //! specific to the simulator (exact HBM accounting, profiles).
 
-#[macro_use]
-mod contract;
 mod model;
 
-use contract::{fixture_path, Dev, Harness};
+use statetensor_conformance::contract::{Dev, Harness};
+use statetensor_conformance::{contract_tests, fixture_hlo};
 use statetensor_core::StatefulModel;
 use statetensor_sim::{DeviceProfile, Fault, SimDevice, SimModel};
 
 /// Simulated devices (inf2 profile, capacity overridable).
 pub struct SimHarness;
 
-impl Harness for SimHarness {
-    fn device(&self, capacity: Option<u64>) -> Dev {
-        let mut profile = DeviceProfile::inf2();
-        if let Some(c) = capacity {
-            profile.hbm_bytes = c;
-        }
+impl SimHarness {
+    fn device_of(&self, profile: DeviceProfile) -> Dev {
         let dev = SimDevice::new(profile);
         let for_faults = dev.clone();
         Dev {
             load: Box::new(move |name, aliases| {
-                let text =
-                    std::fs::read_to_string(fixture_path(name).join("model.hlo")).expect("fixture");
-                Ok(Box::new(SimModel::load(&dev, &text, name, aliases)?) as Box<dyn StatefulModel>)
+                Ok(
+                    Box::new(SimModel::load(&dev, &fixture_hlo(name), name, aliases)?)
+                        as Box<dyn StatefulModel>,
+                )
             }),
-            arm_fail_execute: Box::new(move |call| {
+            arm_fail_execute: Some(Box::new(move |call| {
                 for_faults.inject_fault(if call == 0 {
                     Fault::None
                 } else {
                     Fault::FailExecute { call }
                 })
-            }),
+            })),
             guard: None,
         }
+    }
+}
+
+impl Harness for SimHarness {
+    fn name(&self) -> String {
+        "the simulator".into()
+    }
+
+    fn device(&self) -> Dev {
+        self.device_of(DeviceProfile::inf2())
+    }
+
+    fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
+        Some(self.device_of(DeviceProfile {
+            hbm_bytes: bytes,
+            ..DeviceProfile::inf2()
+        }))
     }
 }
 

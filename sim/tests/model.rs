@@ -1,18 +1,11 @@
 //! What only the simulator models exactly: HBM charges for constants, state and staging,
 //! and device profiles.
 
-use crate::contract::f32s;
+use statetensor_conformance::contract::f32s;
+use statetensor_conformance::fixture_hlo as fixture;
 use statetensor_core::{ErrorKind, HostTensor, StateInit, StatefulModel};
 use statetensor_sim::{DeviceProfile, SimDevice, SimModel};
 use std::sync::Arc;
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/../crates/hlo/tests/fixtures/{name}/model.hlo",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 /// `y = cache * relu(fc(x))`; output 1 = cache + 1 aliased to the cache.
 fn mlp(device: &Arc<SimDevice>) -> SimModel {

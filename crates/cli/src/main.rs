@@ -1,13 +1,18 @@
-//! `statetensor`: run, inspect and measure stateful Neuron models (DESIGN §8).
+//! `statetensor`: run, inspect and measure stateful Neuron models (the contract is in the README and docs/architecture.md).
 //!
 //! Exit codes: 0 success; 2 bad usage or bad input (one message on stderr naming the
 //! parameter, file or line and what was expected); 1 any other failure. Never a panic.
 
 mod bench;
-mod family;
-mod model_ref;
+mod calibrate;
+mod inspect;
+mod model_args;
+mod output;
+mod plot;
+mod progress;
 mod report;
 mod run;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use statetensor_core::{Error, ErrorKind};
@@ -27,13 +32,13 @@ enum Command {
     /// what crossed host<->device, the modelled time and HBM use.
     Run(run::RunArgs),
     /// Show a model's parameters, outputs, aliases, state bytes and HBM footprint per device.
-    Inspect(run::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Run a model two ways — aliased (state stays on the device) and round trip (state
     /// copied to the host and back every step) — and compare per step.
     Bench(bench::BenchArgs),
     /// (Driver backend) Measure host<->device transfers and execute overhead through libnrt,
     /// fit latency + bandwidth, and write a device profile for --device.
-    Calibrate(bench::CalibrateArgs),
+    Calibrate(calibrate::CalibrateArgs),
     /// Is libnrt loadable: where from, the runtime version, visible NeuronCores (exit 0 only
     /// when usable).
     Probe {
@@ -53,14 +58,6 @@ pub fn emit(text: &str) -> statetensor_core::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::io("write", "stdout", e)),
     }
-}
-
-/// Writes a whole file via a temporary file and a rename.
-pub fn write_file_atomically(path: &std::path::Path, data: &[u8]) -> statetensor_core::Result<()> {
-    let what = path.display().to_string();
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| Error::io("write", tmp.display().to_string(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", &what, e))
 }
 
 fn probe(json: bool) -> statetensor_core::Result<()> {
@@ -95,10 +92,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(a) => run::run(a),
-        Command::Inspect(a) => run::inspect(a),
+        Command::Inspect(a) => inspect::inspect(a),
         Command::Probe { json } => probe(json),
         Command::Bench(a) => bench::bench(a),
-        Command::Calibrate(a) => bench::calibrate(a),
+        Command::Calibrate(a) => calibrate::calibrate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

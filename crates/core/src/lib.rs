@@ -1,27 +1,40 @@
 //! statetensor-core: the vocabulary every statetensor backend shares.
 //!
-//! Design choices:
-//! - **Light.** Only `thiserror` and `serde`; no ndarray, no libloading. Backends (the
-//!   simulator, the libnrt driver) depend on this crate, never on each other.
-//! - **Validation lives here, once.** [`AliasMap::validate`] is the single implementation of
-//!   the alias contract's checks (DESIGN §2.2), so every backend rejects a bad alias map the
-//!   same way, with the same [`ErrorKind`], by construction.
+//! Design choices (the whole picture is in `docs/architecture.md`):
+//! - **Light.** Only `thiserror`, `serde` and `serde_json`; no ndarray, no libloading.
+//!   Backends (the simulator, the libnrt driver) depend on this crate, never on each other.
+//! - **Shared behaviour lives here, once.** [`AliasMap::validate`] is the single
+//!   implementation of the alias contract's checks; [`Signature`] checks inputs, initial
+//!   values and attaches; [`StateSets`] is the registry of named state sets with its lookup,
+//!   lock and poison rules; [`Hbm`] is the capacity ledger; [`snapshot`] saves and loads
+//!   state sets through any [`StatefulModel`]. Every backend rejects bad input the same way,
+//!   with the same [`ErrorKind`], by construction.
 //! - **One error enum.** [`Error`] is `#[non_exhaustive]`; tests compare [`Error::kind`],
 //!   never message text. Messages are lowercase, start with the operation and carry numbers.
 
 mod alias;
 mod dtype;
 mod error;
+mod hbm;
 mod ledger;
+mod locking;
 mod model;
+mod names;
+mod signature;
+pub mod snapshot;
 mod spec;
+mod state_set;
 
 pub use alias::{AliasMap, AliasPair};
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Location, Result};
+pub use hbm::{Hbm, INF2_CORE_HBM_BYTES};
 pub use ledger::{Direction, Flow, MemoryReport, TransferLedger};
-pub use model::{
-    check_distinct_sets, check_not_poisoned, lock_exclusive, HostTensor, PreparedInputs, Signature,
-    StateInit, StatefulModel, STREAM_CHUNK,
-};
+pub use locking::{check_distinct_sets, check_not_poisoned, lock_exclusive};
+pub use model::{HostTensor, PreparedInputs, StateInit, StatefulModel, STREAM_CHUNK};
+pub use names::{resolve_param, stem};
+pub use signature::Signature;
 pub use spec::{Shape, TensorSpec};
+pub use state_set::{
+    check_byte_range, lock_state_set, StateSet, StateSetHandle, StateSets, StateSlot,
+};

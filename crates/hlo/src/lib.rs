@@ -46,6 +46,7 @@
 //! assert_eq!(out[1].to_f64_vec(), vec![1.0, 1.0]);
 //! ```
 
+mod bundle;
 mod elementwise;
 mod exec;
 mod gemm;
@@ -58,6 +59,7 @@ mod program;
 mod shape_ops;
 mod tensor;
 
+pub use bundle::{Bundle, BUNDLE_HLO, BUNDLE_NEFF};
 pub use elementwise::{BinaryOp, Direction, UnaryOp};
 pub use exec::{ExecStats, Value};
 pub use program::Program;

@@ -2,8 +2,8 @@
 
 use crate::abi::*;
 use statetensor_core::{AliasMap, TensorSpec};
+use statetensor_core::{Hbm, INF2_CORE_HBM_BYTES};
 use statetensor_hlo::{Program, Tensor};
-use statetensor_sim::{DeviceProfile, Hbm};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
@@ -238,7 +238,7 @@ pub extern "C" fn nrt_init(
         }
     };
     let capacity = match std::env::var("STATETENSOR_EMU_HBM_BYTES") {
-        Err(_) => DeviceProfile::inf2().hbm_bytes,
+        Err(_) => INF2_CORE_HBM_BYTES,
         Ok(v) => match v.trim().parse::<u64>() {
             Ok(n) => n,
             Err(_) => {

@@ -25,8 +25,7 @@ fn c_program_runs_a_state_in_place() {
         "cc failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let model =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../hlo/tests/fixtures/mlp_cache/model.hlo");
+    let model = statetensor_conformance::fixture_path("mlp_cache").join("model.hlo");
     let run = Command::new(&exe)
         .arg(&model)
         .env_remove("STATETENSOR_EMU_FAULT")
@@ -53,10 +52,8 @@ fn unaliased_shared_tensor_is_a_hazard() {
     use nrt_emu::emu::*;
     use std::ffi::CString;
     use std::os::raw::c_void;
-    let model_text = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../hlo/tests/fixtures/swap/model.hlo"),
-    )
-    .unwrap();
+    let model_text =
+        std::fs::read(statetensor_conformance::fixture_path("swap").join("model.hlo")).unwrap();
     // swap: outputs (b, a, a*2+b); a -> output 0, b -> output 1 are aliased, output 2 is not
     let run = |bind_a_to_output2: bool| -> Vec<f32> {
         // SAFETY: every pointer passed below is a live local or a handle the emulator returned.

@@ -1,14 +1,11 @@
 //! Every fixture JAX wrote (tools/gen_fixtures.py) must match: outputs of every step, with
 //! aliased state carried between steps as a device would keep it.
 
+use statetensor_conformance::{fixture_names, fixture_path};
 use statetensor_core::DType;
 use statetensor_hlo::{npy, Program, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 struct Meta {
     steps: usize,
@@ -116,13 +113,7 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
 }
 
 fn fixture_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures directory")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("model.hlo").exists())
-        .collect();
-    dirs.sort();
-    dirs
+    fixture_names().iter().map(|n| fixture_path(n)).collect()
 }
 
 #[test]
@@ -181,7 +172,7 @@ fn stateful_fixtures_declare_their_aliases() {
         ("ring_buffer", vec![(1, 1), (2, 2)]),
         ("mlp_cache", vec![(3, 1)]),
     ] {
-        let text = std::fs::read_to_string(fixtures_dir().join(name).join("model.hlo")).unwrap();
+        let text = statetensor_conformance::fixture_hlo(name);
         let prog = Program::parse(&text, name).unwrap();
         let got: Vec<(usize, usize)> = prog
             .header_aliases()
@@ -190,7 +181,7 @@ fn stateful_fixtures_declare_their_aliases() {
             .collect();
         assert_eq!(got, pairs, "{name}");
     }
-    let text = std::fs::read_to_string(fixtures_dir().join("bf16_state/model.hlo")).unwrap();
+    let text = statetensor_conformance::fixture_hlo("bf16_state");
     assert_eq!(
         Program::parse(&text, "x").unwrap().params()[1].dtype,
         DType::BF16

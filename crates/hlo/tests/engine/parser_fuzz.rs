@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 fn corpus() -> &'static Vec<String> {
     static C: OnceLock<Vec<String>> = OnceLock::new();
     C.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let dir = statetensor_conformance::fixture_path("");
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .flat_map(|e| {

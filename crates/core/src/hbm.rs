@@ -1,8 +1,14 @@
 //! HBM capacity accounting: every device allocation is charged, nothing is reserved up
 //! front, so a 16 GiB profile costs no host memory until a model really holds data.
 
-use statetensor_core::{Error, MemoryReport, Result};
+use crate::{Error, MemoryReport, Result};
 use std::sync::Mutex;
+
+/// HBM of one inf2 NeuronCore-v2 as the runtime leaves it to models: half of the chip's
+/// 32 GiB, less the 96 MiB the runtime reserves per core (documented figures; see
+/// `docs/architecture.md`, device profiles). The simulator's `inf2` profile and the libnrt
+/// emulator's default capacity are both this number, so their capacity checks agree.
+pub const INF2_CORE_HBM_BYTES: u64 = (16 << 30) - (96 << 20);
 
 /// A device's memory ledger.
 #[derive(Debug)]

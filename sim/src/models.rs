@@ -1,5 +1,5 @@
-//! Model families: HLO text generated for a state-size parameter (`statetensor bench
-//! --sweep`, the savings benchmarks).
+//! Generated models: HLO text for a state-size parameter, so the savings can be measured
+//! over a range of state sizes (`statetensor bench --sweep`, the savings benchmarks).
 
 /// A single-token attention step over a KV cache of `len` rows of width `d` (f32): project
 /// x to q, k, v; write k and v at `pos` (in place); attend over rows `<= pos`; return y and
@@ -58,25 +58,4 @@ ENTRY step {{
 }}
 "#
     )
-}
-
-/// `128:32768` (doubling from the first to the last) or `128,1024,4096`.
-pub fn parse_sizes(spec: &str) -> Option<Vec<usize>> {
-    if let Some((a, b)) = spec.split_once(':') {
-        let (mut a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-        if a == 0 || a > b {
-            return None;
-        }
-        let mut v = Vec::new();
-        while a <= b {
-            v.push(a);
-            a *= 2;
-        }
-        return Some(v);
-    }
-    let v: Option<Vec<usize>> = spec
-        .split(',')
-        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-        .collect();
-    v.filter(|v| !v.is_empty())
 }

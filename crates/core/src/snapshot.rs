@@ -3,7 +3,7 @@
 //!
 //! Works over any [`StatefulModel`], so the simulator and the driver write the same files.
 
-use statetensor_core::{DType, Error, Result, StatefulModel};
+use crate::{DType, Error, Result, StatefulModel, TensorSpec};
 use std::io::{Read, Write};
 
 fn st_dtype(d: DType) -> &'static str {
@@ -27,8 +27,7 @@ fn st_dtype(d: DType) -> &'static str {
 /// Writes every state of `set` as a safetensors file (tensors named by state, in name order).
 pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -> Result<u64> {
     let sig = model.signature();
-    let mut states: Vec<&statetensor_core::TensorSpec> =
-        sig.state_params().iter().map(|&p| &sig.params[p]).collect();
+    let mut states: Vec<&TensorSpec> = sig.state_params().iter().map(|&p| &sig.params[p]).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
     let mut header = serde_json::Map::new();
     let mut meta = serde_json::Map::new();
@@ -143,7 +142,7 @@ pub fn load_state_set(
         at = *b;
     }
     // creates the set, or attaches to it when it exists (it is then overwritten whole)
-    model.create_state_set(set, statetensor_core::StateInit::Zeros)?;
+    model.create_state_set(set, crate::StateInit::Zeros)?;
     for (_, _, name) in &plan {
         if let Err(e) = model.write_state_from(set, name, r) {
             let _ = model.reset(set);

@@ -1,0 +1,33 @@
+//! The committed fixtures: HLO modules written by `tools/gen_fixtures.py` with JAX as the
+//! oracle, each a directory holding `model.hlo`, `model.pb`, inputs, expected outputs after
+//! every step and `meta.json` (tolerances, steps). Every test in the workspace finds them
+//! here.
+
+use std::path::{Path, PathBuf};
+
+/// The directory of fixture `name` (`fixture_path("")` is the directory of all fixtures).
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// Every fixture's name, sorted.
+pub fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path(""))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("model.hlo").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A fixture's HLO text.
+pub fn fixture_hlo(name: &str) -> String {
+    let path = fixture_path(name).join("model.hlo");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}

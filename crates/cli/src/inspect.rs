@@ -1,0 +1,138 @@
+//! `statetensor inspect`: parameters and their roles, outputs, aliases, and the HBM
+//! footprint on each built-in device.
+
+use crate::model_args::{parse_aliases, parse_backend};
+use crate::report::bytes;
+use clap::Args;
+use statetensor_core::{Error, Result, StatefulModel};
+use statetensor_open::{Backend, Bundle, Device};
+use statetensor_sim::{DeviceProfile, SimDevice, SimModel};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// An HLO text file, or a directory holding model.hlo (and model.neff).
+    model: PathBuf,
+    /// Also load the model through libnrt and show the NEFF I/O name of each parameter and output.
+    #[arg(long, default_value = "sim", value_parser = parse_backend)]
+    backend: Backend,
+    /// State parameter P is updated from output O (replaces the module's alias map).
+    #[arg(long = "alias", value_name = "P=O[,P=O...]")]
+    aliases: Vec<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn inspect(a: InspectArgs) -> Result<()> {
+    let bundle = Bundle::open(&a.model)?;
+    let program = bundle.program();
+    let map = parse_aliases(&a.aliases, program.params())?;
+    // the footprint as the simulator accounts it
+    let model = SimModel::from_program(
+        &SimDevice::new(DeviceProfile::inf2()),
+        program.clone(),
+        map.clone(),
+    )?;
+    // with --backend nrt: how the NEFF's I/O names bind to the HLO's parameters and outputs
+    let neff_names = Device::open(a.backend, &DeviceProfile::inf2())?.io_names(&bundle, map)?;
+    let sig = model.signature();
+    let mut devices = Vec::new();
+    for name in ["inf2", "trn1", "trn2"] {
+        let p = DeviceProfile::builtin(name).expect("built-in profile");
+        let need = model.weight_bytes() + sig.state_bytes() + model.execute_footprint();
+        devices.push(serde_json::json!({
+            "device": name,
+            "hbm_capacity_bytes": p.hbm_bytes,
+            "footprint_bytes": need,
+            "fits": need <= p.hbm_bytes,
+            "state_sets_that_fit": (p.hbm_bytes.saturating_sub(model.weight_bytes() + model.execute_footprint())) / sig.state_bytes().max(1),
+        }));
+    }
+    let params: Vec<serde_json::Value> = sig
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "state_from_output": sig.aliases.output_for(i), "neff_name": neff_names.as_ref().map(|n| n.0[i].clone())}))
+        .collect();
+    let outputs: Vec<serde_json::Value> = sig
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(k, s)| serde_json::json!({"index": k, "type": s.type_string(), "bytes": s.size_bytes(), "updates_state": sig.aliases.param_for(k), "neff_name": neff_names.as_ref().map(|n| n.1[k].clone())}))
+        .collect();
+    if a.json {
+        let v = serde_json::json!({
+            "model": bundle.source().to_string(),
+            "name": model.program().name(),
+            "parameters": params,
+            "outputs": outputs,
+            "state_bytes": sig.state_bytes(),
+            "constant_bytes": model.weight_bytes(),
+            "execute_staging_bytes": model.execute_footprint(),
+            "devices": devices,
+        });
+        let json = serde_json::to_string_pretty(&v)
+            .map_err(|e| Error::runtime("inspect", e.to_string()))?;
+        return crate::emit(&format!("{json}\n"));
+    }
+    let mut out = format!(
+        "model {} ({})\nparameters:\n",
+        model.program().name(),
+        bundle.source()
+    );
+    for (i, s) in sig.params.iter().enumerate() {
+        let role = sig.aliases.output_for(i).map_or("input".to_string(), |o| {
+            format!("state, updated from output {o}")
+        });
+        let neff = neff_names
+            .as_ref()
+            .map_or(String::new(), |n| format!("  [NEFF '{}']", n.0[i]));
+        out.push_str(&format!(
+            "  {i:>3}  {:<24} {:<20} {:>10}  {role}{neff}\n",
+            s.name,
+            s.type_string(),
+            bytes(s.size_bytes() as u64)
+        ));
+    }
+    out.push_str("outputs:\n");
+    for (k, s) in sig.outputs.iter().enumerate() {
+        let role = sig
+            .aliases
+            .param_for(k)
+            .map_or("returned to the host".to_string(), |p| {
+                format!("updates state {p} ({}) in place", sig.params[p].name)
+            });
+        let neff = neff_names
+            .as_ref()
+            .map_or(String::new(), |n| format!("  [NEFF '{}']", n.1[k]));
+        out.push_str(&format!(
+            "  {k:>3}  {:<20} {:>10}  {role}{neff}\n",
+            s.type_string(),
+            bytes(s.size_bytes() as u64)
+        ));
+    }
+    out.push_str(&format!(
+        "state: {} in {} tensor(s); constants {}; execute staging and temporaries {}\n",
+        bytes(sig.state_bytes()),
+        sig.state_params().len(),
+        bytes(model.weight_bytes()),
+        bytes(model.execute_footprint())
+    ));
+    out.push_str("HBM footprint (constants + one state set + execute staging):\n");
+    for d in &devices {
+        out.push_str(&format!(
+            "  {:<5} {} of {}: {} ({} state sets fit)\n",
+            d["device"].as_str().unwrap_or(""),
+            bytes(d["footprint_bytes"].as_u64().unwrap_or(0)),
+            bytes(d["hbm_capacity_bytes"].as_u64().unwrap_or(0)),
+            if d["fits"].as_bool().unwrap_or(false) {
+                "fits"
+            } else {
+                "does NOT fit"
+            },
+            d["state_sets_that_fit"]
+        ));
+    }
+    crate::emit(&out)
+}

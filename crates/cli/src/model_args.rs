@@ -1,0 +1,235 @@
+//! What `run` and `bench` share: naming the model, its backend and device, its alias map
+//! and its values on the command line, and opening it through the one seam.
+
+use clap::Args;
+use statetensor_core::{
+    resolve_param, AliasMap, Error, HostTensor, Result, StateInit, StatefulModel, TensorSpec,
+};
+use statetensor_hlo::{npy, Tensor};
+use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// What `run` and `bench` share: the model, where it runs, and its values.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// An HLO text file, or a directory holding model.hlo (and arg{P}.npy default values).
+    pub model: PathBuf,
+    /// Backend: the simulator, or libnrt (real hardware or the emulator).
+    #[arg(long, default_value = "sim", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Device profile: inf2, trn1, trn2, or a JSON profile file.
+    #[arg(long, default_value = "inf2")]
+    pub device: String,
+    /// State parameter P is updated from output O (replaces the module's alias map).
+    #[arg(long = "alias", value_name = "P=O[,P=O...]")]
+    pub aliases: Vec<String>,
+    /// Value of a non-state parameter, the same every step.
+    #[arg(long = "input", value_name = "P=FILE.npy")]
+    pub inputs: Vec<String>,
+    /// Initial value of a state parameter (default zeros).
+    #[arg(long = "state", value_name = "P=FILE.npy")]
+    pub states: Vec<String>,
+}
+
+/// A model opened on the chosen backend.
+pub(crate) struct Opened {
+    pub bundle: Bundle,
+    pub model: Box<dyn StatefulModel>,
+    /// The device as the report names it.
+    pub device: String,
+    /// The cost model for the "without state tensors" column (and the simulator's clock).
+    pub profile: DeviceProfile,
+}
+
+impl ModelArgs {
+    /// Opens the model these arguments name on their backend and device.
+    pub(crate) fn open(&self) -> Result<Opened> {
+        self.open_bundle(Bundle::open(&self.model)?)
+    }
+
+    /// Loads `bundle` on these arguments' backend and device, with their alias map.
+    pub(crate) fn open_bundle(&self, bundle: Bundle) -> Result<Opened> {
+        let profile = DeviceProfile::resolve(&self.device)?;
+        let map = parse_aliases(&self.aliases, bundle.program().params())?;
+        let device = Device::open(self.backend, &profile)?;
+        let model = device.load(&bundle, map)?;
+        Ok(Opened {
+            bundle,
+            model,
+            device: device.describe(),
+            profile,
+        })
+    }
+}
+
+/// `--backend` values.
+pub(crate) fn parse_backend(s: &str) -> std::result::Result<Backend, String> {
+    s.parse::<Backend>().map_err(|e| e.to_string())
+}
+
+/// Opens an npy file and checks it holds a value for `spec`; returns the reader positioned
+/// at the data.
+fn open_npy(
+    flag: &str,
+    p: usize,
+    spec: &TensorSpec,
+    file: &Path,
+) -> Result<BufReader<std::fs::File>> {
+    let what = file.display().to_string();
+    let f = std::fs::File::open(file)
+        .map_err(|e| Error::io(format!("{flag} {}: open", spec.name), &what, e))?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let h = npy::read_header(&mut r, &what)?;
+    if h.dtype != spec.dtype || h.dims != spec.shape.dims() {
+        return Err(Error::invalid_input(
+            flag,
+            format!(
+                "parameter {p} ({}) is {}, but '{what}' holds {}{:?} ('{}')",
+                spec.name,
+                spec.type_string(),
+                h.dtype,
+                h.dims,
+                h.descr
+            ),
+        ));
+    }
+    Ok(r)
+}
+
+/// Checks `--input`/`--state` flags, loads the inputs (from the flags or the model
+/// directory's `arg{P}.npy`), creates state set `set` and streams initial state into it.
+pub(crate) fn prepare(
+    model: &dyn StatefulModel,
+    bundle: &Bundle,
+    input_flags: &[String],
+    state_flags: &[String],
+    set: &str,
+) -> Result<Vec<HostTensor>> {
+    let sig = model.signature().clone();
+    // values given on the command line, checked before anything is allocated
+    let mut input_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
+    let mut state_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
+    for (flag, list, want_state) in [
+        ("--input", input_flags, false),
+        ("--state", state_flags, true),
+    ] {
+        for v in list.iter() {
+            let (p, file) = split_assignment(flag, v, "FILE.npy")?;
+            let p = resolve_param(flag, p, &sig.params)?;
+            if sig.aliases.is_state(p) != want_state {
+                let (is, use_) = if want_state {
+                    ("not a state", "--input")
+                } else {
+                    ("a state", "--state")
+                };
+                return Err(Error::invalid_input(
+                    flag,
+                    format!(
+                        "parameter {p} ({}) is {is} parameter; use {use_}",
+                        sig.params[p].name
+                    ),
+                ));
+            }
+            let slot = if want_state {
+                &mut state_files[p]
+            } else {
+                &mut input_files[p]
+            };
+            if slot.replace(PathBuf::from(file)).is_some() {
+                return Err(Error::invalid_input(
+                    flag,
+                    format!("parameter {p} ({}) is given twice", sig.params[p].name),
+                ));
+            }
+        }
+    }
+    let mut inputs = Vec::new();
+    for p in sig.input_params() {
+        let spec = &sig.params[p];
+        let file = input_files[p]
+            .clone()
+            .or_else(|| bundle.default_value(p))
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "run",
+                    format!(
+                        "parameter {p} ({} {}) needs a value: pass --input {}=FILE.npy",
+                        spec.name,
+                        spec.type_string(),
+                        spec.name
+                    ),
+                )
+            })?;
+        let mut r = open_npy("--input", p, spec, &file)?;
+        let mut t = Tensor::zeros(spec.dtype, spec.shape.dims());
+        npy::read_data_into(&mut r, &mut t, &file.display().to_string())?;
+        inputs.push(HostTensor::new(
+            spec.dtype,
+            spec.shape.dims().to_vec(),
+            t.to_le_bytes(),
+        )?);
+    }
+    model.create_state_set(set, StateInit::Zeros)?;
+    for p in sig.state_params() {
+        let spec = &sig.params[p];
+        if let Some(file) = state_files[p].clone().or_else(|| bundle.default_value(p)) {
+            let mut r = open_npy("--state", p, spec, &file)?;
+            model.write_state_from(set, &spec.name, &mut r)?;
+        }
+    }
+    Ok(inputs)
+}
+
+/// `P=VALUE` split at the first `=`.
+pub fn split_assignment<'a>(flag: &str, s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+    match s.split_once('=') {
+        Some((p, v)) if !p.is_empty() && !v.is_empty() => Ok((p, v)),
+        _ => Err(Error::invalid_input(
+            flag,
+            format!("'{s}' is not of the form P={what}"),
+        )),
+    }
+}
+
+/// `--alias P=O[,P=O...]` (repeatable) into an alias map.
+pub fn parse_aliases(values: &[String], params: &[TensorSpec]) -> Result<Option<AliasMap>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut map = AliasMap::new();
+    for v in values {
+        for pair in v.split(',').filter(|s| !s.trim().is_empty()) {
+            let (p, o) = split_assignment("--alias", pair.trim(), "O")?;
+            let p = resolve_param("--alias", p, params)?;
+            let o: usize = o.parse().map_err(|_| {
+                Error::invalid_input(
+                    "--alias",
+                    format!("output '{o}' in '{pair}' is not an output index"),
+                )
+            })?;
+            map.insert(p, o)?;
+        }
+    }
+    Ok(Some(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statetensor_core::DType;
+
+    #[test]
+    fn alias_flags() {
+        let ps = vec![
+            TensorSpec::new("x.1", DType::F32, vec![2]),
+            TensorSpec::new("x.2", DType::F32, vec![2]),
+            TensorSpec::new("cache.1", DType::F32, vec![2]),
+        ];
+        let m = parse_aliases(&["cache=1,0=0".into()], &ps)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.output_for(2), Some(1));
+        assert!(parse_aliases(&["cache:1".into()], &ps).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! `statetensor bench --sweep`: the savings over a range of state sizes, as CSV and a plot.
+
+use crate::bench::{both_ways, BenchArgs};
+use crate::model_args::Opened;
+use crate::output::write_file_atomically;
+use crate::progress::Progress;
+use statetensor_core::{Error, HostTensor, Result};
+use statetensor_hlo::Bundle;
+use statetensor_sim::models;
+
+/// Inputs for a generated model: deterministic values in [-0.05, 0.05).
+fn synthetic_inputs(sig: &statetensor_core::Signature) -> Result<Vec<HostTensor>> {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    sig.input_params()
+        .iter()
+        .map(|&p| {
+            let s = &sig.params[p];
+            let vals: Vec<f64> = (0..s.shape.element_count())
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 11) as f64 / (1u64 << 53) as f64 * 0.1 - 0.05
+                })
+                .collect();
+            let t = statetensor_hlo::Tensor::from_f64s(s.dtype, s.shape.dims(), &vals)?;
+            HostTensor::new(s.dtype, s.shape.dims().to_vec(), t.to_le_bytes())
+        })
+        .collect()
+}
+
+pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
+    let family = a.m.model.to_string_lossy();
+    if family != "family:kv-decoder" {
+        return Err(Error::invalid_input(
+            "bench --sweep",
+            format!("model '{family}' is not a model family; the sweep runs `family:kv-decoder`"),
+        ));
+    }
+    let lens = parse_sizes(spec).ok_or_else(|| {
+        Error::invalid_input(
+            "bench --sweep",
+            format!("'{spec}': expected MIN:MAX (doubling) or a comma list of positive lengths"),
+        )
+    })?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| Error::io("create", a.out.display().to_string(), e))?;
+    let dir = a.out.join("models");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.display().to_string(), e))?;
+    let mut progress = Progress::new(2 * a.steps * lens.len() as u64);
+    let mut csv = String::from("cache_len,state_bytes,aliased_s_per_step,round_trip_s_per_step,aliased_h2d_per_step,round_trip_h2d_per_step,aliased_d2h_per_step,round_trip_d2h_per_step,time\n");
+    let (mut xs, mut ta, mut tr) = (Vec::new(), Vec::new(), Vec::new());
+    let mut kind = "modelled";
+    for &len in &lens {
+        let file = dir.join(format!("kv_decoder_{len}.hlo"));
+        let text = models::kv_decoder(len, a.width as usize);
+        // kept next to the results, so a point of the sweep can be run again on its own
+        write_file_atomically(&file, text.as_bytes())?;
+        let bundle = Bundle::from_text(&text, &file.display().to_string())?;
+        let Opened { model, device, .. } = a.m.open_bundle(bundle)?;
+        let model = &*model;
+        let inputs = synthetic_inputs(model.signature())?;
+        model.create_state_set("aliased", statetensor_core::StateInit::Zeros)?;
+        let (al, rt) = both_ways(model, &inputs, a.steps, &device, &mut progress)?;
+        if al.backend != "sim" {
+            kind = "measured";
+        }
+        let n = a.steps as f64;
+        csv.push_str(&format!(
+            "{len},{},{:.9},{:.9},{},{},{},{},{kind}\n",
+            al.state_bytes,
+            al.modelled_s / n,
+            rt.modelled_s / n,
+            al.bytes_h2d / a.steps,
+            rt.bytes_h2d / a.steps,
+            al.bytes_d2h / a.steps,
+            rt.bytes_d2h / a.steps
+        ));
+        xs.push(al.state_bytes as f64);
+        ta.push(al.modelled_s / n);
+        tr.push(rt.modelled_s / n);
+    }
+    write_file_atomically(&a.out.join("sweep.csv"), csv.as_bytes())?;
+    let title = format!(
+        "kv-decoder step, width {}: time per step ({kind}, {})",
+        a.width, a.m.backend
+    );
+    let plot = crate::plot::svg(
+        &title,
+        &xs,
+        &[
+            ("aliased (state stays on the device)", "#1f77b4", ta),
+            ("round trip (state copied out and back)", "#d62728", tr),
+        ],
+    );
+    write_file_atomically(&a.out.join("sweep.svg"), plot.as_bytes())?;
+    crate::emit(&format!(
+        "{csv}wrote {} and {}\n",
+        a.out.join("sweep.csv").display(),
+        a.out.join("sweep.svg").display()
+    ))
+}
+
+/// `128:32768` (doubling from the first to the last) or `128,1024,4096`.
+pub fn parse_sizes(spec: &str) -> Option<Vec<usize>> {
+    if let Some((a, b)) = spec.split_once(':') {
+        let (mut a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if a == 0 || a > b {
+            return None;
+        }
+        let mut v = Vec::new();
+        while a <= b {
+            v.push(a);
+            a *= 2;
+        }
+        return Some(v);
+    }
+    let v: Option<Vec<usize>> = spec
+        .split(',')
+        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
+        .collect();
+    v.filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sizes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_sizes("128:1024"), Some(vec![128, 256, 512, 1024]));
+        assert_eq!(parse_sizes("3, 5"), Some(vec![3, 5]));
+        assert_eq!(parse_sizes("0:8"), None);
+        assert_eq!(parse_sizes("8:4"), None);
+        assert_eq!(parse_sizes(""), None);
+        assert_eq!(parse_sizes("1,x"), None);
+    }
+}

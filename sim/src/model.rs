@@ -1,0 +1,409 @@
+//! A model loaded on a simulated device: the [`StatefulModel`] implementation.
+
+use crate::device::{lock, SimBuffer};
+use crate::{Fault, SimDevice};
+use statetensor_core::{
+    check_byte_range, lock_state_set, AliasMap, Direction, Error, HostTensor, MemoryReport,
+    PreparedInputs, Result, Signature, StateInit, StateSet, StateSlot, StatefulModel,
+    TransferLedger,
+};
+use statetensor_hlo::{Program, Tensor};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+type SimStateSet = StateSet<SimBuffer, Arc<Tensor>>;
+
+/// Device bytes a state set holds: its states and the initial values kept for `reset`.
+fn device_bytes(set: &SimStateSet) -> u64 {
+    set.state_bytes()
+        + set
+            .init
+            .values()
+            .map(|t| t.size_bytes() as u64)
+            .sum::<u64>()
+}
+
+/// A model loaded on a [`SimDevice`].
+#[derive(Debug)]
+pub struct SimModel {
+    device: Arc<SimDevice>,
+    program: Arc<Program>,
+    sig: Signature,
+    weights: u64,
+    temps: u64,
+    ledger: Mutex<TransferLedger>,
+}
+
+fn to_tensor(h: &HostTensor) -> Result<Tensor> {
+    Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data)
+}
+
+fn to_host(t: &Tensor) -> HostTensor {
+    HostTensor {
+        dtype: t.dtype(),
+        shape: statetensor_core::Shape::new(t.dims().to_vec()),
+        data: t.to_le_bytes(),
+    }
+}
+
+impl SimModel {
+    /// Parses and plans `text`, validates its alias map (`aliases` overrides the header's,
+    /// torch-neuronx style) and charges its constants to the device.
+    pub fn load(
+        device: &Arc<SimDevice>,
+        text: &str,
+        file: &str,
+        aliases: Option<AliasMap>,
+    ) -> Result<SimModel> {
+        let program = Program::parse(text, file)?;
+        SimModel::from_program(device, Arc::new(program), aliases)
+    }
+
+    /// Loads an already parsed program.
+    pub fn from_program(
+        device: &Arc<SimDevice>,
+        program: Arc<Program>,
+        aliases: Option<AliasMap>,
+    ) -> Result<SimModel> {
+        let aliases = aliases.unwrap_or_else(|| program.header_aliases().clone());
+        let sig = Signature::new(
+            program.params().to_vec(),
+            program.outputs().to_vec(),
+            aliases,
+        )?;
+        let weights = program.constant_bytes();
+        device
+            .hbm
+            .alloc(&format!("load {}: constants", program.name()), weights)?;
+        let temps = program.peak_temp_bytes();
+        Ok(SimModel {
+            device: device.clone(),
+            program,
+            sig,
+            weights,
+            temps,
+            ledger: Mutex::new(TransferLedger::default()),
+        })
+    }
+
+    /// The device this model is loaded on.
+    pub fn device(&self) -> &Arc<SimDevice> {
+        &self.device
+    }
+
+    /// The parsed program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Bytes an execute stages and holds beyond the state: inputs, returned outputs and
+    /// the peak of temporaries.
+    pub fn execute_footprint(&self) -> u64 {
+        let inputs: u64 = self
+            .sig
+            .input_params()
+            .iter()
+            .map(|&p| self.sig.params[p].size_bytes() as u64)
+            .sum();
+        inputs + self.temps
+    }
+
+    /// Bytes of constants (weights) the model holds on the device.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weights
+    }
+
+    fn record(&self, dir: Direction, bytes: u64) {
+        let p = &self.device.profile;
+        let s = match dir {
+            Direction::HostToDevice => p.h2d_seconds(bytes),
+            Direction::DeviceToHost => p.d2h_seconds(bytes),
+            Direction::DeviceToDevice => p.d2d_seconds(bytes),
+        };
+        lock(&self.ledger).record(dir, bytes, s);
+    }
+
+    fn state_slot<'a>(
+        &self,
+        op: &str,
+        set: &'a mut SimStateSet,
+        state: &str,
+    ) -> Result<&'a mut StateSlot<SimBuffer>> {
+        self.sig.state_param(op, state)?;
+        set.slot_mut(op, state)
+    }
+
+    fn fresh_buffers(&self, set: &mut SimStateSet) {
+        for (name, slot) in set.states.iter_mut() {
+            let t = match set.init.get(name) {
+                Some(v) => (**v).clone(),
+                None => Tensor::zeros(slot.spec.dtype, slot.spec.shape.dims()),
+            };
+            slot.buf = Some(Arc::new(t));
+        }
+    }
+}
+
+impl Drop for SimModel {
+    fn drop(&mut self) {
+        self.device.hbm.free(self.weights);
+    }
+}
+
+impl StatefulModel for SimModel {
+    fn backend(&self) -> &str {
+        "sim"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.sig
+    }
+
+    fn create_state_set(&self, set: &str, init: StateInit) -> Result<()> {
+        let op = format!("create state set '{set}'");
+        let mut sets = self.device.sets.registry();
+        if let Some(existing) = sets.get(set) {
+            // attach: another model created it; names, shapes and dtypes must agree
+            let g = lock_state_set(&op, set, existing, true)?;
+            return self
+                .sig
+                .check_attach(&op, |n| g.states.get(n).map(|s| &s.spec), &init);
+        }
+        let mut init_values = BTreeMap::new();
+        for (name, v) in self.sig.check_init_values(&op, &init)? {
+            init_values.insert(name, Arc::new(to_tensor(v)?));
+        }
+        let states = self
+            .sig
+            .state_specs()
+            .map(|spec| {
+                let slot = StateSlot {
+                    spec: spec.clone(),
+                    buf: None,
+                };
+                (spec.name.clone(), slot)
+            })
+            .collect();
+        let mut s = SimStateSet::new(states, init_values);
+        self.device.hbm.alloc(&op, device_bytes(&s))?;
+        self.fresh_buffers(&mut s);
+        for v in s.init.values() {
+            // the values cross once, into the state; the copy kept for reset is made on
+            // the device
+            self.record(Direction::HostToDevice, v.size_bytes() as u64);
+            self.record(Direction::DeviceToDevice, v.size_bytes() as u64);
+        }
+        sets.insert(set.to_string(), Arc::new(Mutex::new(s)));
+        Ok(())
+    }
+
+    fn drop_state_set(&self, set: &str) -> Result<()> {
+        let op = format!("drop state set '{set}'");
+        let handle = self.device.sets.get(&op, set)?;
+        let g = lock_state_set(&op, set, &handle, true)?;
+        let bytes = device_bytes(&g);
+        drop(g);
+        self.device.sets.remove(set);
+        self.device.hbm.free(bytes);
+        Ok(())
+    }
+
+    fn execute(&self, set: &str, inputs: &[HostTensor]) -> Result<Vec<HostTensor>> {
+        self.sig.check_inputs(inputs)?;
+        let tensors = inputs
+            .iter()
+            .map(|h| to_tensor(h).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        self.execute_tensors(set, &tensors)
+    }
+
+    fn prepare_inputs(&self, inputs: &[HostTensor]) -> Result<PreparedInputs> {
+        self.sig.check_inputs(inputs)?;
+        let tensors = inputs
+            .iter()
+            .map(|h| to_tensor(h).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PreparedInputs(Box::new(tensors)))
+    }
+
+    fn execute_prepared(&self, set: &str, inputs: &PreparedInputs) -> Result<Vec<HostTensor>> {
+        match inputs.0.downcast_ref::<Vec<Arc<Tensor>>>() {
+            Some(t) => self.execute_tensors(set, t),
+            None => Err(Error::invalid_input(
+                "execute",
+                "the inputs were prepared by another backend",
+            )),
+        }
+    }
+
+    fn read_state(&self, set: &str, state: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let op = format!("read state '{state}' of '{set}'");
+        let handle = self.device.sets.get(&op, set)?;
+        let mut g = lock_state_set(&op, set, &handle, false)?;
+        let slot = self.state_slot(&op, &mut g, state)?;
+        let t = slot
+            .buf
+            .as_ref()
+            .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
+        let offset = check_byte_range(&op, t.size_bytes(), offset, buf.len())?;
+        t.read_bytes(offset, buf)
+            .map_err(|e| Error::invalid_input(&op, e.to_string()))?;
+        self.record(Direction::DeviceToHost, buf.len() as u64);
+        Ok(())
+    }
+
+    fn write_state(&self, set: &str, state: &str, offset: u64, data: &[u8]) -> Result<()> {
+        let op = format!("write state '{state}' of '{set}'");
+        let handle = self.device.sets.get(&op, set)?;
+        let mut g = lock_state_set(&op, set, &handle, false)?;
+        let slot = self.state_slot(&op, &mut g, state)?;
+        let t = slot
+            .buf
+            .as_mut()
+            .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
+        let offset = check_byte_range(&op, t.size_bytes(), offset, data.len())?;
+        Arc::make_mut(t)
+            .write_bytes(offset, data)
+            .map_err(|e| Error::invalid_input(&op, e.to_string()))?;
+        self.record(Direction::HostToDevice, data.len() as u64);
+        Ok(())
+    }
+
+    fn reset(&self, set: &str) -> Result<()> {
+        let op = format!("reset state set '{set}'");
+        let handle = self.device.sets.get(&op, set)?;
+        let mut g = lock_state_set(&op, set, &handle, true)?;
+        self.fresh_buffers(&mut g);
+        for v in g.init.values() {
+            // initial values are re-copied from their device-side copy
+            self.record(Direction::DeviceToDevice, v.size_bytes() as u64);
+        }
+        g.poisoned = None;
+        Ok(())
+    }
+
+    fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
+        let op = format!("copy state set '{from}' to '{to}'");
+        statetensor_core::check_distinct_sets(&op, from, to)?;
+        let src_handle = self.device.sets.get(&op, from)?;
+        let src = lock_state_set(&op, from, &src_handle, false)?;
+        if !self.device.sets.contains(to) {
+            // a new destination has no initial values of its own: reset zeros it
+            drop(src);
+            self.create_state_set(to, StateInit::Zeros)?;
+            return self.copy_state_set(from, to);
+        }
+        let dst_handle = self.device.sets.get(&op, to)?;
+        let mut dst = lock_state_set(&op, to, &dst_handle, true)?;
+        dst.check_copy_from(&op, from, &src)?;
+        let names: Vec<String> = dst.states.keys().cloned().collect();
+        for name in names {
+            let v = src.states[&name]
+                .buf
+                .as_ref()
+                .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
+            let copy = Arc::new((**v).clone());
+            self.record(Direction::DeviceToDevice, copy.size_bytes() as u64);
+            if let Some(slot) = dst.states.get_mut(&name) {
+                slot.buf = Some(copy);
+            }
+        }
+        dst.poisoned = None;
+        Ok(())
+    }
+
+    fn ledger(&self) -> TransferLedger {
+        *lock(&self.ledger)
+    }
+
+    fn memory(&self) -> MemoryReport {
+        self.device.memory()
+    }
+}
+
+impl SimModel {
+    /// Executes with inputs already converted (shared, never modified).
+    fn execute_tensors(&self, set: &str, inputs: &[Arc<Tensor>]) -> Result<Vec<HostTensor>> {
+        let op = format!("execute on state set '{set}'");
+        let handle = self.device.sets.get(&op, set)?;
+        let mut g = lock_state_set(&op, set, &handle, false)?;
+        // staging for inputs and outputs, and temporaries: charged before anything moves
+        let staging = self.execute_footprint();
+        self.device.hbm.alloc(&op, staging)?;
+        let result = self.run(&mut g, inputs);
+        self.device.hbm.free(staging);
+        result
+    }
+
+    /// The body of an execute, with the set locked and staging charged.
+    fn run(&self, g: &mut SimStateSet, inputs: &[Arc<Tensor>]) -> Result<Vec<HostTensor>> {
+        let (fault, call) = self.device.count_execute();
+        let call_name = format!("execute #{call} of {}", self.program.name());
+        // inputs cross host -> device
+        let mut args: Vec<Option<Arc<Tensor>>> = vec![None; self.sig.params.len()];
+        for (t, &p) in inputs.iter().zip(&self.sig.input_params()) {
+            args[p] = Some(t.clone());
+            self.record(Direction::HostToDevice, t.size_bytes() as u64);
+        }
+        // state moves in (donated): updated in place, never copied
+        for p in self.sig.state_params() {
+            let name = &self.sig.params[p].name;
+            let slot = g.states.get_mut(name).ok_or_else(|| {
+                Error::runtime(&call_name, format!("internal: no state '{name}'"))
+            })?;
+            args[p] = slot.buf.take();
+        }
+        let args: Vec<Arc<Tensor>> = match args.into_iter().collect::<Option<Vec<_>>>() {
+            Some(a) => a,
+            None => {
+                g.poisoned = Some(call_name.clone());
+                return Err(Error::runtime(
+                    &call_name,
+                    "internal: a state buffer was missing",
+                ));
+            }
+        };
+        let outcome = self.program.execute_with_stats(args);
+        let (outs, stats) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                g.poisoned = Some(call_name);
+                lock(&self.ledger).record_execute(self.device.profile.execute_overhead_s);
+                return Err(e);
+            }
+        };
+        lock(&self.ledger).record_execute(
+            self.device
+                .profile
+                .execute_seconds(stats.flops, stats.bytes_touched),
+        );
+        if fault == (Fault::FailExecute { call }) {
+            // part of the state written back, the rest lost: the set must not be used
+            if let Some(first) = self.sig.aliases.pairs().next() {
+                let name = &self.sig.params[first.param].name;
+                if let Some(slot) = g.states.get_mut(name) {
+                    slot.buf = Some(outs[first.output].clone());
+                }
+            }
+            g.poisoned = Some(call_name.clone());
+            return Err(Error::runtime(
+                &call_name,
+                "injected fault: execute failed after a partial state update",
+            ));
+        }
+        for pair in self.sig.aliases.pairs() {
+            let name = &self.sig.params[pair.param].name;
+            if let Some(slot) = g.states.get_mut(name) {
+                slot.buf = Some(outs[pair.output].clone());
+            }
+        }
+        // returned outputs cross device -> host
+        let mut result = Vec::new();
+        for o in self.sig.returned_outputs() {
+            let h = to_host(&outs[o]);
+            self.record(Direction::DeviceToHost, h.data.len() as u64);
+            result.push(h);
+        }
+        Ok(result)
+    }
+}
