@@ -7,9 +7,8 @@
 //! update happens in place; when another reader still needs the old value, it is copied
 //! first, so functional semantics always hold.
 
-use crate::elementwise as ew;
+use crate::kernels as k;
 use crate::plan::{CompPlan, Op, Reducer, Step};
-use crate::shape_ops as so;
 use crate::tensor::Tensor;
 use statetensor_core::{Error, Result};
 use std::sync::Arc;
@@ -148,29 +147,29 @@ impl<'p> Executor<'p> {
             Op::Constant(c) => Ok(Value::Tensor(c.clone())),
             Op::Iota(d) => {
                 let a = out_array()?;
-                tensor(so::iota(a.dtype, &a.dims, *d))
+                tensor(k::iota(a.dtype, &a.dims, *d))
             }
-            Op::Unary(u) => tensor(ew::unary(*u, pop(&mut ops)?.into_tensor()?)),
+            Op::Unary(u) => tensor(k::unary(*u, pop(&mut ops)?.into_tensor()?)),
             Op::Binary(b) => {
                 let rhs = t(&ops[1])?;
-                tensor(ew::binary(*b, take0(&mut ops)?.into_tensor()?, &rhs))
+                tensor(k::binary(*b, take0(&mut ops)?.into_tensor()?, &rhs))
             }
-            Op::Compare(d, total) => tensor(ew::compare(*d, *total, &*t(&ops[0])?, &*t(&ops[1])?)),
+            Op::Compare(d, total) => tensor(k::compare(*d, *total, &*t(&ops[0])?, &*t(&ops[1])?)),
             Op::Select => {
                 let (p, f) = (t(&ops[0])?, t(&ops[2])?);
                 let on_true =
                     std::mem::replace(&mut ops[1], Value::Tuple(Vec::new())).into_tensor()?;
-                tensor(ew::select(&p, on_true, &f))
+                tensor(k::select(&p, on_true, &f))
             }
             Op::Clamp => {
                 let (lo, hi) = (t(&ops[0])?, t(&ops[2])?);
                 let x = std::mem::replace(&mut ops[1], Value::Tuple(Vec::new())).into_tensor()?;
-                tensor(ew::clamp(&lo, x, &hi))
+                tensor(k::clamp(&lo, x, &hi))
             }
-            Op::Convert(d) => tensor(ew::convert(&*t(&ops[0])?, *d)),
+            Op::Convert(d) => tensor(k::convert(&*t(&ops[0])?, *d)),
             Op::BitcastConvert => {
                 let a = out_array()?;
-                tensor(ew::bitcast_convert(&*t(&ops[0])?, a.dtype, &a.dims))
+                tensor(k::bitcast_convert(&*t(&ops[0])?, a.dtype, &a.dims))
             }
             Op::Reshape => {
                 let a = out_array()?;
@@ -178,10 +177,10 @@ impl<'p> Executor<'p> {
                 if x.dims() == a.dims.as_slice() {
                     return tensor(x);
                 }
-                tensor(so::reshape(x, &a.dims))
+                tensor(k::reshape(x, &a.dims))
             }
-            Op::Broadcast(dims) => tensor(so::broadcast(&*t(&ops[0])?, &out_array()?.dims, dims)),
-            Op::Transpose(p) => tensor(so::transpose(&*t(&ops[0])?, p)),
+            Op::Broadcast(dims) => tensor(k::broadcast(&*t(&ops[0])?, &out_array()?.dims, dims)),
+            Op::Transpose(p) => tensor(k::transpose(&*t(&ops[0])?, p)),
             Op::Copy => match pop(&mut ops)? {
                 // `copy` is a fresh buffer: never shares storage with its operand
                 Value::Tensor(x) => tensor((*x).clone()),
@@ -192,32 +191,32 @@ impl<'p> Executor<'p> {
                 start,
                 limit,
                 stride,
-            } => tensor(so::slice(&*t(&ops[0])?, start, limit, stride)),
+            } => tensor(k::slice(&*t(&ops[0])?, start, limit, stride)),
             Op::DynamicSlice(sizes) => {
                 let starts = read_starts(&ops[1..])?;
-                tensor(so::dynamic_slice(&*t(&ops[0])?, &starts, sizes))
+                tensor(k::dynamic_slice(&*t(&ops[0])?, &starts, sizes))
             }
             Op::DynamicUpdateSlice => {
                 let starts = read_starts(&ops[2..])?;
                 let update = t(&ops[1])?;
                 let mut base = take0(&mut ops)?.into_tensor()?;
-                so::dynamic_update_slice(&mut base, &update, &starts);
+                k::dynamic_update_slice(&mut base, &update, &starts);
                 tensor(base)
             }
             Op::Concatenate(d) => {
                 let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
                 let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
-                tensor(so::concatenate(&refs, *d))
+                tensor(k::concatenate(&refs, *d))
             }
-            Op::Pad { lo, interior } => tensor(so::pad(
+            Op::Pad { lo, interior } => tensor(k::pad(
                 &*t(&ops[0])?,
                 &*t(&ops[1])?,
                 lo,
                 interior,
                 &out_array()?.dims,
             )),
-            Op::Reverse(d) => tensor(so::reverse(&*t(&ops[0])?, d)),
-            Op::Gather { dims, slice_sizes } => tensor(so::gather(
+            Op::Reverse(d) => tensor(k::reverse(&*t(&ops[0])?, d)),
+            Op::Gather { dims, slice_sizes } => tensor(k::gather(
                 &*t(&ops[0])?,
                 &*t(&ops[1])?,
                 dims,
@@ -233,21 +232,21 @@ impl<'p> Executor<'p> {
                 let mut base = take0(&mut ops)?.into_tensor()?;
                 match reducer {
                     Reducer::Binary(b) => {
-                        so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Binary(*b))?
+                        k::scatter(&mut base, &idx, &upd, dims, k::Combiner::Binary(*b))?
                     }
                     Reducer::Replace => {
-                        so::scatter(&mut base, &idx, &upd, dims, so::Combiner::Replace)?
+                        k::scatter(&mut base, &idx, &upd, dims, k::Combiner::Replace)?
                     }
                     Reducer::General => {
                         let mut f = self.scalar_fn(*comp);
-                        so::scatter(&mut base, &idx, &upd, dims, so::Combiner::General(&mut f))?
+                        k::scatter(&mut base, &idx, &upd, dims, k::Combiner::General(&mut f))?
                     }
                 }
                 tensor(base)
             }
             Op::Dot(d) => {
                 let a = out_array()?;
-                tensor(so::dot(&*t(&ops[0])?, &*t(&ops[1])?, d, a.dtype, &a.dims))
+                tensor(k::dot(&*t(&ops[0])?, &*t(&ops[1])?, d, a.dtype, &a.dims))
             }
             Op::Reduce {
                 dims,
@@ -266,12 +265,12 @@ impl<'p> Executor<'p> {
                     crate::ir::Type::Token => Vec::new(),
                 };
                 if let (Reducer::Binary(b), 1) = (reducer, n) {
-                    return tensor(so::reduce_binary(&ts[0], &ts[1], dims, *b, &out_dims));
+                    return tensor(k::reduce_binary(&ts[0], &ts[1], dims, *b, &out_dims));
                 }
                 let inputs: Vec<&Tensor> = ts[..n].iter().map(|x| &**x).collect();
                 let inits: Vec<&Tensor> = ts[n..].iter().map(|x| &**x).collect();
                 let mut f = self.scalar_fn(*comp);
-                let mut res = so::reduce_general(&inputs, &inits, dims, &out_dims, &mut f)?;
+                let mut res = k::reduce_general(&inputs, &inits, dims, &out_dims, &mut f)?;
                 if n == 1 {
                     return tensor(res.remove(0));
                 }
@@ -293,7 +292,7 @@ impl<'p> Executor<'p> {
                 let dims = out_array()?.dims.clone();
                 let (x, init) = (t(&ops[0])?, t(&ops[1])?);
                 let mut f = self.scalar_fn(*comp);
-                tensor(so::reduce_window(&x, &init, window, &dims, op, &mut f)?)
+                tensor(k::reduce_window(&x, &init, window, &dims, op, &mut f)?)
             }
             Op::Sort { dim, comp } => {
                 let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
@@ -304,7 +303,7 @@ impl<'p> Executor<'p> {
                     Ok(r.first()
                         .is_some_and(|x| x.to_f64_vec().first().is_some_and(|&v| v != 0.0)))
                 };
-                let mut res = so::sort(&refs, *dim, &mut less)?;
+                let mut res = k::sort(&refs, *dim, &mut less)?;
                 if res.len() == 1 {
                     return tensor(res.remove(0));
                 }
@@ -365,7 +364,7 @@ fn take0(ops: &mut [Value]) -> Result<Value> {
 
 fn read_starts(ops: &[Value]) -> Result<Vec<i64>> {
     ops.iter()
-        .map(|v| Ok(so::to_i64_vec(v.tensor()?).first().copied().unwrap_or(0)))
+        .map(|v| Ok(k::to_i64_vec(v.tensor()?).first().copied().unwrap_or(0)))
         .collect()
 }
 

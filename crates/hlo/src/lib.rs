@@ -47,20 +47,18 @@
 //! ```
 
 mod bundle;
-mod elementwise;
 mod exec;
-mod gemm;
 pub mod ir;
+mod kernels;
 mod literal;
 pub mod npy;
 pub mod parse;
 mod plan;
 mod program;
-mod shape_ops;
 mod tensor;
 
 pub use bundle::{Bundle, BUNDLE_HLO, BUNDLE_NEFF};
-pub use elementwise::{BinaryOp, Direction, UnaryOp};
 pub use exec::{ExecStats, Value};
+pub use kernels::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
 pub use program::Program;
 pub use tensor::{Elem, Tensor, BF16, F16};

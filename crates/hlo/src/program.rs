@@ -19,10 +19,10 @@ pub struct Program {
     tuple_root: bool,
     aliases: AliasMap,
     must_alias: Vec<usize>,
-    /// Whether some kernel may split its work across threads; only then does a step move
-    /// to the engine's pool. A step that cannot use a second thread would only pay for the
-    /// hand-over to a pool thread and back, tens of microseconds here, where the step of a
-    /// small model (examples/mlp_cache) takes 3 µs.
+    /// Whether some kernel may split its work across threads ([`crate::plan::Op::may_split`]);
+    /// only then does a step move to the engine's pool. A step that cannot use a second
+    /// thread would only pay for the hand-over to a pool thread and back, which costs more
+    /// than a whole step of a small model.
     threaded: bool,
 }
 
@@ -130,6 +130,7 @@ impl Program {
             }
         }
         aliases.validate(&params, &outputs)?;
+        let threaded = plans.iter().flatten().any(|p| p.parallel);
         Ok(Program {
             name: module.name.clone(),
             plans,
@@ -139,7 +140,7 @@ impl Program {
             tuple_root,
             aliases,
             must_alias,
-            threaded: has_parallel_work(module),
+            threaded,
         })
     }
 
@@ -307,63 +308,6 @@ impl Program {
         }
         Ok(())
     }
-}
-
-/// Whether any kernel of `module` may split its work across threads: a computing
-/// instruction with an operand or result of at least
-/// [`PAR_THRESHOLD`](crate::elementwise::PAR_THRESHOLD) elements, or a
-/// `dot` that may reach [`PAR_WORK`](crate::gemm::PAR_WORK) multiply-adds. A dot's work is
-/// batch·m·n·k; lhs·rhs·out elements is batch³·m²·n²·k², so its square root bounds the work
-/// from above without reading the dimension numbers.
-fn has_parallel_work(module: &Module) -> bool {
-    let elements = |t: &Type| t.as_array().map_or(0, |a| a.dims.iter().product::<usize>());
-    module.computations.iter().any(|c| {
-        c.instrs.iter().any(|i| {
-            let out = elements(&i.ty);
-            if i.opcode == "dot" && i.operands.len() == 2 {
-                let (l, r) = (
-                    elements(&c.instrs[i.operands[0]].ty),
-                    elements(&c.instrs[i.operands[1]].ty),
-                );
-                let bound = (l as f64 * r as f64 * out as f64).sqrt();
-                bound >= crate::gemm::PAR_WORK as f64
-            } else {
-                // data movement and control flow never split; everything else computes
-                // (elementwise ops, reductions) and may, by its largest array
-                let moves = matches!(
-                    i.opcode.as_str(),
-                    "parameter"
-                        | "constant"
-                        | "tuple"
-                        | "get-tuple-element"
-                        | "reshape"
-                        | "bitcast"
-                        | "copy"
-                        | "broadcast"
-                        | "transpose"
-                        | "iota"
-                        | "slice"
-                        | "dynamic-slice"
-                        | "dynamic-update-slice"
-                        | "scatter"
-                        | "gather"
-                        | "concatenate"
-                        | "pad"
-                        | "reverse"
-                        | "call"
-                        | "fusion"
-                        | "while"
-                        | "conditional"
-                );
-                let largest = i
-                    .operands
-                    .iter()
-                    .map(|&o| elements(&c.instrs[o].ty))
-                    .fold(out, usize::max);
-                !moves && largest >= crate::elementwise::PAR_THRESHOLD
-            }
-        })
-    })
 }
 
 /// Runs `f` on the current pool thread while the pool's other threads stay awake, each

@@ -5,6 +5,7 @@
 //! (`x / 0 == -1`, `x % 0 == x`, `MIN / -1 == MIN`); shifts by the bit width or more give
 //! 0 (or the sign fill for an arithmetic right shift). Large arrays run in parallel.
 
+use super::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
 use crate::tensor::{Elem, Tensor, BF16, F16};
 use ndarray::{ArrayD, Zip};
 use rayon::prelude::*;
@@ -15,180 +16,6 @@ pub(crate) const PAR_THRESHOLD: usize = 1 << 18;
 
 /// Elements per rayon task in parallel elementwise loops.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
-
-/// A unary elementwise opcode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum UnaryOp {
-    Abs,
-    Negate,
-    Sign,
-    Exp,
-    Expm1,
-    Log,
-    Log1p,
-    Sqrt,
-    Rsqrt,
-    Cbrt,
-    Tanh,
-    Logistic,
-    Sin,
-    Cos,
-    Tan,
-    Floor,
-    Ceil,
-    RoundEven,
-    RoundAfz,
-    Not,
-    IsFinite,
-    Popcnt,
-    Clz,
-}
-
-impl UnaryOp {
-    /// The opcode for an HLO spelling.
-    pub fn from_opcode(s: &str) -> Option<UnaryOp> {
-        use UnaryOp::*;
-        Some(match s {
-            "abs" => Abs,
-            "negate" => Negate,
-            "sign" => Sign,
-            "exponential" => Exp,
-            "exponential-minus-one" => Expm1,
-            "log" => Log,
-            "log-plus-one" => Log1p,
-            "sqrt" => Sqrt,
-            "rsqrt" => Rsqrt,
-            "cbrt" => Cbrt,
-            "tanh" => Tanh,
-            "logistic" => Logistic,
-            "sine" => Sin,
-            "cosine" => Cos,
-            "tan" => Tan,
-            "floor" => Floor,
-            "ceil" => Ceil,
-            "round-nearest-even" => RoundEven,
-            "round-nearest-afz" => RoundAfz,
-            "not" => Not,
-            "is-finite" => IsFinite,
-            "popcnt" => Popcnt,
-            "count-leading-zeros" => Clz,
-            _ => return None,
-        })
-    }
-
-    /// Whether the op accepts `dtype`, and the result dtype.
-    pub fn result_dtype(self, d: DType) -> Option<DType> {
-        use UnaryOp::*;
-        let ok = match self {
-            Abs | Negate | Sign => {
-                d != DType::Pred && !d.is_unsigned_int()
-                    || matches!(self, Negate | Sign) && d.is_int()
-            }
-            Not => !d.is_float(),
-            Popcnt | Clz => d.is_int(),
-            IsFinite => d.is_float(),
-            _ => d.is_float(),
-        };
-        ok.then_some(if self == IsFinite { DType::Pred } else { d })
-    }
-}
-
-/// A binary elementwise opcode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum BinaryOp {
-    Add,
-    Subtract,
-    Multiply,
-    Divide,
-    Remainder,
-    Power,
-    Maximum,
-    Minimum,
-    And,
-    Or,
-    Xor,
-    ShiftLeft,
-    ShiftRightArithmetic,
-    ShiftRightLogical,
-    Atan2,
-}
-
-impl BinaryOp {
-    /// The opcode for an HLO spelling.
-    pub fn from_opcode(s: &str) -> Option<BinaryOp> {
-        use BinaryOp::*;
-        Some(match s {
-            "add" => Add,
-            "subtract" => Subtract,
-            "multiply" => Multiply,
-            "divide" => Divide,
-            "remainder" => Remainder,
-            "power" => Power,
-            "maximum" => Maximum,
-            "minimum" => Minimum,
-            "and" => And,
-            "or" => Or,
-            "xor" => Xor,
-            "shift-left" => ShiftLeft,
-            "shift-right-arithmetic" => ShiftRightArithmetic,
-            "shift-right-logical" => ShiftRightLogical,
-            "atan2" => Atan2,
-            _ => return None,
-        })
-    }
-
-    /// Whether the op accepts operands of `d`.
-    pub fn accepts(self, d: DType) -> bool {
-        use BinaryOp::*;
-        match self {
-            And | Or | Xor => !d.is_float(),
-            Maximum | Minimum => true,
-            ShiftLeft | ShiftRightArithmetic | ShiftRightLogical => d.is_int(),
-            Atan2 => d.is_float(),
-            Add | Subtract | Multiply | Divide | Remainder | Power => d != DType::Pred,
-        }
-    }
-}
-
-/// A comparison direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Direction {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Direction {
-    /// The direction for an HLO spelling (`EQ`, `LT`, ...).
-    pub fn parse(s: &str) -> Option<Direction> {
-        Some(match s {
-            "EQ" => Direction::Eq,
-            "NE" => Direction::Ne,
-            "LT" => Direction::Lt,
-            "LE" => Direction::Le,
-            "GT" => Direction::Gt,
-            "GE" => Direction::Ge,
-            _ => return None,
-        })
-    }
-
-    fn test<T: PartialOrd>(self, a: T, b: T) -> bool {
-        match self {
-            Direction::Eq => a == b,
-            Direction::Ne => a != b,
-            Direction::Lt => a < b,
-            Direction::Le => a <= b,
-            Direction::Gt => a > b,
-            Direction::Ge => a >= b,
-        }
-    }
-}
 
 fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
     use UnaryOp::*;
@@ -689,7 +516,7 @@ fn cmp_map<T: Elem>(
 }
 
 /// Compares elementwise; `total_order` uses IEEE totalOrder for floats (`type=TOTALORDER`).
-pub fn compare(dir: Direction, total_order: bool, a: &Tensor, b: &Tensor) -> Tensor {
+pub fn compare(dir: CompareDirection, total_order: bool, a: &Tensor, b: &Tensor) -> Tensor {
     macro_rules! float_cmp {
         ($x:expr, $y:expr, $conv:expr) => {{
             let conv = $conv;
@@ -764,7 +591,7 @@ pub fn clamp(lo: &Tensor, x: Tensor, hi: &Tensor) -> Tensor {
     let dims = x.dims().to_vec();
     let widen = |b: &Tensor| {
         if b.dims().is_empty() && !dims.is_empty() {
-            Some(crate::shape_ops::broadcast_scalar(b, &dims))
+            Some(super::movement::broadcast_scalar(b, &dims))
         } else {
             None
         }

@@ -1,0 +1,36 @@
+//! The kernels: one function per HLO operation family, on [`Tensor`](crate::Tensor)s.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`op_kinds`] | the unary, binary and comparison kinds the planner resolves opcodes into |
+//! | [`elementwise`] | unary, binary, compare, select, clamp, convert, bitcast-convert |
+//! | [`movement`] | reshape, transpose, broadcast, slices, dynamic slices and updates, concatenate, reverse, iota, pad |
+//! | [`indexing`] | gather, scatter |
+//! | [`dot`] (with [`gemm`]) | dot with general dimension numbers |
+//! | [`reduce`] | reduce, reduce-window |
+//! | [`sort`] | sort with a comparator |
+//! | [`shared`] | index arithmetic and element access the others use |
+//!
+//! Kernels assume the planner has type-checked their operands and attributes; they index
+//! only within the shapes the planner validated. Dependencies point one way: `movement`
+//! and `shared` use no other kernel; `elementwise` uses `movement`; the structured kernels
+//! use `elementwise`.
+
+pub(crate) mod dot;
+pub(crate) mod elementwise;
+pub(crate) mod gemm;
+pub(crate) mod indexing;
+pub(crate) mod movement;
+pub(crate) mod op_kinds;
+pub(crate) mod reduce;
+pub(crate) mod shared;
+pub(crate) mod sort;
+
+pub(crate) use dot::*;
+pub(crate) use elementwise::*;
+pub(crate) use indexing::*;
+pub(crate) use movement::*;
+pub(crate) use op_kinds::*;
+pub(crate) use reduce::*;
+pub(crate) use shared::*;
+pub(crate) use sort::*;

@@ -1,0 +1,291 @@
+//! Reductions: `reduce` with a recognised binary reducer as slice loops, any other reducer
+//! evaluated on scalars, and `reduce-window`.
+
+use super::elementwise::BinaryFn;
+use super::movement::broadcast_scalar;
+use super::op_kinds::BinaryOp;
+use super::shared::*;
+use crate::map_tensor;
+use crate::tensor::{Elem, Tensor};
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+use statetensor_core::Result;
+
+/// Moves `reduced` axes last and returns the array in standard layout (borrowed when it
+/// already is, as for a reduction over the trailing axes) with the length of each reduced
+/// run.
+fn reduced_last<'a, T: Elem>(
+    a: &'a ArrayD<T>,
+    reduced: &[usize],
+) -> (ndarray::CowArray<'a, T, IxDyn>, usize) {
+    let kept: Vec<usize> = (0..a.ndim()).filter(|k| !reduced.contains(k)).collect();
+    let order: Vec<usize> = kept.iter().chain(reduced).copied().collect();
+    let run: usize = reduced.iter().map(|&k| a.shape()[k]).product();
+    let v = a.view().permuted_axes(IxDyn(&order));
+    let p = if v.is_standard_layout() {
+        ndarray::CowArray::from(v)
+    } else {
+        ndarray::CowArray::from(v.as_standard_layout().into_owned())
+    };
+    (p, run)
+}
+
+fn reduce_typed<T: BinaryFn>(
+    a: &ArrayD<T>,
+    init: T,
+    reduced: &[usize],
+    op: BinaryOp,
+    out: &[usize],
+) -> ArrayD<T> {
+    let f = T::binary_fn(op);
+    reduce_runs(a, init, reduced, out, |run: &[T]| {
+        run.iter().fold(init, |acc, &x| f(acc, x))
+    })
+}
+
+/// Applies `fold` to every run of reduced elements (in parallel for large inputs).
+fn reduce_runs<T: Elem>(
+    a: &ArrayD<T>,
+    init: T,
+    reduced: &[usize],
+    out: &[usize],
+    fold: impl Fn(&[T]) -> T + Sync,
+) -> ArrayD<T> {
+    let (p, run) = reduced_last(a, reduced);
+    let s = p.as_slice().expect("standard layout");
+    let count: usize = out.iter().product();
+    let v: Vec<T> = if run == 0 {
+        vec![init; count]
+    } else if s.len() >= super::elementwise::PAR_THRESHOLD && count > 1 {
+        s.par_chunks(run).map(&fold).collect()
+    } else {
+        s.chunks(run).map(&fold).collect()
+    };
+    ArrayD::from_shape_vec(IxDyn(out), v).expect("reduce output size")
+}
+
+/// Float sum, maximum or minimum over eight interleaved partial results, so the loop
+/// vectorises (a single running value is one long dependency chain); `init` is applied
+/// once, to the combined result. Sums are reassociated, as XLA's CPU backend does.
+macro_rules! float_reduce {
+    ($a:expr, $init:expr, $reduced:expr, $out:expr, $op:expr, $t:ty) => {{
+        let combine: fn($t, $t) -> $t = match $op {
+            BinaryOp::Add => |x, y| x + y,
+            BinaryOp::Maximum => |x: $t, y: $t| {
+                if x.is_nan() || y.is_nan() {
+                    <$t>::NAN
+                } else {
+                    x.max(y)
+                }
+            },
+            _ => |x: $t, y: $t| {
+                if x.is_nan() || y.is_nan() {
+                    <$t>::NAN
+                } else {
+                    x.min(y)
+                }
+            },
+        };
+        let lanes = |run: &[$t]| -> $t {
+            let mut chunks = run.chunks_exact(8);
+            let Some(first) = chunks.next() else {
+                return run.iter().fold($init, |acc, &x| combine(acc, x));
+            };
+            let mut acc: [$t; 8] = first.try_into().expect("chunk of eight");
+            // compare-and-pick forms of NaN-propagating max/min, which vectorise: a NaN
+            // element is picked (`x != x`), a NaN partial result is never replaced
+            #[allow(clippy::eq_op)]
+            match $op {
+                BinaryOp::Add => chunks
+                    .by_ref()
+                    .for_each(|c| (0..8).for_each(|i| acc[i] += c[i])),
+                BinaryOp::Maximum => chunks.by_ref().for_each(|c| {
+                    (0..8).for_each(|i| {
+                        let pick = c[i] > acc[i] || c[i] != c[i];
+                        acc[i] = if pick { c[i] } else { acc[i] };
+                    })
+                }),
+                _ => chunks.by_ref().for_each(|c| {
+                    (0..8).for_each(|i| {
+                        let pick = c[i] < acc[i] || c[i] != c[i];
+                        acc[i] = if pick { c[i] } else { acc[i] };
+                    })
+                }),
+            }
+            let mut total = combine(
+                combine(combine(acc[0], acc[4]), combine(acc[1], acc[5])),
+                combine(combine(acc[2], acc[6]), combine(acc[3], acc[7])),
+            );
+            for &x in chunks.remainder() {
+                total = combine(total, x);
+            }
+            combine($init, total)
+        };
+        reduce_runs($a, $init, $reduced, $out, lanes)
+    }};
+}
+
+/// `reduce(t, init), dimensions=reduced` with a recognised binary reducer.
+pub fn reduce_binary(
+    t: &Tensor,
+    init: &Tensor,
+    reduced: &[usize],
+    op: BinaryOp,
+    out: &[usize],
+) -> Tensor {
+    if matches!(op, BinaryOp::Add | BinaryOp::Maximum | BinaryOp::Minimum) {
+        match (t, init) {
+            (Tensor::F32(a), Tensor::F32(i)) => {
+                let i = i.first().copied().unwrap_or_default();
+                return Tensor::F32(float_reduce!(a, i, reduced, out, op, f32));
+            }
+            (Tensor::F64(a), Tensor::F64(i)) => {
+                let i = i.first().copied().unwrap_or_default();
+                return Tensor::F64(float_reduce!(a, i, reduced, out, op, f64));
+            }
+            _ => {}
+        }
+    }
+    macro_rules! r {
+        ($($v:ident),*) => {
+            match (t, init) {
+                $((Tensor::$v(a), Tensor::$v(i)) => Tensor::$v(reduce_typed(a, i.first().copied().unwrap_or_default(), reduced, op, out)),)*
+                _ => unreachable!("reduce operands are type-checked"),
+            }
+        };
+    }
+    r!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64)
+}
+
+/// Variadic `reduce` with any reducer computation, evaluated on scalars: `f(accs ++ elems)`.
+pub fn reduce_general(
+    inputs: &[&Tensor],
+    inits: &[&Tensor],
+    reduced: &[usize],
+    out: &[usize],
+    f: &mut dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Tensor>> {
+    let perm: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| map_tensor!(*t, a => reduced_last(a, reduced).0.into_owned()))
+        .collect();
+    let run: usize = reduced.iter().map(|&k| inputs[0].dims()[k]).product();
+    let count: usize = out.iter().product();
+    let mut results: Vec<Tensor> = inits.iter().map(|i| broadcast_scalar(i, out)).collect();
+    for o in 0..count {
+        let mut acc: Vec<Tensor> = inits.iter().map(|t| (*t).clone()).collect();
+        for r in 0..run {
+            let mut args = acc;
+            args.extend(perm.iter().map(|p| element(p, o * run + r)));
+            acc = f(args)?;
+        }
+        for (res, a) in results.iter_mut().zip(&acc) {
+            set_element(res, o, a);
+        }
+    }
+    Ok(results)
+}
+
+/// Window configuration of reduce-window.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    /// Window size per dim.
+    pub size: Vec<usize>,
+    /// Stride per dim.
+    pub stride: Vec<usize>,
+    /// Low padding per dim.
+    pub pad_lo: Vec<i64>,
+    /// High padding per dim.
+    pub pad_hi: Vec<i64>,
+    /// Base (input) dilation per dim.
+    pub base_dilation: Vec<usize>,
+    /// Window dilation per dim.
+    pub window_dilation: Vec<usize>,
+}
+
+/// `reduce-window(t, init)`: padded and dilated positions take the init value, as in XLA.
+pub fn reduce_window(
+    t: &Tensor,
+    init: &Tensor,
+    w: &Window,
+    out: &[usize],
+    op: Option<BinaryOp>,
+    f: &mut dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<Tensor> {
+    let idims = t.dims().to_vec();
+    let istr = strides(&idims);
+    let rank = idims.len();
+    // For each output element, the input offsets in its window (None = padding/hole).
+    let mut res = broadcast_scalar(init, out);
+    let count: usize = out.iter().product();
+    if count == 0 {
+        return Ok(res);
+    }
+    let wcount: usize = w.size.iter().product();
+    let mut oidx = vec![0usize; rank];
+    let mut o = 0;
+    let mut offsets: Vec<Option<usize>> = Vec::with_capacity(wcount);
+    loop {
+        offsets.clear();
+        let mut widx = vec![0usize; rank];
+        if wcount > 0 {
+            loop {
+                let mut off = 0usize;
+                let mut valid = true;
+                for d in 0..rank {
+                    let pos = (oidx[d] * w.stride[d] + widx[d] * w.window_dilation[d]) as i64
+                        - w.pad_lo[d];
+                    if pos < 0 || pos % w.base_dilation[d] as i64 != 0 {
+                        valid = false;
+                        break;
+                    }
+                    let p = (pos / w.base_dilation[d] as i64) as usize;
+                    if p >= idims[d] {
+                        valid = false;
+                        break;
+                    }
+                    off += p * istr[d];
+                }
+                offsets.push(valid.then_some(off));
+                if !next_index(&mut widx, &w.size) {
+                    break;
+                }
+            }
+        }
+        match op {
+            Some(op) => {
+                macro_rules! rw {
+                    ($($v:ident),*) => {
+                        match (&mut res, t, init) {
+                            $((Tensor::$v(r), Tensor::$v(a), Tensor::$v(i)) => {
+                                let f = BinaryFn::binary_fn(op);
+                                let iv = i.first().copied().unwrap_or_default();
+                                let s = a.as_slice().expect("standard layout");
+                                let acc = offsets.iter().fold(iv, |acc, off| f(acc, off.map_or(iv, |k| s[k])));
+                                r.as_slice_mut().expect("standard layout")[o] = acc;
+                            })*
+                            _ => unreachable!("reduce-window operands are type-checked"),
+                        }
+                    };
+                }
+                rw!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64)
+            }
+            None => {
+                let mut acc = init.clone();
+                for off in &offsets {
+                    let e = off.map_or_else(|| init.clone(), |k| element(t, k));
+                    acc = f(vec![acc, e])?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| init.clone());
+                }
+                set_element(&mut res, o, &acc);
+            }
+        }
+        o += 1;
+        if !next_index(&mut oidx, out) {
+            break;
+        }
+    }
+    Ok(res)
+}

@@ -1,0 +1,247 @@
+//! A computation and its instructions: names, types, operands, attributes.
+
+use super::{ParsedInstr, Parser};
+use crate::ir::{Attr, Computation, Instr, Pos};
+use statetensor_core::Result;
+use std::collections::HashMap;
+
+impl<'a> Parser<'a> {
+    pub(super) fn computation(&mut self) -> Result<(Computation, bool)> {
+        let pos = self.pos();
+        let mut name = self.ident("a computation name")?;
+        let mut is_entry = false;
+        if name == "ENTRY" {
+            is_entry = true;
+            self.skip_ws(false)?;
+            name = self.ident("the entry computation's name")?;
+        }
+        // Optional signature `(p: f32[2]) -> f32[2]` and attributes: skip to '{' on this line.
+        self.skip_ws(false)?;
+        if self.eat(b'(') {
+            // signature `(p: f32[2], q: (s32[], f32[])) -> ...`: names and types, checked for form
+            let mut first = true;
+            loop {
+                self.skip_ws(true)?;
+                if self.eat(b')') {
+                    break;
+                }
+                if !first {
+                    self.expect(b',', "between signature parameters")?;
+                    self.skip_ws(true)?;
+                }
+                first = false;
+                self.ident("a signature parameter name")?;
+                self.skip_ws(false)?;
+                self.expect(b':', "after a signature parameter name")?;
+                self.skip_ws(false)?;
+                self.ty()?;
+            }
+        }
+        loop {
+            self.skip_ws(false)?;
+            match self.peek() {
+                Some(b'{') => break,
+                Some(b'-') if self.peek_at(1) == Some(b'>') => {
+                    self.bump();
+                    self.bump();
+                    self.skip_ws(false)?;
+                    self.ty()?;
+                }
+                Some(b',') => {
+                    self.bump();
+                    self.raw_value(b"{")?;
+                }
+                _ => {
+                    return self.err(format!(
+                        "expected '{{' to open computation '{name}', found {}",
+                        self.found()
+                    ))
+                }
+            }
+        }
+        self.expect(b'{', "to open a computation")?;
+        let mut instrs: Vec<Instr> = Vec::new();
+        let mut operand_names: Vec<Vec<(String, Pos)>> = Vec::new();
+        let mut root = None;
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        loop {
+            self.skip_ws(true)?;
+            if self.eat(b'}') {
+                break;
+            }
+            if self.peek().is_none() {
+                return self.err_at(
+                    pos,
+                    format!("computation '{name}' is not closed: expected '}}'"),
+                );
+            }
+            let ipos = self.pos();
+            let (instr, operands, is_root) = self.instruction()?;
+            if by_name.insert(instr.name.clone(), instrs.len()).is_some() {
+                return self.err_at(
+                    ipos,
+                    format!("instruction '{}' is defined twice in '{name}'", instr.name),
+                );
+            }
+            if is_root {
+                if root.is_some() {
+                    return self.err_at(ipos, format!("a second ROOT in computation '{name}'"));
+                }
+                root = Some(instrs.len());
+            }
+            instrs.push(instr);
+            operand_names.push(operands);
+        }
+        if instrs.is_empty() {
+            return self.err_at(pos, format!("computation '{name}' has no instructions"));
+        }
+        for (instr, names) in instrs.iter_mut().zip(operand_names) {
+            for (n, npos) in names {
+                match by_name.get(&n) {
+                    Some(&i) => instr.operands.push(i),
+                    None => {
+                        return self.err_at(
+                            npos,
+                            format!("unknown operand '{n}' in computation '{name}'"),
+                        )
+                    }
+                }
+            }
+        }
+        let mut params: Vec<Option<usize>> = Vec::new();
+        for (i, instr) in instrs.iter().enumerate() {
+            if let Some(p) = instr.parameter_number {
+                if p >= instrs.len() {
+                    return self.err_at(
+                        instr.pos,
+                        format!("parameter number {p} is larger than the computation"),
+                    );
+                }
+                if params.len() <= p {
+                    params.resize(p + 1, None);
+                }
+                if params[p].is_some() {
+                    return self.err_at(
+                        instr.pos,
+                        format!("parameter({p}) is declared twice in '{name}'"),
+                    );
+                }
+                params[p] = Some(i);
+            }
+        }
+        let params = params
+            .into_iter()
+            .enumerate()
+            .map(|(p, i)| {
+                i.map_or_else(
+                    || self.err_at(pos, format!("computation '{name}' lacks parameter({p})")),
+                    Ok,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let root = root.unwrap_or(instrs.len() - 1);
+        Ok((
+            Computation {
+                name,
+                instrs,
+                root,
+                params,
+                pos,
+            },
+            is_entry,
+        ))
+    }
+
+    pub(super) fn instruction(&mut self) -> Result<ParsedInstr> {
+        let pos = self.pos();
+        let mut name = self.ident("an instruction name")?;
+        let mut is_root = false;
+        if name == "ROOT" {
+            is_root = true;
+            self.skip_ws(false)?;
+            name = self.ident("an instruction name after ROOT")?;
+        }
+        self.skip_ws(false)?;
+        self.expect(b'=', &format!("after instruction name '{name}'"))?;
+        self.skip_ws(false)?;
+        let ty = self.ty()?;
+        self.skip_ws(false)?;
+        let opcode = self.ident("an opcode")?;
+        self.skip_ws(false)?;
+        self.expect(b'(', &format!("to open the operands of '{opcode}'"))?;
+        let mut operands = Vec::new();
+        let mut literal = None;
+        let mut parameter_number = None;
+        if opcode == "constant" {
+            let v = self.raw_value(b")")?;
+            literal = Some(v);
+            self.expect(b')', "to close a constant literal")?;
+        } else if opcode == "parameter" {
+            self.skip_ws(false)?;
+            parameter_number = Some(self.number("a parameter number")?);
+            self.skip_ws(false)?;
+            self.expect(b')', "to close parameter(N)")?;
+        } else {
+            loop {
+                self.skip_ws(true)?;
+                if self.eat(b')') {
+                    break;
+                }
+                if !operands.is_empty() {
+                    self.expect(b',', "between operands")?;
+                    self.skip_ws(true)?;
+                }
+                // torch-xla and older XLA print a type before each operand.
+                if self.peek() == Some(b'(') || self.starts_with_type() {
+                    self.ty()?;
+                    self.skip_ws(false)?;
+                }
+                let opos = self.pos();
+                let n = self.ident("an operand name")?;
+                operands.push((n, opos));
+            }
+        }
+        let mut attrs = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if !self.eat(b',') {
+                break;
+            }
+            self.skip_ws(false)?;
+            let aname = self.ident("an attribute name")?;
+            self.skip_ws(false)?;
+            self.expect(b'=', &format!("after attribute name '{aname}'"))?;
+            self.skip_ws(false)?;
+            let apos = self.pos();
+            let value = self.raw_value(b"}")?;
+            attrs.push(Attr {
+                name: aname,
+                value,
+                pos: apos,
+            });
+        }
+        match self.peek() {
+            None | Some(b'\n') | Some(b'}') => {}
+            _ => {
+                return self.err(format!(
+                    "expected ',' or end of line after instruction '{name}', found {}",
+                    self.found()
+                ))
+            }
+        }
+        Ok((
+            Instr {
+                name,
+                ty,
+                opcode,
+                operands: Vec::new(),
+                attrs,
+                literal,
+                parameter_number,
+                pos,
+            },
+            operands,
+            is_root,
+        ))
+    }
+}

@@ -1,0 +1,207 @@
+//! The `HloModule` line (alias config, buffer donors, entry layout) and the module's
+//! computations and debug sections.
+
+use super::{Parser, DEBUG_SECTIONS};
+use crate::ir::{AliasEntry, Computation, Module, Pos, Type};
+use statetensor_core::Result;
+
+impl<'a> Parser<'a> {
+    pub(super) fn module(&mut self) -> Result<Module> {
+        self.skip_ws(true)?;
+        let kw = self.ident("'HloModule'")?;
+        if kw != "HloModule" {
+            return self.err_at(
+                Pos { line: 1, column: 1 },
+                format!("expected 'HloModule' at the start, found '{kw}'"),
+            );
+        }
+        self.skip_ws(false)?;
+        let name = self.ident("a module name")?;
+        let mut aliases = Vec::new();
+        let mut entry_layout = None;
+        loop {
+            self.skip_ws(false)?;
+            if !self.eat(b',') {
+                break;
+            }
+            self.skip_ws(false)?;
+            let attr = self.ident("a module attribute name")?;
+            self.skip_ws(false)?;
+            self.expect(b'=', "after a module attribute name")?;
+            self.skip_ws(false)?;
+            if attr == "input_output_alias" {
+                aliases = self.alias_config()?;
+            } else if attr == "entry_computation_layout" {
+                entry_layout = Some(self.entry_layout()?);
+            } else {
+                self.raw_value(&[])?;
+            }
+        }
+        let mut computations: Vec<Computation> = Vec::new();
+        let mut entry = None;
+        loop {
+            self.skip_ws(true)?;
+            if self.peek().is_none() {
+                break;
+            }
+            let save = (self.at, self.line, self.col);
+            let word = self.ident("a computation")?;
+            if DEBUG_SECTIONS.contains(&word.as_str()) {
+                self.skip_section();
+                continue;
+            }
+            (self.at, self.line, self.col) = save;
+            let pos = self.pos();
+            let (comp, is_entry) = self.computation()?;
+            if computations.iter().any(|c| c.name == comp.name) {
+                return self.err_at(pos, format!("computation '{}' is defined twice", comp.name));
+            }
+            if is_entry {
+                if entry.is_some() {
+                    return self
+                        .err_at(pos, "a second ENTRY computation; a module has exactly one");
+                }
+                entry = Some(computations.len());
+            }
+            computations.push(comp);
+        }
+        let entry = match entry {
+            Some(e) => e,
+            // XLA treats the last computation as the entry when none is marked.
+            None if !computations.is_empty() => computations.len() - 1,
+            None => return self.err("expected at least one computation, found end of input"),
+        };
+        Ok(Module {
+            name,
+            file: self.file.to_string(),
+            computations,
+            entry,
+            aliases,
+            entry_layout,
+        })
+    }
+
+    /// Skips a debug section: lines up to the next empty line.
+    pub(super) fn skip_section(&mut self) {
+        loop {
+            while !matches!(self.peek(), None | Some(b'\n')) {
+                self.bump();
+            }
+            self.bump();
+            let mut k = self.at;
+            while matches!(self.src.get(k), Some(b' ' | b'\t' | b'\r')) {
+                k += 1;
+            }
+            if matches!(self.src.get(k), None | Some(b'\n')) {
+                return;
+            }
+        }
+    }
+
+    /// `{(f32[4]{0}, s32[])->(f32[], s32[])}`.
+    pub(super) fn entry_layout(&mut self) -> Result<(Vec<Type>, Type, Pos)> {
+        let pos = self.pos();
+        self.expect(b'{', "to open entry_computation_layout")?;
+        self.skip_ws(false)?;
+        self.expect(
+            b'(',
+            "to open the parameter types of entry_computation_layout",
+        )?;
+        let mut params = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(b')') {
+                break;
+            }
+            if !params.is_empty() {
+                self.expect(b',', "between parameter types")?;
+                self.skip_ws(false)?;
+            }
+            params.push(self.ty()?);
+        }
+        self.skip_ws(false)?;
+        self.expect(b'-', "before '->' in entry_computation_layout")?;
+        self.expect(b'>', "in '->' of entry_computation_layout")?;
+        self.skip_ws(false)?;
+        let result = self.ty()?;
+        self.skip_ws(false)?;
+        self.expect(b'}', "to close entry_computation_layout")?;
+        Ok((params, result, pos))
+    }
+
+    /// `{ {0}: (1, {}, may-alias), ... }` or the short `{ {}: 0 }`.
+    pub(super) fn alias_config(&mut self) -> Result<Vec<AliasEntry>> {
+        self.expect(b'{', "to open input_output_alias")?;
+        let mut out = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(b'}') {
+                break;
+            }
+            if !out.is_empty() {
+                self.expect(b',', "between input_output_alias entries")?;
+                self.skip_ws(false)?;
+            }
+            let pos = self.pos();
+            let output_index = self.shape_index()?;
+            self.skip_ws(false)?;
+            self.expect(b':', "after an output shape index")?;
+            self.skip_ws(false)?;
+            let (param, param_index, must_alias) = if self.eat(b'(') {
+                self.skip_ws(false)?;
+                let param = self.number("a parameter number")?;
+                self.skip_ws(false)?;
+                self.expect(b',', "after the parameter number")?;
+                self.skip_ws(false)?;
+                let idx = self.shape_index()?;
+                self.skip_ws(false)?;
+                let mut must = false;
+                if self.eat(b',') {
+                    self.skip_ws(false)?;
+                    let kind_pos = self.pos();
+                    let kind = self.ident("an alias kind")?;
+                    must = match kind.as_str() {
+                        "must-alias" | "must_alias" => true,
+                        "may-alias" | "may_alias" => false,
+                        other => {
+                            return self.err_at(
+                                kind_pos,
+                                format!("expected 'may-alias' or 'must-alias', found '{other}'"),
+                            )
+                        }
+                    };
+                    self.skip_ws(false)?;
+                }
+                self.expect(b')', "to close an alias entry")?;
+                (param, idx, must)
+            } else {
+                (self.number("a parameter number or '('")?, Vec::new(), false)
+            };
+            out.push(AliasEntry {
+                output_index,
+                param,
+                param_index,
+                must_alias,
+                pos,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `{}` or `{1,2}`.
+    pub(super) fn shape_index(&mut self) -> Result<Vec<usize>> {
+        self.expect(b'{', "to open a shape index")?;
+        let mut v = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(b'}') {
+                return Ok(v);
+            }
+            if !v.is_empty() {
+                self.expect(b',', "in a shape index")?;
+                self.skip_ws(false)?;
+            }
+            v.push(self.number("a shape index element")?);
+        }
+    }
+}

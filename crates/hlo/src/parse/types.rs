@@ -1,0 +1,90 @@
+//! Types: element types, array shapes with layouts, tuples, tokens.
+
+use super::Parser;
+use crate::ir::{ArrayType, Type};
+use statetensor_core::{DType, Result};
+
+impl<'a> Parser<'a> {
+    /// Whether the text at the cursor is a dtype followed by `[`.
+    pub(super) fn starts_with_type(&self) -> bool {
+        let mut k = self.at;
+        while self.src.get(k).is_some_and(|b| b.is_ascii_alphanumeric()) {
+            k += 1;
+        }
+        self.src.get(k) == Some(&b'[')
+            && std::str::from_utf8(&self.src[self.at..k])
+                .is_ok_and(|w| DType::from_hlo_name(w).is_some() || w == "token")
+    }
+
+    /// A type: `f32[2,3]{1,0}`, `(f32[], s32[2])`, `token[]`.
+    pub(super) fn ty(&mut self) -> Result<Type> {
+        if self.eat(b'(') {
+            let mut elems = Vec::new();
+            loop {
+                self.skip_ws(true)?;
+                if self.eat(b')') {
+                    return Ok(Type::Tuple(elems));
+                }
+                if !elems.is_empty() {
+                    self.expect(b',', "between tuple element types")?;
+                    self.skip_ws(true)?;
+                }
+                elems.push(self.ty()?);
+            }
+        }
+        let pos = self.pos();
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_alphanumeric()) {
+            self.bump();
+        }
+        let word = std::str::from_utf8(&self.src[start..self.at]).unwrap_or("");
+        if word == "token" {
+            self.expect(b'[', "after 'token'")?;
+            self.expect(b']', "after 'token['")?;
+            return Ok(Type::Token);
+        }
+        let Some(dtype) = DType::from_hlo_name(word) else {
+            return if word.is_empty() {
+                self.err_at(
+                    pos,
+                    format!("expected a type such as 'f32[2,3]', found {}", self.found()),
+                )
+            } else {
+                self.err_at(
+                    pos,
+                    format!("unsupported element type '{word}': expected pred, s8..s64, u8..u64, f16, bf16, f32 or f64"),
+                )
+            };
+        };
+        self.expect(b'[', &format!("after element type '{word}'"))?;
+        let mut dims = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(b']') {
+                break;
+            }
+            if !dims.is_empty() {
+                self.expect(b',', "between dimensions")?;
+                self.skip_ws(false)?;
+            }
+            if matches!(self.peek(), Some(b'<' | b'?')) {
+                return self.err(
+                    "dynamic dimensions ('<=N', '?') are not supported: expected a static size",
+                );
+            }
+            dims.push(self.number("a dimension size")?);
+        }
+        if self.peek() == Some(b'{') {
+            // layout: {1,0} or {1,0:T(8,128)} — parsed for balance, then dropped
+            self.skip_group()?;
+        }
+        let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if count
+            .and_then(|c| c.checked_mul(dtype.size_bytes()))
+            .is_none()
+        {
+            return self.err_at(pos, "array type is too large: its byte size overflows");
+        }
+        Ok(Type::Array(ArrayType { dtype, dims }))
+    }
+}

@@ -1,0 +1,182 @@
+//! Reading instruction attributes: lists, numbers, called computations, slices, padding,
+//! windows.
+
+use super::{ctx, CompPlan, Planner};
+use crate::ir::{ArrayType, Attr, Instr, Type};
+use crate::kernels::Window;
+use statetensor_core::{DType, Error, Result};
+
+/// Parses `{1,2,3}` (or `{}`) into numbers.
+pub(crate) fn int_list(s: &str) -> Option<Vec<i64>> {
+    let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    if inner.is_empty() {
+        return Some(Vec::new());
+    }
+    inner.split(',').map(|x| x.trim().parse().ok()).collect()
+}
+
+impl<'a> Planner<'a> {
+    pub(super) fn err<T>(&self, instr: &Instr, msg: impl Into<String>) -> Result<T> {
+        Err(Error::invalid_model(ctx(self.comp, instr), msg))
+    }
+
+    pub(super) fn attr<'i>(&self, instr: &'i Instr, name: &str) -> Result<&'i Attr> {
+        match instr.attr(name) {
+            Some(a) => Ok(a),
+            None => self.err(instr, format!("{} needs attribute '{name}'", instr.opcode)),
+        }
+    }
+
+    pub(super) fn usize_list(&self, instr: &Instr, name: &str) -> Result<Vec<usize>> {
+        let a = self.attr(instr, name)?;
+        match int_list(&a.value) {
+            Some(v) if v.iter().all(|&x| x >= 0) => Ok(v.into_iter().map(|x| x as usize).collect()),
+            _ => self.err(
+                instr,
+                format!(
+                    "attribute {name}={} : expected a list like {{0,1}}",
+                    a.value
+                ),
+            ),
+        }
+    }
+
+    pub(super) fn opt_usize_list(&self, instr: &Instr, name: &str) -> Result<Vec<usize>> {
+        if instr.attr(name).is_some() {
+            self.usize_list(instr, name)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    pub(super) fn usize_attr(&self, instr: &Instr, name: &str) -> Result<usize> {
+        let a = self.attr(instr, name)?;
+        match a.value.trim().parse() {
+            Ok(v) => Ok(v),
+            Err(_) => self.err(
+                instr,
+                format!("attribute {name}={}: expected a number", a.value),
+            ),
+        }
+    }
+
+    pub(super) fn comp_attr(&self, instr: &Instr, name: &str) -> Result<usize> {
+        let a = self.attr(instr, name)?;
+        self.module.computation_index(a.value.trim()).map_or_else(
+            || self.err(instr, format!("no computation named '{}'", a.value)),
+            Ok,
+        )
+    }
+
+    pub(super) fn plan_of(&self, c: usize) -> &CompPlan {
+        self.plans[c].as_ref().expect("callees are compiled first")
+    }
+
+    pub(super) fn array<'t>(
+        &self,
+        instr: &Instr,
+        t: &'t Type,
+        what: &str,
+    ) -> Result<&'t ArrayType> {
+        match t {
+            Type::Array(a) => Ok(a),
+            other => self.err(instr, format!("{what} must be an array, found {other}")),
+        }
+    }
+}
+
+/// A rank-0 array type.
+pub(crate) fn scalar(d: DType) -> Type {
+    Type::Array(ArrayType {
+        dtype: d,
+        dims: Vec::new(),
+    })
+}
+
+/// `{[0:2], [1:5:2]}` into (start, limit, stride) triples.
+pub(super) fn parse_slice(s: &str) -> Option<Vec<(usize, usize, usize)>> {
+    let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    if inner.is_empty() {
+        return Some(Vec::new());
+    }
+    inner
+        .split(',')
+        .map(|part| {
+            let p = part.trim().strip_prefix('[')?.strip_suffix(']')?;
+            let nums: Vec<usize> = p
+                .split(':')
+                .map(|x| x.trim().parse().ok())
+                .collect::<Option<_>>()?;
+            match nums[..] {
+                [a, b] => Some((a, b, 1)),
+                [a, b, c] => Some((a, b, c)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `0_1_0x2_2` into (lo, hi, interior) per dim (interior defaults to 0).
+pub(super) fn parse_padding(s: &str) -> Option<Vec<(i64, i64, i64)>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Some(Vec::new());
+    }
+    s.split('x')
+        .map(|d| {
+            let n: Vec<i64> = d
+                .split('_')
+                .map(|x| x.trim().parse().ok())
+                .collect::<Option<_>>()?;
+            match n[..] {
+                [lo, hi] => Some((lo, hi, 0)),
+                [lo, hi, i] => Some((lo, hi, i)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `{size=1x2 stride=1x2 pad=0_0x0_1 lhs_dilate=1x1 rhs_dilate=1x1}`.
+pub(super) fn parse_window(s: &str, rank: usize) -> Option<Window> {
+    let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    let ones = vec![1usize; rank];
+    let mut w = Window {
+        size: ones.clone(),
+        stride: ones.clone(),
+        pad_lo: vec![0; rank],
+        pad_hi: vec![0; rank],
+        base_dilation: ones.clone(),
+        window_dilation: ones,
+    };
+    let nums =
+        |v: &str| -> Option<Vec<usize>> { v.split('x').map(|x| x.trim().parse().ok()).collect() };
+    for field in inner.split_whitespace() {
+        let (k, v) = field.split_once('=')?;
+        let list = match k {
+            "size" => &mut w.size,
+            "stride" => &mut w.stride,
+            "lhs_dilate" => &mut w.base_dilation,
+            "rhs_dilate" => &mut w.window_dilation,
+            "pad" => {
+                let p = parse_padding(v)?;
+                if p.len() != rank {
+                    return None;
+                }
+                w.pad_lo = p.iter().map(|x| x.0).collect();
+                w.pad_hi = p.iter().map(|x| x.1).collect();
+                continue;
+            }
+            "rhs_reversal" => continue,
+            _ => return None,
+        };
+        *list = nums(v)?;
+        if list.len() != rank {
+            return None;
+        }
+    }
+    let positive = |v: &[usize]| v.iter().all(|&x| x > 0);
+    (rank == 0
+        || (positive(&w.stride) && positive(&w.base_dilation) && positive(&w.window_dilation)))
+    .then_some(w)
+}

@@ -1,0 +1,374 @@
+//! The planner: type-checks every instruction and compiles each computation once into an
+//! execution plan — resolved attributes, operand slots, a schedule, and the last use of
+//! every value — so execution does no parsing and no name lookups.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | this one | the plan's types ([`Op`], [`Step`], [`CompPlan`]), compiling a module, dispatching an instruction to its family |
+//! | `attrs` | reading attributes: lists, numbers, slices, padding, windows, called computations |
+//! | `schedule` | dependency order, the in-place-friendly schedule, last uses |
+//! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts |
+//! | `movement` | reshape, broadcast, transpose, slices, dynamic slices and updates, concatenate, pad, reverse |
+//! | `structured` | gather, scatter, dot, reduce, reduce-window, sort, and recognising reducer computations |
+//! | `control` | tuples, calls, while, conditional |
+//!
+//! The schedule is a topological order that runs the other readers of a buffer before a
+//! `dynamic-update-slice` or `scatter` overwrites it, so the update can happen in place
+//! (functional semantics, without a defensive copy). Values are dropped after
+//! their last reader.
+
+use crate::ir::{Computation, Instr, Module, Type};
+use crate::kernels::gemm::PAR_WORK;
+use crate::kernels::{
+    BinaryOp, CompareDirection, DotDims, IndexDims, UnaryOp, Window, PAR_THRESHOLD,
+};
+use crate::tensor::Tensor;
+use statetensor_core::{DType, Error, Result};
+use std::sync::Arc;
+
+/// An instruction with its attributes resolved.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Constant(Arc<Tensor>),
+    Iota(usize),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Compare(CompareDirection, bool),
+    Select,
+    Clamp,
+    Convert(DType),
+    BitcastConvert,
+    Reshape,
+    Broadcast(Vec<usize>),
+    Transpose(Vec<usize>),
+    Copy,
+    Slice {
+        start: Vec<usize>,
+        limit: Vec<usize>,
+        stride: Vec<usize>,
+    },
+    DynamicSlice(Vec<usize>),
+    DynamicUpdateSlice,
+    Concatenate(usize),
+    Pad {
+        lo: Vec<i64>,
+        interior: Vec<usize>,
+    },
+    Reverse(Vec<usize>),
+    Gather {
+        dims: IndexDims,
+        slice_sizes: Vec<usize>,
+    },
+    Scatter {
+        dims: IndexDims,
+        comp: usize,
+        reducer: Reducer,
+    },
+    Dot(DotDims),
+    Reduce {
+        dims: Vec<usize>,
+        comp: usize,
+        reducer: Reducer,
+    },
+    ReduceWindow {
+        window: Window,
+        comp: usize,
+        reducer: Reducer,
+    },
+    Sort {
+        dim: usize,
+        comp: usize,
+    },
+    Tuple,
+    GetTupleElement(usize),
+    Call(usize),
+    While {
+        cond: usize,
+        body: usize,
+    },
+    Conditional(Vec<usize>),
+    Identity,
+}
+
+/// A recognised reducer computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reducer {
+    /// `ROOT = op(p0, p1)`.
+    Binary(BinaryOp),
+    /// `ROOT = p1` (scatter's "set").
+    Replace,
+    /// Anything else: evaluated as a computation.
+    General,
+}
+
+/// One scheduled instruction.
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    pub op: Op,
+    pub operands: Vec<usize>,
+    /// `take[k]`: operand k's value is not read after this step, so it can be moved.
+    pub take: Vec<bool>,
+    pub out: usize,
+    /// Nobody reads the result (it is dropped at once).
+    pub dead: bool,
+    pub ty: Type,
+    pub name: String,
+    pub line: usize,
+}
+
+/// A computation compiled for execution.
+#[derive(Clone, Debug)]
+pub(crate) struct CompPlan {
+    pub name: String,
+    pub steps: Vec<Step>,
+    pub nslots: usize,
+    /// Slot of each parameter; `None` when the parameter is never read.
+    pub params: Vec<Option<usize>>,
+    pub param_types: Vec<Type>,
+    pub root: usize,
+    pub root_ty: Type,
+    /// Some step may split its work across threads ([`Op::may_split`]).
+    pub parallel: bool,
+}
+
+mod attrs;
+mod control;
+mod movement;
+mod schedule;
+mod structured;
+mod values;
+
+pub(crate) use attrs::scalar;
+
+fn ctx(comp: &Computation, instr: &Instr) -> String {
+    format!("line {}: %{} in {}", instr.pos.line, instr.name, comp.name)
+}
+
+/// Compiles every computation reachable from the entry.
+pub(crate) fn compile(module: &Module) -> Result<Vec<Option<CompPlan>>> {
+    let mut plans: Vec<Option<CompPlan>> = vec![None; module.computations.len()];
+    let mut visiting = vec![false; module.computations.len()];
+    compile_comp(module, module.entry, &mut plans, &mut visiting)?;
+    Ok(plans)
+}
+
+fn compile_comp(
+    module: &Module,
+    c: usize,
+    plans: &mut Vec<Option<CompPlan>>,
+    visiting: &mut Vec<bool>,
+) -> Result<()> {
+    if plans[c].is_some() {
+        return Ok(());
+    }
+    let comp = &module.computations[c];
+    if visiting[c] {
+        return Err(Error::invalid_model(
+            &comp.name,
+            "computation calls itself (recursion is not allowed in HLO)",
+        ));
+    }
+    visiting[c] = true;
+    // callees first, so their signatures are known
+    for instr in &comp.instrs {
+        for name in called_names(instr) {
+            let (n, attr) = name;
+            let Some(idx) = module.computation_index(&n) else {
+                return Err(Error::invalid_model(
+                    ctx(comp, instr),
+                    format!("{attr}={n}: no computation named '{n}' in the module"),
+                ));
+            };
+            compile_comp(module, idx, plans, visiting)?;
+        }
+    }
+    let plan = Planner {
+        module,
+        comp,
+        plans,
+    }
+    .plan()?;
+    plans[c] = Some(plan);
+    visiting[c] = false;
+    Ok(())
+}
+
+/// Names of the computations an instruction calls, with the attribute naming each.
+pub(super) fn called_names(instr: &Instr) -> Vec<(String, &'static str)> {
+    let mut v = Vec::new();
+    for key in [
+        "to_apply",
+        "calls",
+        "condition",
+        "body",
+        "true_computation",
+        "false_computation",
+    ] {
+        if let Some(a) = instr.attr(key) {
+            v.push((a.value.trim_start_matches('%').to_string(), key));
+        }
+    }
+    if let Some(a) = instr.attr("branch_computations") {
+        for n in a.value.trim_matches(|c| c == '{' || c == '}').split(',') {
+            let n = n.trim().trim_start_matches('%');
+            if !n.is_empty() {
+                v.push((n.to_string(), "branch_computations"));
+            }
+        }
+    }
+    v
+}
+
+struct Planner<'a> {
+    module: &'a Module,
+    comp: &'a Computation,
+    plans: &'a Vec<Option<CompPlan>>,
+}
+
+impl Op {
+    /// True for ops that only move, select or index data, or run other computations: they
+    /// never split their work across threads.
+    pub(crate) fn moves_data(&self) -> bool {
+        matches!(
+            self,
+            Op::Constant(_)
+                | Op::Iota(_)
+                | Op::Reshape
+                | Op::Copy
+                | Op::Identity
+                | Op::Broadcast(_)
+                | Op::Transpose(_)
+                | Op::Slice { .. }
+                | Op::DynamicSlice(_)
+                | Op::DynamicUpdateSlice
+                | Op::Concatenate(_)
+                | Op::Pad { .. }
+                | Op::Reverse(_)
+                | Op::Gather { .. }
+                | Op::Scatter { .. }
+                | Op::Tuple
+                | Op::GetTupleElement(_)
+                | Op::Call(_)
+                | Op::While { .. }
+                | Op::Conditional(_)
+        )
+    }
+
+    /// Whether this op, producing `out` from `operands`, may split its work across threads:
+    /// a matrix product that may reach [`PAR_WORK`] multiply-adds, or a computing op
+    /// (elementwise, reduction, sort) with an operand or result at least [`PAR_THRESHOLD`]
+    /// long. A dot's work is batch·m·n·k; lhs·rhs·out elements is batch³·m²·n²·k², so its
+    /// square root bounds the work from above without reading the dimension numbers.
+    pub(crate) fn may_split(&self, out: &Type, operands: &[&Type]) -> bool {
+        let elements = |t: &Type| t.as_array().map_or(0, |a| a.dims.iter().product::<usize>());
+        match (self, operands) {
+            (Op::Dot(_), [l, r]) => {
+                let bound = (elements(l) as f64 * elements(r) as f64 * elements(out) as f64).sqrt();
+                bound >= PAR_WORK as f64
+            }
+            _ if self.moves_data() => false,
+            _ => {
+                let largest = operands
+                    .iter()
+                    .map(|t| elements(t))
+                    .fold(elements(out), usize::max);
+                largest >= PAR_THRESHOLD
+            }
+        }
+    }
+}
+
+impl<'a> Planner<'a> {
+    /// Resolves one instruction and infers its type from its operands, by family.
+    pub(super) fn op(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
+        let opc = instr.opcode.as_str();
+        if UnaryOp::from_opcode(opc).is_some() || BinaryOp::from_opcode(opc).is_some() {
+            return self.elementwise_op(instr, ots);
+        }
+        match opc {
+            "constant" | "iota" | "compare" | "select" | "clamp" | "convert"
+            | "bitcast-convert" | "partition-id" | "replica-id" => self.value_op(instr, ots),
+            "bitcast"
+            | "reshape"
+            | "broadcast"
+            | "transpose"
+            | "copy"
+            | "opt-barrier"
+            | "optimization-barrier"
+            | "slice"
+            | "dynamic-slice"
+            | "dynamic-update-slice"
+            | "concatenate"
+            | "pad"
+            | "reverse" => self.movement_op(instr, ots),
+            "gather" => self.gather(instr, ots),
+            "scatter" => self.scatter(instr, ots),
+            "dot" => self.dot(instr, ots),
+            "reduce" => self.reduce(instr, ots),
+            "reduce-window" => self.reduce_window(instr, ots),
+            "sort" => self.sort(instr, ots),
+            "tuple" | "get-tuple-element" | "call" | "fusion" | "while" | "conditional" => {
+                self.control_op(instr, ots)
+            }
+            "custom-call" => {
+                let target = instr
+                    .attr("custom_call_target")
+                    .map(|a| a.value.clone())
+                    .unwrap_or_default();
+                Err(Error::Unsupported {
+                    context: ctx(self.comp, instr),
+                    what: format!("custom-call {target} (a backend-specific kernel; statetensor executes only standard HLO ops)"),
+                })
+            }
+            other => Err(Error::Unsupported {
+                context: ctx(self.comp, instr),
+                what: format!("opcode '{other}'"),
+            }),
+        }
+    }
+
+    /// The error for an opcode dispatched to a family that does not hold it (a bug).
+    pub(super) fn misrouted<T>(&self, instr: &Instr, family: &str) -> Result<T> {
+        self.err(
+            instr,
+            format!(
+                "internal: opcode '{}' reached the {family} planner",
+                instr.opcode
+            ),
+        )
+    }
+}
+
+/// Binds, for one instruction, its opcode and the operand checks every family of ops uses:
+/// `want(k)` (exactly k operands), `arr(k)` (operand k as an array), `declared()` (the
+/// declared result as an array) and `same_dims(a, b, what)`.
+macro_rules! operand_checks {
+    ($planner:ident, $instr:ident, $ots:ident => $opc:ident, $want:ident, $arr:ident, $declared:ident, $same_dims:ident) => {
+        let $opc = $instr.opcode.as_str();
+        #[allow(unused_variables)]
+        let $want = |k: usize| -> Result<()> {
+            if $ots.len() != k {
+                return $planner.err(
+                    $instr,
+                    format!("{} takes {k} operand(s), found {}", $opc, $ots.len()),
+                );
+            }
+            Ok(())
+        };
+        #[allow(unused_variables)]
+        let $arr = |k: usize| match $ots.get(k) {
+            Some(t) => $planner.array($instr, t, &format!("operand {k} of {}", $opc)),
+            None => $planner.err($instr, format!("{} is missing operand {k}", $opc)),
+        };
+        #[allow(unused_variables)]
+        let $declared = || $planner.array($instr, &$instr.ty, &format!("the result of {}", $opc));
+        #[allow(unused_variables)]
+        let $same_dims = |a: &ArrayType, b: &ArrayType, what: &str| -> Result<()> {
+            if a.dims != b.dims {
+                return $planner.err($instr, format!("{}: {what} dims differ: {a} vs {b}", $opc));
+            }
+            Ok(())
+        };
+    };
+}
+pub(super) use operand_checks;

@@ -1,0 +1,288 @@
+//! Data movement: reshape and bitcast, broadcast, transpose, copies, slices, dynamic slices
+//! and updates, concatenate, pad, reverse.
+
+use super::attrs::{parse_padding, parse_slice};
+use super::{operand_checks, Op, Planner};
+use crate::ir::{ArrayType, Instr, Type};
+use statetensor_core::Result;
+use std::collections::BTreeSet;
+
+impl<'a> Planner<'a> {
+    /// Plans a data-movement op.
+    pub(super) fn movement_op(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
+        operand_checks!(self, instr, ots => opc, want, arr, declared, same_dims);
+        Ok(match opc {
+            "bitcast" if arr(0)?.dtype != declared()?.dtype => {
+                // XLA's layout-level bitcast may also reinterpret the element type
+                want(1)?;
+                let (a, d) = (arr(0)?, declared()?);
+                if a.size_bytes() != d.size_bytes() {
+                    return self.err(
+                        instr,
+                        format!("bitcast from {a} to {d} changes the byte size"),
+                    );
+                }
+                (Op::BitcastConvert, instr.ty.clone())
+            }
+            "reshape" | "bitcast" => {
+                want(1)?;
+                let (a, d) = (arr(0)?, declared()?);
+                if a.dtype != d.dtype || a.element_count() != d.element_count() {
+                    return self.err(
+                        instr,
+                        format!("{opc} from {a} to {d} changes the element type or count"),
+                    );
+                }
+                (Op::Reshape, instr.ty.clone())
+            }
+            "broadcast" => {
+                want(1)?;
+                let (a, d) = (arr(0)?, declared()?);
+                let dims = self.usize_list(instr, "dimensions")?;
+                let mut seen = BTreeSet::new();
+                if dims.len() != a.dims.len()
+                    || a.dtype != d.dtype
+                    || dims.iter().enumerate().any(|(i, &t)| {
+                        t >= d.dims.len()
+                            || !seen.insert(t)
+                            || (a.dims[i] != d.dims[t] && a.dims[i] != 1)
+                    })
+                {
+                    return self.err(
+                        instr,
+                        format!("broadcast of {a} to {d} with dimensions={dims:?} is inconsistent"),
+                    );
+                }
+                (Op::Broadcast(dims), instr.ty.clone())
+            }
+            "transpose" => {
+                want(1)?;
+                let a = arr(0)?;
+                let perm = self.usize_list(instr, "dimensions")?;
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                if sorted != (0..a.dims.len()).collect::<Vec<_>>() {
+                    return self.err(
+                        instr,
+                        format!(
+                            "transpose dimensions={perm:?} is not a permutation of {} axes",
+                            a.dims.len()
+                        ),
+                    );
+                }
+                let dims = perm.iter().map(|&p| a.dims[p]).collect();
+                (
+                    Op::Transpose(perm),
+                    Type::Array(ArrayType {
+                        dtype: a.dtype,
+                        dims,
+                    }),
+                )
+            }
+            "copy" | "opt-barrier" | "optimization-barrier" => {
+                want(1)?;
+                (
+                    if opc == "copy" {
+                        Op::Copy
+                    } else {
+                        Op::Identity
+                    },
+                    ots[0].clone(),
+                )
+            }
+            "slice" => {
+                want(1)?;
+                let a = arr(0)?;
+                let spec = self.attr(instr, "slice")?;
+                let Some(parts) = parse_slice(&spec.value) else {
+                    return self.err(
+                        instr,
+                        format!(
+                            "slice={}: expected {{[start:limit:stride], ...}}",
+                            spec.value
+                        ),
+                    );
+                };
+                if parts.len() != a.dims.len() {
+                    return self.err(instr, format!("slice has {} ranges for {a}", parts.len()));
+                }
+                let mut dims = Vec::new();
+                for (k, &(s, l, st)) in parts.iter().enumerate() {
+                    if s > l || l > a.dims[k] || st == 0 {
+                        return self.err(
+                            instr,
+                            format!(
+                                "slice range [{s}:{l}:{st}] is invalid for dimension {k} of {a}"
+                            ),
+                        );
+                    }
+                    dims.push((l - s).div_ceil(st));
+                }
+                let op = Op::Slice {
+                    start: parts.iter().map(|p| p.0).collect(),
+                    limit: parts.iter().map(|p| p.1).collect(),
+                    stride: parts.iter().map(|p| p.2).collect(),
+                };
+                (
+                    op,
+                    Type::Array(ArrayType {
+                        dtype: a.dtype,
+                        dims,
+                    }),
+                )
+            }
+            "dynamic-slice" => {
+                let a = arr(0)?;
+                want(1 + a.dims.len())?;
+                self.check_scalar_ints(instr, ots, 1)?;
+                let sizes = self.usize_list(instr, "dynamic_slice_sizes")?;
+                if sizes.len() != a.dims.len() || sizes.iter().zip(&a.dims).any(|(s, d)| s > d) {
+                    return self.err(
+                        instr,
+                        format!("dynamic_slice_sizes={sizes:?} does not fit {a}"),
+                    );
+                }
+                (
+                    Op::DynamicSlice(sizes.clone()),
+                    Type::Array(ArrayType {
+                        dtype: a.dtype,
+                        dims: sizes,
+                    }),
+                )
+            }
+            "dynamic-update-slice" => {
+                let a = arr(0)?;
+                want(2 + a.dims.len())?;
+                let u = arr(1)?;
+                if u.dtype != a.dtype
+                    || u.dims.len() != a.dims.len()
+                    || u.dims.iter().zip(&a.dims).any(|(x, y)| x > y)
+                {
+                    return self.err(instr, format!("update {u} does not fit operand {a}"));
+                }
+                self.check_scalar_ints(instr, ots, 2)?;
+                (Op::DynamicUpdateSlice, Type::Array(a.clone()))
+            }
+            "concatenate" => {
+                if ots.is_empty() {
+                    return self.err(instr, "concatenate needs at least one operand");
+                }
+                let dims = self.usize_list(instr, "dimensions")?;
+                let a = arr(0)?;
+                let Some(&d) = dims
+                    .first()
+                    .filter(|&&d| dims.len() == 1 && d < a.dims.len())
+                else {
+                    return self.err(
+                        instr,
+                        format!("concatenate dimensions={dims:?} is not one axis of {a}"),
+                    );
+                };
+                let mut out = a.dims.clone();
+                for k in 1..ots.len() {
+                    let b = arr(k)?;
+                    let ok = b.dtype == a.dtype
+                        && b.dims.len() == a.dims.len()
+                        && b.dims
+                            .iter()
+                            .zip(&a.dims)
+                            .enumerate()
+                            .all(|(i, (x, y))| i == d || x == y);
+                    if !ok {
+                        return self.err(instr, format!("concatenate operand {k} {b} does not match {a} outside dimension {d}"));
+                    }
+                    out[d] += b.dims[d];
+                }
+                (
+                    Op::Concatenate(d),
+                    Type::Array(ArrayType {
+                        dtype: a.dtype,
+                        dims: out,
+                    }),
+                )
+            }
+            "pad" => {
+                want(2)?;
+                let (a, v) = (arr(0)?, arr(1)?);
+                if v.dtype != a.dtype || !v.dims.is_empty() {
+                    return self.err(
+                        instr,
+                        format!("pad value must be a {} scalar, found {v}", a.dtype),
+                    );
+                }
+                let spec = self.attr(instr, "padding")?;
+                let Some(cfg) = parse_padding(&spec.value) else {
+                    return self.err(
+                        instr,
+                        format!(
+                            "padding={}: expected lo_hi[_interior] per dimension, joined by 'x'",
+                            spec.value
+                        ),
+                    );
+                };
+                if cfg.len() != a.dims.len() {
+                    return self.err(instr, format!("padding has {} entries for {a}", cfg.len()));
+                }
+                let mut dims = Vec::new();
+                for (k, &(lo, hi, int)) in cfg.iter().enumerate() {
+                    let n = a.dims[k] as i64;
+                    let size = lo + hi + n + (n - 1).max(0) * int;
+                    if int < 0 || size < 0 {
+                        return self.err(
+                            instr,
+                            format!("padding {lo}_{hi}_{int} is invalid for dimension {k} of {a}"),
+                        );
+                    }
+                    dims.push(size as usize);
+                }
+                let op = Op::Pad {
+                    lo: cfg.iter().map(|c| c.0).collect(),
+                    interior: cfg.iter().map(|c| c.2 as usize).collect(),
+                };
+                (
+                    op,
+                    Type::Array(ArrayType {
+                        dtype: a.dtype,
+                        dims,
+                    }),
+                )
+            }
+            "reverse" => {
+                want(1)?;
+                let a = arr(0)?;
+                let dims = self.usize_list(instr, "dimensions")?;
+                if dims.iter().any(|&d| d >= a.dims.len()) {
+                    return self.err(
+                        instr,
+                        format!("reverse dimensions={dims:?} out of range for {a}"),
+                    );
+                }
+                (Op::Reverse(dims), Type::Array(a.clone()))
+            }
+            _ => return self.misrouted(instr, "movement"),
+        })
+    }
+
+    pub(super) fn check_scalar_ints(
+        &self,
+        instr: &Instr,
+        ots: &[&Type],
+        from: usize,
+    ) -> Result<()> {
+        for (k, t) in ots.iter().enumerate().skip(from) {
+            match t {
+                Type::Array(a) if a.dims.is_empty() && a.dtype.is_int() => {}
+                _ => {
+                    return self.err(
+                        instr,
+                        format!(
+                            "{} start index operand {k} must be an integer scalar, found {t}",
+                            instr.opcode
+                        ),
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+}

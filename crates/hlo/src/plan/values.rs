@@ -1,0 +1,154 @@
+//! Elementwise ops and values: unary and binary ops, constants, iota, compare, select,
+//! clamp, converts, partition and replica ids.
+
+use super::{ctx, operand_checks, scalar, Op, Planner};
+use crate::ir::{ArrayType, Instr, Type};
+use crate::kernels::{BinaryOp, CompareDirection, UnaryOp};
+use crate::literal::parse_literal;
+use crate::tensor::Tensor;
+use statetensor_core::{DType, Error, Result};
+use std::sync::Arc;
+
+impl<'a> Planner<'a> {
+    /// Plans a unary or binary elementwise op.
+    pub(super) fn elementwise_op(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
+        operand_checks!(self, instr, ots => opc, want, arr, declared, same_dims);
+        if let Some(u) = UnaryOp::from_opcode(opc) {
+            want(1)?;
+            let a = arr(0)?;
+            let Some(d) = u.result_dtype(a.dtype) else {
+                return self.err(instr, format!("{opc} does not accept {}", a.dtype));
+            };
+            return Ok((
+                Op::Unary(u),
+                Type::Array(ArrayType {
+                    dtype: d,
+                    dims: a.dims.clone(),
+                }),
+            ));
+        }
+        if let Some(b) = BinaryOp::from_opcode(opc) {
+            want(2)?;
+            let (x, y) = (arr(0)?, arr(1)?);
+            if x != y {
+                return self.err(
+                    instr,
+                    format!("{opc} operands must have one type, found {x} and {y}"),
+                );
+            }
+            if !b.accepts(x.dtype) {
+                return self.err(instr, format!("{opc} does not accept {}", x.dtype));
+            }
+            return Ok((Op::Binary(b), Type::Array(x.clone())));
+        }
+        self.misrouted(instr, "elementwise")
+    }
+
+    /// Plans a constant, iota, compare, select, clamp, convert or id.
+    pub(super) fn value_op(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
+        operand_checks!(self, instr, ots => opc, want, arr, declared, same_dims);
+        Ok(match opc {
+            "constant" => {
+                let d = declared()?;
+                let text = instr.literal.as_deref().unwrap_or("");
+                let t = parse_literal(text, d)
+                    .map_err(|m| Error::invalid_model(ctx(self.comp, instr), m))?;
+                (Op::Constant(Arc::new(t)), instr.ty.clone())
+            }
+            "iota" => {
+                want(0)?;
+                let d = declared()?;
+                let dim = self.usize_attr(instr, "iota_dimension")?;
+                if dim >= d.dims.len() {
+                    return self.err(
+                        instr,
+                        format!("iota_dimension {dim} is out of range for {d}"),
+                    );
+                }
+                (Op::Iota(dim), instr.ty.clone())
+            }
+            "compare" => {
+                want(2)?;
+                let (x, y) = (arr(0)?, arr(1)?);
+                if x != y {
+                    return self.err(
+                        instr,
+                        format!("compare operands must have one type, found {x} and {y}"),
+                    );
+                }
+                let dir_attr = self.attr(instr, "direction")?;
+                let Some(dir) = CompareDirection::parse(dir_attr.value.trim()) else {
+                    return self.err(
+                        instr,
+                        format!(
+                            "direction={}: expected EQ, NE, LT, LE, GT or GE",
+                            dir_attr.value
+                        ),
+                    );
+                };
+                let total = instr
+                    .attr("type")
+                    .is_some_and(|a| a.value.trim() == "TOTALORDER");
+                (
+                    Op::Compare(dir, total),
+                    Type::Array(ArrayType {
+                        dtype: DType::Pred,
+                        dims: x.dims.clone(),
+                    }),
+                )
+            }
+            "select" => {
+                want(3)?;
+                let (p, t, f) = (arr(0)?, arr(1)?, arr(2)?);
+                if p.dtype != DType::Pred || (!p.dims.is_empty() && p.dims != t.dims) {
+                    return self.err(instr, format!("select predicate must be pred with the branches' dims (or scalar), found {p}"));
+                }
+                if t != f {
+                    return self.err(
+                        instr,
+                        format!("select branches must have one type, found {t} and {f}"),
+                    );
+                }
+                (Op::Select, Type::Array(t.clone()))
+            }
+            "clamp" => {
+                want(3)?;
+                let (lo, x, hi) = (arr(0)?, arr(1)?, arr(2)?);
+                for b in [lo, hi] {
+                    if b.dtype != x.dtype || (!b.dims.is_empty() && b.dims != x.dims) {
+                        return self.err(
+                            instr,
+                            format!("clamp bounds must be {} scalars or {x}, found {b}", x.dtype),
+                        );
+                    }
+                }
+                (Op::Clamp, Type::Array(x.clone()))
+            }
+            "convert" => {
+                want(1)?;
+                let (a, d) = (arr(0)?, declared()?);
+                same_dims(a, d, "operand and result")?;
+                (Op::Convert(d.dtype), instr.ty.clone())
+            }
+            "bitcast-convert" => {
+                want(1)?;
+                let (a, d) = (arr(0)?, declared()?);
+                if a.size_bytes() != d.size_bytes() {
+                    return self.err(
+                        instr,
+                        format!("bitcast-convert from {a} to {d} changes the byte size"),
+                    );
+                }
+                (Op::BitcastConvert, instr.ty.clone())
+            }
+            "partition-id" | "replica-id" => {
+                want(0)?;
+                (
+                    Op::Constant(Arc::new(Tensor::zeros(DType::U32, &[]))),
+                    scalar(DType::U32),
+                )
+            }
+            _ => return self.misrouted(instr, "value"),
+        })
+    }
+}

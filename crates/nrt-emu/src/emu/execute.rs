@@ -1,0 +1,133 @@
+//! `nrt_execute`: reads the bound inputs, runs the HLO engine, writes the bound outputs — with the hazard hardware shows for an unaliased shared tensor, and injected faults.
+
+use super::*;
+
+/// Where one model I/O lives.
+struct Bound<'a> {
+    tensor: &'a EmuTensor,
+}
+
+impl Bound<'_> {
+    fn read(&self) -> Vec<u8> {
+        lock_storage(&self.tensor.storage)
+            [self.tensor.offset..self.tensor.offset + self.tensor.size]
+            .to_vec()
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        lock_storage(&self.tensor.storage)
+            [self.tensor.offset..self.tensor.offset + self.tensor.size]
+            .copy_from_slice(bytes);
+    }
+
+    fn same_memory(&self, o: &Bound<'_>) -> bool {
+        Arc::ptr_eq(&self.tensor.storage, &o.tensor.storage)
+            && self.tensor.offset == o.tensor.offset
+    }
+}
+
+/// `NRT_STATUS nrt_execute(nrt_model_t *model, const nrt_tensor_set_t *input_set, nrt_tensor_set_t *output_set)`.
+///
+/// # Safety
+/// The handles must come from this library (unknown handles are rejected).
+#[no_mangle]
+pub unsafe extern "C" fn nrt_execute(
+    model: *mut c_void,
+    input_set: *const c_void,
+    output_set: *mut c_void,
+) -> NRT_STATUS {
+    let mut g = tri!(running());
+    g.executes += 1;
+    let call = g.executes;
+    let fault = g.fault;
+    let m = tri!(g.model(model));
+    let (ins, outs) = (
+        tri!(g.set(input_set)),
+        tri!(g.set(output_set as *const c_void)),
+    );
+    let bind = |set: &TensorSet, name: &str, spec: &TensorSpec| -> Result<Bound<'_>, NRT_STATUS> {
+        let Some(&h) = set.get(name) else {
+            warn(&format!(
+                "nrt_execute: no tensor named '{name}' in the tensor set"
+            ));
+            return Err(NRT_INVALID);
+        };
+        let t = g.tensor(h as *const c_void)?;
+        if t.size != spec.size_bytes() {
+            warn(&format!(
+                "nrt_execute: '{name}' is {} bytes, the model needs {} ({})",
+                t.size,
+                spec.size_bytes(),
+                spec.type_string()
+            ));
+            return Err(NRT_INVALID);
+        }
+        Ok(Bound { tensor: t })
+    };
+    let params = m.program.params();
+    let outputs = m.program.outputs();
+    let mut inb = Vec::with_capacity(params.len());
+    for (p, spec) in params.iter().enumerate() {
+        inb.push(tri!(bind(ins, &m.input_names[p], spec)));
+    }
+    let mut outb = Vec::with_capacity(outputs.len());
+    for (o, spec) in outputs.iter().enumerate() {
+        outb.push(tri!(bind(outs, &m.output_names[o], spec)));
+    }
+    // pairs bound to one tensor that the model does not alias: a read/write hazard
+    let mut hazards: Vec<(usize, usize)> = Vec::new();
+    for (p, i) in inb.iter().enumerate() {
+        for (o, ob) in outb.iter().enumerate() {
+            if i.same_memory(ob) && m.aliases.output_for(p) != Some(o) {
+                warn(&format!(
+                    "nrt_execute: input '{}' and output '{}' share a tensor but the model does not alias them: the output is written before the input is read",
+                    m.input_names[p], m.output_names[o]
+                ));
+                hazards.push((p, o));
+            }
+        }
+    }
+    if fault == Some(Fault::Hazard) {
+        hazards.extend(m.aliases.pairs().map(|a| (a.param, a.output)));
+    }
+    let run = |inb: &[Bound<'_>]| -> Result<Vec<Arc<Tensor>>, NRT_STATUS> {
+        let args = inb
+            .iter()
+            .zip(params)
+            .map(|(b, s)| Tensor::from_le_bytes(s.dtype, s.shape.dims(), &b.read()).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| NRT_INVALID)?;
+        m.program.execute(args).map_err(|e| {
+            warn(&format!("nrt_execute: {e}"));
+            NRT_EXEC_COMPLETED_WITH_ERR
+        })
+    };
+    let mut results = tri!(run(&inb));
+    if !hazards.is_empty() {
+        // hardware streams outputs while it still reads inputs: the hazardous outputs land
+        // first, and the computation then sees them in place of its inputs
+        for &(_, o) in &hazards {
+            outb[o].write(&results[o].to_le_bytes());
+        }
+        results = tri!(run(&inb));
+    }
+    match fault {
+        Some(Fault::FailExecute(n)) if n == call => {
+            if let Some(a) = m.aliases.pairs().next() {
+                outb[a.output].write(&results[a.output].to_le_bytes());
+            }
+            warn(&format!(
+                "nrt_execute: injected fault: call {call} failed after a partial state update"
+            ));
+            return NRT_EXEC_COMPLETED_WITH_ERR;
+        }
+        _ => {}
+    }
+    for (o, b) in outb.iter().enumerate() {
+        if fault == Some(Fault::LostWrite) && m.aliases.param_for(o).is_some() {
+            continue;
+        }
+        b.write(&results[o].to_le_bytes());
+    }
+    NRT_SUCCESS
+}
