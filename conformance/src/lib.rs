@@ -1,6 +1,6 @@
 //! statetensor-conformance: the home of everything every backend is held to — the alias
 //! contract suite ([`contract`], instantiated by each backend's test crate with
-//! [`contract_tests!`]), the committed fixtures ([`fixture_path`]), and the property-based
+//! [`contract_tests!`](crate::contract_tests)), the committed fixtures ([`fixture_path`]), and the property-based
 //! comparison of backends: scenarios as data, proptest strategies over them, one runner
 //! generic over `StatefulModel`, and trace comparison.
 //!

@@ -1,6 +1,6 @@
 //! Layer 1: libnrt's C types, constants and one function table, resolved once.
 //!
-//! Types follow the headers exactly (reference/libnrt.md §1); tests assert sizes and field
+//! Types follow the headers exactly (docs/architecture.md §12); tests assert sizes and field
 //! offsets. Symbols that only newer runtimes export are `Option`s.
 
 #![allow(non_camel_case_types, missing_docs)]

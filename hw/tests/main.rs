@@ -109,6 +109,10 @@ impl Harness for DriverHarness {
     fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
         self.real.is_none().then(|| self.device_of(bytes))
     }
+
+    fn is_hardware(&self) -> bool {
+        self.real.is_some()
+    }
 }
 
 contract_tests!(DriverHarness::new());

@@ -1,4 +1,5 @@
-//! statetensor-sim: a NeuronCore simulator behind the [`StatefulModel`] trait.
+//! statetensor-sim: a NeuronCore simulator behind the
+//! [`StatefulModel`](statetensor_core::StatefulModel) trait (docs/architecture.md §5).
 //!
 //! Design choices:
 //! - **It really executes.** Models are XLA HLO text run by `statetensor-hlo`; outputs are
@@ -11,9 +12,11 @@
 //!   HBM; exceeding it is `OutOfDeviceMemory` with the numbers, and the ledger is left as
 //!   it was. Host memory stays close to what the model really holds.
 //! - **Time is modelled, never slept.** Every transfer and execute is charged with the
-//!   profile's cost model (DESIGN §4) in the [`TransferLedger`].
-//! - **Same validation as every backend.** Alias maps and inputs are checked by
-//!   `statetensor-core`, so the driver rejects what the simulator rejects.
+//!   profile's cost model in the model's
+//!   [`TransferLedger`](statetensor_core::TransferLedger).
+//! - **Same validation as every backend.** Alias maps, inputs, state-set lookup, locking,
+//!   poisoning, byte ranges and copies are checked by `statetensor-core`, so the driver
+//!   rejects what the simulator rejects.
 //!
 //! ```
 //! use statetensor_core::{DType, HostTensor, StateInit, StatefulModel};

@@ -50,7 +50,7 @@ impl DeviceProfile {
             peak_flops: 95e12,
             execute_overhead_s: 50e-6,
             notes: vec![
-                "documented: 32 GiB HBM and 820 GiB/s per chip, 2 NeuronCore-v2 per chip, 190 TFLOPS BF16 per chip; the runtime reserves 96 MiB per core (libnrt.md §4)".into(),
+                "documented: 32 GiB HBM and 820 GiB/s per chip, 2 NeuronCore-v2 per chip, 190 TFLOPS BF16 per chip; the runtime reserves 96 MiB per core (AWS Neuron documentation; docs/architecture.md §12)".into(),
                 "derived: per core 16 GiB - 96 MiB HBM, 410 GiB/s, 95 TFLOPS".into(),
                 "assumption: host<->device 12 GiB/s each way and 10 us per transfer (PCIe figures are not published); 50 us per execute".into(),
             ],
@@ -62,7 +62,7 @@ impl DeviceProfile {
         DeviceProfile {
             name: "trn1".into(),
             notes: vec![
-                "documented: 32 GiB HBM and 820 GiB/s per chip, 2 NeuronCore-v2 per chip, 190 TFLOPS BF16 per chip; 96 MiB runtime reservation per core (libnrt.md §4)".into(),
+                "documented: 32 GiB HBM and 820 GiB/s per chip, 2 NeuronCore-v2 per chip, 190 TFLOPS BF16 per chip; 96 MiB runtime reservation per core (AWS Neuron documentation; docs/architecture.md §12)".into(),
                 "derived: per core 16 GiB - 96 MiB HBM, 410 GiB/s, 95 TFLOPS".into(),
                 "assumption: host<->device 12 GiB/s each way and 10 us per transfer (not published); 50 us per execute".into(),
             ],
@@ -82,7 +82,7 @@ impl DeviceProfile {
             peak_flops: 667e12 / 4.0,
             execute_overhead_s: 50e-6,
             notes: vec![
-                "documented: 96 GiB HBM (4 x 24 GB banks) and 2.9 TB/s per chip, 8 NeuronCore-v3 exposed as 4 logical cores at LNC=2, 667 TFLOPS BF16 per chip (libnrt.md §4)".into(),
+                "documented: 96 GiB HBM (4 x 24 GB banks) and 2.9 TB/s per chip, 8 NeuronCore-v3 exposed as 4 logical cores at LNC=2, 667 TFLOPS BF16 per chip (AWS Neuron documentation; docs/architecture.md §12)".into(),
                 "derived: per logical core 24 GiB HBM less two 96 MiB reservations, 725 GB/s, 167 TFLOPS".into(),
                 "assumption: host<->device 24 GiB/s each way and 10 us per transfer (not published); 50 us per execute".into(),
             ],

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use statetensor_core::TransferLedger;
 
-/// Totals over a run (DESIGN §8). Field names are a contract: scripts read them.
+/// Totals over a run (docs/architecture.md §9). Field names are a contract: scripts read them.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub backend: String,

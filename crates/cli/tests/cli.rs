@@ -1,4 +1,4 @@
-//! The CLI contract (DESIGN §8), through the real binary.
+//! The CLI contract (docs/architecture.md §9), through the real binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

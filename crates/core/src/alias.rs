@@ -1,4 +1,4 @@
-//! The alias map and its validation (DESIGN §2.2): the one implementation every backend uses.
+//! The alias map and its validation (docs/architecture.md §2.2): the one implementation every backend uses.
 
 use crate::{Error, Result, TensorSpec};
 use serde::{Deserialize, Serialize};

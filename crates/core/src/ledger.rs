@@ -1,4 +1,4 @@
-//! The transfer ledger (DESIGN §2.9): bytes, transfers and time, each direction.
+//! The transfer ledger (docs/architecture.md §2.9): bytes, transfers and time, each direction.
 
 use serde::{Deserialize, Serialize};
 use std::ops::Sub;

@@ -1,7 +1,7 @@
 //! The parsed module: computations of instructions, as HLO text spells them.
 //!
 //! The IR keeps attributes as raw text with their positions; the planner
-//! ([`crate::plan`]) interprets the ones each opcode needs, so an attribute nobody needs
+//! (the planner) interprets the ones each opcode needs, so an attribute nobody needs
 //! (`metadata`, `sharding`, `backend_config`, ...) is ignored rather than rejected.
 
 use statetensor_core::{DType, Shape, TensorSpec};

@@ -1,5 +1,5 @@
 //! The C types of libnrt exactly as `nrt/nrt.h`, `nrt/nrt_experimental.h`,
-//! `nrt/nrt_status.h` and `nrt/nrt_version.h` define them (see reference/libnrt.md §1).
+//! `nrt/nrt_status.h` and `nrt/nrt_version.h` define them (facts in docs/architecture.md §12).
 //! The emulator and the driver share nothing but this ABI: the driver has its own copy in
 //! `statetensor-hw::sys`, so each side is checked against the headers independently.
 

@@ -21,6 +21,8 @@
 //! - **Handles are checked.** Every pointer handed out is registered; an unknown or freed
 //!   handle is `NRT_INVALID_HANDLE`, never undefined behaviour on our side.
 
+#![allow(unsafe_code)]
+
 pub mod abi;
 pub mod emu;
 

@@ -1,6 +1,8 @@
 //! The emulator's C ABI, checked from C: a program compiled with the system C compiler
 //! drives libnrt_emu.so the way the runtime developer guide's sample does.
 
+#![allow(unsafe_code)] // it drives the C ABI directly, as a C host would
+
 use std::path::Path;
 use std::process::Command;
 

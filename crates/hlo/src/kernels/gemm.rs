@@ -12,8 +12,7 @@ use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 /// Work (multiply-adds) below which a product stays on one thread. With the pool's other
 /// threads kept awake during a step (see `program::with_helpers`), splitting pays from about
-/// a 256x256 matrix-vector product: the small benchmark decoder took 145–170 µs per step at
-/// 2^16 against 177–193 µs at 2^18 on a 2-vCPU Xeon.
+/// a 256x256 matrix-vector product (chosen with the decoder benchmarks; see the README).
 pub(crate) const PAR_WORK: usize = 1 << 16;
 
 /// A large matrix-vector product is split into this many blocks of rows (fewer when the

@@ -3,12 +3,12 @@
 //!
 //! | module | libnrt functions |
 //! |---|---|
-//! | [`runtime`] | `nrt_init`, `nrt_close`, version, core counts, status strings, memory statistics |
-//! | [`model`] | `nrt_load`, `nrt_unload`, model tensor information |
-//! | [`tensor`] | tensor allocate, free, read, write, copy, memset |
-//! | [`tensor_set`] | tensor sets: allocate, destroy, add, get |
-//! | [`execute`] | `nrt_execute`: the bound tensors through the HLO engine, with hazards and faults |
-//! | [`hooks`] | the test hook (not libnrt): fault mode and capacity at run time |
+//! | `runtime` | `nrt_init`, `nrt_close`, version, core counts, status strings, memory statistics |
+//! | `model` | `nrt_load`, `nrt_unload`, model tensor information |
+//! | `tensor` | tensor allocate, free, read, write, copy, memset |
+//! | `tensor_set` | tensor sets: allocate, destroy, add, get |
+//! | `execute` | `nrt_execute`: the bound tensors through the HLO engine, with hazards and faults |
+//! | `hooks` | the test hook (not libnrt): fault mode and capacity at run time |
 
 use crate::abi::*;
 use statetensor_core::{stem, AliasMap, TensorSpec};
