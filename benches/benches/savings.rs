@@ -25,14 +25,7 @@ fn inputs(m: &dyn StatefulModel) -> Vec<HostTensor> {
     let sig = m.signature();
     sig.input_params()
         .iter()
-        .map(|&p| {
-            HostTensor::new(
-                sig.params[p].dtype,
-                sig.params[p].shape.dims().to_vec(),
-                vec![0; sig.params[p].size_bytes()],
-            )
-            .unwrap()
-        })
+        .map(|&p| HostTensor::zeros(&sig.params[p]))
         .collect()
 }
 

@@ -70,11 +70,7 @@ fn outcome<T>(r: statetensor_core::Result<T>, f: impl FnOnce(T) -> Vec<Vec<u8>>)
 /// fixture loaded on one device (the second shares state sets with the first).
 pub fn run(primary: &dyn StatefulModel, second: &dyn StatefulModel, sc: &Scenario) -> Trace {
     let sig = primary.signature().clone();
-    let states: Vec<String> = sig
-        .state_params()
-        .iter()
-        .map(|&p| sig.params[p].name.clone())
-        .collect();
+    let states: Vec<String> = sig.state_specs().map(|s| s.name.clone()).collect();
     let total = || {
         let (a, b) = (counts(&primary.ledger()), counts(&second.ledger()));
         let add = |x: (u64, u64), y: (u64, u64)| (x.0 + y.0, x.1 + y.1);

@@ -334,15 +334,11 @@ impl StatefulModel for NrtModel {
 
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         let op = format!("copy state set '{from}' to '{to}'");
-        statetensor_core::check_distinct_sets(&op, from, to)?;
-        let src_h = self.device.sets.get(&op, from)?;
+        // a new destination has no initial values of its own: reset zeros it
+        let (src_h, dst_h) = self.device.sets.copy_endpoints(&op, from, to, || {
+            self.create_state_set(to, StateInit::Zeros)
+        })?;
         let src = lock_state_set(&op, from, &src_h, false)?;
-        if !self.device.sets.contains(to) {
-            drop(src);
-            self.create_state_set(to, StateInit::Zeros)?;
-            return self.copy_state_set(from, to);
-        }
-        let dst_h = self.device.sets.get(&op, to)?;
         let mut dst = lock_state_set(&op, to, &dst_h, true)?;
         dst.check_copy_from(&op, from, &src)?;
         for (name, StateSlot { spec, buf: d }) in &dst.states {

@@ -284,16 +284,11 @@ impl StatefulModel for SimModel {
 
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         let op = format!("copy state set '{from}' to '{to}'");
-        statetensor_core::check_distinct_sets(&op, from, to)?;
-        let src_handle = self.device.sets.get(&op, from)?;
+        // a new destination has no initial values of its own: reset zeros it
+        let (src_handle, dst_handle) = self.device.sets.copy_endpoints(&op, from, to, || {
+            self.create_state_set(to, StateInit::Zeros)
+        })?;
         let src = lock_state_set(&op, from, &src_handle, false)?;
-        if !self.device.sets.contains(to) {
-            // a new destination has no initial values of its own: reset zeros it
-            drop(src);
-            self.create_state_set(to, StateInit::Zeros)?;
-            return self.copy_state_set(from, to);
-        }
-        let dst_handle = self.device.sets.get(&op, to)?;
         let mut dst = lock_state_set(&op, to, &dst_handle, true)?;
         dst.check_copy_from(&op, from, &src)?;
         let names: Vec<String> = dst.states.keys().cloned().collect();

@@ -57,11 +57,7 @@ fn one_way(
     progress: &mut Progress,
 ) -> Result<Report> {
     let sig = model.signature().clone();
-    let states: Vec<String> = sig
-        .state_params()
-        .iter()
-        .map(|&p| sig.params[p].name.clone())
-        .collect();
+    let states: Vec<String> = sig.state_specs().map(|s| s.name.clone()).collect();
     // round trip: the host holds the state between steps, as without state tensors
     let mut host: Vec<Vec<u8>> = Vec::new();
     if round_trip {

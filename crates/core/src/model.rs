@@ -1,6 +1,6 @@
 //! The `StatefulModel` trait: one API over the simulator and the libnrt driver.
 
-use crate::{DType, Error, MemoryReport, Result, Shape, Signature, TransferLedger};
+use crate::{DType, Error, MemoryReport, Result, Shape, Signature, TensorSpec, TransferLedger};
 use std::io::{Read, Write};
 
 /// A tensor in host memory: its type and little-endian, row-major bytes.
@@ -26,6 +26,15 @@ impl HostTensor {
             ));
         }
         Ok(HostTensor { dtype, shape, data })
+    }
+
+    /// A tensor of `spec`'s type, all zero bytes.
+    pub fn zeros(spec: &TensorSpec) -> HostTensor {
+        HostTensor {
+            dtype: spec.dtype,
+            shape: spec.shape.clone(),
+            data: vec![0; spec.size_bytes()],
+        }
     }
 
     /// `dtype[shape]`, as HLO prints a type.

@@ -149,6 +149,26 @@ impl<B, I> StateSets<B, I> {
         self.registry().contains_key(name)
     }
 
+    /// The source and destination of a copy from `from` to `to`: distinct sets, the source
+    /// usable (not busy, not poisoned), the destination created with `create` when it does
+    /// not exist yet. The caller locks both and checks the copy
+    /// ([`StateSet::check_copy_from`]).
+    pub fn copy_endpoints(
+        &self,
+        op: &str,
+        from: &str,
+        to: &str,
+        create: impl FnOnce() -> Result<()>,
+    ) -> Result<(StateSetHandle<B, I>, StateSetHandle<B, I>)> {
+        crate::check_distinct_sets(op, from, to)?;
+        let src = self.get(op, from)?;
+        drop(lock_state_set(op, from, &src, false)?);
+        if !self.contains(to) {
+            create()?;
+        }
+        Ok((src, self.get(op, to)?))
+    }
+
     /// Forgets state set `name` (its buffers are freed when the last handle goes).
     pub fn remove(&self, name: &str) -> Option<StateSetHandle<B, I>> {
         self.registry().remove(name)
