@@ -113,9 +113,6 @@ fn one_way(
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    if let Some(spec) = &a.sweep {
-        return crate::sweep::sweep(&a, spec);
-    }
     let Opened {
         bundle,
         model,

@@ -94,7 +94,10 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Probe { json } => probe(json),
-        Command::Bench(a) => bench::bench(a),
+        Command::Bench(a) => match a.sweep.clone() {
+            Some(lengths) => sweep::sweep(&a, &lengths),
+            None => bench::bench(a),
+        },
         Command::Calibrate(a) => calibrate::calibrate(a),
     };
     match result {

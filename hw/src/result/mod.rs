@@ -2,7 +2,7 @@
 //! turned into `Result` (the C function's name and the raw status in the error).
 //!
 //! These functions take the runtime's raw handles and are `unsafe` where a handle or
-//! pointer must be valid; the [`crate::safe`] layer owns the handles and is the only
+//! pointer must be valid; the `safe` layer above owns the handles and is the only
 //! caller. No other module calls into [`crate::sys`]'s function table.
 
 pub mod model;
