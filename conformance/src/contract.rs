@@ -364,6 +364,42 @@ pub fn bad_inputs_are_clear_errors(h: &dyn Harness) {
     m.execute("s", &mlp_inputs()).unwrap();
 }
 
+/// A state set or state that does not exist is NotFound, and the error names what does.
+pub fn missing_names_are_not_found_with_what_exists(h: &dyn Harness) {
+    let d = h.device();
+    let m = (d.load)("mlp_cache", None).unwrap();
+    let e = m.execute("nope", &mlp_inputs()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("no state sets exist"), "{e}");
+    m.create_state_set("s1", StateInit::Zeros).unwrap();
+    m.create_state_set("s0", StateInit::Zeros).unwrap();
+    let e = m.reset("nope").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("s0, s1"), "{e}");
+    let e = m.read_state("s0", "nope", 0, &mut [0u8; 4]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("cache.1"), "{e}");
+}
+
+/// Whole-tensor and byte-range access outside a state's bytes is refused, with the range
+/// and the size.
+pub fn byte_ranges_outside_a_state_are_refused(h: &dyn Harness) {
+    let d = h.device();
+    let m = (d.load)("mlp_cache", None).unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    for (offset, len) in [(9u64, 4usize), (12, 1), (u64::MAX, 1)] {
+        let mut buf = vec![0u8; len];
+        for e in [
+            m.read_state("s", "cache.1", offset, &mut buf).unwrap_err(),
+            m.write_state("s", "cache.1", offset, &buf).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains("12 bytes"), "{e}");
+        }
+    }
+    assert_eq!(read_f32(&*m, "s", "cache.1"), vec![0.0; 3]);
+}
+
 /// Whole-tensor and byte-range access.
 pub fn byte_range_access(h: &dyn Harness) {
     let d = h.device();
@@ -511,7 +547,8 @@ macro_rules! contract_tests {
         $crate::contract_tests!($harness; walkthrough_two_steps, state_never_crosses_during_execute, alias_override_is_validated,
             swap_keeps_functional_semantics, failed_execute_poisons_only_its_set, restore_clears_poisoning,
             out_of_device_memory_changes_nothing, state_sets_are_isolated_and_shareable, bad_inputs_are_clear_errors,
-            byte_range_access, threads_two_sets_work_one_set_is_busy, snapshot_file_round_trip,
+            byte_range_access, byte_ranges_outside_a_state_are_refused,
+            missing_names_are_not_found_with_what_exists, threads_two_sets_work_one_set_is_busy, snapshot_file_round_trip,
             fixtures_match_jax_through_the_backend);
     };
     ($harness:expr; $($name:ident),*) => {

@@ -138,10 +138,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let n = a.steps as f64;
     let per = |x: u64| bytes((x as f64 / n).round() as u64);
-    let time_kind = if aliased.backend == "sim" {
-        "modelled"
-    } else {
+    let time_kind = if a.m.backend.measures_time() {
         "measured"
+    } else {
+        "modelled"
     };
     let mut out = format!(
         "bench {} on {} ({}), {} steps each way; per step:\n",

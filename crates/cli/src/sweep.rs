@@ -50,7 +50,11 @@ pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
     let mut progress = Progress::new(2 * a.steps * lens.len() as u64);
     let mut csv = String::from("cache_len,state_bytes,aliased_s_per_step,round_trip_s_per_step,aliased_h2d_per_step,round_trip_h2d_per_step,aliased_d2h_per_step,round_trip_d2h_per_step,time\n");
     let (mut xs, mut ta, mut tr) = (Vec::new(), Vec::new(), Vec::new());
-    let mut kind = "modelled";
+    let kind = if a.m.backend.measures_time() {
+        "measured"
+    } else {
+        "modelled"
+    };
     for &len in &lens {
         let file = dir.join(format!("kv_decoder_{len}.hlo"));
         let text = models::kv_decoder(len, a.width as usize);
@@ -62,9 +66,6 @@ pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         let inputs = synthetic_inputs(model.signature())?;
         model.create_state_set("aliased", statetensor_core::StateInit::Zeros)?;
         let (al, rt) = both_ways(model, &inputs, a.steps, &device, &mut progress)?;
-        if al.backend != "sim" {
-            kind = "measured";
-        }
         let n = a.steps as f64;
         csv.push_str(&format!(
             "{len},{},{:.9},{:.9},{},{},{},{},{kind}\n",
