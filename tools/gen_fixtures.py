@@ -11,10 +11,15 @@ Each fixture is a directory under conformance/fixtures/<name>/ holding:
   out{s}_{k}.npy output k after step s (state outputs included)
   meta.json      steps, tolerance (rtol/atol; 0 = exact) and why that tolerance
 
-Stateful fixtures state their alias map in the HLO header's input_output_alias (as
-torch-neuronx's input_output_aliases does); step s+1 feeds each aliased output back into its parameter, exactly as a
-device keeps the state resident. Run: python3 tools/gen_fixtures.py  (needs `pip install jax`).
-CI never runs this; the files it writes are committed.
+Stateful fixtures state their alias map in the HLO header's input_output_alias; step s+1
+feeds each aliased output back into its parameter, exactly as a device keeps the state
+resident. The `*_external` fixtures keep the map out of the HLO, as torch-neuronx does (its
+HLO has no alias header; the map lives in the NEFF's metadata): meta.json's "aliases"
+({param: output}) holds it, and the tests pass it as the caller's override.
+
+Run: python3 tools/gen_fixtures.py [NAME...]  (needs `pip install jax`); with names, only
+those fixtures are written (the random values of every fixture stay the same). CI never runs
+this; the files it writes are committed.
 """
 import json
 import os
@@ -36,6 +41,7 @@ try:
 except ImportError:  # pragma: no cover
     sys.exit("needs ml_dtypes (installed with jax)")
 
+ONLY = set(sys.argv[1:])
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "fixtures")
 rng = np.random.default_rng(20261128)
 
@@ -141,26 +147,32 @@ def proto_with_aliases(pb, aliases, must):
     return body
 
 
-def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True):
-    """Lowers f, runs it `steps` times carrying aliased state, writes the fixture."""
+def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True, external=False):
+    """Lowers f, runs it `steps` times carrying aliased state, writes the fixture. With
+    `external`, the HLO carries no alias map and meta.json does."""
+    if ONLY and name not in ONLY:
+        return
     d = os.path.join(ROOT, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     args = [np.asarray(a) for a in args]
     aliases = aliases or {}
+    in_hlo = {} if external else aliases
     jf = jax.jit(f, keep_unused=True)
     lowered = jf.lower(*args)
-    text = with_aliases(lowered.as_text(dialect="hlo"), aliases, must)
+    text = with_aliases(lowered.as_text(dialect="hlo"), in_hlo, must)
     with open(os.path.join(d, "model.hlo"), "w") as fh:
         fh.write(text)
     # the same module as a serialized HloModuleProto, what neuronx-cc compiles (hardware lane)
-    pb = proto_with_aliases(lowered.compiler_ir("hlo").as_serialized_hlo_module_proto(), aliases, must)
+    pb = proto_with_aliases(lowered.compiler_ir("hlo").as_serialized_hlo_module_proto(), in_hlo, must)
     with open(os.path.join(d, "model.pb"), "wb") as fh:
         fh.write(pb)
     meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"]}
+    if external:
+        meta["aliases"] = {str(p): o for p, o in sorted(aliases.items())}
     if compiled is True:
         with open(os.path.join(d, "compiled.hlo"), "w") as fh:
-            fh.write(with_aliases(lowered.compile().as_text(), aliases, must))
+            fh.write(with_aliases(lowered.compile().as_text(), in_hlo, must))
     else:
         meta["no_compiled"] = compiled
     for p, a in enumerate(args):
@@ -497,6 +509,9 @@ fixture("decoder_layer", decoder_layer, decoder_args(rng, 32, 4, 16), F32, steps
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benches", "models")
 os.makedirs(BENCH, exist_ok=True)
 for name, (d, heads, s) in {"small": (256, 4, 256), "medium": (512, 8, 1024), "large": (1024, 16, 2048)}.items():
+    if ONLY:
+        decoder_args(rng, d, heads, s)  # the same random stream for what follows
+        continue
     lowered = jax.jit(decoder_layer, keep_unused=True).lower(*decoder_args(rng, d, heads, s))
     with open(os.path.join(BENCH, f"decoder_{name}.hlo"), "w") as fh:
         fh.write(with_aliases(lowered.as_text(dialect="hlo"), DECODER_ALIASES, True))
@@ -505,7 +520,7 @@ for name, (d, heads, s) in {"small": (256, 4, 256), "medium": (512, 8, 1024), "l
 # ---------------------------------------------------------------- bundled examples
 # The README's walkthrough models: the HLO plus the value of every parameter.
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-for name in ["mlp_cache", "kv_decoder"]:
+for name in [] if ONLY else ["mlp_cache", "kv_decoder"]:
     dst = os.path.join(EXAMPLES, name)
     shutil.rmtree(dst, ignore_errors=True)
     os.makedirs(dst)
@@ -514,3 +529,15 @@ for name in ["mlp_cache", "kv_decoder"]:
         if f == "model.hlo" or f.startswith("arg"):
             shutil.copy(os.path.join(src, f), os.path.join(dst, f))
     print(f"examples/{name}")
+
+# ---------------------------------------------------------------- alias maps outside the HLO
+# torch-neuronx's HLO has no input_output_alias header: the map is given beside the model
+# (`input_output_aliases=`, the NEFF's metadata). These fixtures carry it in meta.json.
+fixture("mlp_cache_external", mlp_cache,
+        [np.abs(randn(4)), np.abs(randn(4, 3)), randn(3) * 0.1, np.zeros(3, np.float32)],
+        F32, steps=3, aliases={3: 1}, external=True)
+fixture("swap_external", swap, [randn(3, 2), randn(3, 2)], F32, steps=3, aliases={0: 0, 1: 1}, external=True)
+fixture("kv_decoder_external", kv_decoder,
+        [randn(D), randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3,
+         np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0)],
+        F32, steps=5, aliases={5: 1, 6: 2, 7: 3}, external=True)

@@ -7,7 +7,7 @@
 //! real hardware) says so on stderr and checks nothing else; on the simulator and the
 //! emulator every test runs in full.
 
-use crate::fixtures::{fixture_names, fixture_path};
+use crate::fixtures::{fixture_aliases, fixture_names, fixture_path};
 use statetensor_core::{
     snapshot, AliasMap, DType, Error, ErrorKind, HostTensor, Result, StateInit, StatefulModel,
 };
@@ -486,7 +486,8 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
     for name in &names {
         let name = name.as_str();
         let dir = fixture_path(name);
-        let m = match (d.load)(name, None) {
+        // a fixture whose alias map is kept beside it loads with that map as the override
+        let m = match (d.load)(name, fixture_aliases(name)) {
             Ok(m) => m,
             // real hardware loads only fixtures whose NEFF compiled; everything else loads all
             Err(e) if h.is_hardware() && e.kind() == ErrorKind::BackendUnavailable => {

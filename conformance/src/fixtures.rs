@@ -3,6 +3,7 @@
 //! every step and `meta.json` (tolerances, steps). Every test in the workspace finds them
 //! here.
 
+use statetensor_core::AliasMap;
 use std::path::{Path, PathBuf};
 
 /// The directory of fixture `name` (`fixture_path("")` is the directory of all fixtures).
@@ -30,4 +31,30 @@ pub fn fixture_names() -> Vec<String> {
 pub fn fixture_hlo(name: &str) -> String {
     let path = fixture_path(name).join("model.hlo");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The alias map a fixture keeps outside its HLO (meta.json's `"aliases"`, as torch-neuronx
+/// keeps it beside the model), or `None` when the HLO header holds it.
+pub fn fixture_aliases(name: &str) -> Option<AliasMap> {
+    let path = fixture_path(name).join("meta.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    let pairs = meta.get("aliases")?.as_object()?;
+    let map = AliasMap::from_pairs(pairs.iter().map(|(p, o)| {
+        let p = p
+            .parse::<usize>()
+            .expect("meta.json aliases: a parameter number");
+        let o = o.as_u64().expect("meta.json aliases: an output index") as usize;
+        (p, o)
+    }))
+    .expect("meta.json aliases: a valid map");
+    Some(map)
+}
+
+/// The alias map fixture `name` runs with: the one beside it, else its HLO header's
+/// (`header`).
+pub fn fixture_alias_map(name: &str, header: &AliasMap) -> AliasMap {
+    fixture_aliases(name).unwrap_or_else(|| header.clone())
 }

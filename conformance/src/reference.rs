@@ -3,7 +3,7 @@
 
 use crate::scenario::{byte_range, bytes_for, inputs_for, values_for, Op, Scenario};
 use crate::{Event, Outcome, Trace};
-use statetensor_core::{ErrorKind, Signature};
+use statetensor_core::{AliasMap, ErrorKind, Signature};
 use statetensor_hlo::{Program, Tensor};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,12 +22,16 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// A reference for a parsed model (its header's alias map).
-    pub fn new(program: Arc<Program>) -> statetensor_core::Result<Reference> {
+    /// A reference for a parsed model with `aliases`, or its header's alias map.
+    pub fn new(
+        program: Arc<Program>,
+        aliases: Option<AliasMap>,
+    ) -> statetensor_core::Result<Reference> {
+        let aliases = aliases.unwrap_or_else(|| program.header_aliases().clone());
         let sig = Signature::new(
             program.params().to_vec(),
             program.outputs().to_vec(),
-            program.header_aliases().clone(),
+            aliases,
         )?;
         Ok(Reference { program, sig })
     }

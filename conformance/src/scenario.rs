@@ -4,7 +4,8 @@ use proptest::prelude::*;
 use statetensor_core::{DType, HostTensor, Signature};
 use statetensor_hlo::Tensor;
 
-/// The committed fixtures scenarios run on (all keep state on the device).
+/// The committed fixtures scenarios run on (all keep state on the device; the `_external`
+/// ones with the alias map from [`crate::fixture_aliases`]).
 pub const MODELS: &[&str] = &[
     "mlp_cache",
     "kv_decoder",
@@ -13,6 +14,10 @@ pub const MODELS: &[&str] = &[
     "counters",
     "ring_buffer",
     "bf16_state",
+    // alias maps kept beside the HLO (torch-neuronx's shape), given as the override
+    "mlp_cache_external",
+    "swap_external",
+    "kv_decoder_external",
 ];
 
 /// One operation of a scenario. Sets are named `s0`..`s2`; states are picked by index.

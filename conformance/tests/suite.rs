@@ -4,10 +4,10 @@
 //! in `conformance/tests/suite.regressions` and replayed first.
 
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
-use statetensor_conformance::fixture_path;
 use statetensor_conformance::{
     diverge, run, scenario_strategy, Op, Reference, Scenario, KNOWN_DIFFERENCES,
 };
+use statetensor_conformance::{fixture_aliases, fixture_path};
 use statetensor_core::StateInit;
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,16 +28,19 @@ fn set_fault(fault: &str) {
 /// Traces of one scenario on the simulator, the driver over the emulator, and the reference.
 fn traces(sc: &Scenario) -> [statetensor_conformance::Trace; 3] {
     let bundle = Bundle::open(&fixture_path(&sc.model)).expect("fixture");
+    let aliases = fixture_aliases(&sc.model);
     let on = |device: Device| {
         let (a, b) = (
-            device.load(&bundle, None).unwrap(),
-            device.load(&bundle, None).unwrap(),
+            device.load(&bundle, aliases.clone()).unwrap(),
+            device.load(&bundle, aliases.clone()).unwrap(),
         );
         run(&*a, &*b, sc)
     };
     let sim = on(Device::open(Backend::Sim, &DeviceProfile::inf2()).unwrap());
     let nrt = on(Device::nrt_library(&emulator()).expect("the driver loads the emulator"));
-    let reference = Reference::new(bundle.program().clone()).unwrap().run(sc);
+    let reference = Reference::new(bundle.program().clone(), aliases.clone())
+        .unwrap()
+        .run(sc);
     [sim, nrt, reference]
 }
 

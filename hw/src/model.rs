@@ -8,7 +8,7 @@ use statetensor_core::{
     check_byte_range, lock_state_set, AliasMap, Direction, Error, HostTensor, MemoryReport, Result,
     Shape, Signature, StateInit, StateSet, StateSlot, StatefulModel, TensorSpec, TransferLedger,
 };
-use statetensor_hlo::{Bundle, Program, BUNDLE_HLO};
+use statetensor_hlo::{with_alias_header, Bundle, Program, BUNDLE_HLO};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -53,26 +53,42 @@ impl std::fmt::Debug for NrtModel {
 impl NrtModel {
     /// Loads `bundle` through libnrt: its `model.neff` when it holds one (real hardware),
     /// otherwise its HLO text, which the emulator accepts and real libnrt refuses with a
-    /// message saying how to compile it. `aliases` overrides the module's own alias map.
+    /// message saying how to compile it. `aliases` overrides the module's own alias map:
+    /// HLO text is loaded with that map written into its header, so the runtime's model
+    /// aliases exactly the pairs the states are bound to; a NEFF, whose aliasing was fixed
+    /// when it was compiled, is refused ([`ErrorKind::Alias`](statetensor_core::ErrorKind))
+    /// when the map differs from the one in the bundle's HLO.
     pub fn load(
         device: &Arc<NrtDevice>,
         bundle: &Bundle,
         aliases: Option<AliasMap>,
     ) -> Result<NrtModel> {
         let program = bundle.program().clone();
-        let aliases = aliases.unwrap_or_else(|| program.header_aliases().clone());
+        let header = program.header_aliases();
+        let aliases = aliases.unwrap_or_else(|| header.clone());
         let sig = Signature::new(
             program.params().to_vec(),
             program.outputs().to_vec(),
             aliases,
         )?;
+        let aliases = &sig.aliases;
         let explicit = match bundle.dir() {
             Some(d) => ExplicitNames::read(d, program.params())?,
             None => ExplicitNames::default(),
         };
         let (artifact, compiled) = match bundle.neff()? {
-            Some(neff) => (neff, true),
-            None => (bundle.text().as_bytes().to_vec(), false),
+            Some(neff) => {
+                // a NEFF's aliasing was fixed when it was compiled from the bundle's HLO
+                aliases.check_same_as_compiled(header, program.params())?;
+                (neff, true)
+            }
+            // HLO text is "compiled" by the runtime that loads it (the emulator): it must
+            // carry the alias map the model runs with
+            None if aliases == header => (bundle.text().as_bytes().to_vec(), false),
+            None => (
+                with_alias_header(bundle.text(), &program, aliases)?.into_bytes(),
+                false,
+            ),
         };
         let model = Model::load(&device.rt, artifact).map_err(|e| match e {
             Error::Runtime { status: Some(2), .. } if !compiled => Error::BackendUnavailable {

@@ -500,3 +500,92 @@ fn sweep_writes_csv_and_svg() {
     let o = run(&["bench", "examples/mlp_cache", "--sweep", "10:1"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A model whose alias map is not in its HLO (torch-neuronx's shape) runs the same on the
+/// simulator and on the driver when the map is given with --alias: the driver loads the
+/// module with that map, never binding a state to an output the loaded model does not alias.
+#[test]
+fn an_alias_map_from_outside_the_hlo_is_the_same_on_both_backends() {
+    let lib = emulator();
+    let fixture = "conformance/fixtures/mlp_cache_external";
+    let mut outs = Vec::new();
+    for backend in ["sim", "nrt"] {
+        let out = tmpdir(&format!("external-{backend}"));
+        let o = bin()
+            .current_dir(root())
+            .args([
+                "run",
+                fixture,
+                "--steps",
+                "3",
+                "--alias",
+                "3=1",
+                "--backend",
+                backend,
+            ])
+            .args(["--out", out.to_str().unwrap(), "--json"])
+            .env("STATETENSOR_LIBNRT", &lib)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{backend}: {}", stderr(&o));
+        outs.push(out);
+    }
+    for k in 0..2 {
+        let f = format!("output_{k}.npy");
+        assert_eq!(
+            std::fs::read(outs[0].join(&f)).unwrap(),
+            std::fs::read(outs[1].join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+    // and both agree with JAX stepping the model with the cache carried (3 steps)
+    for k in 0..2 {
+        let want =
+            statetensor_hlo::npy::read_file(&root().join(fixture).join(format!("out2_{k}.npy")))
+                .unwrap()
+                .to_f64_vec();
+        let got = statetensor_hlo::npy::read_file(&outs[1].join(format!("output_{k}.npy")))
+            .unwrap()
+            .to_f64_vec();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-6 + 2e-5 * w.abs(),
+                "output {k}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}
+
+/// A compiled bundle's aliasing is fixed: an --alias that contradicts it is refused with
+/// exit 2, naming the parameter and both outputs, before anything runs.
+#[test]
+fn an_alias_map_contradicting_a_compiled_bundle_is_refused() {
+    let dir = tmpdir("neff-bundle");
+    std::fs::copy(
+        root().join("conformance/fixtures/swap/model.hlo"),
+        dir.join("model.hlo"),
+    )
+    .unwrap();
+    // stands in for neuronx-cc's output: the driver checks the map before loading it
+    std::fs::write(dir.join("model.neff"), b"NEFF").unwrap();
+    let o = bin()
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--backend",
+            "nrt",
+            "--alias",
+            "0=1,1=0",
+        ])
+        .env("STATETENSOR_LIBNRT", emulator())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("0 (a.1)") && e.contains("output 1") && e.contains("output 0"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+}

@@ -131,6 +131,38 @@ impl AliasMap {
         }
         Ok(())
     }
+
+    /// Checks that this map is the one a compiled model was built with (`compiled`): a
+    /// compiled model's aliasing is fixed, so a state bound to an output the model does not
+    /// alias would read its input after the output overwrote it. The first difference is an
+    /// [`Error::Alias`] naming the parameter and both outputs.
+    pub fn check_same_as_compiled(&self, compiled: &AliasMap, params: &[TensorSpec]) -> Result<()> {
+        let label = |p: usize| {
+            params
+                .get(p)
+                .map(|s| format!("{p} ({})", s.name))
+                .unwrap_or_else(|| p.to_string())
+        };
+        let show = |o: Option<usize>| o.map_or("no output".to_string(), |o| format!("output {o}"));
+        let mut params_seen: Vec<usize> = self.pairs().map(|a| a.param).collect();
+        params_seen.extend(compiled.pairs().map(|a| a.param));
+        params_seen.sort_unstable();
+        params_seen.dedup();
+        for p in params_seen {
+            let (want, have) = (self.output_for(p), compiled.output_for(p));
+            if want != have {
+                return Err(Error::Alias {
+                    param: label(p),
+                    output: show(want),
+                    reason: format!(
+                        "the compiled model aliases this parameter to {}; its aliasing is fixed when it is compiled (recompile it with this alias map, or drop the override)",
+                        show(have)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -199,5 +231,26 @@ mod tests {
             .validate(&p, &o)
             .unwrap_err();
         assert!(e.to_string().contains("3 outputs"), "{e}");
+    }
+
+    #[test]
+    fn a_map_must_match_the_compiled_one() {
+        let ps = vec![
+            TensorSpec::new("x", DType::F32, vec![2]),
+            TensorSpec::new("c", DType::F32, vec![2]),
+        ];
+        let compiled = AliasMap::from_pairs([(1, 1)]).unwrap();
+        assert!(compiled.check_same_as_compiled(&compiled, &ps).is_ok());
+        let other = AliasMap::from_pairs([(1, 0)]).unwrap();
+        let e = other.check_same_as_compiled(&compiled, &ps).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Alias);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("1 (c)") && msg.contains("output 0") && msg.contains("output 1"),
+            "{msg}"
+        );
+        let none = AliasMap::new();
+        assert!(none.check_same_as_compiled(&compiled, &ps).is_err());
+        assert!(compiled.check_same_as_compiled(&none, &ps).is_err());
     }
 }

@@ -46,6 +46,7 @@
 //! assert_eq!(out[1].to_f64_vec(), vec![1.0, 1.0]);
 //! ```
 
+mod alias_header;
 mod bundle;
 mod exec;
 pub mod ir;
@@ -57,6 +58,7 @@ mod plan;
 mod program;
 mod tensor;
 
+pub use alias_header::with_alias_header;
 pub use bundle::{Bundle, BUNDLE_HLO, BUNDLE_NEFF};
 pub use exec::{ExecStats, Value};
 pub use kernels::op_kinds::{BinaryOp, CompareDirection, UnaryOp};

@@ -144,6 +144,12 @@ impl Program {
         })
     }
 
+    /// Whether the entry computation returns a tuple (outputs are its elements) rather than
+    /// one array (output 0).
+    pub fn has_tuple_root(&self) -> bool {
+        self.tuple_root
+    }
+
     /// The module's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -1,7 +1,7 @@
 //! Every fixture JAX wrote (tools/gen_fixtures.py) must match: outputs of every step, with
 //! aliased state carried between steps as a device would keep it.
 
-use statetensor_conformance::{fixture_names, fixture_path};
+use statetensor_conformance::{fixture_alias_map, fixture_names, fixture_path};
 use statetensor_core::DType;
 use statetensor_hlo::{npy, Program, Tensor};
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
                 m.atol,
             )?;
         }
-        for pair in prog.header_aliases().pairs() {
+        for pair in fixture_alias_map(&name, prog.header_aliases()).pairs() {
             args[pair.param] = outs[pair.output].clone();
         }
     }
