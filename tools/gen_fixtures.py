@@ -147,9 +147,11 @@ def proto_with_aliases(pb, aliases, must):
     return body
 
 
-def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True, external=False):
+def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True, external=False, feeds=None):
     """Lowers f, runs it `steps` times carrying aliased state, writes the fixture. With
-    `external`, the HLO carries no alias map and meta.json does."""
+    `external`, the HLO carries no alias map and meta.json does. `feeds` ({param: values
+    along a leading step axis}) gives a parameter a new value every step: written as
+    feed{p}.npy and listed in meta.json's "feeds" (arg{p}.npy holds step 0's value)."""
     if ONLY and name not in ONLY:
         return
     d = os.path.join(ROOT, name)
@@ -170,6 +172,11 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
     meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"]}
     if external:
         meta["aliases"] = {str(p): o for p, o in sorted(aliases.items())}
+    feeds = {p: np.asarray(v) for p, v in (feeds or {}).items()}
+    if feeds:
+        meta["feeds"] = sorted(feeds)
+        for p, v in feeds.items():
+            save(os.path.join(d, f"feed{p}.npy"), v)
     if compiled is True:
         with open(os.path.join(d, "compiled.hlo"), "w") as fh:
             fh.write(with_aliases(lowered.compile().as_text(), in_hlo, must))
@@ -179,6 +186,8 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
         save(os.path.join(d, f"arg{p}.npy"), a)
     cur = list(args)
     for s in range(steps):
+        for p, v in feeds.items():
+            cur[p] = v[s]
         outs = jax.jit(f, keep_unused=True)(*cur)
         outs = [np.asarray(o) for o in jax.tree_util.tree_leaves(outs)]
         for k, o in enumerate(outs):
@@ -541,3 +550,11 @@ fixture("kv_decoder_external", kv_decoder,
         [randn(D), randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3,
          np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0)],
         F32, steps=5, aliases={5: 1, 6: 2, 7: 3}, external=True)
+
+# ---------------------------------------------------------------- a new input every step
+# A decode loop: the token embedding changes every step (`--feed`), the caches carry.
+XS = randn(6, D)
+fixture("kv_decoder_fed", kv_decoder,
+        [XS[0], randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3,
+         np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0)],
+        F32, steps=6, aliases={5: 1, 6: 2, 7: 3}, must=True, feeds={0: XS})

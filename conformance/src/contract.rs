@@ -7,7 +7,7 @@
 //! real hardware) says so on stderr and checks nothing else; on the simulator and the
 //! emulator every test runs in full.
 
-use crate::fixtures::{fixture_aliases, fixture_names, fixture_path};
+use crate::fixtures::{fixture_aliases, fixture_arg, fixture_names, fixture_path};
 use statetensor_core::{
     snapshot, AliasMap, DType, Error, ErrorKind, HostTensor, Result, StateInit, StatefulModel,
 };
@@ -497,8 +497,7 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
             Err(e) => panic!("{name}: {e}"),
         };
         let sig = m.signature().clone();
-        let arg =
-            |p: usize| statetensor_hlo::npy::read_file(&dir.join(format!("arg{p}.npy"))).unwrap();
+        let arg = |p: usize| fixture_arg(name, p, 0);
         let host = |t: &statetensor_hlo::Tensor| {
             HostTensor::new(t.dtype(), t.dims().to_vec(), t.to_le_bytes()).unwrap()
         };
@@ -508,7 +507,6 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
             .map(|&p| (sig.params[p].name.clone(), host(&arg(p))))
             .collect();
         m.create_state_set(name, StateInit::Values(init)).unwrap();
-        let inputs: Vec<HostTensor> = sig.input_params().iter().map(|&p| host(&arg(p))).collect();
         let meta: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
         let steps = meta["steps"].as_u64().unwrap() as usize;
@@ -518,6 +516,12 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
             meta["atol"].as_f64().unwrap(),
         );
         for s in 0..steps {
+            // inputs fed a new value every step take slice s; the others are the same
+            let inputs: Vec<HostTensor> = sig
+                .input_params()
+                .iter()
+                .map(|&p| host(&fixture_arg(name, p, s)))
+                .collect();
             let outs = m.execute(name, &inputs).unwrap();
             for (i, &o) in sig.returned_outputs().iter().enumerate() {
                 let want =

@@ -4,6 +4,7 @@
 //! here.
 
 use statetensor_core::AliasMap;
+use statetensor_hlo::{npy, Tensor};
 use std::path::{Path, PathBuf};
 
 /// The directory of fixture `name` (`fixture_path("")` is the directory of all fixtures).
@@ -31,6 +32,31 @@ pub fn fixture_names() -> Vec<String> {
 pub fn fixture_hlo(name: &str) -> String {
     let path = fixture_path(name).join("model.hlo");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+fn meta(name: &str) -> serde_json::Value {
+    let path = fixture_path(name).join("meta.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The value of parameter `p` of fixture `name` at `step`: slice `step` of `feed{p}.npy`
+/// for a parameter fed a new value every step (meta.json's `"feeds"`), else `arg{p}.npy`.
+pub fn fixture_arg(name: &str, p: usize, step: usize) -> Tensor {
+    let fed = meta(name)["feeds"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|v| v.as_u64() == Some(p as u64)));
+    let dir = fixture_path(name);
+    if !fed {
+        return npy::read_file(&dir.join(format!("arg{p}.npy"))).expect("fixture arg file");
+    }
+    let all = npy::read_file(&dir.join(format!("feed{p}.npy"))).expect("fixture feed file");
+    let dims = &all.dims()[1..];
+    let size = all.size_bytes() / all.dims()[0];
+    let bytes = all.to_le_bytes();
+    Tensor::from_le_bytes(all.dtype(), dims, &bytes[step * size..(step + 1) * size])
+        .expect("a slice of the feed")
 }
 
 /// The alias map a fixture keeps outside its HLO (meta.json's `"aliases"`, as torch-neuronx

@@ -32,7 +32,9 @@ mod reference;
 mod scenario;
 mod trace;
 
-pub use fixtures::{fixture_alias_map, fixture_aliases, fixture_hlo, fixture_names, fixture_path};
+pub use fixtures::{
+    fixture_alias_map, fixture_aliases, fixture_arg, fixture_hlo, fixture_names, fixture_path,
+};
 pub use known::{Known, KNOWN_DIFFERENCES};
 pub use reference::Reference;
 pub use scenario::{inputs_for, scenario_strategy, values_for, Op, Scenario, MODELS};

@@ -1,10 +1,11 @@
 //! `statetensor bench`: the same steps aliased and round trip, side by side.
 
-use crate::model_args::{prepare, ModelArgs, Opened};
+use crate::model_args::{ModelArgs, Opened};
 use crate::progress::Progress;
 use crate::report::{bytes, ratio, row, seconds, Report, StepReport};
+use crate::values::{prepare, StepInputs};
 use clap::Args;
-use statetensor_core::{Error, HostTensor, Result, StatefulModel, TransferLedger};
+use statetensor_core::{Error, Result, StatefulModel, TransferLedger};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -35,7 +36,7 @@ pub struct BenchArgs {
 /// round trip on a copy of that starting state in set `round_trip`.
 pub(crate) fn both_ways(
     model: &dyn StatefulModel,
-    inputs: &[HostTensor],
+    inputs: &mut StepInputs,
     steps: u64,
     device: &str,
     progress: &mut Progress,
@@ -43,6 +44,7 @@ pub(crate) fn both_ways(
     // the round-trip set starts from the same state
     model.copy_state_set("aliased", "round_trip")?;
     let aliased = one_way(model, "aliased", inputs, steps, false, device, progress)?;
+    inputs.rewind()?;
     let round = one_way(model, "round_trip", inputs, steps, true, device, progress)?;
     Ok((aliased, round))
 }
@@ -50,7 +52,7 @@ pub(crate) fn both_ways(
 fn one_way(
     model: &dyn StatefulModel,
     set: &str,
-    inputs: &[HostTensor],
+    inputs: &mut StepInputs,
     steps: u64,
     round_trip: bool,
     device: &str,
@@ -67,7 +69,6 @@ fn one_way(
             host.push(buf);
         }
     }
-    let prepared = model.prepare_inputs(inputs)?;
     let start = Instant::now();
     let first = model.ledger();
     let mut per_step = Vec::new();
@@ -78,7 +79,7 @@ fn one_way(
                 model.write_state(set, st, 0, buf)?;
             }
         }
-        model.execute_prepared(set, &prepared)?;
+        inputs.execute_next(model, set)?;
         if round_trip {
             for (st, buf) in states.iter().zip(host.iter_mut()) {
                 buf.clear();
@@ -107,6 +108,8 @@ fn one_way(
         model: String::new(),
         transfers_d2d: d.d2d.transfers,
         execute_s: d.execute_seconds,
+        fed_bytes_per_step: inputs.fed_bytes_per_step(),
+        states_started_at_zeros: Vec::new(),
         per_step,
         without_state_tensors: None,
     })
@@ -120,9 +123,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         ..
     } = a.m.open()?;
     let model = &*model;
-    let inputs = prepare(model, &bundle, &a.m.inputs, &a.m.states, "aliased")?;
+    let (mut inputs, zeros) = prepare(model, &bundle, &a.m, a.steps, "aliased")?;
     let mut progress = Progress::new(2 * a.steps);
-    let (mut aliased, mut round) = both_ways(model, &inputs, a.steps, &device, &mut progress)?;
+    let (mut aliased, mut round) = both_ways(model, &mut inputs, a.steps, &device, &mut progress)?;
+    aliased.states_started_at_zeros = zeros;
     for r in [&mut aliased, &mut round] {
         r.model = bundle.source().to_string();
     }

@@ -13,6 +13,7 @@ mod progress;
 mod report;
 mod run;
 mod sweep;
+mod values;
 
 use clap::{Parser, Subcommand};
 use statetensor_core::{Error, ErrorKind};

@@ -2,13 +2,9 @@
 //! and its values on the command line, and opening it through the one seam.
 
 use clap::Args;
-use statetensor_core::{
-    resolve_param, AliasMap, Error, HostTensor, Result, StateInit, StatefulModel, TensorSpec,
-};
-use statetensor_hlo::{npy, Tensor};
+use statetensor_core::{resolve_param, AliasMap, Error, Result, StatefulModel, TensorSpec};
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What `run` and `bench` share: the model, where it runs, and its values.
 #[derive(Args, Debug)]
@@ -30,6 +26,10 @@ pub struct ModelArgs {
     /// Initial value of a state parameter (default zeros).
     #[arg(long = "state", value_name = "P=FILE.npy")]
     pub states: Vec<String>,
+    /// Values of a non-state parameter, one per step along a new leading axis (step k uses
+    /// slice k; read step by step, never loaded whole).
+    #[arg(long = "feed", value_name = "P=FILE.npy")]
+    pub feeds: Vec<String>,
 }
 
 /// A model opened on the chosen backend.
@@ -66,119 +66,6 @@ impl ModelArgs {
 /// `--backend` values.
 pub(crate) fn parse_backend(s: &str) -> std::result::Result<Backend, String> {
     s.parse::<Backend>().map_err(|e| e.to_string())
-}
-
-/// Opens an npy file and checks it holds a value for `spec`; returns the reader positioned
-/// at the data.
-fn open_npy(
-    flag: &str,
-    p: usize,
-    spec: &TensorSpec,
-    file: &Path,
-) -> Result<BufReader<std::fs::File>> {
-    let what = file.display().to_string();
-    let f = std::fs::File::open(file)
-        .map_err(|e| Error::io(format!("{flag} {}: open", spec.name), &what, e))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let h = npy::read_header(&mut r, &what)?;
-    if h.dtype != spec.dtype || h.dims != spec.shape.dims() {
-        return Err(Error::invalid_input(
-            flag,
-            format!(
-                "parameter {p} ({}) is {}, but '{what}' holds {}{:?} ('{}')",
-                spec.name,
-                spec.type_string(),
-                h.dtype,
-                h.dims,
-                h.descr
-            ),
-        ));
-    }
-    Ok(r)
-}
-
-/// Checks `--input`/`--state` flags, loads the inputs (from the flags or the model
-/// directory's `arg{P}.npy`), creates state set `set` and streams initial state into it.
-pub(crate) fn prepare(
-    model: &dyn StatefulModel,
-    bundle: &Bundle,
-    input_flags: &[String],
-    state_flags: &[String],
-    set: &str,
-) -> Result<Vec<HostTensor>> {
-    let sig = model.signature().clone();
-    // values given on the command line, checked before anything is allocated
-    let mut input_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
-    let mut state_files: Vec<Option<PathBuf>> = vec![None; sig.params.len()];
-    for (flag, list, want_state) in [
-        ("--input", input_flags, false),
-        ("--state", state_flags, true),
-    ] {
-        for v in list.iter() {
-            let (p, file) = split_assignment(flag, v, "FILE.npy")?;
-            let p = resolve_param(flag, p, &sig.params)?;
-            if sig.aliases.is_state(p) != want_state {
-                let (is, use_) = if want_state {
-                    ("not a state", "--input")
-                } else {
-                    ("a state", "--state")
-                };
-                return Err(Error::invalid_input(
-                    flag,
-                    format!(
-                        "parameter {p} ({}) is {is} parameter; use {use_}",
-                        sig.params[p].name
-                    ),
-                ));
-            }
-            let slot = if want_state {
-                &mut state_files[p]
-            } else {
-                &mut input_files[p]
-            };
-            if slot.replace(PathBuf::from(file)).is_some() {
-                return Err(Error::invalid_input(
-                    flag,
-                    format!("parameter {p} ({}) is given twice", sig.params[p].name),
-                ));
-            }
-        }
-    }
-    let mut inputs = Vec::new();
-    for p in sig.input_params() {
-        let spec = &sig.params[p];
-        let file = input_files[p]
-            .clone()
-            .or_else(|| bundle.default_value(p))
-            .ok_or_else(|| {
-                Error::invalid_input(
-                    "run",
-                    format!(
-                        "parameter {p} ({} {}) needs a value: pass --input {}=FILE.npy",
-                        spec.name,
-                        spec.type_string(),
-                        spec.name
-                    ),
-                )
-            })?;
-        let mut r = open_npy("--input", p, spec, &file)?;
-        let mut t = Tensor::zeros(spec.dtype, spec.shape.dims());
-        npy::read_data_into(&mut r, &mut t, &file.display().to_string())?;
-        inputs.push(HostTensor::new(
-            spec.dtype,
-            spec.shape.dims().to_vec(),
-            t.to_le_bytes(),
-        )?);
-    }
-    model.create_state_set(set, StateInit::Zeros)?;
-    for p in sig.state_params() {
-        let spec = &sig.params[p];
-        if let Some(file) = state_files[p].clone().or_else(|| bundle.default_value(p)) {
-            let mut r = open_npy("--state", p, spec, &file)?;
-            model.write_state_from(set, &spec.name, &mut r)?;
-        }
-    }
-    Ok(inputs)
 }
 
 /// `P=VALUE` split at the first `=`.

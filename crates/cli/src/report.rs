@@ -23,6 +23,10 @@ pub struct Report {
     pub model: String,
     pub transfers_d2d: u64,
     pub execute_s: f64,
+    /// Bytes of `--feed` values sent each step (included in the host -> device figures).
+    pub fed_bytes_per_step: u64,
+    /// States that had no initial value and started at zeros.
+    pub states_started_at_zeros: Vec<String>,
     /// Per step: what crossed and the modelled time.
     pub per_step: Vec<StepReport>,
     /// The same steps without state tensors: every state copied out and back each step
@@ -160,6 +164,18 @@ impl Report {
                 ratio(self.modelled_s, rt.modelled_s),
             ],
         ));
+        if !self.states_started_at_zeros.is_empty() {
+            out.push_str(&format!(
+                "  started at zeros (no initial value given): {}\n",
+                self.states_started_at_zeros.join(", ")
+            ));
+        }
+        if self.fed_bytes_per_step > 0 {
+            out.push_str(&format!(
+                "  fed per step (--feed): {}\n",
+                bytes(self.fed_bytes_per_step)
+            ));
+        }
         out.push_str(&format!(
             "  HBM peak {} of {} ({:.4}%); state {}; wall time {}\n",
             bytes(self.hbm_peak_bytes),

@@ -1,8 +1,9 @@
 //! `statetensor run`: a model for N steps with its state on the device, and the report.
 
-use crate::model_args::{prepare, ModelArgs, Opened};
+use crate::model_args::{ModelArgs, Opened};
 use crate::output::write_atomically;
 use crate::report::{bytes, seconds, Report, RoundTrip, StepReport};
+use crate::values::prepare;
 use clap::Args;
 use statetensor_core::{Error, Result};
 use statetensor_hlo::{npy, Tensor};
@@ -60,15 +61,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     } = a.m.open()?;
     let model = &*model;
     let sig = model.signature().clone();
-    let inputs = prepare(model, &bundle, &a.m.inputs, &a.m.states, SET)?;
-    // the same values every step: converted once
-    let prepared = model.prepare_inputs(&inputs)?;
+    let (mut step_inputs, zeros) = prepare(model, &bundle, &a.m, a.steps, SET)?;
     // the steps
     let mut per_step = Vec::new();
     let mut last = Vec::new();
     for _ in 0..a.steps {
         let before = model.ledger();
-        last = model.execute_prepared(SET, &prepared)?;
+        last = step_inputs.execute_next(model, SET)?;
         per_step.push(StepReport::from_ledger(&(model.ledger() - before)));
     }
     let total = model.ledger();
@@ -103,6 +102,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         model: bundle.source().to_string(),
         transfers_d2d: total.d2d.transfers,
         execute_s: total.execute_seconds,
+        fed_bytes_per_step: step_inputs.fed_bytes_per_step(),
+        states_started_at_zeros: zeros,
         without_state_tensors: Some(RoundTrip {
             bytes_h2d: total.h2d.bytes + sig.state_bytes() * a.steps,
             bytes_d2h: total.d2h.bytes + sig.state_bytes() * a.steps,

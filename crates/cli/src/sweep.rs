@@ -4,6 +4,7 @@ use crate::bench::{both_ways, BenchArgs};
 use crate::model_args::Opened;
 use crate::output::write_file_atomically;
 use crate::progress::Progress;
+use crate::values::StepInputs;
 use statetensor_core::{Error, HostTensor, Result};
 use statetensor_hlo::Bundle;
 use statetensor_sim::models;
@@ -63,9 +64,9 @@ pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         let bundle = Bundle::from_text(&text, &file.display().to_string())?;
         let Opened { model, device, .. } = a.m.open_bundle(bundle)?;
         let model = &*model;
-        let inputs = synthetic_inputs(model.signature())?;
+        let mut inputs = StepInputs::fixed(model, synthetic_inputs(model.signature())?)?;
         model.create_state_set("aliased", statetensor_core::StateInit::Zeros)?;
-        let (al, rt) = both_ways(model, &inputs, a.steps, &device, &mut progress)?;
+        let (al, rt) = both_ways(model, &mut inputs, a.steps, &device, &mut progress)?;
         let n = a.steps as f64;
         csv.push_str(&format!(
             "{len},{},{:.9},{:.9},{},{},{},{},{kind}\n",

@@ -589,3 +589,108 @@ fn an_alias_map_contradicting_a_compiled_bundle_is_refused() {
     );
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+/// A decoder fed a different token each step with --feed matches JAX stepping it with the
+/// caches carried; the report counts the fed bytes, and a feed with too few values for
+/// --steps is refused before anything runs.
+#[test]
+fn feed_gives_each_step_its_own_value() {
+    let fixture = "conformance/fixtures/kv_decoder_fed";
+    let out = tmpdir("feed");
+    let feed = format!("{fixture}/feed0.npy");
+    let o = run(&[
+        "run",
+        fixture,
+        "--feed",
+        &format!("x={feed}"),
+        "--steps",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["fed_bytes_per_step"], 64);
+    for k in 0..4 {
+        let want =
+            statetensor_hlo::npy::read_file(&root().join(fixture).join(format!("out5_{k}.npy")))
+                .unwrap()
+                .to_f64_vec();
+        let got = statetensor_hlo::npy::read_file(&out.join(format!("output_{k}.npy")))
+            .unwrap()
+            .to_f64_vec();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-6 + 2e-5 * w.abs(),
+                "output {k}: {got:?} vs {want:?}"
+            );
+        }
+    }
+    // the same value every step (--input) is a different run: step 6 differs
+    let same = tmpdir("feed-same");
+    let o = run(&[
+        "run",
+        fixture,
+        "--steps",
+        "6",
+        "--out",
+        same.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(
+        std::fs::read(same.join("output_0.npy")).unwrap(),
+        std::fs::read(out.join("output_0.npy")).unwrap()
+    );
+    // six values cannot feed seven steps; a feed of the wrong shape names what it expected
+    let o = run(&[
+        "run",
+        fixture,
+        "--feed",
+        &format!("x={feed}"),
+        "--steps",
+        "7",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("N >= 7"), "{}", stderr(&o));
+    let o = run(&["run", fixture, "--feed", &format!("x={fixture}/arg0.npy")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("one value per step"), "{}", stderr(&o));
+    // a state cannot be fed
+    let o = run(&["run", fixture, "--feed", &format!("k_cache={feed}")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a state parameter"), "{}", stderr(&o));
+}
+
+/// A state given no initial value starts at zeros, and the report says which.
+#[test]
+fn states_that_start_at_zeros_are_named() {
+    let d = "conformance/fixtures/mlp_cache";
+    let args: Vec<String> = (0..3).map(|p| format!("{p}={d}/arg{p}.npy")).collect();
+    let mut cmd = vec!["run".to_string(), format!("{d}/model.hlo")];
+    for a in &args {
+        cmd.push("--input".into());
+        cmd.push(a.clone());
+    }
+    let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let o = run(&refs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("started at zeros (no initial value given): cache.1"),
+        "{text}"
+    );
+    let mut with_json = refs.clone();
+    with_json.push("--json");
+    let o = run(&with_json);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["states_started_at_zeros"],
+        serde_json::json!(["cache.1"])
+    );
+    // given a value (here the directory's arg3.npy), nothing started at zeros
+    let o = run(&["run", d, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["states_started_at_zeros"], serde_json::json!([]));
+}

@@ -1,7 +1,7 @@
 //! Every fixture JAX wrote (tools/gen_fixtures.py) must match: outputs of every step, with
 //! aliased state carried between steps as a device would keep it.
 
-use statetensor_conformance::{fixture_alias_map, fixture_names, fixture_path};
+use statetensor_conformance::{fixture_alias_map, fixture_arg, fixture_names, fixture_path};
 use statetensor_core::DType;
 use statetensor_hlo::{npy, Program, Tensor};
 use std::path::{Path, PathBuf};
@@ -88,9 +88,16 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(dir.join(model)).map_err(|e| e.to_string())?;
     let prog = Program::parse(&text, model).map_err(|e| format!("{name}/{model}: {e}"))?;
     let mut args: Vec<Arc<Tensor>> = (0..prog.params().len())
-        .map(|p| Arc::new(npy::read_file(&dir.join(format!("arg{p}.npy"))).expect("arg file")))
+        .map(|p| Arc::new(fixture_arg(&name, p, 0)))
         .collect();
+    let aliases = fixture_alias_map(&name, prog.header_aliases());
     for s in 0..m.steps {
+        // a parameter fed a new value every step; state carries
+        for (p, arg) in args.iter_mut().enumerate() {
+            if s > 0 && !aliases.is_state(p) {
+                *arg = Arc::new(fixture_arg(&name, p, s));
+            }
+        }
         let outs = prog
             .execute(args.clone())
             .map_err(|e| format!("{name}/{model} step {s}: {e}"))?;
@@ -105,7 +112,7 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
                 m.atol,
             )?;
         }
-        for pair in fixture_alias_map(&name, prog.header_aliases()).pairs() {
+        for pair in aliases.pairs() {
             args[pair.param] = outs[pair.output].clone();
         }
     }
