@@ -53,7 +53,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         .params
         .iter()
         .enumerate()
-        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "state_from_output": sig.aliases.output_for(i), "neff_name": neff_names.as_ref().map(|n| n.0[i].clone())}))
+        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "state_from_output": sig.aliases.output_for(i), "donated": program.buffer_donors().contains(&i), "could_alias_outputs": (program.buffer_donors().contains(&i) && !sig.aliases.is_state(i)).then(|| program.alias_candidates(i, &sig.aliases)), "neff_name": neff_names.as_ref().map(|n| n.0[i].clone())}))
         .collect();
     let outputs: Vec<serde_json::Value> = sig
         .outputs
@@ -82,9 +82,13 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         bundle.source()
     );
     for (i, s) in sig.params.iter().enumerate() {
-        let role = sig.aliases.output_for(i).map_or("input".to_string(), |o| {
-            format!("state, updated from output {o}")
-        });
+        let role = sig.aliases.output_for(i).map_or_else(
+            || match donated_hint(&program, &sig.aliases, i) {
+                Some(hint) => format!("input; {hint}"),
+                None => "input".to_string(),
+            },
+            |o| format!("state, updated from output {o}"),
+        );
         let neff = neff_names
             .as_ref()
             .map_or(String::new(), |n| format!("  [NEFF '{}']", n.0[i]));
@@ -135,4 +139,28 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         ));
     }
     crate::emit(&out)
+}
+
+/// For a parameter the header's `buffer_donor` donates but no alias makes state: what it
+/// could be aliased to, and how.
+pub(crate) fn donated_hint(
+    program: &statetensor_hlo::Program,
+    aliases: &statetensor_core::AliasMap,
+    p: usize,
+) -> Option<String> {
+    if !program.buffer_donors().contains(&p) || aliases.is_state(p) {
+        return None;
+    }
+    let candidates = program.alias_candidates(p, aliases);
+    Some(match candidates.first() {
+        None => "donated (buffer_donor) but no output of its type is free to alias it".into(),
+        Some(&o) => format!(
+            "donated (buffer_donor) but not aliased: it could be state updated from output {} (--alias {p}={o})",
+            candidates
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    })
 }

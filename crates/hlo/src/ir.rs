@@ -184,6 +184,8 @@ pub struct Module {
     pub entry: usize,
     /// The header's `input_output_alias` entries.
     pub aliases: Vec<AliasEntry>,
+    /// The header's `buffer_donor` entries: (parameter, shape index, where).
+    pub buffer_donors: Vec<(usize, Vec<usize>, Pos)>,
     /// The header's `entry_computation_layout`: parameter types and result type, with where
     /// it is (checked against the entry computation by the planner).
     pub entry_layout: Option<(Vec<Type>, Type, Pos)>,

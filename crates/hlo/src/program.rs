@@ -19,6 +19,8 @@ pub struct Program {
     tuple_root: bool,
     aliases: AliasMap,
     must_alias: Vec<usize>,
+    /// Parameters the header's `buffer_donor` donates.
+    buffer_donors: Vec<usize>,
     /// Whether some kernel may split its work across threads ([`crate::plan::Op::may_split`]);
     /// only then does a step move to the engine's pool. A step that cannot use a second
     /// thread would only pay for the hand-over to a pool thread and back, which costs more
@@ -130,6 +132,19 @@ impl Program {
             }
         }
         aliases.validate(&params, &outputs)?;
+        let mut buffer_donors = Vec::new();
+        for (param, index, pos) in &module.buffer_donors {
+            if *param >= params.len() || !index.is_empty() {
+                return Err(Error::invalid_model(
+                    format!("line {}: buffer_donor", pos.line),
+                    format!(
+                        "({param}, {index:?}) is not a whole parameter of the {} the entry takes",
+                        params.len()
+                    ),
+                ));
+            }
+            buffer_donors.push(*param);
+        }
         let threaded = plans.iter().flatten().any(|p| p.parallel);
         Ok(Program {
             name: module.name.clone(),
@@ -140,8 +155,30 @@ impl Program {
             tuple_root,
             aliases,
             must_alias,
+            buffer_donors,
             threaded,
         })
+    }
+
+    /// Parameters the header's `buffer_donor` donates (torch-xla writes it for a donated
+    /// buffer). A donor that is not aliased is not state: [`Program::alias_candidates`]
+    /// names the outputs it could be aliased to.
+    pub fn buffer_donors(&self) -> &[usize] {
+        &self.buffer_donors
+    }
+
+    /// Outputs that parameter `p` could be aliased to: same type, and not aliased already
+    /// by `aliases`.
+    pub fn alias_candidates(&self, p: usize, aliases: &AliasMap) -> Vec<usize> {
+        let Some(spec) = self.params.get(p) else {
+            return Vec::new();
+        };
+        (0..self.outputs.len())
+            .filter(|&o| {
+                let out = &self.outputs[o];
+                out.dtype == spec.dtype && out.shape == spec.shape && aliases.param_for(o).is_none()
+            })
+            .collect()
     }
 
     /// Whether the entry computation returns a tuple (outputs are its elements) rather than
@@ -367,4 +404,31 @@ fn engine_pool() -> Option<&'static rayon::ThreadPool> {
             .ok()
     })
     .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DONOR: &str = "HloModule m, buffer_donor={ (1, {}) }
+ENTRY e {
+  x = f32[2] parameter(0)
+  c = f32[2] parameter(1)
+  y = f32[2] multiply(x, c)
+  c2 = f32[2] add(c, x)
+  ROOT t = (f32[2], f32[2]) tuple(y, c2)
+}";
+
+    #[test]
+    fn buffer_donors_are_read_and_name_what_they_could_alias() {
+        let p = Program::parse(DONOR, "m").unwrap();
+        assert_eq!(p.buffer_donors(), &[1]);
+        assert!(p.header_aliases().is_empty());
+        assert_eq!(p.alias_candidates(1, p.header_aliases()), vec![0, 1]);
+        let taken = AliasMap::from_pairs([(0, 0)]).unwrap();
+        assert_eq!(p.alias_candidates(1, &taken), vec![1]);
+        let bad = DONOR.replace("(1, {})", "(5, {})");
+        let e = Program::parse(&bad, "m").unwrap_err();
+        assert!(e.to_string().contains("buffer_donor"), "{e}");
+    }
 }

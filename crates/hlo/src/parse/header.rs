@@ -18,6 +18,7 @@ impl<'a> Parser<'a> {
         self.skip_ws(false)?;
         let name = self.ident("a module name")?;
         let mut aliases = Vec::new();
+        let mut buffer_donors = Vec::new();
         let mut entry_layout = None;
         loop {
             self.skip_ws(false)?;
@@ -31,6 +32,8 @@ impl<'a> Parser<'a> {
             self.skip_ws(false)?;
             if attr == "input_output_alias" {
                 aliases = self.alias_config()?;
+            } else if attr == "buffer_donor" {
+                buffer_donors = self.buffer_donors()?;
             } else if attr == "entry_computation_layout" {
                 entry_layout = Some(self.entry_layout()?);
             } else {
@@ -77,6 +80,7 @@ impl<'a> Parser<'a> {
             computations,
             entry,
             aliases,
+            buffer_donors,
             entry_layout,
         })
     }
@@ -127,6 +131,35 @@ impl<'a> Parser<'a> {
         self.skip_ws(false)?;
         self.expect(b'}', "to close entry_computation_layout")?;
         Ok((params, result, pos))
+    }
+
+    /// `{ (0, {}), (3, {}) }`: parameters whose buffers the caller donates (XLA may reuse
+    /// them for outputs). Returns (parameter, shape index, where).
+    pub(super) fn buffer_donors(&mut self) -> Result<Vec<(usize, Vec<usize>, Pos)>> {
+        self.expect(b'{', "to open buffer_donor")?;
+        let mut out = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(b'}') {
+                break;
+            }
+            if !out.is_empty() {
+                self.expect(b',', "between buffer_donor entries")?;
+                self.skip_ws(false)?;
+            }
+            let pos = self.pos();
+            self.expect(b'(', "to open a buffer_donor entry")?;
+            self.skip_ws(false)?;
+            let param = self.number("a parameter number")?;
+            self.skip_ws(false)?;
+            self.expect(b',', "after the parameter number")?;
+            self.skip_ws(false)?;
+            let index = self.shape_index()?;
+            self.skip_ws(false)?;
+            self.expect(b')', "to close a buffer_donor entry")?;
+            out.push((param, index, pos));
+        }
+        Ok(out)
     }
 
     /// `{ {0}: (1, {}, may-alias), ... }` or the short `{ {}: 0 }`.
