@@ -83,7 +83,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     );
     for (i, s) in sig.params.iter().enumerate() {
         let role = sig.aliases.output_for(i).map_or_else(
-            || match donated_hint(&program, &sig.aliases, i) {
+            || match donated_hint(program, &sig.aliases, i) {
                 Some(hint) => format!("input; {hint}"),
                 None => "input".to_string(),
             },
