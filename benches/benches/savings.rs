@@ -1,4 +1,4 @@
-//! What state tensors save, per backend: one kv-decoder step (statetensor_sim::models) with
+//! What state tensors save, per backend: one kv-decoder step (statetensor_hlo::models) with
 //! its KV cache kept on the device (`aliased`) against the same step with the cache copied
 //! to the host and back (`round_trip`), at several cache sizes.
 //!
@@ -14,8 +14,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use statetensor_core::{HostTensor, StateInit, StatefulModel};
+use statetensor_hlo::models;
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
-use statetensor_sim::models;
 use std::time::Duration;
 
 const WIDTH: usize = 256;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub type Loader = Box<dyn Fn(&str, Option<AliasMap>) -> Result<Box<dyn StatefulModel>>>;
 
 /// A fresh device of one backend.
-pub struct Dev {
+pub struct ContractDevice {
     /// Loads a fixture on this device.
     pub load: Loader,
     /// Makes execute number `call` from now on (any model on the device) fail after a
@@ -33,9 +33,9 @@ pub trait Harness {
     /// The backend as messages name it.
     fn name(&self) -> String;
     /// A fresh device with the backend's default capacity.
-    fn device(&self) -> Dev;
+    fn device(&self) -> ContractDevice;
     /// A fresh device of `bytes` of HBM; `None` where the capacity is fixed (hardware).
-    fn device_with_capacity(&self, bytes: u64) -> Option<Dev>;
+    fn device_with_capacity(&self, bytes: u64) -> Option<ContractDevice>;
     /// True on real hardware, which loads only fixtures whose NEFF was compiled.
     fn is_hardware(&self) -> bool {
         false
@@ -48,7 +48,7 @@ fn not_applicable(h: &dyn Harness, test: &str, why: &str) {
 }
 
 /// The fault hook of `d`, or `None` after saying the test does not apply.
-fn fault_hook<'a>(h: &dyn Harness, d: &'a Dev, test: &str) -> Option<&'a dyn Fn(u64)> {
+fn fault_hook<'a>(h: &dyn Harness, d: &'a ContractDevice, test: &str) -> Option<&'a dyn Fn(u64)> {
     let hook = d.arm_fail_execute.as_deref();
     if hook.is_none() {
         not_applicable(h, test, "faults cannot be injected");

@@ -7,7 +7,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use statetensor_conformance::{
     diverge, run, scenario_strategy, Op, Reference, Scenario, KNOWN_DIFFERENCES,
 };
-use statetensor_conformance::{fixture_aliases, fixture_path};
+use statetensor_conformance::{fixture_aliases, fixture_hlo};
 use statetensor_core::StateInit;
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,8 @@ fn set_fault(fault: &str) {
 
 /// Traces of one scenario on the simulator, the driver over the emulator, and the reference.
 fn traces(sc: &Scenario) -> [statetensor_conformance::Trace; 3] {
-    let bundle = Bundle::open(&fixture_path(&sc.model)).expect("fixture");
+    // the HLO text only: a model.neff compiled into the fixture directory is for hardware
+    let bundle = Bundle::from_text(&fixture_hlo(&sc.model), &sc.model).expect("fixture");
     let aliases = fixture_aliases(&sc.model);
     let on = |device: Device| {
         let (a, b) = (
@@ -164,7 +165,7 @@ fn known_differences_hold() -> Result<(), String> {
         "update this check with the list"
     );
     // 1. device memory between executes: the driver keeps staging, the simulator does not
-    let bundle = Bundle::open(&fixture_path("mlp_cache")).unwrap();
+    let bundle = Bundle::from_text(&fixture_hlo("mlp_cache"), "mlp_cache").unwrap();
     let sim = Device::open(Backend::Sim, &DeviceProfile::inf2())
         .and_then(|d| d.load(&bundle, None))
         .unwrap();

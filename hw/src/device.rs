@@ -2,7 +2,7 @@
 
 use crate::safe::{DeviceTensor, Runtime};
 use statetensor_core::{Result, StateSets};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// What `statetensor probe` reports.
 #[derive(Clone, Debug)]
@@ -71,6 +71,4 @@ impl NrtDevice {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use statetensor_core::lock_unpoisoned as lock;

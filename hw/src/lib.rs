@@ -3,6 +3,7 @@
 //! | layer | module | what it holds |
 //! |---|---|---|
 //! | sys | [`sys`] | C types and constants exactly as libnrt's headers define them; one function table resolved once from the library loaded at run time (libloading) |
+//! | loader | `loader` | the candidates (`$STATETENSOR_LIBNRT`, ...) and the process-wide registry that initialises each library once |
 //! | result | [`result`] | one function per libnrt call, grouped by area (runtime, model, tensor, tensor set): `NRT_STATUS` → `Result` with the C function's name and the raw code; the only caller of the function table |
 //! | safe | [`safe`] | RAII handles (runtime, model, device tensor, tensor set) that own what the `result` calls need to be sound |
 //! | driver | [`NrtDevice`], [`NrtModel`] | the state-tensor semantics: state sets bound in place, NEFF I/O names matched to the HLO |
@@ -22,20 +23,22 @@
 //! - **Same validation as the simulator.** Alias maps, inputs, state-set lookup, locking,
 //!   poisoning, byte ranges and copies are checked by `statetensor-core`, so the driver
 //!   rejects what the simulator rejects, with the same error kinds.
-//! - **`unsafe` is fenced.** Only `result` and the handles in `safe` contain `unsafe`; each
-//!   block says why it is sound and each `unsafe fn` has a `# Safety` section.
+//! - **`unsafe` is fenced.** `sys` (loading the library and resolving its symbols),
+//!   `result` (the C calls) and the handles in `safe` hold every `unsafe` block; each says
+//!   why it is sound and each `unsafe fn` has a `# Safety` section.
 #![allow(unsafe_code)]
 
 mod device;
 pub mod io_names;
+mod loader;
 mod model;
 pub mod result;
 pub mod safe;
 pub mod sys;
 
 pub use device::{probe, NrtDevice, ProbeInfo};
+pub use loader::{candidates, LIBNRT_ENV};
 pub use model::NrtModel;
-pub use safe::{candidates, LIBNRT_ENV};
 
 #[doc(no_inline)]
 pub use statetensor_core::StatefulModel;

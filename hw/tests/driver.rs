@@ -1,8 +1,10 @@
 //! What is specific to the driver: library loading, NEFF name conventions, bindings.
 
 use crate::{emulator, DriverHarness, DEVICE_LOCK};
-use statetensor_conformance::contract::{self, Dev, Harness};
+use statetensor_conformance::contract::{self, ContractDevice, Harness};
+use statetensor_conformance::{fixture_hlo, fixture_path};
 use statetensor_core::{ErrorKind, StateInit, StatefulModel};
+use statetensor_hlo::Bundle;
 use statetensor_hw::{probe, NrtDevice, NrtModel};
 
 #[test]
@@ -31,12 +33,9 @@ fn probe_reports_the_emulated_runtime() {
 fn torch_names_are_discovered_and_states_bound_in_place() {
     let _g = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dev = NrtDevice::open(Some(emulator().to_str().unwrap())).unwrap();
-    let m = NrtModel::open(
-        &dev,
-        &statetensor_conformance::fixture_path("kv_decoder"),
-        None,
-    )
-    .unwrap();
+    // the HLO text: a model.neff compiled into the fixture directory is for hardware
+    let bundle = Bundle::from_text(&fixture_hlo("kv_decoder"), "kv_decoder").unwrap();
+    let m = NrtModel::load(&dev, &bundle, None).unwrap();
     let (ins, outs) = m.io_names();
     assert_eq!(ins[5], "input5");
     assert_eq!(outs[1], "output1");
@@ -51,7 +50,7 @@ fn bindings_json_maps_names_and_a_wrong_name_is_reported() {
     let dir = std::env::temp_dir().join(format!("statetensor-bindings-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
-        statetensor_conformance::fixture_path("mlp_cache").join("model.hlo"),
+        fixture_path("mlp_cache").join("model.hlo"),
         dir.join("model.hlo"),
     )
     .unwrap();
@@ -80,13 +79,13 @@ impl Harness for FaultyEmu {
         format!("the driver over the emulator with fault '{}'", self.0)
     }
 
-    fn device(&self) -> Dev {
+    fn device(&self) -> ContractDevice {
         let d = DriverHarness::emulated().device();
         crate::configure(self.0, 0);
         d
     }
 
-    fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
+    fn device_with_capacity(&self, bytes: u64) -> Option<ContractDevice> {
         let d = DriverHarness::emulated().device_with_capacity(bytes);
         crate::configure(self.0, 0);
         d

@@ -8,12 +8,13 @@
 
 mod driver;
 
-use statetensor_conformance::contract::{Dev, Harness};
-use statetensor_conformance::{contract_tests, fixture_path};
+use statetensor_conformance::contract::{ContractDevice, Harness};
+use statetensor_conformance::{contract_tests, fixture_hlo, fixture_path};
 use statetensor_core::{StatefulModel, INF2_CORE_HBM_BYTES};
+use statetensor_hlo::Bundle;
 use statetensor_hw::{NrtDevice, NrtModel, LIBNRT_ENV};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// `libnrt_emu.so`, built by the dev-dependency on statetensor-nrt-emu.
 pub fn emulator() -> PathBuf {
@@ -31,14 +32,20 @@ pub fn configure(fault: &str, hbm_bytes: u64) {
 }
 
 /// The real libnrt named by `STATETENSOR_LIBNRT`, when it names one (a library without the
-/// emulator's test hook); `None` runs the suite over the freshly built emulator.
+/// emulator's test hook); `None` runs the suite over the freshly built emulator. Decided
+/// once per process, under the device lock (asking an emulator clears its armed fault).
 fn real_libnrt() -> Option<String> {
-    let path = std::env::var(LIBNRT_ENV).ok().filter(|p| !p.is_empty())?;
-    // the emulator answers its test hook (an empty fault, capacity unchanged); libnrt has
-    // no such symbol. Loading it runs no code of the runtime beyond its initialisers.
-    let emulated =
-        NrtDevice::open(Some(&path)).is_ok() && nrt_emu::hook::configure(&path, "", 0).is_ok();
-    (!emulated).then_some(path)
+    static REAL: OnceLock<Option<String>> = OnceLock::new();
+    REAL.get_or_init(|| {
+        let path = std::env::var(LIBNRT_ENV).ok().filter(|p| !p.is_empty())?;
+        let _guard = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        // opening it runs nrt_init, as the suite would; the emulator then answers its test
+        // hook (an empty fault, the capacity unchanged) and libnrt has no such symbol
+        let emulated =
+            NrtDevice::open(Some(&path)).is_ok() && nrt_emu::hook::configure(&path, "", 0).is_ok();
+        (!emulated).then_some(path)
+    })
+    .clone()
 }
 
 /// Devices of the driver: over the emulator, or over real libnrt (see the crate docs).
@@ -59,7 +66,7 @@ impl DriverHarness {
         DriverHarness { real: None }
     }
 
-    fn device_of(&self, capacity: u64) -> Dev {
+    fn device_of(&self, capacity: u64) -> ContractDevice {
         let guard = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let library = match &self.real {
             Some(p) => p.clone(),
@@ -81,12 +88,17 @@ impl DriverHarness {
                 )
             }))
         };
-        Dev {
+        let real = self.real.is_some();
+        ContractDevice {
             load: Box::new(move |name, aliases| {
-                Ok(
-                    Box::new(NrtModel::open(&dev, &fixture_path(name), aliases)?)
-                        as Box<dyn StatefulModel>,
-                )
+                // real libnrt loads the fixture directory's compiled model.neff; the
+                // emulator loads the HLO text (a NEFF there would be refused)
+                let bundle = if real {
+                    Bundle::open(&fixture_path(name))?
+                } else {
+                    Bundle::from_text(&fixture_hlo(name), name)?
+                };
+                Ok(Box::new(NrtModel::load(&dev, &bundle, aliases)?) as Box<dyn StatefulModel>)
             }),
             arm_fail_execute,
             guard: Some(Box::new(guard)),
@@ -102,11 +114,11 @@ impl Harness for DriverHarness {
         }
     }
 
-    fn device(&self) -> Dev {
+    fn device(&self) -> ContractDevice {
         self.device_of(INF2_CORE_HBM_BYTES)
     }
 
-    fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
+    fn device_with_capacity(&self, bytes: u64) -> Option<ContractDevice> {
         self.real.is_none().then(|| self.device_of(bytes))
     }
 

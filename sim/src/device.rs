@@ -3,7 +3,7 @@
 use crate::DeviceProfile;
 use statetensor_core::{Hbm, MemoryReport, StateSets};
 use statetensor_hlo::Tensor;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// A state buffer in the simulator: `None` only after a failed execute consumed it (the
 /// set is then poisoned).
@@ -73,6 +73,4 @@ pub enum Fault {
     },
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use statetensor_core::lock_unpoisoned as lock;

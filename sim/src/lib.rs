@@ -39,7 +39,6 @@
 
 mod device;
 mod model;
-pub mod models;
 mod profile;
 
 pub use device::{Fault, SimDevice};

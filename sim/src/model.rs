@@ -99,13 +99,7 @@ impl SimModel {
     /// Bytes an execute stages and holds beyond the state: inputs, returned outputs and
     /// the peak of temporaries.
     pub fn execute_footprint(&self) -> u64 {
-        let inputs: u64 = self
-            .sig
-            .input_params()
-            .iter()
-            .map(|&p| self.sig.params[p].size_bytes() as u64)
-            .sum();
-        inputs + self.temps
+        self.sig.input_bytes() + self.temps
     }
 
     /// Bytes of constants (weights) the model holds on the device.

@@ -3,7 +3,7 @@
 
 mod model;
 
-use statetensor_conformance::contract::{Dev, Harness};
+use statetensor_conformance::contract::{ContractDevice, Harness};
 use statetensor_conformance::{contract_tests, fixture_hlo};
 use statetensor_core::StatefulModel;
 use statetensor_sim::{DeviceProfile, Fault, SimDevice, SimModel};
@@ -12,10 +12,10 @@ use statetensor_sim::{DeviceProfile, Fault, SimDevice, SimModel};
 pub struct SimHarness;
 
 impl SimHarness {
-    fn device_of(&self, profile: DeviceProfile) -> Dev {
+    fn device_of(&self, profile: DeviceProfile) -> ContractDevice {
         let dev = SimDevice::new(profile);
         let for_faults = dev.clone();
-        Dev {
+        ContractDevice {
             load: Box::new(move |name, aliases| {
                 Ok(
                     Box::new(SimModel::load(&dev, &fixture_hlo(name), name, aliases)?)
@@ -39,11 +39,11 @@ impl Harness for SimHarness {
         "the simulator".into()
     }
 
-    fn device(&self) -> Dev {
+    fn device(&self) -> ContractDevice {
         self.device_of(DeviceProfile::inf2())
     }
 
-    fn device_with_capacity(&self, bytes: u64) -> Option<Dev> {
+    fn device_with_capacity(&self, bytes: u64) -> Option<ContractDevice> {
         Some(self.device_of(DeviceProfile {
             hbm_bytes: bytes,
             ..DeviceProfile::inf2()

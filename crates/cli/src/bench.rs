@@ -134,7 +134,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let j = |r: &Report| {
             serde_json::to_string_pretty(r).map_err(|e| Error::runtime("bench", e.to_string()))
         };
-        return crate::emit(&format!(
+        return crate::output::emit(&format!(
             "{{\n\"aliased\": {},\n\"round_trip\": {}\n}}\n",
             j(&aliased)?,
             j(&round)?
@@ -201,5 +201,5 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         bytes(aliased.state_bytes),
         model.signature().state_params().len()
     ));
-    crate::emit(&out)
+    crate::output::emit(&out)
 }

@@ -9,7 +9,7 @@ use statetensor_core::{Error, Result, StatefulModel};
 use statetensor_hlo::Bundle;
 use statetensor_hw::safe::{DeviceTensor, Runtime};
 use statetensor_hw::{NrtDevice, NrtModel};
-use statetensor_sim::DeviceProfile;
+use statetensor_open::DeviceProfile;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -179,7 +179,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         a.out.display(),
         a.out.display()
     ));
-    crate::emit(&out)
+    crate::output::emit(&out)
 }
 
 #[cfg(test)]

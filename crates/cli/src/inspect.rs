@@ -4,9 +4,8 @@
 use crate::model_args::{parse_aliases, parse_backend};
 use crate::report::bytes;
 use clap::Args;
-use statetensor_core::{Error, Result, StatefulModel};
-use statetensor_open::{Backend, Bundle, Device};
-use statetensor_sim::{DeviceProfile, SimDevice, SimModel};
+use statetensor_core::{Error, Result, Signature};
+use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -14,7 +13,7 @@ pub struct InspectArgs {
     /// An HLO text file, or a directory holding model.hlo (and model.neff).
     model: PathBuf,
     /// Also load the model through libnrt and show the NEFF I/O name of each parameter and output.
-    #[arg(long, default_value = "sim", value_parser = parse_backend)]
+    #[arg(long, default_value = "sim", value_parser = parse_backend())]
     backend: Backend,
     /// State parameter P is updated from output O (replaces the module's alias map).
     #[arg(long = "alias", value_name = "P=O[,P=O...]")]
@@ -28,25 +27,31 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&a.model)?;
     let program = bundle.program();
     let map = parse_aliases(&a.aliases, program.params())?;
-    // the footprint as the simulator accounts it
-    let model = SimModel::from_program(
-        &SimDevice::new(DeviceProfile::inf2()),
-        program.clone(),
-        map.clone(),
+    let sig = Signature::new(
+        program.params().to_vec(),
+        program.outputs().to_vec(),
+        map.clone()
+            .unwrap_or_else(|| program.header_aliases().clone()),
     )?;
+    // what every backend charges to HBM: constants (weights) once, staging for one
+    // execute's inputs and its peak temporaries, and each state set
+    let (constant_bytes, execute_bytes) = (
+        program.constant_bytes(),
+        sig.input_bytes() + program.peak_temp_bytes(),
+    );
     // with --backend nrt: how the NEFF's I/O names bind to the HLO's parameters and outputs
     let neff_names = Device::open(a.backend, &DeviceProfile::inf2())?.io_names(&bundle, map)?;
-    let sig = model.signature();
+    let sig = &sig;
     let mut devices = Vec::new();
     for name in ["inf2", "trn1", "trn2"] {
         let p = DeviceProfile::builtin(name).expect("built-in profile");
-        let need = model.weight_bytes() + sig.state_bytes() + model.execute_footprint();
+        let need = constant_bytes + sig.state_bytes() + execute_bytes;
         devices.push(serde_json::json!({
             "device": name,
             "hbm_capacity_bytes": p.hbm_bytes,
             "footprint_bytes": need,
             "fits": need <= p.hbm_bytes,
-            "state_sets_that_fit": (p.hbm_bytes.saturating_sub(model.weight_bytes() + model.execute_footprint())) / sig.state_bytes().max(1),
+            "state_sets_that_fit": (p.hbm_bytes.saturating_sub(constant_bytes + execute_bytes)) / sig.state_bytes().max(1),
         }));
     }
     let params: Vec<serde_json::Value> = sig
@@ -64,21 +69,21 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     if a.json {
         let v = serde_json::json!({
             "model": bundle.source().to_string(),
-            "name": model.program().name(),
+            "name": program.name(),
             "parameters": params,
             "outputs": outputs,
             "state_bytes": sig.state_bytes(),
-            "constant_bytes": model.weight_bytes(),
-            "execute_staging_bytes": model.execute_footprint(),
+            "constant_bytes": constant_bytes,
+            "execute_staging_bytes": execute_bytes,
             "devices": devices,
         });
         let json = serde_json::to_string_pretty(&v)
             .map_err(|e| Error::runtime("inspect", e.to_string()))?;
-        return crate::emit(&format!("{json}\n"));
+        return crate::output::emit(&format!("{json}\n"));
     }
     let mut out = format!(
         "model {} ({})\nparameters:\n",
-        model.program().name(),
+        program.name(),
         bundle.source()
     );
     for (i, s) in sig.params.iter().enumerate() {
@@ -120,8 +125,8 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         "state: {} in {} tensor(s); constants {}; execute staging and temporaries {}\n",
         bytes(sig.state_bytes()),
         sig.state_params().len(),
-        bytes(model.weight_bytes()),
-        bytes(model.execute_footprint())
+        bytes(constant_bytes),
+        bytes(execute_bytes)
     ));
     out.push_str("HBM footprint (constants + one state set + execute staging):\n");
     for d in &devices {
@@ -138,7 +143,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             d["state_sets_that_fit"]
         ));
     }
-    crate::emit(&out)
+    crate::output::emit(&out)
 }
 
 /// For a parameter the header's `buffer_donor` donates but no alias makes state: what it

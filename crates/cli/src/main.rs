@@ -9,6 +9,7 @@ mod inspect;
 mod model_args;
 mod output;
 mod plot;
+mod probe;
 mod progress;
 mod report;
 mod run;
@@ -49,34 +50,6 @@ enum Command {
     },
 }
 
-/// Writes to stdout; a closed pipe (`statetensor ... | head`) ends output quietly rather
-/// than panicking as `println!` would.
-pub fn emit(text: &str) -> statetensor_core::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("write", "stdout", e)),
-    }
-}
-
-fn probe(json: bool) -> statetensor_core::Result<()> {
-    let info = statetensor_hw::probe(None)?;
-    if json {
-        let v = serde_json::json!({"library": info.path, "version": info.version, "visible_cores": info.visible_cores});
-        return emit(&format!("{v}\n"));
-    }
-    emit(&format!(
-        "libnrt: {}\nruntime version: {}\nvisible NeuronCores: {}\n",
-        info.path,
-        info.version
-            .as_deref()
-            .unwrap_or("not reported (older runtime)"),
-        info.visible_cores
-    ))
-}
-
 fn exit_code(e: &Error) -> u8 {
     // files and paths are the user's input too
     if e.kind().is_user_error() || e.kind() == ErrorKind::Io {
@@ -94,7 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Inspect(a) => inspect::inspect(a),
-        Command::Probe { json } => probe(json),
+        Command::Probe { json } => probe::probe(json),
         Command::Bench(a) => match a.sweep.clone() {
             Some(lengths) => sweep::sweep(&a, &lengths),
             None => bench::bench(a),

@@ -12,7 +12,7 @@ pub struct ModelArgs {
     /// An HLO text file, or a directory holding model.hlo (and arg{P}.npy default values).
     pub model: PathBuf,
     /// Backend: the simulator, or libnrt (real hardware or the emulator).
-    #[arg(long, default_value = "sim", value_parser = parse_backend)]
+    #[arg(long, default_value = "sim", value_parser = parse_backend())]
     pub backend: Backend,
     /// Device profile: inf2, trn1, trn2, or a JSON profile file.
     #[arg(long, default_value = "inf2")]
@@ -45,6 +45,8 @@ pub(crate) struct Opened {
 impl ModelArgs {
     /// Opens the model these arguments name on their backend and device.
     pub(crate) fn open(&self) -> Result<Opened> {
+        // the device first: a bad --device is reported before the model is read
+        DeviceProfile::resolve(&self.device)?;
         self.open_bundle(Bundle::open(&self.model)?)
     }
 
@@ -63,9 +65,11 @@ impl ModelArgs {
     }
 }
 
-/// `--backend` values.
-pub(crate) fn parse_backend(s: &str) -> std::result::Result<Backend, String> {
-    s.parse::<Backend>().map_err(|e| e.to_string())
+/// `--backend` values: the backends' names, listed in help and in errors.
+pub(crate) fn parse_backend() -> impl clap::builder::TypedValueParser<Value = Backend> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Backend::ALL.map(|(name, _)| name))
+        .try_map(|s| s.parse::<Backend>())
 }
 
 /// `P=VALUE` split at the first `=`.

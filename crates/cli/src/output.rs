@@ -1,5 +1,6 @@
-//! Files the CLI writes: each written whole under a temporary name and renamed into place,
-//! so a failure never leaves a half-written file under the final name.
+//! What the CLI writes: stdout, never panicking on a closed pipe, and files, each written
+//! whole under a temporary name and renamed into place, so a failure never leaves a
+//! half-written file under the final name.
 
 use statetensor_core::{Error, Result};
 use std::io::{BufWriter, Write};
@@ -33,4 +34,16 @@ pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
         w.write_all(data)
             .map_err(|e| Error::io("write", path.display().to_string(), e))
     })
+}
+
+/// Writes to stdout; a closed pipe (`statetensor ... | head`) ends output quietly rather
+/// than panicking as `println!` would.
+pub fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("write", "stdout", e)),
+    }
 }

@@ -145,7 +145,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.json {
         let json = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::runtime("report", e.to_string()))?;
-        return crate::emit(&format!("{json}\n"));
+        return crate::output::emit(&format!("{json}\n"));
     }
     let mut out = String::new();
     out.push_str(&format!(
@@ -198,5 +198,5 @@ pub fn run(a: RunArgs) -> Result<()> {
         out.push_str(&format!("  output {k} {} = {shown}\n", spec.type_string()));
     }
     out.push_str(&report.human());
-    crate::emit(&out)
+    crate::output::emit(&out)
 }

@@ -6,8 +6,8 @@ use crate::output::write_file_atomically;
 use crate::progress::Progress;
 use crate::values::StepInputs;
 use statetensor_core::{Error, HostTensor, Result};
+use statetensor_hlo::models;
 use statetensor_hlo::Bundle;
-use statetensor_sim::models;
 
 /// Inputs for a generated model: deterministic values in [-0.05, 0.05).
 fn synthetic_inputs(sig: &statetensor_core::Signature) -> Result<Vec<HostTensor>> {
@@ -96,7 +96,7 @@ pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         ],
     );
     write_file_atomically(&a.out.join("sweep.svg"), plot.as_bytes())?;
-    crate::emit(&format!(
+    crate::output::emit(&format!(
         "{csv}wrote {} and {}\n",
         a.out.join("sweep.csv").display(),
         a.out.join("sweep.svg").display()

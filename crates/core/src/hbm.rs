@@ -5,8 +5,8 @@ use crate::{Error, MemoryReport, Result};
 use std::sync::Mutex;
 
 /// HBM of one inf2 NeuronCore-v2 as the runtime leaves it to models: half of the chip's
-/// 32 GiB, less the 96 MiB the runtime reserves per core (documented figures; see
-/// `docs/architecture.md`, device profiles). The simulator's `inf2` profile and the libnrt
+/// 32 GiB, less the 96 MiB the runtime reserves per core (documented figures;
+/// docs/architecture.md §12). The simulator's `inf2` profile and the libnrt
 /// emulator's default capacity are both this number, so their capacity checks agree.
 pub const INF2_CORE_HBM_BYTES: u64 = (16 << 30) - (96 << 20);
 

@@ -16,6 +16,7 @@ mod alias;
 mod dtype;
 mod error;
 mod hbm;
+mod host_tensor;
 mod ledger;
 mod locking;
 mod model;
@@ -29,12 +30,13 @@ pub use alias::{AliasMap, AliasPair};
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use hbm::{Hbm, INF2_CORE_HBM_BYTES};
+pub use host_tensor::HostTensor;
 pub use ledger::{Direction, Flow, MemoryReport, TransferLedger};
-pub use locking::{check_distinct_sets, check_not_poisoned, lock_exclusive};
-pub use model::{HostTensor, PreparedInputs, StateInit, StatefulModel, STREAM_CHUNK};
+pub use locking::{check_distinct_sets, check_not_poisoned, lock_exclusive, lock_unpoisoned};
+pub use model::{PreparedInputs, StatefulModel, STREAM_CHUNK};
 pub use names::{resolve_param, stem};
 pub use signature::Signature;
 pub use spec::{Shape, TensorSpec};
 pub use state_set::{
-    check_byte_range, lock_state_set, StateSet, StateSetHandle, StateSets, StateSlot,
+    check_byte_range, lock_state_set, StateInit, StateSet, StateSetHandle, StateSets, StateSlot,
 };

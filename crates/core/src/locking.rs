@@ -42,3 +42,10 @@ pub fn check_distinct_sets(op: &str, from: &str, to: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Locks `m`, taking the data even if a panic elsewhere poisoned the lock: the ledgers and
+/// registries it guards stay consistent between statements, and a state set's own poisoning
+/// is what reports failed calls.
+pub fn lock_unpoisoned<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,47 +1,7 @@
 //! The `StatefulModel` trait: one API over the simulator and the libnrt driver.
 
-use crate::{DType, Error, MemoryReport, Result, Shape, Signature, TensorSpec, TransferLedger};
+use crate::{Error, HostTensor, MemoryReport, Result, Signature, StateInit, TransferLedger};
 use std::io::{Read, Write};
-
-/// A tensor in host memory: its type and little-endian, row-major bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostTensor {
-    /// Element type.
-    pub dtype: DType,
-    /// Dimensions.
-    pub shape: Shape,
-    /// `shape.element_count() * dtype.size_bytes()` bytes.
-    pub data: Vec<u8>,
-}
-
-impl HostTensor {
-    /// A tensor from its parts; the byte count must match.
-    pub fn new(dtype: DType, dims: impl Into<Vec<usize>>, data: Vec<u8>) -> Result<HostTensor> {
-        let shape = Shape::new(dims);
-        let want = shape.element_count() * dtype.size_bytes();
-        if data.len() != want {
-            return Err(Error::invalid_input(
-                "host tensor",
-                format!("{dtype}{shape} needs {want} bytes, got {}", data.len()),
-            ));
-        }
-        Ok(HostTensor { dtype, shape, data })
-    }
-
-    /// A tensor of `spec`'s type, all zero bytes.
-    pub fn zeros(spec: &TensorSpec) -> HostTensor {
-        HostTensor {
-            dtype: spec.dtype,
-            shape: spec.shape.clone(),
-            data: vec![0; spec.size_bytes()],
-        }
-    }
-
-    /// `dtype[shape]`, as HLO prints a type.
-    pub fn type_string(&self) -> String {
-        format!("{}{}", self.dtype, self.shape)
-    }
-}
 
 /// Inputs checked and converted once, for executes that pass the same values every step
 /// (weights given as parameters, say). Each execute still counts them as crossing
@@ -52,18 +12,6 @@ impl std::fmt::Debug for PreparedInputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PreparedInputs")
     }
-}
-
-/// How a new state set is filled.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub enum StateInit {
-    /// All zeros (a device-side memset: nothing crosses the bus).
-    #[default]
-    Zeros,
-    /// The given values, by state name: written host → device once, and copied on the
-    /// device into a kept copy (charged to HBM) that `reset` restores; states not named are
-    /// zeros.
-    Values(Vec<(String, HostTensor)>),
 }
 
 /// A stateful compiled model on a device: its state tensors stay in device memory, grouped

@@ -77,6 +77,14 @@ impl Signature {
             })
     }
 
+    /// Total bytes of the non-state parameters: what one execute stages host → device.
+    pub fn input_bytes(&self) -> u64 {
+        self.input_params()
+            .iter()
+            .map(|&p| self.params[p].size_bytes() as u64)
+            .sum()
+    }
+
     /// Total bytes of all state tensors.
     pub fn state_bytes(&self) -> u64 {
         self.state_params()

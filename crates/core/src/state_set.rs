@@ -7,9 +7,21 @@
 //! (a host tensor in the simulator, an `nrt_tensor_t` on the driver), so it lives here once
 //! and both backends give the same errors by construction.
 
-use crate::{Error, Result, TensorSpec};
+use crate::{Error, HostTensor, Result, TensorSpec};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How a new state set is filled.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum StateInit {
+    /// All zeros (a device-side memset: nothing crosses the bus).
+    #[default]
+    Zeros,
+    /// The given values, by state name: written host → device once, and copied on the
+    /// device into a kept copy (charged to HBM) that `reset` restores; states not named are
+    /// zeros.
+    Values(Vec<(String, HostTensor)>),
+}
 
 /// One state tensor of a set: its spec and the backend's buffer.
 #[derive(Debug)]

@@ -52,6 +52,7 @@ mod exec;
 pub mod ir;
 mod kernels;
 mod literal;
+pub mod models;
 pub mod npy;
 pub mod parse;
 mod plan;

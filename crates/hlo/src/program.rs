@@ -355,10 +355,10 @@ impl Program {
 
 /// Runs `f` on the current pool thread while the pool's other threads stay awake, each
 /// spinning on a helper task that takes every piece of work `f`'s kernels hand out. Between
-/// two parallel kernels a step runs serial ones; rayon's idle workers go to sleep after a
-/// few microseconds, and waking one (on a virtual machine, a halted vCPU) took long
-/// enough that a kernel split in two ran slower than on one thread (the README's engine
-/// notes give the measurement). The helpers spin only for the length of one step, and only
+/// two parallel kernels a step runs serial ones; rayon's idle workers soon go to sleep,
+/// and waking one (on a virtual machine, a halted vCPU) took long enough that a kernel
+/// split in two ran slower than on one thread (the README's engine notes give the
+/// measurement). The helpers spin only for the length of one step, and only
 /// for programs with threaded kernels.
 fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let helpers = rayon::current_num_threads().saturating_sub(1);

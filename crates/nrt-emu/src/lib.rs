@@ -1,6 +1,7 @@
-//! statetensor-nrt-emu: `libnrt_emu.so`, the libnrt C ABI on top of statetensor's
-//! simulator, so the driver's real FFI path runs in CI with no Neuron device — the same
-//! idea as running a GPU driver stack on a software rasteriser.
+//! statetensor-nrt-emu: `libnrt_emu.so`, the libnrt C ABI on top of statetensor's HLO
+//! engine and core's HBM ledger (not on the simulator backend), so the driver's real FFI
+//! path runs in CI with no Neuron device — the same idea as running a GPU driver stack on a
+//! software rasteriser.
 //!
 //! Design choices:
 //! - **The real ABI.** Every exported function has libnrt's exact signature and the

@@ -1,10 +1,10 @@
 //! statetensor-open: the one place that names both backends.
 //!
 //! Everything that lets a user choose a backend — the CLI, the benchmarks, the conformance
-//! suite, the Python package — opens models here: a [`Bundle`] (an HLO file or a bundle
-//! directory, parsed once), a [`Backend`], a device profile and an optional alias map in; a
-//! `Box<dyn StatefulModel>` out. A new backend is a new [`Backend`] variant and a new
-//! [`Device`] arm here, and nowhere else.
+//! suite (and the Python package, when it lands) — opens models here: a [`Bundle`] (an HLO
+//! file or a bundle directory, parsed once), a [`Backend`], a device profile and an
+//! optional alias map in; a `Box<dyn StatefulModel>` out. A new backend is a new [`Backend`] variant and its arms in
+//! this file's matches; nothing outside this crate changes.
 //!
 //! Design choices:
 //! - **Parse once.** A [`Bundle`] holds the planned program; every model loaded from it on
@@ -56,7 +56,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Every backend, by the name the CLI and the Python package take.
+    /// Every backend, by the name users choose it with.
     pub const ALL: [(&'static str, Backend); 2] = [("sim", Backend::Sim), ("nrt", Backend::Nrt)];
 
     /// The backend's name (`sim`, `nrt`).
@@ -87,9 +87,13 @@ impl std::str::FromStr for Backend {
             .find(|(n, _)| *n == s)
             .map(|&(_, b)| b)
             .ok_or_else(|| {
+                let names: Vec<&str> = Backend::ALL.iter().map(|(n, _)| *n).collect();
                 Error::invalid_input(
                     "backend",
-                    format!("'{s}' is not a backend; expected sim or nrt"),
+                    format!(
+                        "'{s}' is not a backend; expected one of {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }

@@ -1,9 +1,9 @@
 //! Indexed access: gather and scatter (with a combiner for the scattered values).
 
 use super::elementwise::BinaryFn;
+use super::layout::*;
 use super::movement::clamp_starts;
 use super::op_kinds::BinaryOp;
-use super::shared::*;
 use crate::map_tensor;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};

@@ -9,28 +9,28 @@
 //! | [`dot`] (with [`gemm`]) | dot with general dimension numbers |
 //! | [`reduce`] | reduce, reduce-window |
 //! | [`sort`] | sort with a comparator |
-//! | [`shared`] | index arithmetic and element access the others use |
+//! | [`layout`] | index arithmetic and element access the others use |
 //!
 //! Kernels assume the planner has type-checked their operands and attributes; they index
-//! only within the shapes the planner validated. Dependencies point one way: `movement`
-//! and `shared` use no other kernel; `elementwise` uses `movement`; the structured kernels
-//! use `elementwise`.
+//! only within the shapes the planner validated. Dependencies point one way: `layout` uses
+//! no other kernel, `movement` only `layout`, `elementwise` only `movement`; the structured
+//! kernels use those.
 
 pub(crate) mod dot;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod indexing;
+pub(crate) mod layout;
 pub(crate) mod movement;
 pub(crate) mod op_kinds;
 pub(crate) mod reduce;
-pub(crate) mod shared;
 pub(crate) mod sort;
 
 pub(crate) use dot::*;
 pub(crate) use elementwise::*;
 pub(crate) use indexing::*;
+pub(crate) use layout::*;
 pub(crate) use movement::*;
 pub(crate) use op_kinds::*;
 pub(crate) use reduce::*;
-pub(crate) use shared::*;
 pub(crate) use sort::*;

@@ -1,7 +1,7 @@
 //! Data movement: reshape, transpose, broadcast, slices, dynamic slices and updates,
 //! concatenate, reverse, iota, pad.
 
-use super::shared::*;
+use super::layout::*;
 use crate::tensor::{Elem, Tensor};
 use crate::{make_tensor, map_tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};

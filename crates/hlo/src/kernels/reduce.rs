@@ -2,9 +2,9 @@
 //! evaluated on scalars, and `reduce-window`.
 
 use super::elementwise::BinaryFn;
+use super::layout::*;
 use super::movement::broadcast_scalar;
 use super::op_kinds::BinaryOp;
-use super::shared::*;
 use crate::map_tensor;
 use crate::tensor::{Elem, Tensor};
 use ndarray::{ArrayD, IxDyn};

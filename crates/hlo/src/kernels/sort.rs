@@ -1,6 +1,6 @@
 //! `sort` with a comparator computation, stable.
 
-use super::shared::*;
+use super::layout::*;
 use crate::tensor::Tensor;
 use statetensor_core::Result;
 

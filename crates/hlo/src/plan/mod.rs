@@ -254,6 +254,13 @@ impl Op {
         )
     }
 
+    /// True for ops that overwrite their first operand's buffer in place when they own it
+    /// (`dynamic-update-slice`, `scatter`): the schedule runs the buffer's other readers
+    /// first.
+    pub(crate) fn updates_in_place(&self) -> bool {
+        matches!(self, Op::DynamicUpdateSlice | Op::Scatter { .. })
+    }
+
     /// Whether this op, producing `out` from `operands`, may split its work across threads:
     /// a matrix product that may reach [`PAR_WORK`] multiply-adds, or a computing op
     /// (elementwise, reduction, sort) with an operand or result at least [`PAR_THRESHOLD`]

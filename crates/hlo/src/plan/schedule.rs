@@ -37,7 +37,7 @@ impl<'a> Planner<'a> {
             parallel |= op.may_split(&ty, &operand_types);
             ops[i] = Some(op);
         }
-        let schedule = self.schedule(&order);
+        let schedule = self.schedule(&order, &ops);
         // last use of every slot in schedule order
         let mut last_use = vec![None; n];
         for (si, &i) in schedule.iter().enumerate() {
@@ -127,7 +127,7 @@ impl<'a> Planner<'a> {
 
     /// Greedy list schedule: source order among ready instructions, except that an
     /// in-place updater waits while other readers of its buffer are still pending.
-    pub(super) fn schedule(&self, order: &[usize]) -> Vec<usize> {
+    pub(super) fn schedule(&self, order: &[usize], ops: &[Option<Op>]) -> Vec<usize> {
         let comp = self.comp;
         let n = comp.instrs.len();
         let live: Vec<bool> = {
@@ -152,12 +152,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let destructive = |i: usize| {
-            matches!(
-                comp.instrs[i].opcode.as_str(),
-                "dynamic-update-slice" | "scatter"
-            )
-        };
+        let destructive = |i: usize| ops[i].as_ref().is_some_and(Op::updates_in_place);
         let mut ready: BTreeSet<usize> = order
             .iter()
             .copied()
