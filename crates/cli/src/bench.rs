@@ -105,6 +105,11 @@ fn one_way(
         hbm_capacity_bytes: mem.capacity,
         modelled_s: d.total_seconds(),
         wall_s: start.elapsed().as_secs_f64(),
+        time_kind: model
+            .backend()
+            .parse::<statetensor_open::Backend>()
+            .map_or("modelled", crate::run::time_kind)
+            .into(),
         model: String::new(),
         transfers_d2d: d.d2d.transfers,
         execute_s: d.execute_seconds,
@@ -142,11 +147,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let n = a.steps as f64;
     let per = |x: u64| bytes((x as f64 / n).round() as u64);
-    let time_kind = if a.m.backend.measures_time() {
-        "measured"
-    } else {
-        "modelled"
-    };
+    let time_kind = crate::run::time_kind(a.m.backend);
     let mut out = format!(
         "bench {} on {} ({}), {} steps each way; per step:\n",
         aliased.model, aliased.backend, aliased.device, a.steps

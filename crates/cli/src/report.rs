@@ -19,6 +19,9 @@ pub struct Report {
     pub hbm_capacity_bytes: u64,
     pub modelled_s: f64,
     pub wall_s: f64,
+    /// How `modelled_s` and the per-step times were obtained: "modelled" by the simulator's
+    /// cost model, or "measured" on the device (libnrt).
+    pub time_kind: String,
     // fields beyond the contract's minimum
     pub model: String,
     pub transfers_d2d: u64,
@@ -158,9 +161,13 @@ impl Report {
         out.push_str(&row(
             &w,
             &[
-                "modelled time".into(),
+                format!("{} time", self.time_kind),
                 seconds(self.modelled_s),
-                seconds(rt.modelled_s),
+                if self.time_kind == "modelled" {
+                    seconds(rt.modelled_s)
+                } else {
+                    format!("{} (estimated)", seconds(rt.modelled_s))
+                },
                 ratio(self.modelled_s, rt.modelled_s),
             ],
         ));

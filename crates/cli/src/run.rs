@@ -99,6 +99,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         hbm_capacity_bytes: mem.capacity,
         modelled_s: total.total_seconds(),
         wall_s: start.elapsed().as_secs_f64(),
+        time_kind: time_kind(a.m.backend).into(),
         model: bundle.source().to_string(),
         transfers_d2d: total.d2d.transfers,
         execute_s: total.execute_seconds,
@@ -164,12 +165,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     for (i, st) in report.per_step.iter().enumerate() {
         out.push_str(&format!(
-            "step {}: host->device {} ({}), device->host {} ({}), modelled {}\n",
+            "step {}: host->device {} ({}), device->host {} ({}), {} {}\n",
             i + 1,
             bytes(st.bytes_h2d),
             st.transfers_h2d,
             bytes(st.bytes_d2h),
             st.transfers_d2h,
+            report.time_kind,
             seconds(st.modelled_s)
         ));
     }
@@ -199,4 +201,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     out.push_str(&report.human());
     crate::output::emit(&out)
+}
+
+/// "measured" where the backend measures time (libnrt), "modelled" where it models it.
+pub(crate) fn time_kind(backend: statetensor_open::Backend) -> &'static str {
+    if backend.measures_time() {
+        "measured"
+    } else {
+        "modelled"
+    }
 }

@@ -343,6 +343,9 @@ fn nrt_backend_over_the_emulator_matches_the_simulator() {
     assert!(o.status.success(), "{}", stderr(&o));
     let nrt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(nrt["backend"], "nrt");
+    // the driver measures time; the simulator models it, and each report says which
+    assert_eq!(nrt["time_kind"], "measured");
+    assert_eq!(sim["time_kind"], "modelled");
     for k in [
         "bytes_h2d",
         "bytes_d2h",
