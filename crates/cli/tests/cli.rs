@@ -543,20 +543,10 @@ fn an_alias_map_from_outside_the_hlo_is_the_same_on_both_backends() {
     }
     // and both agree with JAX stepping the model with the cache carried (3 steps)
     for k in 0..2 {
-        let want =
-            statetensor_hlo::npy::read_file(&root().join(fixture).join(format!("out2_{k}.npy")))
-                .unwrap()
-                .to_f64_vec();
-        let got = statetensor_hlo::npy::read_file(&outs[1].join(format!("output_{k}.npy")))
-            .unwrap()
-            .to_f64_vec();
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert!(
-                (g - w).abs() <= 1e-6 + 2e-5 * w.abs(),
-                "output {k}: {got:?} vs {want:?}"
-            );
-        }
+        assert_close_to_jax(
+            &outs[1].join(format!("output_{k}.npy")),
+            &root().join(fixture).join(format!("out2_{k}.npy")),
+        );
     }
 }
 
@@ -616,19 +606,10 @@ fn feed_gives_each_step_its_own_value() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["fed_bytes_per_step"], 64);
     for k in 0..4 {
-        let want =
-            statetensor_hlo::npy::read_file(&root().join(fixture).join(format!("out5_{k}.npy")))
-                .unwrap()
-                .to_f64_vec();
-        let got = statetensor_hlo::npy::read_file(&out.join(format!("output_{k}.npy")))
-            .unwrap()
-            .to_f64_vec();
-        for (g, w) in got.iter().zip(&want) {
-            assert!(
-                (g - w).abs() <= 1e-6 + 2e-5 * w.abs(),
-                "output {k}: {got:?} vs {want:?}"
-            );
-        }
+        assert_close_to_jax(
+            &out.join(format!("output_{k}.npy")),
+            &root().join(fixture).join(format!("out5_{k}.npy")),
+        );
     }
     // the same value every step (--input) is a different run: step 6 differs
     let same = tmpdir("feed-same");
@@ -734,4 +715,19 @@ fn inspect_names_what_a_donated_parameter_could_alias() {
         v["parameters"][1]["could_alias_outputs"],
         serde_json::Value::Null
     );
+}
+
+/// `got` holds JAX's `want` within the f32 fixtures' tolerance (rtol 2e-5, atol 1e-6).
+fn assert_close_to_jax(got: &Path, want: &Path) {
+    let g = statetensor_hlo::npy::read_file(got).unwrap().to_f64_vec();
+    let w = statetensor_hlo::npy::read_file(want).unwrap().to_f64_vec();
+    assert_eq!(g.len(), w.len(), "{}", got.display());
+    for (a, b) in g.iter().zip(&w) {
+        assert!(
+            (a - b).abs() <= 1e-6 + 2e-5 * b.abs(),
+            "{}: {g:?} vs {}: {w:?}",
+            got.display(),
+            want.display()
+        );
+    }
 }
