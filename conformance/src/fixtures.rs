@@ -41,14 +41,24 @@ fn meta(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
+/// The parameters fixture `name` feeds a new value every step (meta.json's `"feeds"`).
+pub fn fixture_feeds(name: &str) -> Vec<usize> {
+    meta(name)["feeds"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|v| v.as_u64())
+                .map(|p| p as usize)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The value of parameter `p` of fixture `name` at `step`: slice `step` of `feed{p}.npy`
 /// for a parameter fed a new value every step (meta.json's `"feeds"`), else `arg{p}.npy`.
 pub fn fixture_arg(name: &str, p: usize, step: usize) -> Tensor {
-    let fed = meta(name)["feeds"]
-        .as_array()
-        .is_some_and(|f| f.iter().any(|v| v.as_u64() == Some(p as u64)));
     let dir = fixture_path(name);
-    if !fed {
+    if !fixture_feeds(name).contains(&p) {
         return npy::read_file(&dir.join(format!("arg{p}.npy"))).expect("fixture arg file");
     }
     let all = npy::read_file(&dir.join(format!("feed{p}.npy"))).expect("fixture feed file");

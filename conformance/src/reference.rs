@@ -27,12 +27,7 @@ impl Reference {
         program: Arc<Program>,
         aliases: Option<AliasMap>,
     ) -> statetensor_core::Result<Reference> {
-        let aliases = aliases.unwrap_or_else(|| program.header_aliases().clone());
-        let sig = Signature::new(
-            program.params().to_vec(),
-            program.outputs().to_vec(),
-            aliases,
-        )?;
+        let sig = program.signature(aliases)?;
         Ok(Reference { program, sig })
     }
 

@@ -65,12 +65,7 @@ impl NrtModel {
     ) -> Result<NrtModel> {
         let program = bundle.program().clone();
         let header = program.header_aliases();
-        let aliases = aliases.unwrap_or_else(|| header.clone());
-        let sig = Signature::new(
-            program.params().to_vec(),
-            program.outputs().to_vec(),
-            aliases,
-        )?;
+        let sig = program.signature(aliases)?;
         let aliases = &sig.aliases;
         let explicit = match bundle.dir() {
             Some(d) => ExplicitNames::read(d, program.params())?,
@@ -351,20 +346,17 @@ impl StatefulModel for NrtModel {
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         let op = format!("copy state set '{from}' to '{to}'");
         // a new destination has no initial values of its own: reset zeros it
-        let (src_h, dst_h) = self.device.sets.copy_endpoints(&op, from, to, || {
-            self.create_state_set(to, StateInit::Zeros)
-        })?;
-        let src = lock_state_set(&op, from, &src_h, false)?;
-        let mut dst = lock_state_set(&op, to, &dst_h, true)?;
-        dst.check_copy_from(&op, from, &src)?;
-        for (name, StateSlot { spec, buf: d }) in &dst.states {
-            let s = &src.slot(&op, name)?.buf;
-            self.timed(Direction::DeviceToDevice, spec.size_bytes() as u64, || {
-                s.copy_to(d)
-            })?;
-        }
-        dst.poisoned = None;
-        Ok(())
+        self.device.sets.copy_set(
+            &op,
+            from,
+            to,
+            || self.create_state_set(to, StateInit::Zeros),
+            |spec, src, dst| {
+                self.timed(Direction::DeviceToDevice, spec.size_bytes() as u64, || {
+                    src.copy_to(dst)
+                })
+            },
+        )
     }
 
     fn ledger(&self) -> TransferLedger {

@@ -65,12 +65,7 @@ impl SimModel {
         program: Arc<Program>,
         aliases: Option<AliasMap>,
     ) -> Result<SimModel> {
-        let aliases = aliases.unwrap_or_else(|| program.header_aliases().clone());
-        let sig = Signature::new(
-            program.params().to_vec(),
-            program.outputs().to_vec(),
-            aliases,
-        )?;
+        let sig = program.signature(aliases)?;
         let weights = program.constant_bytes();
         device
             .hbm
@@ -279,26 +274,20 @@ impl StatefulModel for SimModel {
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         let op = format!("copy state set '{from}' to '{to}'");
         // a new destination has no initial values of its own: reset zeros it
-        let (src_handle, dst_handle) = self.device.sets.copy_endpoints(&op, from, to, || {
-            self.create_state_set(to, StateInit::Zeros)
-        })?;
-        let src = lock_state_set(&op, from, &src_handle, false)?;
-        let mut dst = lock_state_set(&op, to, &dst_handle, true)?;
-        dst.check_copy_from(&op, from, &src)?;
-        let names: Vec<String> = dst.states.keys().cloned().collect();
-        for name in names {
-            let v = src.states[&name]
-                .buf
-                .as_ref()
-                .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
-            let copy = Arc::new((**v).clone());
-            self.record(Direction::DeviceToDevice, copy.size_bytes() as u64);
-            if let Some(slot) = dst.states.get_mut(&name) {
-                slot.buf = Some(copy);
-            }
-        }
-        dst.poisoned = None;
-        Ok(())
+        self.device.sets.copy_set(
+            &op,
+            from,
+            to,
+            || self.create_state_set(to, StateInit::Zeros),
+            |spec, src, dst| {
+                let v = src
+                    .as_ref()
+                    .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
+                self.record(Direction::DeviceToDevice, spec.size_bytes() as u64);
+                *dst = Some(Arc::new((**v).clone()));
+                Ok(())
+            },
+        )
     }
 
     fn ledger(&self) -> TransferLedger {

@@ -4,7 +4,7 @@
 use crate::model_args::{parse_aliases, parse_backend};
 use crate::report::bytes;
 use clap::Args;
-use statetensor_core::{Error, Result, Signature};
+use statetensor_core::{Error, Result};
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::path::PathBuf;
 
@@ -27,12 +27,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&a.model)?;
     let program = bundle.program();
     let map = parse_aliases(&a.aliases, program.params())?;
-    let sig = Signature::new(
-        program.params().to_vec(),
-        program.outputs().to_vec(),
-        map.clone()
-            .unwrap_or_else(|| program.header_aliases().clone()),
-    )?;
+    let sig = program.signature(map.clone())?;
     // what every backend charges to HBM: constants (weights) once, staging for one
     // execute's inputs and its peak temporaries, and each state set
     let (constant_bytes, execute_bytes) = (

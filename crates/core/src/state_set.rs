@@ -161,24 +161,34 @@ impl<B, I> StateSets<B, I> {
         self.registry().contains_key(name)
     }
 
-    /// The source and destination of a copy from `from` to `to`: distinct sets, the source
-    /// usable (not busy, not poisoned), the destination created with `create` when it does
-    /// not exist yet. The caller locks both and checks the copy
-    /// ([`StateSet::check_copy_from`]).
-    pub fn copy_endpoints(
+    /// Copies state set `from` into `to` on the device — a snapshot, or a restore: `to`
+    /// is created with `create` when it does not exist yet; the source must be usable (not
+    /// busy, not poisoned) and hold every state of `to` with its type; `copy_state` moves
+    /// one state's bytes (spec, source buffer, destination buffer). A completed copy clears
+    /// `to`'s poisoning.
+    pub fn copy_set(
         &self,
         op: &str,
         from: &str,
         to: &str,
         create: impl FnOnce() -> Result<()>,
-    ) -> Result<(StateSetHandle<B, I>, StateSetHandle<B, I>)> {
+        mut copy_state: impl FnMut(&TensorSpec, &B, &mut B) -> Result<()>,
+    ) -> Result<()> {
         crate::check_distinct_sets(op, from, to)?;
-        let src = self.get(op, from)?;
-        drop(lock_state_set(op, from, &src, false)?);
+        let src_handle = self.get(op, from)?;
+        drop(lock_state_set(op, from, &src_handle, false)?);
         if !self.contains(to) {
             create()?;
         }
-        Ok((src, self.get(op, to)?))
+        let dst_handle = self.get(op, to)?;
+        let src = lock_state_set(op, from, &src_handle, false)?;
+        let mut dst = lock_state_set(op, to, &dst_handle, true)?;
+        dst.check_copy_from(op, from, &src)?;
+        for (name, slot) in dst.states.iter_mut() {
+            copy_state(&slot.spec, &src.slot(op, name)?.buf, &mut slot.buf)?;
+        }
+        dst.poisoned = None;
+        Ok(())
     }
 
     /// Forgets state set `name` (its buffers are freed when the last handle goes).

@@ -4,7 +4,7 @@ use crate::exec::{ExecStats, Executor, Value};
 use crate::ir::{Module, Type};
 use crate::plan::{compile, CompPlan};
 use crate::tensor::Tensor;
-use statetensor_core::{AliasMap, Error, Result, TensorSpec};
+use statetensor_core::{AliasMap, Error, Result, Signature, TensorSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -158,6 +158,16 @@ impl Program {
             buffer_donors,
             threaded,
         })
+    }
+
+    /// The signature a model of this program runs with: `aliases` when the caller gives
+    /// them (torch-neuronx keeps the map outside the HLO), else the header's; validated.
+    pub fn signature(&self, aliases: Option<AliasMap>) -> Result<Signature> {
+        Signature::new(
+            self.params.clone(),
+            self.outputs.clone(),
+            aliases.unwrap_or_else(|| self.aliases.clone()),
+        )
     }
 
     /// Parameters the header's `buffer_donor` donates (torch-xla writes it for a donated

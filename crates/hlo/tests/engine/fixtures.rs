@@ -1,7 +1,9 @@
 //! Every fixture JAX wrote (tools/gen_fixtures.py) must match: outputs of every step, with
 //! aliased state carried between steps as a device would keep it.
 
-use statetensor_conformance::{fixture_alias_map, fixture_arg, fixture_names, fixture_path};
+use statetensor_conformance::{
+    fixture_alias_map, fixture_arg, fixture_feeds, fixture_names, fixture_path,
+};
 use statetensor_core::DType;
 use statetensor_hlo::{npy, Program, Tensor};
 use std::path::{Path, PathBuf};
@@ -91,12 +93,11 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
         .map(|p| Arc::new(fixture_arg(&name, p, 0)))
         .collect();
     let aliases = fixture_alias_map(&name, prog.header_aliases());
+    let fed = fixture_feeds(&name);
     for s in 0..m.steps {
-        // a parameter fed a new value every step; state carries
-        for (p, arg) in args.iter_mut().enumerate() {
-            if s > 0 && !aliases.is_state(p) {
-                *arg = Arc::new(fixture_arg(&name, p, s));
-            }
+        // a parameter fed a new value every step takes slice s; state carries
+        for &p in &fed {
+            args[p] = Arc::new(fixture_arg(&name, p, s));
         }
         let outs = prog
             .execute(args.clone())
