@@ -111,18 +111,7 @@ impl<'a> Parser<'a> {
             b'(',
             "to open the parameter types of entry_computation_layout",
         )?;
-        let mut params = Vec::new();
-        loop {
-            self.skip_ws(false)?;
-            if self.eat(b')') {
-                break;
-            }
-            if !params.is_empty() {
-                self.expect(b',', "between parameter types")?;
-                self.skip_ws(false)?;
-            }
-            params.push(self.ty()?);
-        }
+        let params = self.list(b')', "between parameter types", |p| p.ty())?;
         self.skip_ws(false)?;
         self.expect(b'-', "before '->' in entry_computation_layout")?;
         self.expect(b'>', "in '->' of entry_computation_layout")?;
@@ -137,88 +126,68 @@ impl<'a> Parser<'a> {
     /// them for outputs). Returns (parameter, shape index, where).
     pub(super) fn buffer_donors(&mut self) -> Result<Vec<(usize, Vec<usize>, Pos)>> {
         self.expect(b'{', "to open buffer_donor")?;
-        let mut out = Vec::new();
-        loop {
-            self.skip_ws(false)?;
-            if self.eat(b'}') {
-                break;
-            }
-            if !out.is_empty() {
-                self.expect(b',', "between buffer_donor entries")?;
-                self.skip_ws(false)?;
-            }
-            let pos = self.pos();
-            self.expect(b'(', "to open a buffer_donor entry")?;
-            self.skip_ws(false)?;
-            let param = self.number("a parameter number")?;
-            self.skip_ws(false)?;
-            self.expect(b',', "after the parameter number")?;
-            self.skip_ws(false)?;
-            let index = self.shape_index()?;
-            self.skip_ws(false)?;
-            self.expect(b')', "to close a buffer_donor entry")?;
-            out.push((param, index, pos));
-        }
-        Ok(out)
+        self.list(b'}', "between buffer_donor entries", |p| {
+            let pos = p.pos();
+            p.expect(b'(', "to open a buffer_donor entry")?;
+            p.skip_ws(false)?;
+            let param = p.number("a parameter number")?;
+            p.skip_ws(false)?;
+            p.expect(b',', "after the parameter number")?;
+            p.skip_ws(false)?;
+            let index = p.shape_index()?;
+            p.skip_ws(false)?;
+            p.expect(b')', "to close a buffer_donor entry")?;
+            Ok((param, index, pos))
+        })
     }
 
     /// `{ {0}: (1, {}, may-alias), ... }` or the short `{ {}: 0 }`.
     pub(super) fn alias_config(&mut self) -> Result<Vec<AliasEntry>> {
         self.expect(b'{', "to open input_output_alias")?;
-        let mut out = Vec::new();
-        loop {
-            self.skip_ws(false)?;
-            if self.eat(b'}') {
-                break;
-            }
-            if !out.is_empty() {
-                self.expect(b',', "between input_output_alias entries")?;
-                self.skip_ws(false)?;
-            }
-            let pos = self.pos();
-            let output_index = self.shape_index()?;
-            self.skip_ws(false)?;
-            self.expect(b':', "after an output shape index")?;
-            self.skip_ws(false)?;
-            let (param, param_index, must_alias) = if self.eat(b'(') {
-                self.skip_ws(false)?;
-                let param = self.number("a parameter number")?;
-                self.skip_ws(false)?;
-                self.expect(b',', "after the parameter number")?;
-                self.skip_ws(false)?;
-                let idx = self.shape_index()?;
-                self.skip_ws(false)?;
+        self.list(b'}', "between input_output_alias entries", |p| {
+            let pos = p.pos();
+            let output_index = p.shape_index()?;
+            p.skip_ws(false)?;
+            p.expect(b':', "after an output shape index")?;
+            p.skip_ws(false)?;
+            let (param, param_index, must_alias) = if p.eat(b'(') {
+                p.skip_ws(false)?;
+                let param = p.number("a parameter number")?;
+                p.skip_ws(false)?;
+                p.expect(b',', "after the parameter number")?;
+                p.skip_ws(false)?;
+                let idx = p.shape_index()?;
+                p.skip_ws(false)?;
                 let mut must = false;
-                if self.eat(b',') {
-                    self.skip_ws(false)?;
-                    let kind_pos = self.pos();
-                    let kind = self.ident("an alias kind")?;
+                if p.eat(b',') {
+                    p.skip_ws(false)?;
+                    let kind_pos = p.pos();
+                    let kind = p.ident("an alias kind")?;
                     must = match kind.as_str() {
                         "must-alias" | "must_alias" => true,
                         "may-alias" | "may_alias" => false,
                         other => {
-                            return self.err_at(
+                            return p.err_at(
                                 kind_pos,
                                 format!("expected 'may-alias' or 'must-alias', found '{other}'"),
                             )
                         }
                     };
-                    self.skip_ws(false)?;
+                    p.skip_ws(false)?;
                 }
-                self.expect(b')', "to close an alias entry")?;
+                p.expect(b')', "to close an alias entry")?;
                 (param, idx, must)
             } else {
-                (self.number("a parameter number or '('")?, Vec::new(), false)
+                (p.number("a parameter number or '('")?, Vec::new(), false)
             };
-            out.push(AliasEntry {
+            Ok(AliasEntry {
                 output_index,
                 param,
                 param_index,
                 must_alias,
                 pos,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// `{}` or `{1,2}`.

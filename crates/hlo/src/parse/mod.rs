@@ -152,6 +152,28 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Comma-separated items up to `close` (the opening delimiter already read), each read
+    /// by `item`; `between` says what a missing comma was expected between.
+    pub(super) fn list<T>(
+        &mut self,
+        close: u8,
+        between: &str,
+        mut item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        loop {
+            self.skip_ws(false)?;
+            if self.eat(close) {
+                return Ok(out);
+            }
+            if !out.is_empty() {
+                self.expect(b',', between)?;
+                self.skip_ws(false)?;
+            }
+            out.push(item(self)?);
+        }
+    }
+
     pub(super) fn expect(&mut self, b: u8, what: &str) -> Result<()> {
         if self.eat(b) {
             Ok(())
