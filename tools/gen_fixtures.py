@@ -147,11 +147,14 @@ def proto_with_aliases(pb, aliases, must):
     return body
 
 
-def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True, external=False, feeds=None):
+def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True, external=False, feeds=None,
+            weights=None):
     """Lowers f, runs it `steps` times carrying aliased state, writes the fixture. With
     `external`, the HLO carries no alias map and meta.json does. `feeds` ({param: values
     along a leading step axis}) gives a parameter a new value every step: written as
-    feed{p}.npy and listed in meta.json's "feeds" (arg{p}.npy holds step 0's value)."""
+    feed{p}.npy and listed in meta.json's "feeds" (arg{p}.npy holds step 0's value).
+    `weights` (parameter numbers) are resident weights, listed in meta.json's "weights"
+    (their values are arg{p}.npy)."""
     if ONLY and name not in ONLY:
         return
     d = os.path.join(ROOT, name)
@@ -172,6 +175,8 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
     meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"]}
     if external:
         meta["aliases"] = {str(p): o for p, o in sorted(aliases.items())}
+    if weights:
+        meta["weights"] = sorted(weights)
     feeds = {p: np.asarray(v) for p, v in (feeds or {}).items()}
     if feeds:
         meta["feeds"] = sorted(feeds)
@@ -558,3 +563,22 @@ fixture("kv_decoder_fed", kv_decoder,
         [XS[0], randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3,
          np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0)],
         F32, steps=6, aliases={5: 1, 6: 2, 7: 3}, must=True, feeds={0: XS})
+
+# ---------------------------------------------------------------- resident weights
+# Weights loaded once and kept on the device (`--weight`). The torch-neuronx layout: inputs
+# first, then the states in the order of input_output_aliases, then the weights; the alias
+# map beside the model; a new token every step.
+fixture("mlp_cache_weights", mlp_cache,
+        [np.abs(randn(4)), np.abs(randn(4, 3)), randn(3) * 0.1, np.zeros(3, np.float32)],
+        F32, steps=3, aliases={3: 1}, weights=[1, 2])
+
+
+def kv_decoder_torch_layout(x, k_cache, v_cache, pos, wq, wk, wv, wo):
+    return kv_decoder(x, wq, wk, wv, wo, k_cache, v_cache, pos)
+
+
+XT = randn(5, D)
+fixture("kv_decoder_weights", kv_decoder_torch_layout,
+        [XT[0], np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0),
+         randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3],
+        F32, steps=5, aliases={1: 1, 2: 2, 3: 3}, external=True, feeds={0: XT}, weights=[4, 5, 6, 7])

@@ -66,7 +66,9 @@ fn bench_backend(c: &mut Criterion, backend: &str, device: &dyn Fn() -> Device) 
         for len in LENGTHS {
             let bundle = Bundle::from_text(&models::kv_decoder(len, WIDTH), "kv_decoder.hlo")
                 .expect("the generated model parses");
-            let m = device().load(&bundle, None).expect("the model loads");
+            let m = device()
+                .load(&bundle, &Default::default())
+                .expect("the model loads");
             m.create_state_set("s", StateInit::Zeros).unwrap();
             let ins = inputs(&*m);
             let sig = m.signature().clone();

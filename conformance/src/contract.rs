@@ -7,25 +7,49 @@
 //! real hardware) says so on stderr and checks nothing else; on the simulator and the
 //! emulator every test runs in full.
 
-use crate::fixtures::{fixture_aliases, fixture_arg, fixture_feeds, fixture_names, fixture_path};
+use crate::fixtures::{
+    fixture_arg, fixture_feeds, fixture_load_options, fixture_names, fixture_path, host_tensor,
+};
 use statetensor_core::{
-    snapshot, AliasMap, DType, Error, ErrorKind, HostTensor, Result, StateInit, StatefulModel,
+    snapshot, AliasMap, DType, Error, ErrorKind, HostTensor, LoadOptions, Result, StateInit,
+    StatefulModel,
 };
 use std::sync::Arc;
 
 /// Loads a committed fixture (by name, see [`crate::fixture_path`]) on a device.
-pub type Loader = Box<dyn Fn(&str, Option<AliasMap>) -> Result<Box<dyn StatefulModel>>>;
+pub type Loader = Box<dyn Fn(&str, &LoadOptions) -> Result<Box<dyn StatefulModel>>>;
 
 /// A fresh device of one backend.
 pub struct ContractDevice {
     /// Loads a fixture on this device.
-    pub load: Loader,
+    pub loader: Loader,
     /// Makes execute number `call` from now on (any model on the device) fail after a
     /// partial state update; 0 disarms. `None` where faults cannot be injected.
     pub arm_fail_execute: Option<Box<dyn Fn(u64)>>,
     /// Held for the device's lifetime (a backend whose device is process-wide serialises
     /// its tests with it).
     pub guard: Option<Box<dyn std::any::Any>>,
+}
+
+impl ContractDevice {
+    /// Loads fixture `name` as it stands.
+    pub fn load(&self, name: &str) -> Result<Box<dyn StatefulModel>> {
+        (self.loader)(name, &LoadOptions::default())
+    }
+
+    /// Loads fixture `name` with `opts`.
+    pub fn load_with(&self, name: &str, opts: &LoadOptions) -> Result<Box<dyn StatefulModel>> {
+        (self.loader)(name, opts)
+    }
+
+    /// Loads fixture `name` with `aliases` replacing its own alias map.
+    pub fn load_aliased(
+        &self,
+        name: &str,
+        aliases: Option<AliasMap>,
+    ) -> Result<Box<dyn StatefulModel>> {
+        (self.loader)(name, &LoadOptions::with_aliases(aliases))
+    }
 }
 
 /// How a backend's devices are made.
@@ -101,7 +125,7 @@ fn zero_inputs(m: &dyn StatefulModel) -> Vec<HostTensor> {
 /// y = 0 and cache = 1, step 2 y = relu(fc(x)) and cache = 2.
 pub fn walkthrough_two_steps(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     let y1 = m.execute("s", &mlp_inputs()).unwrap();
     assert_eq!(as_f32(&y1[0]), vec![0.0; 3]);
@@ -115,7 +139,7 @@ pub fn walkthrough_two_steps(h: &dyn Harness) {
 /// crosses during execute.
 pub fn state_never_crosses_during_execute(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("kv_decoder", None).unwrap();
+    let m = d.load("kv_decoder").unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     let sig = m.signature().clone();
     let inputs = zero_inputs(&*m);
@@ -145,7 +169,8 @@ pub fn state_never_crosses_during_execute(h: &dyn Harness) {
 /// An alias override is validated with both sides named; a valid one changes what is state.
 pub fn alias_override_is_validated(h: &dyn Harness) {
     let d = h.device();
-    let e = (d.load)("mlp_cache", Some(AliasMap::from_pairs([(1, 1)]).unwrap()))
+    let e = d
+        .load_aliased("mlp_cache", Some(AliasMap::from_pairs([(1, 1)]).unwrap()))
         .err()
         .expect("a bad override is rejected");
     assert_eq!(e.kind(), ErrorKind::Alias);
@@ -153,14 +178,16 @@ pub fn alias_override_is_validated(h: &dyn Harness) {
         e.to_string().contains("w.1") && e.to_string().contains("f32[4,3]"),
         "{e}"
     );
-    let m = (d.load)("mlp_cache", Some(AliasMap::from_pairs([(3, 0)]).unwrap())).unwrap();
+    let m = d
+        .load_aliased("mlp_cache", Some(AliasMap::from_pairs([(3, 0)]).unwrap()))
+        .unwrap();
     assert_eq!(m.signature().returned_outputs(), vec![1]);
 }
 
 /// Two states that swap every step; the other output reads both old values.
 pub fn swap_keeps_functional_semantics(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("swap", None).unwrap();
+    let m = d.load("swap").unwrap();
     let (a, b) = (f32s(&[3, 2], &[1.0; 6]), f32s(&[3, 2], &[2.0; 6]));
     m.create_state_set(
         "s",
@@ -188,7 +215,7 @@ pub fn failed_execute_poisons_only_its_set(h: &dyn Harness) {
     let Some(arm_fail_execute) = fault_hook(h, &d, "failed_execute_poisons_only_its_set") else {
         return;
     };
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     m.create_state_set("a", StateInit::Zeros).unwrap();
     m.create_state_set("b", StateInit::Zeros).unwrap();
     m.execute("b", &mlp_inputs()).unwrap();
@@ -225,7 +252,7 @@ pub fn restore_clears_poisoning(h: &dyn Harness) {
     let Some(arm_fail_execute) = fault_hook(h, &d, "restore_clears_poisoning") else {
         return;
     };
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     m.create_state_set("a", StateInit::Zeros).unwrap();
     m.execute("a", &mlp_inputs()).unwrap();
     m.copy_state_set("a", "snap").unwrap();
@@ -254,9 +281,9 @@ pub fn out_of_device_memory_changes_nothing(h: &dyn Harness) {
         );
         return;
     };
-    let small = (d.load)("ring_buffer", None).unwrap();
+    let small = d.load("ring_buffer").unwrap();
     small.create_state_set("s", StateInit::Zeros).unwrap();
-    let big = (d.load)("kv_decoder", None).unwrap();
+    let big = d.load("kv_decoder").unwrap();
     let wide = HostTensor::new(DType::F32, vec![8, 16], vec![0; 512]).unwrap();
     let (mem, ledger) = (big.memory(), big.ledger());
     let mut sets = 0;
@@ -295,12 +322,169 @@ pub fn out_of_device_memory_changes_nothing(h: &dyn Harness) {
     );
 }
 
+/// HBM a fixture's load itself takes on a fresh device (constants, the loaded program).
+fn load_cost(h: &dyn Harness, name: &str) -> u64 {
+    let d = h.device();
+    let base = d.load("ring_buffer").unwrap();
+    let before = base.memory().used;
+    let m = d.load(name).unwrap();
+    m.memory().used - before
+}
+
+/// Weights are resident: uploaded once at load (counted once, host → device), charged to
+/// HBM, never moved per step, shared by a second model that names them and freed with the
+/// last model using them; loads that give a resident weight again, or omit one nobody
+/// uploaded, or give it the wrong type, are clear errors that change nothing.
+pub fn weights_are_resident_uploaded_once_and_shared(h: &dyn Harness) {
+    let name = "mlp_cache_weights";
+    let opts = fixture_load_options(name);
+    let weight_bytes = 4 * (12 + 3);
+    let cost = load_cost(h, name);
+    let d = h.device();
+    let base = d.load("ring_buffer").unwrap();
+    let used = || base.memory().used;
+    let start = used();
+    let a = d.load_with(name, &opts).unwrap();
+    assert_eq!(a.signature().weight_params(), vec![1, 2]);
+    assert_eq!(a.signature().input_params(), vec![0]);
+    let up = a.ledger();
+    assert_eq!(
+        (up.h2d.bytes, up.h2d.transfers),
+        (weight_bytes, 2),
+        "each weight crosses once, at load"
+    );
+    assert_eq!(
+        used() - start,
+        cost + weight_bytes,
+        "weights are charged to HBM"
+    );
+    // a second graph over the same weights: nothing uploaded, nothing charged again
+    let b = d.load_with(name, &opts.sharing_weights()).unwrap();
+    assert_eq!(
+        b.ledger().h2d.bytes,
+        0,
+        "shared weights are not uploaded again"
+    );
+    assert_eq!(
+        used() - start,
+        2 * cost + weight_bytes,
+        "shared weights are charged once"
+    );
+    // giving a resident weight again: refused, nothing moves
+    let e = d.load_with(name, &opts).map(|_| ()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("already resident"), "{e}");
+    assert_eq!(
+        used() - start,
+        2 * cost + weight_bytes,
+        "a refused load charges nothing"
+    );
+    // the weights stay while a model uses them: b runs on after a is gone
+    drop(a);
+    assert_eq!(
+        used() - start,
+        cost + weight_bytes,
+        "the weights outlive the uploader"
+    );
+    // b computes what the same graph computes with the weights given every step
+    let plain = d.load(name).unwrap();
+    plain.create_state_set("p", StateInit::Zeros).unwrap();
+    b.create_state_set("t", StateInit::Zeros).unwrap();
+    let x = host_tensor(&fixture_arg(name, 0, 0));
+    let all: Vec<HostTensor> = (0..3)
+        .map(|p| host_tensor(&fixture_arg(name, p, 0)))
+        .collect();
+    for step in 0..3 {
+        let before = b.ledger();
+        let y = b.execute("t", std::slice::from_ref(&x)).unwrap();
+        let delta = b.ledger() - before;
+        assert_eq!(
+            delta.h2d.bytes, 16,
+            "step {step}: only x crosses host->device"
+        );
+        assert_eq!(y, plain.execute("p", &all).unwrap(), "step {step}");
+    }
+    let before = used();
+    drop(b);
+    assert!(
+        before - used() >= cost + weight_bytes,
+        "the last model's drop frees the weights: {} -> {}",
+        before,
+        used()
+    );
+}
+
+/// Loads that omit a weight nobody uploaded, give a weight the wrong type, or make a state
+/// a weight are clear errors that charge nothing.
+pub fn bad_weights_are_clear_errors(h: &dyn Harness) {
+    let name = "mlp_cache_weights";
+    let opts = fixture_load_options(name);
+    let d = h.device();
+    let base = d.load("ring_buffer").unwrap();
+    let before = base.memory().used;
+    let e = d
+        .load_with(name, &opts.sharing_weights())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("has no value"), "{e}");
+    let mut wrong = opts.clone();
+    wrong.weights.insert(2, Some(f32s(&[4], &[0.0; 4])));
+    let e = d.load_with(name, &wrong).map(|_| ()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("expects f32[3]"), "{e}");
+    let mut state_weight = opts.clone();
+    state_weight.weights.insert(3, Some(f32s(&[3], &[0.0; 3])));
+    let e = d.load_with(name, &state_weight).map(|_| ()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("is a state"), "{e}");
+    assert_eq!(base.memory().used, before, "refused loads charge nothing");
+    assert_eq!(base.ledger().h2d.bytes, 0);
+}
+
+/// Weights and state share the device's capacity: weights that do not fit fail the load,
+/// and state that does not fit beside the weights fails the create — both
+/// OutOfDeviceMemory, both leaving memory and the ledger as they were.
+pub fn weights_and_state_share_capacity(h: &dyn Harness) {
+    let name = "kv_decoder_weights";
+    let opts = fixture_load_options(name);
+    let weight_bytes = 4 * 16 * 16 * 4;
+    let state_bytes = 2 * 8 * 16 * 4 + 4;
+    let cost = load_cost(h, name) + load_cost(h, "ring_buffer");
+    // room for the models, not for their weights
+    let Some(d) = h.device_with_capacity(cost + weight_bytes - 1) else {
+        not_applicable(
+            h,
+            "weights_and_state_share_capacity",
+            "the capacity is fixed",
+        );
+        return;
+    };
+    let base = d.load("ring_buffer").unwrap();
+    let before = base.memory().used;
+    let e = d.load_with(name, &opts).map(|_| ()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfDeviceMemory, "{e}");
+    assert_eq!(base.memory().used, before, "the failed load holds nothing");
+    drop((base, d));
+    // room for the weights, not for the state beside them
+    let d = h
+        .device_with_capacity(cost + weight_bytes + state_bytes - 1)
+        .expect("capacity was chosen above");
+    let _base = d.load("ring_buffer").unwrap();
+    let m = d.load_with(name, &opts).unwrap();
+    let (mem, ledger) = (m.memory(), m.ledger());
+    let e = m.create_state_set("s", StateInit::Zeros).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfDeviceMemory, "{e}");
+    assert_eq!(m.memory().used, mem.used, "the failed create holds nothing");
+    assert_eq!(m.ledger(), ledger, "the failed create moved nothing");
+}
+
 /// State sets are isolated; models on one device share a set by name when their states
 /// agree, and are refused when they do not.
 pub fn state_sets_are_isolated_and_shareable(h: &dyn Harness) {
     let d = h.device();
-    let a = (d.load)("mlp_cache", None).unwrap();
-    let b = (d.load)("mlp_cache", None).unwrap();
+    let a = d.load("mlp_cache").unwrap();
+    let b = d.load("mlp_cache").unwrap();
     a.create_state_set("shared", StateInit::Zeros).unwrap();
     b.create_state_set("shared", StateInit::Zeros).unwrap();
     a.execute("shared", &mlp_inputs()).unwrap();
@@ -308,7 +492,7 @@ pub fn state_sets_are_isolated_and_shareable(h: &dyn Harness) {
     assert_eq!(read_f32(&*a, "shared", "cache.1"), vec![2.0; 3]);
     a.create_state_set("other", StateInit::Zeros).unwrap();
     assert_eq!(read_f32(&*a, "other", "cache.1"), vec![0.0; 3]);
-    let kv = (d.load)("kv_decoder", None).unwrap();
+    let kv = d.load("kv_decoder").unwrap();
     assert_eq!(
         kv.create_state_set("shared", StateInit::Zeros)
             .unwrap_err()
@@ -325,7 +509,7 @@ pub fn state_sets_are_isolated_and_shareable(h: &dyn Harness) {
 /// Bad inputs and names are clear errors that poison nothing.
 pub fn bad_inputs_are_clear_errors(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     let mut inputs = mlp_inputs();
     inputs[1] = f32s(&[3, 4], &[0.0; 12]);
@@ -367,7 +551,7 @@ pub fn bad_inputs_are_clear_errors(h: &dyn Harness) {
 /// A state set or state that does not exist is NotFound, and the error names what does.
 pub fn missing_names_are_not_found_with_what_exists(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     let e = m.execute("nope", &mlp_inputs()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("no state sets exist"), "{e}");
@@ -385,7 +569,7 @@ pub fn missing_names_are_not_found_with_what_exists(h: &dyn Harness) {
 /// and the size.
 pub fn byte_ranges_outside_a_state_are_refused(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     for (offset, len) in [(9u64, 4usize), (12, 1), (u64::MAX, 1)] {
         let mut buf = vec![0u8; len];
@@ -403,7 +587,7 @@ pub fn byte_ranges_outside_a_state_are_refused(h: &dyn Harness) {
 /// Whole-tensor and byte-range access.
 pub fn byte_range_access(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("mlp_cache", None).unwrap();
+    let m = d.load("mlp_cache").unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     m.write_state("s", "cache.1", 4, &7f32.to_le_bytes())
         .unwrap();
@@ -417,7 +601,7 @@ pub fn byte_range_access(h: &dyn Harness) {
 /// succeeds or is Busy).
 pub fn threads_two_sets_work_one_set_is_busy(h: &dyn Harness) {
     let d = h.device();
-    let m: Arc<dyn StatefulModel> = Arc::from((d.load)("mlp_cache", None).unwrap());
+    let m: Arc<dyn StatefulModel> = Arc::from(d.load("mlp_cache").unwrap());
     m.create_state_set("a", StateInit::Zeros).unwrap();
     m.create_state_set("b", StateInit::Zeros).unwrap();
     let run = |set: &'static str, n: usize, busy_ok: bool| {
@@ -446,7 +630,7 @@ pub fn threads_two_sets_work_one_set_is_busy(h: &dyn Harness) {
 /// truncated file resets the set rather than leaving it half-written.
 pub fn snapshot_file_round_trip(h: &dyn Harness) {
     let d = h.device();
-    let m = (d.load)("kv_decoder", None).unwrap();
+    let m = d.load("kv_decoder").unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     m.write_state("s", "k_cache.1", 0, &[1, 2, 3, 4, 5])
         .unwrap();
@@ -486,8 +670,9 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
     for name in &names {
         let name = name.as_str();
         let dir = fixture_path(name);
-        // a fixture whose alias map is kept beside it loads with that map as the override
-        let m = match (d.load)(name, fixture_aliases(name)) {
+        // a fixture whose alias map is kept beside it loads with that map as the override;
+        // its weights are uploaded once, at load
+        let m = match d.load_with(name, &fixture_load_options(name)) {
             Ok(m) => m,
             // real hardware loads only fixtures whose NEFF compiled; everything else loads all
             Err(e) if h.is_hardware() && e.kind() == ErrorKind::BackendUnavailable => {
@@ -498,9 +683,7 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
         };
         let sig = m.signature().clone();
         let arg = |p: usize| fixture_arg(name, p, 0);
-        let host = |t: &statetensor_hlo::Tensor| {
-            HostTensor::new(t.dtype(), t.dims().to_vec(), t.to_le_bytes()).unwrap()
-        };
+        let host = host_tensor;
         let init: Vec<(String, HostTensor)> = sig
             .state_params()
             .iter()
@@ -525,7 +708,14 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
                     inputs[slot] = host(&fixture_arg(name, p, s));
                 }
             }
+            let before = m.ledger();
             let outs = m.execute(name, &inputs).unwrap();
+            let step_h2d: u64 = inputs.iter().map(|h| h.data.len() as u64).sum();
+            assert_eq!(
+                (m.ledger() - before).h2d.bytes,
+                step_h2d,
+                "{name} step {s}: only the inputs cross host->device (weights are resident)"
+            );
             for (i, &o) in sig.returned_outputs().iter().enumerate() {
                 let want =
                     statetensor_hlo::npy::read_file(&dir.join(format!("out{s}_{o}.npy"))).unwrap();
@@ -557,6 +747,8 @@ macro_rules! contract_tests {
             out_of_device_memory_changes_nothing, state_sets_are_isolated_and_shareable, bad_inputs_are_clear_errors,
             byte_range_access, byte_ranges_outside_a_state_are_refused,
             missing_names_are_not_found_with_what_exists, threads_two_sets_work_one_set_is_busy, snapshot_file_round_trip,
+            weights_are_resident_uploaded_once_and_shared, bad_weights_are_clear_errors,
+            weights_and_state_share_capacity,
             fixtures_match_jax_through_the_backend);
     };
     ($harness:expr; $($name:ident),*) => {

@@ -3,7 +3,7 @@
 //! every step and `meta.json` (tolerances, steps). Every test in the workspace finds them
 //! here.
 
-use statetensor_core::AliasMap;
+use statetensor_core::{AliasMap, HostTensor, LoadOptions};
 use statetensor_hlo::{npy, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -41,9 +41,9 @@ fn meta(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// The parameters fixture `name` feeds a new value every step (meta.json's `"feeds"`).
-pub fn fixture_feeds(name: &str) -> Vec<usize> {
-    meta(name)["feeds"]
+/// The parameter numbers listed under `key` in fixture `name`'s meta.json.
+fn meta_params(name: &str, key: &str) -> Vec<usize> {
+    meta(name)[key]
         .as_array()
         .map(|f| {
             f.iter()
@@ -52,6 +52,11 @@ pub fn fixture_feeds(name: &str) -> Vec<usize> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The parameters fixture `name` feeds a new value every step (meta.json's `"feeds"`).
+pub fn fixture_feeds(name: &str) -> Vec<usize> {
+    meta_params(name, "feeds")
 }
 
 /// The value of parameter `p` of fixture `name` at `step`: slice `step` of `feed{p}.npy`
@@ -87,6 +92,29 @@ pub fn fixture_aliases(name: &str) -> Option<AliasMap> {
     }))
     .expect("meta.json aliases: a valid map");
     Some(map)
+}
+
+/// The parameters fixture `name` keeps resident as weights (meta.json's `"weights"`).
+pub fn fixture_weights(name: &str) -> Vec<usize> {
+    meta_params(name, "weights")
+}
+
+/// A host copy of a tensor.
+pub fn host_tensor(t: &Tensor) -> HostTensor {
+    HostTensor::new(t.dtype(), t.dims().to_vec(), t.to_le_bytes()).expect("a whole tensor")
+}
+
+/// How fixture `name` is loaded: the alias map beside it ([`fixture_aliases`]) and its
+/// weights with their values ([`fixture_weights`]).
+pub fn fixture_load_options(name: &str) -> LoadOptions {
+    LoadOptions {
+        aliases: fixture_aliases(name),
+        weights: fixture_weights(name)
+            .into_iter()
+            .map(|p| (p, Some(host_tensor(&fixture_arg(name, p, 0)))))
+            .collect(),
+        ..LoadOptions::default()
+    }
 }
 
 /// The alias map fixture `name` runs with: the one beside it, else its HLO header's

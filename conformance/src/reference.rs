@@ -3,7 +3,7 @@
 
 use crate::scenario::{byte_range, bytes_for, inputs_for, values_for, Op, Scenario};
 use crate::{Event, Outcome, Trace};
-use statetensor_core::{AliasMap, ErrorKind, Signature};
+use statetensor_core::{Error, ErrorKind, LoadOptions, Signature};
 use statetensor_hlo::{Program, Tensor};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,16 +19,31 @@ struct Set {
 pub struct Reference {
     program: Arc<Program>,
     sig: Signature,
+    /// The weights' values, by parameter.
+    weights: Vec<(usize, Arc<Tensor>)>,
 }
 
 impl Reference {
-    /// A reference for a parsed model with `aliases`, or its header's alias map.
-    pub fn new(
-        program: Arc<Program>,
-        aliases: Option<AliasMap>,
-    ) -> statetensor_core::Result<Reference> {
-        let sig = program.signature(aliases)?;
-        Ok(Reference { program, sig })
+    /// A reference for a parsed model loaded with `opts`; every weight needs its value
+    /// (there is no device to share one from).
+    pub fn new(program: Arc<Program>, opts: &LoadOptions) -> statetensor_core::Result<Reference> {
+        let sig = program.signature(opts)?;
+        let mut weights = Vec::new();
+        for p in sig.weight_params() {
+            let Some(Some(h)) = opts.weights.get(&p) else {
+                return Err(Error::invalid_input(
+                    "reference",
+                    format!("weight {p} has no value"),
+                ));
+            };
+            let t = Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data)?;
+            weights.push((p, Arc::new(t)));
+        }
+        Ok(Reference {
+            program,
+            sig,
+            weights,
+        })
     }
 
     fn zeros(&self) -> Set {
@@ -56,6 +71,9 @@ impl Reference {
             args[p] = Some(Arc::new(
                 Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data).expect("inputs match"),
             ));
+        }
+        for (p, w) in &self.weights {
+            args[*p] = Some(w.clone());
         }
         for p in self.sig.state_params() {
             let spec = &self.sig.params[p];

@@ -5,7 +5,8 @@ use statetensor_core::{DType, HostTensor, Signature};
 use statetensor_hlo::Tensor;
 
 /// The committed fixtures scenarios run on (all keep state on the device; the `_external`
-/// ones with the alias map from [`crate::fixture_aliases`]).
+/// ones with the alias map from [`crate::fixture_aliases`]; the `_weights` ones with
+/// resident weights, [`crate::fixture_load_options`]).
 pub const MODELS: &[&str] = &[
     "mlp_cache",
     "kv_decoder",
@@ -18,6 +19,9 @@ pub const MODELS: &[&str] = &[
     "mlp_cache_external",
     "swap_external",
     "kv_decoder_external",
+    // resident weights, uploaded by the first model and shared by the second
+    "mlp_cache_weights",
+    "kv_decoder_weights",
 ];
 
 /// One operation of a scenario. Sets are named `s0`..`s2`; states are picked by index.

@@ -7,7 +7,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use statetensor_conformance::{
     diverge, run, scenario_strategy, Op, Reference, Scenario, KNOWN_DIFFERENCES,
 };
-use statetensor_conformance::{fixture_aliases, fixture_hlo};
+use statetensor_conformance::{fixture_hlo, fixture_load_options};
 use statetensor_core::StateInit;
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,17 +29,18 @@ fn set_fault(fault: &str) {
 fn traces(sc: &Scenario) -> [statetensor_conformance::Trace; 3] {
     // the HLO text only: a model.neff compiled into the fixture directory is for hardware
     let bundle = Bundle::from_text(&fixture_hlo(&sc.model), &sc.model).expect("fixture");
-    let aliases = fixture_aliases(&sc.model);
+    let opts = fixture_load_options(&sc.model);
     let on = |device: Device| {
+        // the second model shares the first one's weights, as NxD's two graphs do
         let (a, b) = (
-            device.load(&bundle, aliases.clone()).unwrap(),
-            device.load(&bundle, aliases.clone()).unwrap(),
+            device.load(&bundle, &opts).unwrap(),
+            device.load(&bundle, &opts.sharing_weights()).unwrap(),
         );
         run(&*a, &*b, sc)
     };
     let sim = on(Device::open(Backend::Sim, &DeviceProfile::inf2()).unwrap());
     let nrt = on(Device::nrt_library(&emulator()).expect("the driver loads the emulator"));
-    let reference = Reference::new(bundle.program().clone(), aliases.clone())
+    let reference = Reference::new(bundle.program().clone(), &opts)
         .unwrap()
         .run(sc);
     [sim, nrt, reference]
@@ -167,10 +168,10 @@ fn known_differences_hold() -> Result<(), String> {
     // 1. device memory between executes: the driver keeps staging, the simulator does not
     let bundle = Bundle::from_text(&fixture_hlo("mlp_cache"), "mlp_cache").unwrap();
     let sim = Device::open(Backend::Sim, &DeviceProfile::inf2())
-        .and_then(|d| d.load(&bundle, None))
+        .and_then(|d| d.load(&bundle, &Default::default()))
         .unwrap();
     let nrt = Device::nrt_library(&emulator())
-        .and_then(|d| d.load(&bundle, None))
+        .and_then(|d| d.load(&bundle, &Default::default()))
         .unwrap();
     let mut grow = Vec::new();
     for m in [&*sim, &*nrt] {

@@ -1,7 +1,7 @@
 //! One NeuronCore through libnrt: the runtime, the state sets models share, the HBM peak.
 
 use crate::safe::{DeviceTensor, Runtime};
-use statetensor_core::{Result, StateSets};
+use statetensor_core::{ResidentWeights, Result, StateSets};
 use std::sync::{Arc, Mutex};
 
 /// What `statetensor probe` reports.
@@ -29,10 +29,14 @@ pub fn probe(path: Option<&str>) -> Result<ProbeInfo> {
 /// is bound in), and initial values kept on the device for `reset`.
 pub(crate) type NrtStateSets = StateSets<Arc<DeviceTensor>, DeviceTensor>;
 
-/// One NeuronCore through libnrt: the runtime and the state sets models share.
+/// One NeuronCore through libnrt: the runtime, and the state sets and weights models
+/// share.
 pub struct NrtDevice {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) sets: NrtStateSets,
+    /// Weights resident on this core (one device tensor each), shared by the models that
+    /// name them.
+    pub(crate) weights: ResidentWeights<DeviceTensor>,
     peak: Mutex<u64>,
 }
 
@@ -48,6 +52,7 @@ impl NrtDevice {
         Ok(Arc::new(NrtDevice {
             rt: Runtime::open(path)?,
             sets: StateSets::default(),
+            weights: ResidentWeights::default(),
             peak: Mutex::new(0),
         }))
     }

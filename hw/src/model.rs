@@ -5,8 +5,9 @@ use crate::device::{lock, NrtDevice};
 use crate::io_names::{self, ExplicitNames};
 use crate::safe::{DeviceTensor, Model, TensorSet};
 use statetensor_core::{
-    check_byte_range, lock_state_set, AliasMap, Direction, Error, HostTensor, MemoryReport, Result,
-    Shape, Signature, StateInit, StateSet, StateSlot, StatefulModel, TensorSpec, TransferLedger,
+    check_byte_range, lock_state_set, Direction, Error, HostTensor, LoadOptions, MemoryReport,
+    Result, Shape, Signature, StateInit, StateSet, StateSlot, StatefulModel, TensorSpec,
+    TransferLedger,
 };
 use statetensor_hlo::{with_alias_header, Bundle, Program, BUNDLE_HLO};
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,7 @@ struct SetBinding {
     /// Staging for returned outputs, by output index.
     outputs: Vec<(usize, DeviceTensor)>,
     _states: Vec<Arc<DeviceTensor>>,
+    _weights: Vec<Arc<DeviceTensor>>,
 }
 
 /// A binding, with the state set it was made for.
@@ -36,6 +38,8 @@ pub struct NrtModel {
     model: Model,
     program: Arc<Program>,
     sig: Signature,
+    /// The resident weights this model binds, by parameter, shared through the device.
+    weights: Vec<(usize, Arc<DeviceTensor>)>,
     input_names: Vec<String>,
     output_names: Vec<String>,
     /// Bindings by set name, with the set they were made for: a set dropped and created
@@ -57,15 +61,13 @@ impl NrtModel {
     /// HLO text is loaded with that map written into its header, so the runtime's model
     /// aliases exactly the pairs the states are bound to; a NEFF, whose aliasing was fixed
     /// when it was compiled, is refused ([`ErrorKind::Alias`](statetensor_core::ErrorKind))
-    /// when the map differs from the one in the bundle's HLO.
-    pub fn load(
-        device: &Arc<NrtDevice>,
-        bundle: &Bundle,
-        aliases: Option<AliasMap>,
-    ) -> Result<NrtModel> {
+    /// when the map differs from the one in the bundle's HLO. Weights in `opts` are
+    /// uploaded once into one device tensor each (or shared with another model on the
+    /// device that uploaded them) and bound in every input set of the model.
+    pub fn load(device: &Arc<NrtDevice>, bundle: &Bundle, opts: &LoadOptions) -> Result<NrtModel> {
         let program = bundle.program().clone();
         let header = program.header_aliases();
-        let sig = program.signature(aliases)?;
+        let sig = program.signature(opts)?;
         let aliases = &sig.aliases;
         let explicit = match bundle.dir() {
             Some(d) => ExplicitNames::read(d, program.params())?,
@@ -93,16 +95,42 @@ impl NrtModel {
             e => e,
         })?;
         device.note_peak();
-        let (input_names, output_names) = io_names::resolve(&sig, &model.io()?, &explicit)?;
+        // the NEFF names its I/O after the HLO's parameters, not the caller's names
+        let hlo_sig = Signature {
+            params: program.params().to_vec(),
+            ..sig.clone()
+        };
+        let (input_names, output_names) = io_names::resolve(&hlo_sig, &model.io()?, &explicit)?;
+        let ledger = Mutex::new(TransferLedger::default());
+        let bound = device.weights.acquire(
+            &format!("load {}: weights", program.name()),
+            &sig,
+            &opts.weights,
+            |spec, value| {
+                let t = DeviceTensor::allocate(&device.rt, spec.size_bytes(), &spec.name)?;
+                let start = Instant::now();
+                t.write(0, &value.data)?;
+                lock(&ledger).record(
+                    Direction::HostToDevice,
+                    value.data.len() as u64,
+                    start.elapsed().as_secs_f64(),
+                );
+                Ok(t)
+            },
+            |_| {},
+        )?;
+        device.note_peak();
+        let weights = sig.weight_params().into_iter().zip(bound).collect();
         Ok(NrtModel {
             device: device.clone(),
             model,
             program,
             sig,
+            weights,
             input_names,
             output_names,
             bindings: Mutex::new(HashMap::new()),
-            ledger: Mutex::new(TransferLedger::default()),
+            ledger,
         })
     }
 
@@ -111,9 +139,9 @@ impl NrtModel {
     pub fn open(
         device: &Arc<NrtDevice>,
         path: &std::path::Path,
-        aliases: Option<AliasMap>,
+        opts: &LoadOptions,
     ) -> Result<NrtModel> {
-        NrtModel::load(device, &Bundle::open(path)?, aliases)
+        NrtModel::load(device, &Bundle::open(path)?, opts)
     }
 
     /// NEFF I/O names bound to each parameter and output.
@@ -160,6 +188,12 @@ impl NrtModel {
             output_set.add(&self.output_names[o], &t)?;
             outputs.push((o, t));
         }
+        let mut weights = Vec::new();
+        for (p, t) in &self.weights {
+            // resident: the same tensor in every input set, never written per step
+            input_set.add(&self.input_names[*p], t)?;
+            weights.push(t.clone());
+        }
         let mut states = Vec::new();
         for pair in self.sig.aliases.pairs() {
             let name = &self.sig.params[pair.param].name;
@@ -176,6 +210,7 @@ impl NrtModel {
             inputs,
             outputs,
             _states: states,
+            _weights: weights,
         }));
         lock(&self.bindings).insert(set_name.to_string(), (Arc::downgrade(handle), b.clone()));
         Ok(b)
@@ -189,6 +224,13 @@ impl NrtModel {
     ) -> Result<&'a Arc<DeviceTensor>> {
         self.sig.state_param(op, state)?;
         Ok(&set.slot(op, state)?.buf)
+    }
+}
+
+impl Drop for NrtModel {
+    fn drop(&mut self) {
+        // a weight no other model uses is freed when its last handle (ours) goes
+        self.device.weights.release(&self.sig, |_| {});
     }
 }
 

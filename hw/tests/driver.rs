@@ -35,7 +35,7 @@ fn torch_names_are_discovered_and_states_bound_in_place() {
     let dev = NrtDevice::open(Some(emulator().to_str().unwrap())).unwrap();
     // the HLO text: a model.neff compiled into the fixture directory is for hardware
     let bundle = Bundle::from_text(&fixture_hlo("kv_decoder"), "kv_decoder").unwrap();
-    let m = NrtModel::load(&dev, &bundle, None).unwrap();
+    let m = NrtModel::load(&dev, &bundle, &Default::default()).unwrap();
     let (ins, outs) = m.io_names();
     assert_eq!(ins[5], "input5");
     assert_eq!(outs[1], "output1");
@@ -59,14 +59,16 @@ fn bindings_json_maps_names_and_a_wrong_name_is_reported() {
         r#"{"inputs": {"x": "input0", "3": "input3"}, "outputs": {"1": "output1"}}"#,
     )
     .unwrap();
-    NrtModel::open(&dev, &dir, None).unwrap();
+    NrtModel::open(&dev, &dir, &Default::default()).unwrap();
     std::fs::write(
         dir.join("bindings.json"),
         r#"{"inputs": {"nope": "input0"}}"#,
     )
     .unwrap();
     assert_eq!(
-        NrtModel::open(&dev, &dir, None).unwrap_err().kind(),
+        NrtModel::open(&dev, &dir, &Default::default())
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidInput
     );
 }

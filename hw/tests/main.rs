@@ -90,7 +90,7 @@ impl DriverHarness {
         };
         let real = self.real.is_some();
         ContractDevice {
-            load: Box::new(move |name, aliases| {
+            loader: Box::new(move |name, opts| {
                 // real libnrt loads the fixture directory's compiled model.neff; the
                 // emulator loads the HLO text (a NEFF there would be refused)
                 let bundle = if real {
@@ -98,7 +98,7 @@ impl DriverHarness {
                 } else {
                     Bundle::from_text(&fixture_hlo(name), name)?
                 };
-                Ok(Box::new(NrtModel::load(&dev, &bundle, aliases)?) as Box<dyn StatefulModel>)
+                Ok(Box::new(NrtModel::load(&dev, &bundle, opts)?) as Box<dyn StatefulModel>)
             }),
             arm_fail_execute,
             guard: Some(Box::new(guard)),

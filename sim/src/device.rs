@@ -1,7 +1,7 @@
 //! A simulated NeuronCore: a profile, its HBM ledger, its state sets and an armed fault.
 
 use crate::DeviceProfile;
-use statetensor_core::{Hbm, MemoryReport, StateSets};
+use statetensor_core::{Hbm, MemoryReport, ResidentWeights, StateSets};
 use statetensor_hlo::Tensor;
 use std::sync::{Arc, Mutex};
 
@@ -12,13 +12,15 @@ pub(crate) type SimBuffer = Option<Arc<Tensor>>;
 /// The simulator's state sets: buffers, and initial values kept for `reset`.
 pub(crate) type SimStateSets = StateSets<SimBuffer, Arc<Tensor>>;
 
-/// A simulated NeuronCore: a profile, its HBM ledger and its state sets. Several models
-/// loaded on one device share state sets by name.
+/// A simulated NeuronCore: a profile, its HBM ledger, its state sets and resident weights.
+/// Several models loaded on one device share state sets and weights by name.
 #[derive(Debug)]
 pub struct SimDevice {
     pub(crate) profile: DeviceProfile,
     pub(crate) hbm: Hbm,
     pub(crate) sets: SimStateSets,
+    /// Weights resident on this core, shared by the models that name them.
+    pub(crate) weights: ResidentWeights<Tensor>,
     /// The armed fault and the executes counted since it was armed.
     fault: Mutex<(Fault, u64)>,
 }
@@ -30,6 +32,7 @@ impl SimDevice {
             hbm: Hbm::new(profile.hbm_bytes),
             profile,
             sets: StateSets::default(),
+            weights: ResidentWeights::default(),
             fault: Mutex::new((Fault::None, 0)),
         })
     }

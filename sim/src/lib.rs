@@ -29,7 +29,7 @@
 //!   ROOT t = (s32[], s32[]) tuple(c, n)
 //! }";
 //! let device = SimDevice::new(DeviceProfile::inf2());
-//! let model = SimModel::load(&device, text, "counter.hlo", None).unwrap();
+//! let model = SimModel::load(&device, text, "counter.hlo", &Default::default()).unwrap();
 //! model.create_state_set("seq0", StateInit::Zeros).unwrap();
 //! let one = HostTensor::new(DType::S32, vec![], 1i32.to_le_bytes().to_vec()).unwrap();
 //! model.execute("seq0", &[one.clone()]).unwrap();

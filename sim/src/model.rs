@@ -3,7 +3,7 @@
 use crate::device::{lock, SimBuffer};
 use crate::{Fault, SimDevice};
 use statetensor_core::{
-    check_byte_range, lock_state_set, AliasMap, Direction, Error, HostTensor, MemoryReport,
+    check_byte_range, lock_state_set, Direction, Error, HostTensor, LoadOptions, MemoryReport,
     PreparedInputs, Result, Signature, StateInit, StateSet, StateSlot, StatefulModel,
     TransferLedger,
 };
@@ -29,7 +29,10 @@ pub struct SimModel {
     device: Arc<SimDevice>,
     program: Arc<Program>,
     sig: Signature,
-    weights: u64,
+    /// Bytes of the program's constants, charged while the model is loaded.
+    constants: u64,
+    /// The resident weights this model binds, by parameter, shared through the device.
+    weights: Vec<(usize, Arc<Tensor>)>,
     temps: u64,
     ledger: Mutex<TransferLedger>,
 }
@@ -47,37 +50,68 @@ fn to_host(t: &Tensor) -> HostTensor {
 }
 
 impl SimModel {
-    /// Parses and plans `text`, validates its alias map (`aliases` overrides the header's,
-    /// torch-neuronx style) and charges its constants to the device.
+    /// Parses and plans `text`, then loads it as [`SimModel::from_program`] does.
     pub fn load(
         device: &Arc<SimDevice>,
         text: &str,
         file: &str,
-        aliases: Option<AliasMap>,
+        opts: &LoadOptions,
     ) -> Result<SimModel> {
         let program = Program::parse(text, file)?;
-        SimModel::from_program(device, Arc::new(program), aliases)
+        SimModel::from_program(device, Arc::new(program), opts)
     }
 
-    /// Loads an already parsed program.
+    /// Loads an already parsed program: validates its signature under `opts` (the alias
+    /// map overriding the header's, torch-neuronx style; names; weights), charges its
+    /// constants to the device and binds its weights — uploading each one not yet resident
+    /// (host → device once, charged to HBM), sharing those another model uploaded. A
+    /// failure leaves the device and its memory as they were.
     pub fn from_program(
         device: &Arc<SimDevice>,
         program: Arc<Program>,
-        aliases: Option<AliasMap>,
+        opts: &LoadOptions,
     ) -> Result<SimModel> {
-        let sig = program.signature(aliases)?;
-        let weights = program.constant_bytes();
-        device
-            .hbm
-            .alloc(&format!("load {}: constants", program.name()), weights)?;
+        let sig = program.signature(opts)?;
+        let op = format!("load {}", program.name());
+        let constants = program.constant_bytes();
+        device.hbm.alloc(&format!("{op}: constants"), constants)?;
+        let ledger = Mutex::new(TransferLedger::default());
+        let bound = device.weights.acquire(
+            &format!("{op}: weights"),
+            &sig,
+            &opts.weights,
+            |spec, value| {
+                let t = to_tensor(value)?;
+                let bytes = value.data.len() as u64;
+                device
+                    .hbm
+                    .alloc(&format!("{op}: weight '{}'", spec.name), bytes)?;
+                lock(&ledger).record(
+                    Direction::HostToDevice,
+                    bytes,
+                    device.profile.h2d_seconds(bytes),
+                );
+                Ok(t)
+            },
+            |spec| device.hbm.free(spec.size_bytes() as u64),
+        );
+        let bound = match bound {
+            Ok(b) => b,
+            Err(e) => {
+                device.hbm.free(constants);
+                return Err(e);
+            }
+        };
+        let weights = sig.weight_params().into_iter().zip(bound).collect();
         let temps = program.peak_temp_bytes();
         Ok(SimModel {
             device: device.clone(),
             program,
             sig,
+            constants,
             weights,
             temps,
-            ledger: Mutex::new(TransferLedger::default()),
+            ledger,
         })
     }
 
@@ -97,9 +131,9 @@ impl SimModel {
         self.sig.input_bytes() + self.temps
     }
 
-    /// Bytes of constants (weights) the model holds on the device.
-    pub fn weight_bytes(&self) -> u64 {
-        self.weights
+    /// Bytes of the program's constants the model holds on the device.
+    pub fn constant_bytes(&self) -> u64 {
+        self.constants
     }
 
     fn record(&self, dir: Direction, bytes: u64) {
@@ -135,7 +169,11 @@ impl SimModel {
 
 impl Drop for SimModel {
     fn drop(&mut self) {
-        self.device.hbm.free(self.weights);
+        self.device.hbm.free(self.constants);
+        let hbm = &self.device.hbm;
+        self.device
+            .weights
+            .release(&self.sig, |spec| hbm.free(spec.size_bytes() as u64));
     }
 }
 
@@ -322,6 +360,10 @@ impl SimModel {
         for (t, &p) in inputs.iter().zip(&self.sig.input_params()) {
             args[p] = Some(t.clone());
             self.record(Direction::HostToDevice, t.size_bytes() as u64);
+        }
+        // weights are resident: read in place, nothing moves
+        for (p, w) in &self.weights {
+            args[*p] = Some(w.clone());
         }
         // state moves in (donated): updated in place, never copied
         for p in self.sig.state_params() {

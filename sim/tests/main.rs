@@ -16,9 +16,9 @@ impl SimHarness {
         let dev = SimDevice::new(profile);
         let for_faults = dev.clone();
         ContractDevice {
-            load: Box::new(move |name, aliases| {
+            loader: Box::new(move |name, opts| {
                 Ok(
-                    Box::new(SimModel::load(&dev, &fixture_hlo(name), name, aliases)?)
+                    Box::new(SimModel::load(&dev, &fixture_hlo(name), name, opts)?)
                         as Box<dyn StatefulModel>,
                 )
             }),

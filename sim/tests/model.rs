@@ -9,7 +9,13 @@ use std::sync::Arc;
 
 /// `y = cache * relu(fc(x))`; output 1 = cache + 1 aliased to the cache.
 fn mlp(device: &Arc<SimDevice>) -> SimModel {
-    SimModel::load(device, &fixture("mlp_cache"), "mlp_cache.hlo", None).unwrap()
+    SimModel::load(
+        device,
+        &fixture("mlp_cache"),
+        "mlp_cache.hlo",
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 fn mlp_inputs() -> Vec<HostTensor> {
@@ -27,15 +33,27 @@ fn out_of_device_memory_leaves_the_ledger_as_it_was() {
         ..DeviceProfile::inf2()
     };
     let device = SimDevice::new(small);
-    let m = SimModel::load(&device, &fixture("ring_buffer"), "rb.hlo", None).unwrap();
+    let m = SimModel::load(
+        &device,
+        &fixture("ring_buffer"),
+        "rb.hlo",
+        &Default::default(),
+    )
+    .unwrap();
     m.create_state_set("s", StateInit::Zeros).unwrap();
     let before_mem = m.memory();
     let before = m.ledger();
-    let big = SimModel::load(&device, &fixture("kv_decoder"), "kv.hlo", None).unwrap();
+    let big = SimModel::load(
+        &device,
+        &fixture("kv_decoder"),
+        "kv.hlo",
+        &Default::default(),
+    )
+    .unwrap();
     let used_before = big.memory().used;
     assert_eq!(
         used_before,
-        before_mem.used + big.weight_bytes(),
+        before_mem.used + big.constant_bytes(),
         "constants are charged at load"
     );
     let e = big.create_state_set("t", StateInit::Zeros).unwrap_err();
@@ -79,7 +97,7 @@ fn execute_staging_is_charged_and_released() {
         ErrorKind::OutOfDeviceMemory
     );
     assert_eq!(m.ledger(), before);
-    assert_eq!(m.memory().used, 12 + m.weight_bytes());
+    assert_eq!(m.memory().used, 12 + m.constant_bytes());
 }
 
 #[test]

@@ -115,6 +115,7 @@ fn one_way(
         execute_s: d.execute_seconds,
         fed_bytes_per_step: inputs.fed_bytes_per_step(),
         states_started_at_zeros: Vec::new(),
+        weight_bytes: sig.weight_bytes(),
         per_step,
         without_state_tensors: None,
     })
@@ -202,5 +203,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         bytes(aliased.state_bytes),
         model.signature().state_params().len()
     ));
+    if aliased.weight_bytes > 0 {
+        out.push_str(&format!(
+            "  weights {} resident in {} tensor(s), uploaded once at load (not in the figures above)\n",
+            bytes(aliased.weight_bytes),
+            model.signature().weight_params().len()
+        ));
+    }
     crate::output::emit(&out)
 }

@@ -122,7 +122,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     // execute overhead of a trivial model (needs a runtime that loads HLO, or a NEFF)
     let dev = NrtDevice::open(None)?;
     let trivial = Bundle::from_text(TRIVIAL, "trivial.hlo")?;
-    let overhead = match NrtModel::load(&dev, &trivial, None) {
+    let overhead = match NrtModel::load(&dev, &trivial, &Default::default()) {
         Ok(m) => {
             m.create_state_set("c", statetensor_core::StateInit::Zeros)?;
             let mut v = Vec::new();

@@ -4,7 +4,7 @@
 use crate::model_args::{parse_aliases, parse_backend};
 use crate::report::bytes;
 use clap::Args;
-use statetensor_core::{Error, Result};
+use statetensor_core::{Error, LoadOptions, Result};
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::path::PathBuf;
 
@@ -26,8 +26,8 @@ pub struct InspectArgs {
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&a.model)?;
     let program = bundle.program();
-    let map = parse_aliases(&a.aliases, program.params())?;
-    let sig = program.signature(map.clone())?;
+    let opts = LoadOptions::with_aliases(parse_aliases(&a.aliases, program.params())?);
+    let sig = program.signature(&opts)?;
     // what every backend charges to HBM: constants (weights) once, staging for one
     // execute's inputs and its peak temporaries, and each state set
     let (constant_bytes, execute_bytes) = (
@@ -35,7 +35,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         sig.input_bytes() + program.peak_temp_bytes(),
     );
     // with --backend nrt: how the NEFF's I/O names bind to the HLO's parameters and outputs
-    let neff_names = Device::open(a.backend, &DeviceProfile::inf2())?.io_names(&bundle, map)?;
+    let neff_names = Device::open(a.backend, &DeviceProfile::inf2())?.io_names(&bundle, &opts)?;
     let sig = &sig;
     let mut devices = Vec::new();
     for name in ["inf2", "trn1", "trn2"] {

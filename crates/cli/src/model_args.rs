@@ -1,8 +1,11 @@
 //! What `run` and `bench` share: naming the model, its backend and device, its alias map
 //! and its values on the command line, and opening it through the one seam.
 
+use crate::values::read_npy_value;
 use clap::Args;
-use statetensor_core::{resolve_param, AliasMap, Error, Result, StatefulModel, TensorSpec};
+use statetensor_core::{
+    resolve_param, AliasMap, Error, LoadOptions, Result, StatefulModel, TensorSpec,
+};
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::path::PathBuf;
 
@@ -30,6 +33,10 @@ pub struct ModelArgs {
     /// slice k; read step by step, never loaded whole).
     #[arg(long = "feed", value_name = "P=FILE.npy")]
     pub feeds: Vec<String>,
+    /// Value of a resident weight: uploaded once at load, held on the device with the
+    /// state, never moved per step.
+    #[arg(long = "weight", value_name = "P=FILE.npy")]
+    pub weights: Vec<String>,
 }
 
 /// A model opened on the chosen backend.
@@ -50,18 +57,40 @@ impl ModelArgs {
         self.open_bundle(Bundle::open(&self.model)?)
     }
 
-    /// Loads `bundle` on these arguments' backend and device, with their alias map.
+    /// Loads `bundle` on these arguments' backend and device, with their alias map and
+    /// weights.
     pub(crate) fn open_bundle(&self, bundle: Bundle) -> Result<Opened> {
         let profile = DeviceProfile::resolve(&self.device)?;
-        let map = parse_aliases(&self.aliases, bundle.program().params())?;
+        let opts = self.load_options(&bundle)?;
         let device = Device::open(self.backend, &profile)?;
-        let model = device.load(&bundle, map)?;
+        let model = device.load(&bundle, &opts)?;
         Ok(Opened {
             bundle,
             model,
             device: device.describe(),
             profile,
         })
+    }
+}
+
+impl ModelArgs {
+    /// The load options these flags give: `--alias` and `--weight` (each value read and
+    /// checked against its parameter before anything is loaded).
+    pub(crate) fn load_options(&self, bundle: &Bundle) -> Result<LoadOptions> {
+        let params = bundle.program().params();
+        let mut opts = LoadOptions::with_aliases(parse_aliases(&self.aliases, params)?);
+        for v in &self.weights {
+            let (p, file) = split_assignment("--weight", v, "FILE.npy")?;
+            let p = resolve_param("--weight", p, params)?;
+            let value = read_npy_value("--weight", p, &params[p], std::path::Path::new(file))?;
+            if opts.weights.insert(p, Some(value)).is_some() {
+                return Err(Error::invalid_input(
+                    "--weight",
+                    format!("parameter {p} ({}) is given twice", params[p].name),
+                ));
+            }
+        }
+        Ok(opts)
     }
 }
 

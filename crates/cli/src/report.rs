@@ -30,6 +30,10 @@ pub struct Report {
     pub fed_bytes_per_step: u64,
     /// States that had no initial value and started at zeros.
     pub states_started_at_zeros: Vec<String>,
+    /// Bytes of resident weights (`--weight`): uploaded once, when the model was loaded
+    /// (in `run`'s host -> device total, which counts from the load; not in `bench`'s, which
+    /// counts the steps only), then held in HBM beside the state.
+    pub weight_bytes: u64,
     /// Per step: what crossed and the modelled time.
     pub per_step: Vec<StepReport>,
     /// The same steps without state tensors: every state copied out and back each step
@@ -181,6 +185,12 @@ impl Report {
             out.push_str(&format!(
                 "  fed per step (--feed): {}\n",
                 bytes(self.fed_bytes_per_step)
+            ));
+        }
+        if self.weight_bytes > 0 {
+            out.push_str(&format!(
+                "  weights resident: {}, uploaded once at load (in the host -> device total)\n",
+                bytes(self.weight_bytes)
             ));
         }
         out.push_str(&format!(

@@ -105,6 +105,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         execute_s: total.execute_seconds,
         fed_bytes_per_step: step_inputs.fed_bytes_per_step(),
         states_started_at_zeros: zeros,
+        weight_bytes: sig.weight_bytes(),
         without_state_tensors: Some(RoundTrip {
             bytes_h2d: total.h2d.bytes + sig.state_bytes() * a.steps,
             bytes_d2h: total.d2h.bytes + sig.state_bytes() * a.steps,
@@ -161,6 +162,15 @@ pub fn run(a: RunArgs) -> Result<()> {
             s.type_string(),
             bytes(s.size_bytes() as u64),
             sig.aliases.output_for(q).unwrap_or(0)
+        ));
+    }
+    for q in sig.weight_params() {
+        let s = &sig.params[q];
+        out.push_str(&format!(
+            "  weight {} {} ({}), resident\n",
+            s.name,
+            s.type_string(),
+            bytes(s.size_bytes() as u64)
         ));
     }
     for (i, st) in report.per_step.iter().enumerate() {

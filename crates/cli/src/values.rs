@@ -55,6 +55,21 @@ fn read_value(r: &mut NpyReader, spec: &TensorSpec, what: &str) -> Result<HostTe
     HostTensor::new(spec.dtype, spec.shape.dims().to_vec(), t.to_le_bytes())
 }
 
+/// The value of parameter `p` (`spec`) in npy file `file`, which must hold exactly its
+/// dtype and shape (`flag` names where it was given).
+pub(crate) fn read_npy_value(
+    flag: &str,
+    p: usize,
+    spec: &TensorSpec,
+    file: &Path,
+) -> Result<HostTensor> {
+    let exact = |dims: &[usize]| {
+        (dims != spec.shape.dims()).then(|| format!("shape {:?}", spec.shape.dims()))
+    };
+    let (mut r, _) = open_npy(flag, p, spec, file, exact)?;
+    read_value(&mut r, spec, &file.display().to_string())
+}
+
 /// A parameter fed one value per step from an npy file.
 struct Feed {
     /// Its position among the model's inputs.
@@ -163,6 +178,15 @@ pub(crate) fn prepare(
             let (p, file) = split_assignment(flag, v, "FILE.npy")?;
             let p = resolve_param(flag, p, &sig.params)?;
             let want_state = flag == "--state";
+            if sig.weights.contains(&p) {
+                return Err(Error::invalid_input(
+                    flag,
+                    format!(
+                        "parameter {p} ({}) is a resident weight; give its value with --weight",
+                        sig.params[p].name
+                    ),
+                ));
+            }
             if sig.aliases.is_state(p) != want_state {
                 let (is, use_) = if want_state {
                     ("not a state", "--input or --feed")
@@ -195,9 +219,6 @@ pub(crate) fn prepare(
     let mut feeds = Vec::new();
     for (slot, p) in sig.input_params().into_iter().enumerate() {
         let spec = &sig.params[p];
-        let exact = |dims: &[usize]| {
-            (dims != spec.shape.dims()).then(|| format!("shape {:?}", spec.shape.dims()))
-        };
         match given[p].clone() {
             Some(Given::Feed(file)) => {
                 let what = file.display().to_string();
@@ -229,24 +250,20 @@ pub(crate) fn prepare(
                     count,
                 });
             }
-            Some(Given::Input(file)) => {
-                let (mut r, _) = open_npy("--input", p, spec, &file, exact)?;
-                inputs.push(read_value(&mut r, spec, &file.display().to_string())?);
-            }
+            Some(Given::Input(file)) => inputs.push(read_npy_value("--input", p, spec, &file)?),
             _ => {
                 let file = bundle.default_value(p).ok_or_else(|| {
                     Error::invalid_input(
                         "run",
                         format!(
-                            "parameter {p} ({} {}) needs a value: pass --input {}=FILE.npy (or --feed, one value per step)",
+                            "parameter {p} ({} {}) needs a value: pass --input {}=FILE.npy (or --feed, one value per step; or --weight to keep it resident)",
                             spec.name,
                             spec.type_string(),
                             spec.name
                         ),
                     )
                 })?;
-                let (mut r, _) = open_npy("--input", p, spec, &file, exact)?;
-                inputs.push(read_value(&mut r, spec, &file.display().to_string())?);
+                inputs.push(read_npy_value("--input", p, spec, &file)?);
             }
         }
     }

@@ -731,3 +731,90 @@ fn assert_close_to_jax(got: &Path, want: &Path) {
         );
     }
 }
+
+/// Runs `args` on `backend` (the driver over the emulator for "nrt").
+fn run_on(backend: &str, args: &[&str]) -> Output {
+    bin()
+        .current_dir(root())
+        .args(args)
+        .args(["--backend", backend])
+        .env("STATETENSOR_LIBNRT", emulator())
+        .output()
+        .expect("the binary runs")
+}
+
+/// A decoder laid out as torch-neuronx lays it out (inputs, states, weights; the alias map
+/// beside it) with its weights given as `--weight` and a token fed each step: on both
+/// backends it matches JAX, uploads the weights once, moves only the token per step, and
+/// its HBM peak holds weights and state.
+#[test]
+fn weights_are_uploaded_once_and_stay_resident() {
+    let fixture = "conformance/fixtures/kv_decoder_weights";
+    let weights: Vec<String> = (4..8)
+        .map(|p| format!("{p}={fixture}/arg{p}.npy"))
+        .collect();
+    for backend in ["sim", "nrt"] {
+        let out = tmpdir(&format!("weights-{backend}"));
+        let feed = format!("0={fixture}/feed0.npy");
+        let mut args = vec![
+            "run",
+            fixture,
+            "--alias",
+            "1=1,2=2,3=3",
+            "--feed",
+            &feed,
+            "--steps",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        for w in &weights {
+            args.extend(["--weight", w.as_str()]);
+        }
+        let o = run_on(backend, &args);
+        assert!(o.status.success(), "{backend}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let weight_bytes = 4 * 16 * 16 * 4;
+        let state_bytes = 2 * 8 * 16 * 4 + 4;
+        assert_eq!(report["weight_bytes"], weight_bytes, "{backend}");
+        for (i, st) in report["per_step"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                st["bytes_h2d"], 64,
+                "{backend} step {i}: only the token crosses"
+            );
+            assert_eq!(st["transfers_h2d"], 1, "{backend} step {i}");
+        }
+        // the weights once, the initial states once (the bundle's arg{P}.npy), the tokens
+        let total = report["bytes_h2d"].as_u64().unwrap();
+        assert_eq!(total, weight_bytes + state_bytes + 5 * 64, "{backend}");
+        let peak = report["hbm_peak_bytes"].as_u64().unwrap();
+        assert!(peak >= weight_bytes + state_bytes, "{backend}: peak {peak}");
+        for k in 0..4 {
+            assert_close_to_jax(
+                &out.join(format!("output_{k}.npy")),
+                &root().join(fixture).join(format!("out4_{k}.npy")),
+            );
+        }
+    }
+    // a weight given per step, a state given as a weight, a weight of the wrong shape: exit 2
+    let state_as_weight = format!("1={fixture}/arg1.npy");
+    for (extra, says) in [
+        (["--input", weights[0].as_str()], "resident weight"),
+        (["--weight", state_as_weight.as_str()], "is a state"),
+    ] {
+        let mut args = vec!["run", fixture, "--alias", "1=1,2=2,3=3"];
+        args.extend(["--weight", weights[0].as_str()]);
+        args.extend(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+    let o = run(&["run", fixture, "--weight", &format!("4={fixture}/arg1.npy")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expected shape [16, 16]"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,9 +1,36 @@
-//! A model's signature: its parameters, outputs and alias map, and the checks every backend
-//! runs against it (inputs, initial values, attaching to a shared state set).
+//! A model's signature: its parameters with their roles, its outputs and alias map, and
+//! the checks every backend runs against it (inputs, initial values, attaching to a shared
+//! state set).
 
-use crate::{AliasMap, Error, HostTensor, Result, StateInit, TensorSpec};
+use crate::{AliasMap, Error, HostTensor, LoadOptions, Result, StateInit, TensorSpec};
+use std::collections::BTreeSet;
 
-/// A model's interface: parameters, outputs and which parameters are state.
+/// What a parameter is to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Supplied every execute; crosses host → device every step.
+    Input,
+    /// Resident and updated in place from this output.
+    State {
+        /// The output that updates it.
+        output: usize,
+    },
+    /// Resident and read-only: uploaded once, shareable between models on a device.
+    Weight,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Input => f.write_str("input"),
+            Role::State { output } => write!(f, "state -> output {output}"),
+            Role::Weight => f.write_str("weight"),
+        }
+    }
+}
+
+/// A model's interface: parameters, outputs, which parameters are state and which are
+/// resident weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Signature {
     /// Parameters by number.
@@ -12,6 +39,8 @@ pub struct Signature {
     pub outputs: Vec<TensorSpec>,
     /// State parameters and the outputs that update them (validated).
     pub aliases: AliasMap,
+    /// Parameters that are resident weights (never state).
+    pub weights: BTreeSet<usize>,
 }
 
 impl Signature {
@@ -26,14 +55,104 @@ impl Signature {
             params,
             outputs,
             aliases,
+            weights: BTreeSet::new(),
         })
     }
 
-    /// Numbers of the parameters the caller supplies each execute (non-state), in order.
+    /// The signature a load with `opts` gives a program whose parameters, outputs and own
+    /// alias map (`header`) are these: `opts`' names replace the HLO's, its alias map
+    /// replaces the header's, its weights are resident. Names must stay distinct (state
+    /// sets and weights are keyed by them); a weight cannot be state; each weight's value,
+    /// when given, must have the parameter's type.
+    pub fn configure(
+        mut params: Vec<TensorSpec>,
+        outputs: Vec<TensorSpec>,
+        header: &AliasMap,
+        opts: &LoadOptions,
+    ) -> Result<Signature> {
+        let n = params.len();
+        for (&p, name) in &opts.names {
+            if p >= n {
+                return Err(Error::invalid_input(
+                    "name parameters",
+                    format!("parameter {p} does not exist; the model has {n} parameters"),
+                ));
+            }
+            if name.is_empty() {
+                return Err(Error::invalid_input(
+                    "name parameters",
+                    format!("parameter {p} is given an empty name"),
+                ));
+            }
+            params[p].name = name.clone();
+        }
+        for (i, a) in params.iter().enumerate() {
+            if let Some(j) = params[..i].iter().position(|b| b.name == a.name) {
+                return Err(Error::invalid_input(
+                    "name parameters",
+                    format!(
+                        "parameters {j} and {i} are both named '{}'; names must be distinct",
+                        a.name
+                    ),
+                ));
+            }
+        }
+        let aliases = opts.aliases.clone().unwrap_or_else(|| header.clone());
+        let mut sig = Signature::new(params, outputs, aliases)?;
+        for (&p, value) in &opts.weights {
+            let Some(spec) = sig.params.get(p) else {
+                return Err(Error::invalid_input(
+                    "weights",
+                    format!("parameter {p} does not exist; the model has {n} parameters"),
+                ));
+            };
+            if let Some(o) = sig.aliases.output_for(p) {
+                return Err(Error::invalid_input(
+                    "weights",
+                    format!(
+                        "parameter {p} ({}) is a state (updated from output {o}); a weight is read-only",
+                        spec.name
+                    ),
+                ));
+            }
+            if let Some(v) = value {
+                if v.dtype != spec.dtype || v.shape != spec.shape {
+                    return Err(spec.wrong_argument("weights", p, &v.type_string()));
+                }
+            }
+            sig.weights.insert(p);
+        }
+        Ok(sig)
+    }
+
+    /// What parameter `p` is.
+    pub fn role(&self, p: usize) -> Role {
+        match self.aliases.output_for(p) {
+            Some(output) => Role::State { output },
+            None if self.weights.contains(&p) => Role::Weight,
+            None => Role::Input,
+        }
+    }
+
+    /// Numbers of the parameters the caller supplies each execute (neither state nor
+    /// weight), in order.
     pub fn input_params(&self) -> Vec<usize> {
         (0..self.params.len())
-            .filter(|&p| !self.aliases.is_state(p))
+            .filter(|&p| self.role(p) == Role::Input)
             .collect()
+    }
+
+    /// Numbers of the resident weights, in order.
+    pub fn weight_params(&self) -> Vec<usize> {
+        self.weights.iter().copied().collect()
+    }
+
+    /// Total bytes of the resident weights.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weights
+            .iter()
+            .map(|&p| self.params[p].size_bytes() as u64)
+            .sum()
     }
 
     /// Numbers of the state parameters, in order.
@@ -77,7 +196,7 @@ impl Signature {
             })
     }
 
-    /// Total bytes of the non-state parameters: what one execute stages host → device.
+    /// Total bytes of the per-step inputs: what one execute stages host → device.
     pub fn input_bytes(&self) -> u64 {
         self.input_params()
             .iter()
@@ -165,7 +284,8 @@ impl Signature {
         Ok(out)
     }
 
-    /// Checks execute inputs: one per non-state parameter, each with its dtype and shape.
+    /// Checks execute inputs: one per input parameter (neither state nor weight), each with
+    /// its dtype and shape.
     /// Both backends call this, so they reject bad inputs identically.
     pub fn check_inputs(&self, inputs: &[HostTensor]) -> Result<()> {
         let want = self.input_params();
@@ -173,7 +293,7 @@ impl Signature {
             return Err(Error::invalid_input(
                 "execute",
                 format!(
-                    "expected {} inputs (the non-state parameters), got {}",
+                    "expected {} inputs (the parameters that are neither state nor weight), got {}",
                     want.len(),
                     inputs.len()
                 ),

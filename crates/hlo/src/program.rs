@@ -4,7 +4,7 @@ use crate::exec::{ExecStats, Executor, Value};
 use crate::ir::{Module, Type};
 use crate::plan::{compile, CompPlan};
 use crate::tensor::Tensor;
-use statetensor_core::{AliasMap, Error, Result, Signature, TensorSpec};
+use statetensor_core::{AliasMap, Error, LoadOptions, Result, Signature, TensorSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -160,13 +160,16 @@ impl Program {
         })
     }
 
-    /// The signature a model of this program runs with: `aliases` when the caller gives
-    /// them (torch-neuronx keeps the map outside the HLO), else the header's; validated.
-    pub fn signature(&self, aliases: Option<AliasMap>) -> Result<Signature> {
-        Signature::new(
+    /// The signature a model of this program runs with when loaded with `opts`: the
+    /// caller's alias map when given (torch-neuronx keeps the map outside the HLO), else
+    /// the header's; the caller's names and weights; validated
+    /// ([`Signature::configure`]).
+    pub fn signature(&self, opts: &LoadOptions) -> Result<Signature> {
+        Signature::configure(
             self.params.clone(),
             self.outputs.clone(),
-            aliases.unwrap_or_else(|| self.aliases.clone()),
+            &self.aliases,
+            opts,
         )
     }
 

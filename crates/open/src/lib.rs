@@ -30,14 +30,14 @@
 //! )
 //! .unwrap();
 //! let device = Device::open(Backend::Sim, &DeviceProfile::inf2()).unwrap();
-//! let model = device.load(&bundle, None).unwrap();
+//! let model = device.load(&bundle, &Default::default()).unwrap();
 //! model.create_state_set("s", StateInit::Zeros).unwrap();
 //! let one = HostTensor::new(DType::S32, vec![], 1i32.to_le_bytes().to_vec()).unwrap();
 //! model.execute("s", &[one]).unwrap();
 //! assert_eq!(model.backend(), "sim");
 //! ```
 
-use statetensor_core::{AliasMap, Error, Result, StatefulModel};
+use statetensor_core::{Error, LoadOptions, Result, StatefulModel};
 use statetensor_hw::{NrtDevice, NrtModel};
 use statetensor_sim::{SimDevice, SimModel};
 use std::sync::Arc;
@@ -140,19 +140,11 @@ impl Device {
         }
     }
 
-    /// Loads `bundle` on this device; `aliases` replaces the module's own alias map.
-    pub fn load(
-        &self,
-        bundle: &Bundle,
-        aliases: Option<AliasMap>,
-    ) -> Result<Box<dyn StatefulModel>> {
+    /// Loads `bundle` on this device with `opts` (alias map, names, weights).
+    pub fn load(&self, bundle: &Bundle, opts: &LoadOptions) -> Result<Box<dyn StatefulModel>> {
         Ok(match self {
-            Device::Sim(d) => Box::new(SimModel::from_program(
-                d,
-                bundle.program().clone(),
-                aliases,
-            )?),
-            Device::Nrt(d) => Box::new(NrtModel::load(d, bundle, aliases)?),
+            Device::Sim(d) => Box::new(SimModel::from_program(d, bundle.program().clone(), opts)?),
+            Device::Nrt(d) => Box::new(NrtModel::load(d, bundle, opts)?),
         })
     }
 
@@ -161,12 +153,12 @@ impl Device {
     pub fn io_names(
         &self,
         bundle: &Bundle,
-        aliases: Option<AliasMap>,
+        opts: &LoadOptions,
     ) -> Result<Option<(Vec<String>, Vec<String>)>> {
         match self {
             Device::Sim(_) => Ok(None),
             Device::Nrt(d) => {
-                let m = NrtModel::load(d, bundle, aliases)?;
+                let m = NrtModel::load(d, bundle, opts)?;
                 let (i, o) = m.io_names();
                 Ok(Some((i.to_vec(), o.to_vec())))
             }
@@ -179,10 +171,10 @@ pub fn open(
     path: &std::path::Path,
     backend: Backend,
     profile: &DeviceProfile,
-    aliases: Option<AliasMap>,
+    opts: &LoadOptions,
 ) -> Result<(Device, Box<dyn StatefulModel>)> {
     let bundle = Bundle::open(path)?;
     let device = Device::open(backend, profile)?;
-    let model = device.load(&bundle, aliases)?;
+    let model = device.load(&bundle, opts)?;
     Ok((device, model))
 }
