@@ -9,7 +9,7 @@ use statetensor_core::{
     Result, Shape, Signature, StateInit, StateSet, StateSlot, StatefulModel, TensorSpec,
     TransferLedger,
 };
-use statetensor_hlo::{with_alias_header, Bundle, Program, BUNDLE_HLO};
+use statetensor_hlo::{Bundle, Program, BUNDLE_HLO};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -81,11 +81,7 @@ impl NrtModel {
             }
             // HLO text is "compiled" by the runtime that loads it (the emulator): it must
             // carry the alias map the model runs with
-            None if aliases == header => (bundle.text().as_bytes().to_vec(), false),
-            None => (
-                with_alias_header(bundle.text(), &program, aliases)?.into_bytes(),
-                false,
-            ),
+            None => (bundle.with_aliases(aliases)?, false),
         };
         let model = Model::load(&device.rt, artifact).map_err(|e| match e {
             Error::Runtime { status: Some(2), .. } if !compiled => Error::BackendUnavailable {

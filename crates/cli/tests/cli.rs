@@ -818,3 +818,71 @@ fn weights_are_uploaded_once_and_stay_resident() {
         stderr(&o)
     );
 }
+
+/// A copy of fixture `name` holding only `model` (model.hlo or model.pb) and its values.
+fn bundle_with(name: &str, model: &str, tag: &str) -> PathBuf {
+    let src = root().join("conformance/fixtures").join(name);
+    let dst = tmpdir(&format!("{name}-{tag}"));
+    for e in std::fs::read_dir(&src).unwrap() {
+        let f = e.unwrap().file_name().into_string().unwrap();
+        if f == model || f.starts_with("arg") {
+            std::fs::copy(src.join(&f), dst.join(&f)).unwrap();
+        }
+    }
+    dst
+}
+
+/// A serialized HloModuleProto (what neuronx-cc compiles) runs exactly as its text does, on
+/// both backends, as a bundle's model.pb or as a file; inspect reads it; a damaged proto is
+/// exit 2 naming the file.
+#[test]
+fn hlo_module_protos_run_like_their_text() {
+    for (name, alias) in [("kv_decoder", None), ("mlp_cache_external", Some("3=1"))] {
+        let text = bundle_with(name, "model.hlo", "text");
+        let proto = bundle_with(name, "model.pb", "proto");
+        for backend in ["sim", "nrt"] {
+            let outs: Vec<PathBuf> = [&text, &proto]
+                .iter()
+                .map(|dir| {
+                    let out = dir.join(format!("out-{backend}"));
+                    let mut args = vec!["run", dir.to_str().unwrap(), "--steps", "3"];
+                    args.extend(["--out", out.to_str().unwrap()]);
+                    if let Some(a) = alias {
+                        args.extend(["--alias", a]);
+                    }
+                    let o = run_on(backend, &args);
+                    assert!(o.status.success(), "{name} {backend}: {}", stderr(&o));
+                    out
+                })
+                .collect();
+            for e in std::fs::read_dir(&outs[0]).unwrap() {
+                let f = e.unwrap().file_name();
+                if f.to_string_lossy().starts_with("output_") {
+                    assert_eq!(
+                        std::fs::read(outs[0].join(&f)).unwrap(),
+                        std::fs::read(outs[1].join(&f)).unwrap(),
+                        "{name} {backend} {f:?}"
+                    );
+                }
+            }
+        }
+        let o = run(&[
+            "inspect",
+            proto.join("model.pb").to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["model"].as_str().unwrap().ends_with("model.pb"), "{v}");
+    }
+    let pb = std::fs::read(root().join("conformance/fixtures/kv_decoder/model.pb")).unwrap();
+    let cut = tmpdir("cut").join("model.pb");
+    std::fs::write(&cut, &pb[..pb.len() / 2]).unwrap();
+    let o = run(&["run", cut.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("HloModuleProto") && stderr(&o).contains("model.pb"),
+        "{}",
+        stderr(&o)
+    );
+}

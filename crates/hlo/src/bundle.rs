@@ -1,19 +1,24 @@
 //! A model as users hand it over: an HLO module (a file, or a bundle directory) parsed and
 //! planned once, with whatever else the directory holds for deployment.
 //!
-//! A bundle directory holds `model.hlo` (the semantics: parameters, outputs, alias map) and
-//! optionally `model.neff` (what `neuronx-cc` compiled from it, for real hardware),
-//! `bindings.json` (explicit NEFF I/O names, read by the driver) and `arg{P}.npy` (a default
-//! value for parameter P). Every backend loads from a [`Bundle`], so the model is parsed once
-//! per process however many models are loaded from it.
+//! A model file is HLO text or a serialized `HloModuleProto` (what torch-neuronx and JAX
+//! hand `neuronx-cc`). A bundle directory holds `model.pb` or `model.hlo` (the semantics:
+//! parameters, outputs, alias map; `model.pb` is preferred when both are there, since the
+//! text printer elides large constants) and optionally `model.neff` (what `neuronx-cc`
+//! compiled from it, for real hardware), `bindings.json` (explicit NEFF I/O names, read by
+//! the driver) and `arg{P}.npy` (a default value for parameter P). Every backend loads
+//! from a [`Bundle`], so the model is parsed once per process however many models are
+//! loaded from it.
 
-use crate::Program;
-use statetensor_core::{Error, Result};
+use crate::{proto, with_alias_header, Program};
+use statetensor_core::{AliasMap, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The HLO file a bundle directory holds.
+/// The HLO text file a bundle directory may hold.
 pub const BUNDLE_HLO: &str = "model.hlo";
+/// The serialized `HloModuleProto` a bundle directory may hold (preferred over the text).
+pub const BUNDLE_PROTO: &str = "model.pb";
 /// The compiled NEFF a bundle directory may hold.
 pub const BUNDLE_NEFF: &str = "model.neff";
 
@@ -21,8 +26,11 @@ pub const BUNDLE_NEFF: &str = "model.neff";
 #[derive(Debug, Clone)]
 pub struct Bundle {
     program: Arc<Program>,
-    /// The HLO text (what the libnrt emulator loads in place of a NEFF).
-    text: Arc<str>,
+    /// The model as stored: HLO text or a serialized proto (what the libnrt emulator loads
+    /// in place of a NEFF).
+    bytes: Arc<[u8]>,
+    /// Whether `bytes` are HLO text.
+    is_text: bool,
     /// Where the model came from, for messages (a path, or a name for in-memory text).
     source: String,
     /// The bundle directory, when the model was given as one.
@@ -30,40 +38,38 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Opens an HLO text file, or a bundle directory holding `model.hlo`.
+    /// Opens an HLO text or `HloModuleProto` file, or a bundle directory holding
+    /// `model.pb` or `model.hlo`.
     pub fn open(path: &Path) -> Result<Bundle> {
-        let (hlo, dir) = if path.is_dir() {
-            let hlo = path.join(BUNDLE_HLO);
-            if !hlo.is_file() {
-                return Err(Error::invalid_input(
-                    "open model",
-                    format!(
-                        "directory '{}' has no {BUNDLE_HLO} (expected an HLO text file or a directory holding one)",
-                        path.display()
-                    ),
-                ));
-            }
-            (hlo, Some(path.to_path_buf()))
+        let (file, dir) = if path.is_dir() {
+            let file = [BUNDLE_PROTO, BUNDLE_HLO]
+                .iter()
+                .map(|f| path.join(f))
+                .find(|f| f.is_file())
+                .ok_or_else(|| {
+                    Error::invalid_input(
+                        "open model",
+                        format!(
+                            "directory '{}' has neither {BUNDLE_PROTO} nor {BUNDLE_HLO} (expected a model file or a directory holding one)",
+                            path.display()
+                        ),
+                    )
+                })?;
+            (file, Some(path.to_path_buf()))
         } else if path.exists() {
             (path.to_path_buf(), None)
         } else {
             return Err(Error::invalid_input(
                 "open model",
                 format!(
-                    "'{}' does not exist (expected an HLO text file or a model directory)",
+                    "'{}' does not exist (expected an HLO text or HloModuleProto file, or a model directory)",
                     path.display()
                 ),
             ));
         };
-        let source = hlo.display().to_string();
-        let bytes = std::fs::read(&hlo).map_err(|e| Error::io("read model", &source, e))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            Error::invalid_input(
-                "read model",
-                format!("'{source}' is not UTF-8 text (expected HLO text)"),
-            )
-        })?;
-        let mut bundle = Bundle::from_text(&text, &source)?;
+        let source = file.display().to_string();
+        let bytes = std::fs::read(&file).map_err(|e| Error::io("read model", &source, e))?;
+        let mut bundle = Bundle::from_bytes(bytes, &source)?;
         bundle.dir = dir;
         Ok(bundle)
     }
@@ -72,7 +78,20 @@ impl Bundle {
     pub fn from_text(text: &str, source: &str) -> Result<Bundle> {
         Ok(Bundle {
             program: Arc::new(Program::parse(text, source)?),
-            text: Arc::from(text),
+            bytes: Arc::from(text.as_bytes()),
+            is_text: true,
+            source: source.to_string(),
+            dir: None,
+        })
+    }
+
+    /// A model from HLO text or a serialized `HloModuleProto` in memory.
+    pub fn from_bytes(bytes: Vec<u8>, source: &str) -> Result<Bundle> {
+        let (module, is_text) = crate::program::parse_model(&bytes, source)?;
+        Ok(Bundle {
+            program: Arc::new(Program::from_module(&module)?),
+            is_text,
+            bytes: Arc::from(bytes),
             source: source.to_string(),
             dir: None,
         })
@@ -83,9 +102,35 @@ impl Bundle {
         &self.program
     }
 
-    /// The HLO text.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The model as stored (HLO text or a serialized `HloModuleProto`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether the model is stored as HLO text (else as a serialized `HloModuleProto`).
+    pub fn is_text(&self) -> bool {
+        self.is_text
+    }
+
+    /// The model as stored, with its alias map replaced by `aliases` — what a compiler
+    /// given that map would compile, and what the libnrt emulator loads.
+    pub fn with_aliases(&self, aliases: &AliasMap) -> Result<Vec<u8>> {
+        if aliases == self.program.header_aliases() {
+            return Ok(self.bytes.to_vec());
+        }
+        if self.is_text {
+            let text = std::str::from_utf8(&self.bytes).map_err(|_| {
+                Error::runtime("write the alias map", "internal: text is not UTF-8")
+            })?;
+            Ok(with_alias_header(text, &self.program, aliases)?.into_bytes())
+        } else {
+            proto::with_proto_aliases(
+                &self.bytes,
+                aliases,
+                self.program.has_tuple_root(),
+                &self.source,
+            )
+        }
     }
 
     /// Where the model came from.

@@ -7,13 +7,40 @@
 use statetensor_core::{DType, Shape, TensorSpec};
 use std::fmt;
 
-/// A position in the source text (1-based).
+/// A position in the source text (1-based); line 0 for a module read from an
+/// `HloModuleProto`, which has no lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Pos {
     /// Line.
     pub line: usize,
     /// Column.
     pub column: usize,
+}
+
+impl Pos {
+    /// The position of everything read from an `HloModuleProto`.
+    pub const PROTO: Pos = Pos { line: 0, column: 0 };
+}
+
+impl fmt::Display for Pos {
+    /// `line N`, or `HloModuleProto` for a module read from one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            f.write_str("HloModuleProto")
+        } else {
+            write!(f, "line {}", self.line)
+        }
+    }
+}
+
+/// A `constant`'s value: the literal text between its parentheses, or the values an
+/// `HloModuleProto` carries (already decoded).
+#[derive(Clone, Debug)]
+pub enum Literal {
+    /// As HLO text spells it.
+    Text(String),
+    /// Decoded from a `LiteralProto`, row-major.
+    Value(std::sync::Arc<crate::Tensor>),
 }
 
 /// An array type: element type and dimensions (layout is parsed and dropped: statetensor
@@ -126,8 +153,8 @@ pub struct Instr {
     pub operands: Vec<usize>,
     /// Attributes in source order.
     pub attrs: Vec<Attr>,
-    /// For `constant`: the literal text inside the parentheses.
-    pub literal: Option<String>,
+    /// For `constant`: its value.
+    pub literal: Option<Literal>,
     /// For `parameter`: its number.
     pub parameter_number: Option<usize>,
     /// Where the instruction starts.

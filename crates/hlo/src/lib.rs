@@ -57,10 +57,11 @@ pub mod npy;
 pub mod parse;
 mod plan;
 mod program;
+pub mod proto;
 mod tensor;
 
 pub use alias_header::with_alias_header;
-pub use bundle::{Bundle, BUNDLE_HLO, BUNDLE_NEFF};
+pub use bundle::{Bundle, BUNDLE_HLO, BUNDLE_NEFF, BUNDLE_PROTO};
 pub use exec::{ExecStats, Value};
 pub use kernels::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
 pub use program::Program;

@@ -8,6 +8,21 @@ use statetensor_core::{AliasMap, Error, LoadOptions, Result, Signature, TensorSp
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The IR of a model stored as HLO text or as a serialized `HloModuleProto`
+/// ([`Program::from_bytes`]), and whether it was text.
+pub(crate) fn parse_model(bytes: &[u8], file: &str) -> Result<(Module, bool)> {
+    let text = std::str::from_utf8(bytes).ok();
+    if let Some(text) = text.filter(|_| crate::proto::is_hlo_text(bytes)) {
+        return Ok((crate::parse::parse_module(text, file)?, true));
+    }
+    match (crate::proto::decode(bytes, file), text) {
+        (Ok(m), _) => Ok((crate::proto::to_module(m, file)?, false)),
+        // text that does not start as HLO text does: the text parser says what it expected
+        (Err(_), Some(text)) => Ok((crate::parse::parse_module(text, file)?, true)),
+        (Err(e), None) => Err(e),
+    }
+}
+
 /// An HLO module compiled for execution.
 #[derive(Debug)]
 pub struct Program {
@@ -34,6 +49,13 @@ impl Program {
         Program::from_module(&crate::parse::parse_module(text, file)?)
     }
 
+    /// Parses, checks and plans a model as it is stored: HLO text (UTF-8 starting with
+    /// `HloModule`) or a serialized `HloModuleProto`. Bytes that are neither get the error
+    /// of the format they look most like.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Program> {
+        Program::from_module(&parse_model(bytes, file)?.0)
+    }
+
     /// Checks and plans a parsed module.
     pub fn from_module(module: &Module) -> Result<Program> {
         let plans = compile(module)?;
@@ -53,7 +75,7 @@ impl Program {
                         .join(", ")
                 };
                 return Err(Error::invalid_model(
-                    format!("line {}: entry_computation_layout", pos.line),
+                    format!("{pos}: entry_computation_layout"),
                     format!(
                         "the header says ({})->{result}, but {} takes ({}) and returns {root}",
                         show(params),
@@ -70,10 +92,7 @@ impl Program {
                 Type::Array(a) => params.push(a.spec(instr.name.clone())),
                 other => {
                     return Err(Error::Unsupported {
-                        context: format!(
-                            "line {}: parameter {p} of {}",
-                            instr.pos.line, entry.name
-                        ),
+                        context: format!("{}: parameter {p} of {}", instr.pos, entry.name),
                         what: format!("entry parameter of type {other} (only arrays)"),
                     })
                 }
@@ -89,7 +108,7 @@ impl Program {
                         Type::Array(a) => outs.push(a.spec(format!("output{k}"))),
                         other => {
                             return Err(Error::Unsupported {
-                                context: format!("line {}: root of {}", root.pos.line, entry.name),
+                                context: format!("{}: root of {}", root.pos, entry.name),
                                 what: format!(
                                     "output {k} of type {other} (only arrays, not nested tuples)"
                                 ),
@@ -121,8 +140,8 @@ impl Program {
                     param: format!("{} (shape index {:?})", a.param, a.param_index),
                     output: format!("{:?}", a.output_index),
                     reason: format!(
-                        "line {}: only whole-tensor aliases are supported: output {{o}} of a tuple root (or {{}} of an array root) and parameter index {{}}",
-                        a.pos.line
+                        "{}: only whole-tensor aliases are supported: output {{o}} of a tuple root (or {{}} of an array root) and parameter index {{}}",
+                        a.pos
                     ),
                 });
             }
@@ -136,7 +155,7 @@ impl Program {
         for (param, index, pos) in &module.buffer_donors {
             if *param >= params.len() || !index.is_empty() {
                 return Err(Error::invalid_model(
-                    format!("line {}: buffer_donor", pos.line),
+                    format!("{pos}: buffer_donor"),
                     format!(
                         "({param}, {index:?}) is not a whole parameter of the {} the entry takes",
                         params.len()

@@ -1,7 +1,7 @@
 //! A computation and its instructions: names, types, operands, attributes.
 
 use super::{ParsedInstr, Parser};
-use crate::ir::{Attr, Computation, Instr, Pos};
+use crate::ir::{Attr, Computation, Instr, Literal, Pos};
 use statetensor_core::Result;
 use std::collections::HashMap;
 
@@ -174,7 +174,7 @@ impl<'a> Parser<'a> {
         let mut parameter_number = None;
         if opcode == "constant" {
             let v = self.raw_value(b")")?;
-            literal = Some(v);
+            literal = Some(Literal::Text(v));
             self.expect(b')', "to close a constant literal")?;
         } else if opcode == "parameter" {
             self.skip_ws(false)?;

@@ -141,7 +141,7 @@ mod values;
 pub(crate) use attrs::scalar;
 
 fn ctx(comp: &Computation, instr: &Instr) -> String {
-    format!("line {}: %{} in {}", instr.pos.line, instr.name, comp.name)
+    format!("{}: %{} in {}", instr.pos, instr.name, comp.name)
 }
 
 /// Compiles every computation reachable from the entry.

@@ -2,7 +2,7 @@
 //! clamp, converts, partition and replica ids.
 
 use super::{ctx, operand_checks, scalar, Op, Planner};
-use crate::ir::{ArrayType, Instr, Type};
+use crate::ir::{ArrayType, Instr, Literal, Type};
 use crate::kernels::{BinaryOp, CompareDirection, UnaryOp};
 use crate::literal::parse_literal;
 use crate::tensor::Tensor;
@@ -50,10 +50,30 @@ impl<'a> Planner<'a> {
         Ok(match opc {
             "constant" => {
                 let d = declared()?;
-                let text = instr.literal.as_deref().unwrap_or("");
-                let t = parse_literal(text, d)
-                    .map_err(|m| Error::invalid_model(ctx(self.comp, instr), m))?;
-                (Op::Constant(Arc::new(t)), instr.ty.clone())
+                let t = match &instr.literal {
+                    Some(Literal::Value(t)) if t.dtype() == d.dtype && t.dims() == d.dims => {
+                        t.clone()
+                    }
+                    Some(Literal::Value(t)) => {
+                        return self.err(
+                            instr,
+                            format!(
+                                "literal of type {}{:?} for a constant of type {d}",
+                                t.dtype(),
+                                t.dims()
+                            ),
+                        )
+                    }
+                    Some(Literal::Text(text)) => Arc::new(
+                        parse_literal(text, d)
+                            .map_err(|m| Error::invalid_model(ctx(self.comp, instr), m))?,
+                    ),
+                    None => Arc::new(
+                        parse_literal("", d)
+                            .map_err(|m| Error::invalid_model(ctx(self.comp, instr), m))?,
+                    ),
+                };
+                (Op::Constant(t), instr.ty.clone())
             }
             "iota" => {
                 want(0)?;

@@ -83,12 +83,14 @@ pub fn assert_close(
     Ok(())
 }
 
-/// Runs one fixture's model text for all its steps; returns the first mismatch.
-fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
+/// Runs one fixture's model (HLO text or HloModuleProto) for all its steps; returns the
+/// outputs of every step, or the first mismatch with JAX's.
+fn run_fixture(dir: &Path, model: &str) -> Result<Vec<Vec<Arc<Tensor>>>, String> {
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
     let m = meta(dir);
-    let text = std::fs::read_to_string(dir.join(model)).map_err(|e| e.to_string())?;
-    let prog = Program::parse(&text, model).map_err(|e| format!("{name}/{model}: {e}"))?;
+    let bytes = std::fs::read(dir.join(model)).map_err(|e| e.to_string())?;
+    let prog = Program::from_bytes(&bytes, model).map_err(|e| format!("{name}/{model}: {e}"))?;
+    let mut steps = Vec::new();
     let mut args: Vec<Arc<Tensor>> = (0..prog.params().len())
         .map(|p| Arc::new(fixture_arg(&name, p, 0)))
         .collect();
@@ -116,8 +118,9 @@ fn run_fixture(dir: &Path, model: &str) -> Result<(), String> {
         for pair in aliases.pairs() {
             args[pair.param] = outs[pair.output].clone();
         }
+        steps.push(outs);
     }
-    Ok(())
+    Ok(steps)
 }
 
 fn fixture_dirs() -> Vec<PathBuf> {
@@ -145,6 +148,59 @@ fn every_jax_fixture_matches() {
     );
 }
 
+/// Every fixture's serialized HloModuleProto (what neuronx-cc compiles) is the same model
+/// as its text: same parameters, outputs, alias map and donors, and bit-identical outputs
+/// at every step.
+#[test]
+fn every_fixture_proto_matches_its_text() {
+    let dirs = fixture_dirs();
+    let mut failures = Vec::new();
+    for d in &dirs {
+        let name = d.file_name().unwrap().to_string_lossy().to_string();
+        let read = |f: &str| {
+            let bytes = std::fs::read(d.join(f)).unwrap();
+            Program::from_bytes(&bytes, f).unwrap_or_else(|e| panic!("{name}/{f}: {e}"))
+        };
+        let (text, proto) = (read("model.hlo"), read("model.pb"));
+        assert_eq!(text.params(), proto.params(), "{name}");
+        assert_eq!(text.outputs(), proto.outputs(), "{name}");
+        assert_eq!(text.header_aliases(), proto.header_aliases(), "{name}");
+        assert_eq!(text.buffer_donors(), proto.buffer_donors(), "{name}");
+        assert_eq!(
+            text.must_alias_params(),
+            proto.must_alias_params(),
+            "{name}"
+        );
+        assert_eq!(text.constant_bytes(), proto.constant_bytes(), "{name}");
+        match (run_fixture(d, "model.hlo"), run_fixture(d, "model.pb")) {
+            (Ok(t), Ok(p)) => {
+                for (s, (a, b)) in t.iter().zip(&p).enumerate() {
+                    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                        if x.to_le_bytes() != y.to_le_bytes() {
+                            failures.push(format!(
+                                "{name} step {s} output {k}: text {x:?}, proto {y:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+            (_, Err(e)) | (Err(e), _) => failures.push(e),
+        }
+    }
+    assert!(
+        dirs.len() >= 40,
+        "expected the committed fixtures, found {}",
+        dirs.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures differ:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n\n")
+    );
+}
+
 #[test]
 fn every_xla_optimised_dump_matches() {
     let mut ran = 0;
@@ -152,7 +208,7 @@ fn every_xla_optimised_dump_matches() {
     for d in fixture_dirs() {
         if d.join("compiled.hlo").exists() {
             ran += 1;
-            if let Err(e) = run_fixture(&d, "compiled.hlo") {
+            if let Err(e) = run_fixture(&d, "compiled.hlo").map(drop) {
                 failures.push(e);
             }
         }

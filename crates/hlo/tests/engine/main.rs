@@ -6,6 +6,7 @@ mod in_place;
 mod kernels;
 mod parser_fuzz;
 mod props;
+mod proto_fuzz;
 
 /// Proptest case count: `PROPTEST_CASES` when set, else `default`.
 pub fn cases(default: u32) -> u32 {

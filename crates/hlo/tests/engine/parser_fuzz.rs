@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use statetensor_core::ErrorKind;
-use statetensor_hlo::{parse::parse_module, Program, Tensor};
+use statetensor_hlo::{ir::Module, parse::parse_module, Program, Tensor};
 use std::sync::{Arc, OnceLock};
 
 fn corpus() -> &'static Vec<String> {
@@ -76,30 +76,36 @@ fn apply(text: &str, m: &Mutation) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Executes a loaded module on zeros when it is small and loop-free (a fuzzed while loop
+/// may never end): whatever loads must also run without panicking.
+pub(crate) fn execute_if_small(prog: &Program, module: &Module) {
+    let bytes: usize = module
+        .computations
+        .iter()
+        .flat_map(|c| &c.instrs)
+        .map(|i| i.ty.size_bytes())
+        .sum();
+    let loops = module
+        .computations
+        .iter()
+        .flat_map(|c| &c.instrs)
+        .any(|i| i.opcode == "while");
+    if bytes < (64 << 20) && !loops {
+        let args = prog
+            .params()
+            .iter()
+            .map(|p| Arc::new(Tensor::zeros(p.dtype, p.shape.dims())))
+            .collect();
+        let _ = prog.execute(args);
+    }
+}
+
 /// Loads the text; if it loads and is small and loop-free, executes it on zeros.
 fn exercise(text: &str) {
     match Program::parse(text, "fuzz.hlo") {
         Ok(prog) => {
             let module = parse_module(text, "fuzz.hlo").expect("parsed once already");
-            let bytes: usize = module
-                .computations
-                .iter()
-                .flat_map(|c| &c.instrs)
-                .map(|i| i.ty.size_bytes())
-                .sum();
-            let loops = module
-                .computations
-                .iter()
-                .flat_map(|c| &c.instrs)
-                .any(|i| i.opcode == "while");
-            if bytes < (64 << 20) && !loops {
-                let args = prog
-                    .params()
-                    .iter()
-                    .map(|p| Arc::new(Tensor::zeros(p.dtype, p.shape.dims())))
-                    .collect();
-                let _ = prog.execute(args);
-            }
+            execute_if_small(&prog, &module);
         }
         Err(e) => {
             if e.kind() == ErrorKind::Parse {

@@ -23,18 +23,14 @@ pub unsafe extern "C" fn nrt_load(
     // SAFETY: the caller provides `size` readable bytes at `neff_bytes`; they are copied out
     // before this function returns, so the caller may free them afterwards.
     let bytes = unsafe { std::slice::from_raw_parts(neff_bytes as *const u8, size) };
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        warn("nrt_load: not an emulated NEFF (HLO text); a real NEFF needs real hardware");
-        return NRT_INVALID;
-    };
-    if !text.trim_start().starts_with("HloModule") {
-        warn("nrt_load: not an emulated NEFF: expected HLO text starting with 'HloModule'");
-        return NRT_INVALID;
-    }
-    let program = match Program::parse(text, "neff") {
+    // an emulated NEFF is the module itself, HLO text or a serialized HloModuleProto; a
+    // real NEFF fails to parse as either and is refused
+    let program = match Program::from_bytes(bytes, "neff") {
         Ok(p) => p,
         Err(e) => {
-            warn(&format!("nrt_load: {e}"));
+            warn(&format!(
+                "nrt_load: not an emulated NEFF (HLO text or HloModuleProto; a real NEFF needs real hardware): {e}"
+            ));
             return NRT_INVALID;
         }
     };
