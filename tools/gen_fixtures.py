@@ -148,13 +148,15 @@ def proto_with_aliases(pb, aliases, must):
 
 
 def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True, external=False, feeds=None,
-            weights=None):
+            weights=None, manifest_names=None):
     """Lowers f, runs it `steps` times carrying aliased state, writes the fixture. With
     `external`, the HLO carries no alias map and meta.json does. `feeds` ({param: values
     along a leading step axis}) gives a parameter a new value every step: written as
     feed{p}.npy and listed in meta.json's "feeds" (arg{p}.npy holds step 0's value).
     `weights` (parameter numbers) are resident weights, listed in meta.json's "weights"
-    (their values are arg{p}.npy)."""
+    (their values are arg{p}.npy). `manifest_names` (one name per parameter) also writes
+    statetensor.json, the bundle manifest a frontend writes: each parameter's role, that
+    name and its value file."""
     if ONLY and name not in ONLY:
         return
     d = os.path.join(ROOT, name)
@@ -202,6 +204,18 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
     with open(os.path.join(d, "meta.json"), "w") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True)
         fh.write("\n")
+    if manifest_names:
+        params = []
+        for p, n in enumerate(manifest_names):
+            if p in aliases:
+                params.append({"role": "state", "name": n, "output": aliases[p], "value": f"arg{p}.npy"})
+            elif p in (weights or []):
+                params.append({"role": "weight", "name": n, "value": f"arg{p}.npy"})
+            else:
+                params.append({"role": "input", "name": n, "value": f"arg{p}.npy"})
+        with open(os.path.join(d, "statetensor.json"), "w") as fh:
+            json.dump({"format": 1, "parameters": params}, fh, indent=1)
+            fh.write("\n")
     print(f"{name}: {len(text.splitlines())} lines, {steps} step(s)")
 
 
@@ -581,4 +595,5 @@ XT = randn(5, D)
 fixture("kv_decoder_weights", kv_decoder_torch_layout,
         [XT[0], np.zeros((S, D), np.float32), np.zeros((S, D), np.float32), np.int32(0),
          randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3],
-        F32, steps=5, aliases={1: 1, 2: 2, 3: 3}, external=True, feeds={0: XT}, weights=[4, 5, 6, 7])
+        F32, steps=5, aliases={1: 1, 2: 2, 3: 3}, external=True, feeds={0: XT}, weights=[4, 5, 6, 7],
+        manifest_names=["x", "k_cache", "v_cache", "pos", "wq", "wk", "wv", "wo"])

@@ -55,18 +55,19 @@ impl std::fmt::Debug for NrtModel {
 }
 
 impl NrtModel {
-    /// Loads `bundle` through libnrt: its `model.neff` when it holds one (real hardware),
-    /// otherwise its HLO text, which the emulator accepts and real libnrt refuses with a
-    /// message saying how to compile it. `aliases` overrides the module's own alias map:
-    /// HLO text is loaded with that map written into its header, so the runtime's model
-    /// aliases exactly the pairs the states are bound to; a NEFF, whose aliasing was fixed
-    /// when it was compiled, is refused ([`ErrorKind::Alias`](statetensor_core::ErrorKind))
-    /// when the map differs from the one in the bundle's HLO. Weights in `opts` are
+    /// Loads `bundle` through libnrt with `opts` as given (the seam in `statetensor-open`
+    /// applies the bundle's manifest first): its `model.neff` when it holds one (real
+    /// hardware), otherwise its HLO (text or proto), which the emulator accepts and real
+    /// libnrt refuses with a message saying how to compile it. The alias map in `opts`
+    /// overrides the module's own: the HLO is loaded with that map written into it, so the
+    /// runtime's model aliases exactly the pairs the states are bound to; a NEFF, whose
+    /// aliasing was fixed when it was compiled, is refused
+    /// ([`ErrorKind::Alias`](statetensor_core::ErrorKind)) when the map differs from the one
+    /// it was compiled with ([`Bundle::compiled_aliases`]). Weights in `opts` are
     /// uploaded once into one device tensor each (or shared with another model on the
     /// device that uploaded them) and bound in every input set of the model.
     pub fn load(device: &Arc<NrtDevice>, bundle: &Bundle, opts: &LoadOptions) -> Result<NrtModel> {
         let program = bundle.program().clone();
-        let header = program.header_aliases();
         let sig = program.signature(opts)?;
         let aliases = &sig.aliases;
         let explicit = match bundle.dir() {
@@ -76,7 +77,7 @@ impl NrtModel {
         let (artifact, compiled) = match bundle.neff()? {
             Some(neff) => {
                 // a NEFF's aliasing was fixed when it was compiled from the bundle's HLO
-                aliases.check_same_as_compiled(header, program.params())?;
+                aliases.check_same_as_compiled(bundle.compiled_aliases(), program.params())?;
                 (neff, true)
             }
             // HLO text is "compiled" by the runtime that loads it (the emulator): it must

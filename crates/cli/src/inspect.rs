@@ -4,7 +4,7 @@
 use crate::model_args::{parse_aliases, parse_backend};
 use crate::report::bytes;
 use clap::Args;
-use statetensor_core::{Error, LoadOptions, Result};
+use statetensor_core::{Error, LoadOptions, Result, Role};
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::path::PathBuf;
 
@@ -26,16 +26,19 @@ pub struct InspectArgs {
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&a.model)?;
     let program = bundle.program();
-    let opts = LoadOptions::with_aliases(parse_aliases(&a.aliases, program.params())?);
+    let overrides = LoadOptions::with_aliases(parse_aliases(&a.aliases, &bundle.params())?);
+    // roles from the flags over the manifest over the HLO; weights' values are not read
+    let opts = bundle.load_options(&overrides, false)?;
     let sig = program.signature(&opts)?;
-    // what every backend charges to HBM: constants (weights) once, staging for one
-    // execute's inputs and its peak temporaries, and each state set
+    // what every backend charges to HBM: constants and resident weights once, staging for
+    // one execute's inputs and its peak temporaries, and each state set
     let (constant_bytes, execute_bytes) = (
-        program.constant_bytes(),
+        program.constant_bytes() + sig.weight_bytes(),
         sig.input_bytes() + program.peak_temp_bytes(),
     );
     // with --backend nrt: how the NEFF's I/O names bind to the HLO's parameters and outputs
-    let neff_names = Device::open(a.backend, &DeviceProfile::inf2())?.io_names(&bundle, &opts)?;
+    let neff_names =
+        Device::open(a.backend, &DeviceProfile::inf2())?.io_names(&bundle, &overrides)?;
     let sig = &sig;
     let mut devices = Vec::new();
     for name in ["inf2", "trn1", "trn2"] {
@@ -53,7 +56,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         .params
         .iter()
         .enumerate()
-        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "state_from_output": sig.aliases.output_for(i), "donated": program.buffer_donors().contains(&i), "could_alias_outputs": (program.buffer_donors().contains(&i) && !sig.aliases.is_state(i)).then(|| program.alias_candidates(i, &sig.aliases)), "neff_name": neff_names.as_ref().map(|n| n.0[i].clone())}))
+        .map(|(i, s)| serde_json::json!({"index": i, "name": s.name, "type": s.type_string(), "bytes": s.size_bytes(), "role": match sig.role(i) { Role::Input => "input", Role::State { .. } => "state", Role::Weight => "weight" }, "state_from_output": sig.aliases.output_for(i), "donated": program.buffer_donors().contains(&i), "could_alias_outputs": (program.buffer_donors().contains(&i) && !sig.aliases.is_state(i)).then(|| program.alias_candidates(i, &sig.aliases)), "neff_name": neff_names.as_ref().map(|n| n.0[i].clone())}))
         .collect();
     let outputs: Vec<serde_json::Value> = sig
         .outputs
@@ -68,7 +71,8 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             "parameters": params,
             "outputs": outputs,
             "state_bytes": sig.state_bytes(),
-            "constant_bytes": constant_bytes,
+            "weight_bytes": sig.weight_bytes(),
+            "constant_bytes": program.constant_bytes(),
             "execute_staging_bytes": execute_bytes,
             "devices": devices,
         });
@@ -82,13 +86,14 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         bundle.source()
     );
     for (i, s) in sig.params.iter().enumerate() {
-        let role = sig.aliases.output_for(i).map_or_else(
-            || match donated_hint(program, &sig.aliases, i) {
+        let role = match sig.role(i) {
+            Role::State { output } => format!("state, updated from output {output}"),
+            Role::Weight => "weight, resident (uploaded once)".to_string(),
+            Role::Input => match donated_hint(program, &sig.aliases, i) {
                 Some(hint) => format!("input; {hint}"),
                 None => "input".to_string(),
             },
-            |o| format!("state, updated from output {o}"),
-        );
+        };
         let neff = neff_names
             .as_ref()
             .map_or(String::new(), |n| format!("  [NEFF '{}']", n.0[i]));
@@ -117,13 +122,15 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         ));
     }
     out.push_str(&format!(
-        "state: {} in {} tensor(s); constants {}; execute staging and temporaries {}\n",
+        "state: {} in {} tensor(s); weights {} in {} tensor(s); constants {}; execute staging and temporaries {}\n",
         bytes(sig.state_bytes()),
         sig.state_params().len(),
-        bytes(constant_bytes),
+        bytes(sig.weight_bytes()),
+        sig.weight_params().len(),
+        bytes(program.constant_bytes()),
         bytes(execute_bytes)
     ));
-    out.push_str("HBM footprint (constants + one state set + execute staging):\n");
+    out.push_str("HBM footprint (constants and weights + one state set + execute staging):\n");
     for d in &devices {
         out.push_str(&format!(
             "  {:<5} {} of {}: {} ({} state sets fit)\n",

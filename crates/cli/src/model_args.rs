@@ -75,9 +75,10 @@ impl ModelArgs {
 
 impl ModelArgs {
     /// The load options these flags give: `--alias` and `--weight` (each value read and
-    /// checked against its parameter before anything is loaded).
+    /// checked against its parameter before anything is loaded). They override the
+    /// bundle's manifest when the model is loaded.
     pub(crate) fn load_options(&self, bundle: &Bundle) -> Result<LoadOptions> {
-        let params = bundle.program().params();
+        let params = &bundle.params();
         let mut opts = LoadOptions::with_aliases(parse_aliases(&self.aliases, params)?);
         for v in &self.weights {
             let (p, file) = split_assignment("--weight", v, "FILE.npy")?;

@@ -886,3 +886,73 @@ fn hlo_module_protos_run_like_their_text() {
         stderr(&o)
     );
 }
+
+/// A bundle with a manifest (statetensor.json, as a frontend writes it for the
+/// torch-neuronx layout: inputs, states in alias order, weights) runs with no flags but the
+/// feed: roles, names, the alias map, initial states and weights all come from it, on both
+/// backends, matching JAX; inspect shows the roles; with a compiled model.neff, an --alias
+/// contradicting the manifest's map is exit 2, and the manifest's own map is not.
+#[test]
+fn a_manifest_says_what_each_parameter_is() {
+    let fixture = "conformance/fixtures/kv_decoder_weights";
+    let feed = format!("x={fixture}/feed0.npy");
+    for backend in ["sim", "nrt"] {
+        let out = tmpdir(&format!("manifest-{backend}"));
+        let args = ["run", fixture, "--feed", &feed, "--steps", "5", "--json"];
+        let o = run_on(
+            backend,
+            &[&args[..], &["--out", out.to_str().unwrap()]].concat(),
+        );
+        assert!(o.status.success(), "{backend}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["weight_bytes"], 4 * 16 * 16 * 4, "{backend}");
+        assert_eq!(report["per_step"][4]["bytes_h2d"], 64, "{backend}");
+        assert_eq!(report["states_started_at_zeros"], serde_json::json!([]));
+        for k in 0..4 {
+            assert_close_to_jax(
+                &out.join(format!("output_{k}.npy")),
+                &root().join(fixture).join(format!("out4_{k}.npy")),
+            );
+        }
+    }
+    let o = run(&["inspect", fixture, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let roles: Vec<&str> = v["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["input", "state", "state", "state", "weight", "weight", "weight", "weight"]
+    );
+    assert_eq!(v["parameters"][1]["name"], "k_cache");
+    assert_eq!(v["weight_bytes"], 4 * 16 * 16 * 4);
+    // a compiled bundle: the NEFF was compiled with the manifest's map
+    let dir = tmpdir("manifest-neff");
+    for e in std::fs::read_dir(root().join(fixture)).unwrap() {
+        let f = e.unwrap().file_name();
+        std::fs::copy(root().join(fixture).join(&f), dir.join(&f)).unwrap();
+    }
+    std::fs::write(dir.join("model.neff"), b"NEFF").unwrap();
+    let o = run_on(
+        "nrt",
+        &["run", dir.to_str().unwrap(), "--alias", "1=2,2=1,3=3"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output 2") && stderr(&o).contains("output 1"),
+        "{}",
+        stderr(&o)
+    );
+    // the manifest's own map passes the check; the emulator then refuses the stand-in NEFF
+    let o = run_on("nrt", &["run", dir.to_str().unwrap(), "--feed", &feed]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nrt_load") && !stderr(&o).contains("alias"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -5,13 +5,17 @@
 //! hand `neuronx-cc`). A bundle directory holds `model.pb` or `model.hlo` (the semantics:
 //! parameters, outputs, alias map; `model.pb` is preferred when both are there, since the
 //! text printer elides large constants) and optionally `model.neff` (what `neuronx-cc`
-//! compiled from it, for real hardware), `bindings.json` (explicit NEFF I/O names, read by
-//! the driver) and `arg{P}.npy` (a default value for parameter P). Every backend loads
-//! from a [`Bundle`], so the model is parsed once per process however many models are
-//! loaded from it.
+//! compiled from it, for real hardware), `statetensor.json` (each parameter's role, name
+//! and value file: [`Manifest`]), `bindings.json` (explicit NEFF I/O names, read by the
+//! driver) and `arg{P}.npy` (a default value for parameter P). Every backend loads from a
+//! [`Bundle`], so the model is parsed once per process however many models are loaded
+//! from it.
+//!
+//! The alias map a model runs with is decided here, once: the caller's (`--alias`), else
+//! the manifest's, else the HLO header's ([`Bundle::load_options`]).
 
-use crate::{proto, with_alias_header, Program};
-use statetensor_core::{AliasMap, Error, Result};
+use crate::{proto, with_alias_header, Manifest, Program};
+use statetensor_core::{AliasMap, Error, LoadOptions, Result, TensorSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +39,8 @@ pub struct Bundle {
     source: String,
     /// The bundle directory, when the model was given as one.
     dir: Option<PathBuf>,
+    /// The directory's `statetensor.json`, checked against the model.
+    manifest: Option<Manifest>,
 }
 
 impl Bundle {
@@ -70,6 +76,9 @@ impl Bundle {
         let source = file.display().to_string();
         let bytes = std::fs::read(&file).map_err(|e| Error::io("read model", &source, e))?;
         let mut bundle = Bundle::from_bytes(bytes, &source)?;
+        if let Some(d) = &dir {
+            bundle.manifest = Manifest::read(d, bundle.program.params())?;
+        }
         bundle.dir = dir;
         Ok(bundle)
     }
@@ -82,6 +91,7 @@ impl Bundle {
             is_text: true,
             source: source.to_string(),
             dir: None,
+            manifest: None,
         })
     }
 
@@ -94,6 +104,7 @@ impl Bundle {
             bytes: Arc::from(bytes),
             source: source.to_string(),
             dir: None,
+            manifest: None,
         })
     }
 
@@ -151,9 +162,74 @@ impl Bundle {
             .filter(|f| f.is_file())
     }
 
-    /// `arg{P}.npy`, the default value of parameter `p`, when the bundle has one.
+    /// The manifest, when the bundle directory holds one.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// The parameters under the names callers use: the manifest's where it names them.
+    pub fn params(&self) -> Vec<TensorSpec> {
+        let mut params = self.program.params().to_vec();
+        if let Some(m) = &self.manifest {
+            for (spec, entry) in params.iter_mut().zip(&m.params) {
+                if let Some(n) = &entry.name {
+                    spec.name = n.clone();
+                }
+            }
+        }
+        params
+    }
+
+    /// The alias map the model was compiled with: the manifest's (torch-neuronx keeps the
+    /// map beside the HLO), else the HLO header's. A `model.neff` in the bundle aliases
+    /// exactly these pairs.
+    pub fn compiled_aliases(&self) -> &AliasMap {
+        match &self.manifest {
+            Some(m) => &m.aliases,
+            None => self.program.header_aliases(),
+        }
+    }
+
+    /// How the model loads: the caller's `overrides` over the manifest over the HLO. The
+    /// alias map is the caller's, else the manifest's, else the header's; names and weights
+    /// are the manifest's with the caller's on top (a weight the caller gives `None` is
+    /// shared rather than uploaded). The manifest's weights are read from their files when
+    /// `read_weights` (a load needs them; listing roles does not).
+    pub fn load_options(&self, overrides: &LoadOptions, read_weights: bool) -> Result<LoadOptions> {
+        let mut opts = match &self.manifest {
+            Some(m) => {
+                let params = self.program.params();
+                let mut o = m.load_options(params, false)?;
+                for (&p, value) in o.weights.iter_mut() {
+                    if read_weights && !overrides.weights.contains_key(&p) {
+                        if let Some(file) = &m.params[p].value {
+                            *value = Some(crate::manifest::read_value(file, p, &params[p])?);
+                        }
+                    }
+                }
+                o
+            }
+            None => LoadOptions::default(),
+        };
+        if overrides.aliases.is_some() {
+            opts.aliases = overrides.aliases.clone();
+        }
+        opts.names
+            .extend(overrides.names.iter().map(|(&p, n)| (p, n.clone())));
+        opts.weights
+            .extend(overrides.weights.iter().map(|(&p, v)| (p, v.clone())));
+        Ok(opts)
+    }
+
+    /// The default value of parameter `p`: the manifest's value file for an input or a
+    /// state, else `arg{P}.npy`, when the bundle has one.
     pub fn default_value(&self, p: usize) -> Option<PathBuf> {
-        self.file(&format!("arg{p}.npy"))
+        let from_manifest = self
+            .manifest
+            .as_ref()
+            .and_then(|m| m.params.get(p))
+            .and_then(|e| e.value.clone());
+        from_manifest.or_else(|| self.file(&format!("arg{p}.npy")))
     }
 
     /// The compiled NEFF's bytes, when the bundle holds `model.neff`.

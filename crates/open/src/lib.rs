@@ -140,8 +140,10 @@ impl Device {
         }
     }
 
-    /// Loads `bundle` on this device with `opts` (alias map, names, weights).
+    /// Loads `bundle` on this device: `opts` (alias map, names, weights) over the bundle's
+    /// manifest over the HLO ([`Bundle::load_options`]).
     pub fn load(&self, bundle: &Bundle, opts: &LoadOptions) -> Result<Box<dyn StatefulModel>> {
+        let opts = &bundle.load_options(opts, true)?;
         Ok(match self {
             Device::Sim(d) => Box::new(SimModel::from_program(d, bundle.program().clone(), opts)?),
             Device::Nrt(d) => Box::new(NrtModel::load(d, bundle, opts)?),
@@ -158,7 +160,7 @@ impl Device {
         match self {
             Device::Sim(_) => Ok(None),
             Device::Nrt(d) => {
-                let m = NrtModel::load(d, bundle, opts)?;
+                let m = NrtModel::load(d, bundle, &bundle.load_options(opts, true)?)?;
                 let (i, o) = m.io_names();
                 Ok(Some((i.to_vec(), o.to_vec())))
             }

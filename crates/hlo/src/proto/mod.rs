@@ -2,7 +2,7 @@
 //! read into the same IR as the text parser produces, so the planner checks it the same way.
 //!
 //! Design choices:
-//! - **One IR, one validation.** The proto is decoded ([`messages`], prost) and converted
+//! - **One IR, one validation.** The proto is decoded (prost messages in `messages.rs`) and converted
 //!   instruction by instruction into [`Module`]: types from shapes, operands from ids,
 //!   called computations by name, and the attributes the planner reads spelled as HLO text
 //!   spells them (`dimensions={1}`, `window={size=2x2 ...}`). Everything after that — type
