@@ -6,7 +6,7 @@ use super::layout::*;
 use super::movement::broadcast_scalar;
 use super::op_kinds::BinaryOp;
 use crate::map_tensor;
-use crate::tensor::{Elem, Tensor};
+use crate::tensor::{Elem, Tensor, BF16, F16};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 use statetensor_core::Result;
@@ -64,68 +64,97 @@ fn reduce_runs<T: Elem>(
     ArrayD::from_shape_vec(IxDyn(out), v).expect("reduce output size")
 }
 
-/// Float sum, maximum or minimum over eight interleaved partial results, so the loop
-/// vectorises (a single running value is one long dependency chain); `init` is applied
-/// once, to the combined result. Sums are reassociated, as XLA's CPU backend does.
+/// Elements a sum adds with eight interleaved accumulators before results are combined
+/// pairwise: each accumulator sees at most `PAIRWISE_BLOCK / 8` elements.
+const PAIRWISE_BLOCK: usize = 512;
+
+/// Float sum, maximum or minimum of a run. Maximum and minimum keep eight interleaved
+/// partial results so the loop vectorises (a single running value is one long dependency
+/// chain) and propagate NaN as XLA does. Sums are pairwise: blocks of
+/// [`PAIRWISE_BLOCK`] elements summed in eight lanes, block sums added as a balanced tree,
+/// so the rounding error grows like log n rather than n (XLA:CPU's sums are exact where
+/// ours are, e.g. 654,704,640 f32 ones, which a running f32 sum leaves at 2^27). `init` is
+/// applied once, to the combined result.
 macro_rules! float_reduce {
-    ($a:expr, $init:expr, $reduced:expr, $out:expr, $op:expr, $t:ty) => {{
-        let combine: fn($t, $t) -> $t = match $op {
-            BinaryOp::Add => |x, y| x + y,
-            BinaryOp::Maximum => |x: $t, y: $t| {
-                if x.is_nan() || y.is_nan() {
-                    <$t>::NAN
-                } else {
-                    x.max(y)
-                }
-            },
-            _ => |x: $t, y: $t| {
-                if x.is_nan() || y.is_nan() {
-                    <$t>::NAN
-                } else {
-                    x.min(y)
-                }
-            },
-        };
-        let lanes = |run: &[$t]| -> $t {
-            let mut chunks = run.chunks_exact(8);
-            let Some(first) = chunks.next() else {
-                return run.iter().fold($init, |acc, &x| combine(acc, x));
+    ($t:ty) => {
+        |run: &[$t], init: $t, op: BinaryOp| -> $t {
+            let combine: fn($t, $t) -> $t = match op {
+                BinaryOp::Add => |x, y| x + y,
+                BinaryOp::Maximum => |x: $t, y: $t| {
+                    if x.is_nan() || y.is_nan() {
+                        <$t>::NAN
+                    } else {
+                        x.max(y)
+                    }
+                },
+                _ => |x: $t, y: $t| {
+                    if x.is_nan() || y.is_nan() {
+                        <$t>::NAN
+                    } else {
+                        x.min(y)
+                    }
+                },
             };
-            let mut acc: [$t; 8] = first.try_into().expect("chunk of eight");
-            // compare-and-pick forms of NaN-propagating max/min, which vectorise: a NaN
-            // element is picked (`x != x`), a NaN partial result is never replaced
-            #[allow(clippy::eq_op)]
-            match $op {
-                BinaryOp::Add => chunks
-                    .by_ref()
-                    .for_each(|c| (0..8).for_each(|i| acc[i] += c[i])),
-                BinaryOp::Maximum => chunks.by_ref().for_each(|c| {
-                    (0..8).for_each(|i| {
-                        let pick = c[i] > acc[i] || c[i] != c[i];
-                        acc[i] = if pick { c[i] } else { acc[i] };
-                    })
-                }),
-                _ => chunks.by_ref().for_each(|c| {
-                    (0..8).for_each(|i| {
-                        let pick = c[i] < acc[i] || c[i] != c[i];
-                        acc[i] = if pick { c[i] } else { acc[i] };
-                    })
-                }),
+            fn lanes(run: &[$t], op: BinaryOp, combine: fn($t, $t) -> $t, empty: $t) -> $t {
+                let mut chunks = run.chunks_exact(8);
+                let Some(first) = chunks.next() else {
+                    return run.iter().fold(empty, |acc, &x| combine(acc, x));
+                };
+                let mut acc: [$t; 8] = first.try_into().expect("chunk of eight");
+                // compare-and-pick forms of NaN-propagating max/min, which vectorise: a NaN
+                // element is picked (`x != x`), a NaN partial result is never replaced
+                #[allow(clippy::eq_op)]
+                match op {
+                    BinaryOp::Add => chunks
+                        .by_ref()
+                        .for_each(|c| (0..8).for_each(|i| acc[i] += c[i])),
+                    BinaryOp::Maximum => chunks.by_ref().for_each(|c| {
+                        (0..8).for_each(|i| {
+                            let pick = c[i] > acc[i] || c[i] != c[i];
+                            acc[i] = if pick { c[i] } else { acc[i] };
+                        })
+                    }),
+                    _ => chunks.by_ref().for_each(|c| {
+                        (0..8).for_each(|i| {
+                            let pick = c[i] < acc[i] || c[i] != c[i];
+                            acc[i] = if pick { c[i] } else { acc[i] };
+                        })
+                    }),
+                }
+                let mut total = combine(
+                    combine(combine(acc[0], acc[4]), combine(acc[1], acc[5])),
+                    combine(combine(acc[2], acc[6]), combine(acc[3], acc[7])),
+                );
+                for &x in chunks.remainder() {
+                    total = combine(total, x);
+                }
+                total
             }
-            let mut total = combine(
-                combine(combine(acc[0], acc[4]), combine(acc[1], acc[5])),
-                combine(combine(acc[2], acc[6]), combine(acc[3], acc[7])),
-            );
-            for &x in chunks.remainder() {
-                total = combine(total, x);
+            fn pairwise(run: &[$t], combine: fn($t, $t) -> $t) -> $t {
+                if run.len() <= PAIRWISE_BLOCK {
+                    // -0.0 is the additive identity: it keeps the sign of an all-zero sum
+                    return lanes(run, BinaryOp::Add, combine, -0.0);
+                }
+                // split at a multiple of the block, so blocks stay whole
+                let half = run.len().div_ceil(2 * PAIRWISE_BLOCK) * PAIRWISE_BLOCK;
+                combine(
+                    pairwise(&run[..half], combine),
+                    pairwise(&run[half..], combine),
+                )
             }
-            combine($init, total)
-        };
-        reduce_runs($a, $init, $reduced, $out, lanes)
-    }};
+            let total = match op {
+                BinaryOp::Add => pairwise(run, combine),
+                _ if run.is_empty() => return init,
+                _ => lanes(run, op, combine, run[0]),
+            };
+            combine(init, total)
+        }
+    };
 }
 
-/// `reduce(t, init), dimensions=reduced` with a recognised binary reducer.
+/// `reduce(t, init), dimensions=reduced` with a recognised binary reducer. Sums, maxima
+/// and minima of f16/bf16 are computed in f32 and rounded once, at the end — what XLA:CPU
+/// does and what NeuronCores' engines do — so 4,096 bf16 ones sum to 4,096, not 256.
 pub fn reduce_binary(
     t: &Tensor,
     init: &Tensor,
@@ -134,14 +163,27 @@ pub fn reduce_binary(
     out: &[usize],
 ) -> Tensor {
     if matches!(op, BinaryOp::Add | BinaryOp::Maximum | BinaryOp::Minimum) {
+        let first = |i: &ArrayD<f32>| i.first().copied().unwrap_or_default();
         match (t, init) {
             (Tensor::F32(a), Tensor::F32(i)) => {
-                let i = i.first().copied().unwrap_or_default();
-                return Tensor::F32(float_reduce!(a, i, reduced, out, op, f32));
+                let (f, i) = (float_reduce!(f32), first(i));
+                return Tensor::F32(reduce_runs(a, i, reduced, out, |r| f(r, i, op)));
             }
             (Tensor::F64(a), Tensor::F64(i)) => {
-                let i = i.first().copied().unwrap_or_default();
-                return Tensor::F64(float_reduce!(a, i, reduced, out, op, f64));
+                let (f, i) = (float_reduce!(f64), i.first().copied().unwrap_or_default());
+                return Tensor::F64(reduce_runs(a, i, reduced, out, |r| f(r, i, op)));
+            }
+            (Tensor::BF16(a), Tensor::BF16(i)) => {
+                let (a, i) = (a.mapv(BF16::to_f32), i.mapv(BF16::to_f32));
+                let (f, i) = (float_reduce!(f32), first(&i));
+                let r = reduce_runs(&a, i, reduced, out, |r| f(r, i, op));
+                return Tensor::BF16(r.mapv(BF16::from_f32));
+            }
+            (Tensor::F16(a), Tensor::F16(i)) => {
+                let (a, i) = (a.mapv(F16::to_f32), i.mapv(F16::to_f32));
+                let (f, i) = (float_reduce!(f32), first(&i));
+                let r = reduce_runs(&a, i, reduced, out, |r| f(r, i, op));
+                return Tensor::F16(r.mapv(F16::from_f32));
             }
             _ => {}
         }
@@ -224,6 +266,13 @@ pub fn reduce_window(
     let wcount: usize = w.size.iter().product();
     let mut oidx = vec![0usize; rank];
     let mut o = 0;
+    // f16/bf16 elements widened once, for windows that accumulate in f32
+    let widened: Option<Vec<f32>> = match (op, t) {
+        (Some(_), Tensor::BF16(_) | Tensor::F16(_)) => {
+            Some(t.to_f64_vec().into_iter().map(|x| x as f32).collect())
+        }
+        _ => None,
+    };
     let mut offsets: Vec<Option<usize>> = Vec::with_capacity(wcount);
     loop {
         offsets.clear();
@@ -253,6 +302,24 @@ pub fn reduce_window(
             }
         }
         match op {
+            // f16/bf16 windows accumulate in f32 and round once, as reductions do
+            Some(op) if widened.is_some() => {
+                let a = widened.as_deref().unwrap_or_default();
+                let iv = init.to_f64_vec()[0] as f32;
+                let f = <f32 as BinaryFn>::binary_fn(op);
+                let acc = offsets
+                    .iter()
+                    .fold(iv, |acc, off| f(acc, off.map_or(iv, |k| a[k])));
+                match &mut res {
+                    Tensor::BF16(r) => {
+                        r.as_slice_mut().expect("standard layout")[o] = BF16::from_f32(acc)
+                    }
+                    Tensor::F16(r) => {
+                        r.as_slice_mut().expect("standard layout")[o] = F16::from_f32(acc)
+                    }
+                    _ => unreachable!("reduce-window operands are type-checked"),
+                }
+            }
             Some(op) => {
                 macro_rules! rw {
                     ($($v:ident),*) => {

@@ -295,3 +295,49 @@ fn concurrent_threaded_steps_finish_with_the_same_results() {
         }
     }
 }
+
+fn sum_module(ty: &str, n: usize) -> String {
+    format!(
+        "HloModule m\nadd {{\n  a = {ty}[] parameter(0)\n  b = {ty}[] parameter(1)\n  ROOT c = {ty}[] add(a, b)\n}}\nENTRY e {{\n  x = {ty}[{n}] parameter(0)\n  z = {ty}[] constant(0)\n  ROOT r = {ty}[] reduce(x, z), dimensions={{0}}, to_apply=add\n}}\n"
+    )
+}
+
+/// f16 and bf16 sums accumulate in f32 and round once, as XLA:CPU's do: 4,096 bf16 ones
+/// sum to 4,096 (a bf16 running sum stops at 256), and an f16 sum of 2^20 small values is
+/// the f16 nearest the exact sum.
+#[test]
+fn half_precision_sums_accumulate_in_f32() {
+    for (ty, dtype) in [("bf16", DType::BF16), ("f16", DType::F16)] {
+        let ones = Tensor::from_f64s(dtype, &[4096], &[1.0; 4096]).unwrap();
+        let got = run(&sum_module(ty, 4096), vec![Arc::new(ones)]);
+        assert_eq!(got, vec![4096.0], "{ty}");
+    }
+    let n = 1 << 20;
+    let v: Vec<f64> = values(n, 7)
+        .iter()
+        .map(|x| ((x + 1.0) * 0.0009) as f64)
+        .collect();
+    let x = Tensor::from_f64s(DType::F16, &[n], &v).unwrap();
+    let exact: f64 = x.to_f64_vec().iter().sum();
+    let want = Tensor::from_f64s(DType::F16, &[], &[exact])
+        .unwrap()
+        .to_f64_vec()[0];
+    let got = run(&sum_module("f16", n), vec![Arc::new(x)]);
+    assert_eq!(got, vec![want], "f16 sum of {n} values; exact {exact}");
+}
+
+/// f32 sums are pairwise: 10^7 values in [0, 2) sum to within a few ulps of the exact sum
+/// (a running sum in eight lanes is off by hundreds).
+#[test]
+fn f32_sums_stay_within_a_few_ulps() {
+    let n = 10_000_000;
+    let v: Vec<f32> = values(n, 11).iter().map(|x| x + 1.0).collect();
+    let exact: f64 = v.iter().map(|&x| x as f64).sum();
+    let got = run(&sum_module("f32", n), vec![tensor(&[n], &v)])[0];
+    let ulp = (exact as f32).abs() * f32::EPSILON;
+    assert!(
+        (got - exact).abs() <= 4.0 * ulp as f64,
+        "sum of {n}: got {got}, exact {exact}, {} ulps off",
+        (got - exact).abs() / ulp as f64
+    );
+}
