@@ -5,6 +5,9 @@
 //!   carried in place between iterations, as a device keeps it.
 //! - `hlo/row_update/{1MiB,512MiB}`: a step that writes one row into a state of that size;
 //!   with the state updated in place both cost about the same.
+//! - `hlo/argmax/{native,interpreted}/{1024,32768}`: greedy decoding's argmax over f32
+//!   logits, JAX's (value, index) region run by the native table kernel, and the same
+//!   region with a no-op the planner does not recognise, run by the interpreter.
 
 // criterion's macros generate undocumented items
 #![allow(missing_docs)]
@@ -126,5 +129,35 @@ fn row_update(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decoder_step, row_update);
+/// JAX's argmax over `n` logits; `interpreted` adds a no-op `add` of zero to one index so
+/// the planner leaves the region to the interpreter.
+fn argmax_model(n: usize, interpreted: bool) -> String {
+    let index = if interpreted {
+        "zero = s32[] constant(0)\n  bz = s32[] add(b, zero)\n  si = s32[] select(or2, bz, d)"
+    } else {
+        "si = s32[] select(or2, b, d)"
+    };
+    format!(
+        "HloModule argmax\nr {{\n  a = f32[] parameter(0)\n  c = f32[] parameter(2)\n  gt = pred[] compare(a, c), direction=GT\n  ne = pred[] compare(a, a), direction=NE\n  or1 = pred[] or(gt, ne)\n  sv = f32[] select(or1, a, c)\n  eq = pred[] compare(a, c), direction=EQ\n  b = s32[] parameter(1)\n  d = s32[] parameter(3)\n  lt = pred[] compare(b, d), direction=LT\n  and1 = pred[] and(eq, lt)\n  or2 = pred[] or(or1, and1)\n  {index}\n  ROOT t = (f32[], s32[]) tuple(sv, si)\n}}\nENTRY e {{\n  x = f32[{n}] parameter(0)\n  i = s32[{n}] iota(), iota_dimension=0\n  ninf = f32[] constant(-inf)\n  z = s32[] constant(0)\n  r = (f32[], s32[]) reduce(x, i, ninf, z), dimensions={{0}}, to_apply=r\n  ROOT k = s32[] get-tuple-element(r), index=1\n}}\n"
+    )
+}
+
+fn argmax(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hlo/argmax");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    for (way, interpreted) in [("native", false), ("interpreted", true)] {
+        for n in [1024usize, 32768] {
+            let prog =
+                Program::parse(&argmax_model(n, interpreted), "argmax.hlo").expect("model loads");
+            let x = random(DType::F32, &[n], 3);
+            g.throughput(Throughput::Elements(n as u64));
+            g.bench_function(BenchmarkId::new(way, n), |b| {
+                b.iter(|| prog.execute(vec![x.clone()]).expect("step runs"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decoder_step, row_update, argmax);
 criterion_main!(benches);

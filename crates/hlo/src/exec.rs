@@ -237,7 +237,8 @@ impl<'p> Executor<'p> {
                     Reducer::Replace => {
                         k::scatter(&mut base, &idx, &upd, dims, k::Combiner::Replace)?
                     }
-                    Reducer::General => {
+                    // the planner gives scatter only single-operand reducers
+                    Reducer::General | Reducer::Select(_) => {
                         let mut f = self.scalar_fn(*comp);
                         k::scatter(&mut base, &idx, &upd, dims, k::Combiner::General(&mut f))?
                     }
@@ -266,6 +267,14 @@ impl<'p> Executor<'p> {
                 };
                 if let (Reducer::Binary(b), 1) = (reducer, n) {
                     return tensor(k::reduce_binary(&ts[0], &ts[1], dims, *b, &out_dims));
+                }
+                if let (Reducer::Select(table), 2) = (reducer, n) {
+                    let (v, i) =
+                        k::reduce_select(&ts[0], &ts[1], (&ts[2], &ts[3]), dims, &out_dims, table);
+                    return Ok(Value::Tuple(vec![
+                        Value::Tensor(Arc::new(v)),
+                        Value::Tensor(Arc::new(i)),
+                    ]));
                 }
                 let inputs: Vec<&Tensor> = ts[..n].iter().map(|x| &**x).collect();
                 let inits: Vec<&Tensor> = ts[n..].iter().map(|x| &**x).collect();

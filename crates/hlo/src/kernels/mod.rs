@@ -8,6 +8,7 @@
 //! | [`indexing`] | gather, scatter |
 //! | [`dot`] (with [`gemm`]) | dot with general dimension numbers |
 //! | [`reduce`] | reduce, reduce-window |
+//! | [`select_reduce`] | (value, index) reducers such as argmax, by a table of cases |
 //! | [`sort`] | sort with a comparator |
 //! | [`layout`] | index arithmetic and element access the others use |
 //!
@@ -24,6 +25,7 @@ pub(crate) mod layout;
 pub(crate) mod movement;
 pub(crate) mod op_kinds;
 pub(crate) mod reduce;
+pub(crate) mod select_reduce;
 pub(crate) mod sort;
 
 pub(crate) use dot::*;
@@ -33,4 +35,5 @@ pub(crate) use layout::*;
 pub(crate) use movement::*;
 pub(crate) use op_kinds::*;
 pub(crate) use reduce::*;
+pub(crate) use select_reduce::*;
 pub(crate) use sort::*;

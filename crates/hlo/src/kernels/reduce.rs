@@ -14,7 +14,7 @@ use statetensor_core::Result;
 /// Moves `reduced` axes last and returns the array in standard layout (borrowed when it
 /// already is, as for a reduction over the trailing axes) with the length of each reduced
 /// run.
-fn reduced_last<'a, T: Elem>(
+pub(crate) fn reduced_last<'a, T: Elem>(
     a: &'a ArrayD<T>,
     reduced: &[usize],
 ) -> (ndarray::CowArray<'a, T, IxDyn>, usize) {

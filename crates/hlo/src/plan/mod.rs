@@ -97,6 +97,8 @@ pub(crate) enum Reducer {
     Binary(BinaryOp),
     /// `ROOT = p1` (scatter's "set").
     Replace,
+    /// A (value, index) reducer such as argmax, by its table of cases.
+    Select(crate::kernels::SelectTable),
     /// Anything else: evaluated as a computation.
     General,
 }
@@ -135,6 +137,7 @@ mod attrs;
 mod control;
 mod movement;
 mod schedule;
+mod select_reducer;
 mod structured;
 mod values;
 

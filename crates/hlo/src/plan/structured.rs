@@ -390,10 +390,14 @@ impl<'a> Planner<'a> {
                 ),
             );
         }
-        let reducer = if n == 1 {
-            self.reducer(comp)
-        } else {
-            Reducer::General
+        let reducer = match n {
+            1 => self.reducer(comp),
+            2 => {
+                let integer_index = matches!(&scalars[1], Type::Array(a) if a.dtype.is_signed_int() || a.dtype.is_unsigned_int());
+                super::select_reducer::select_table(&self.module.computations[comp], integer_index)
+                    .map_or(Reducer::General, Reducer::Select)
+            }
+            _ => Reducer::General,
         };
         let reducer = if reducer == Reducer::Replace {
             Reducer::General

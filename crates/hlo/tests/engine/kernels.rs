@@ -341,3 +341,69 @@ fn f32_sums_stay_within_a_few_ulps() {
         (got - exact).abs() / ulp as f64
     );
 }
+
+/// (value, index) reducers run natively give exactly what the same region interpreted
+/// gives — argmax and argmin in both tie-breaking forms, over rows and columns, with ties,
+/// signed zeros and NaNs. The interpreted twin carries a no-op `add` of zero on one index,
+/// which keeps the planner from recognising it.
+#[test]
+fn argmax_and_argmin_match_their_interpreted_regions() {
+    let region = |name: &str, cmp: &str, tie: &str| {
+        format!(
+            "{name} {{
+  a = f32[] parameter(0)
+  c = f32[] parameter(2)
+  gt = pred[] compare(a, c), direction={cmp}
+  ne = pred[] compare(a, a), direction=NE
+  or1 = pred[] or(gt, ne)
+  sv = f32[] select(or1, a, c)
+  eq = pred[] compare(a, c), direction=EQ
+  b = s32[] parameter(1)
+  d = s32[] parameter(3)
+  lt = pred[] compare(b, d), direction={tie}
+  and1 = pred[] and(eq, lt)
+  or2 = pred[] or(or1, and1)
+  si = s32[] select(or2, b, d)
+  ROOT t = (f32[], s32[]) tuple(sv, si)
+}}
+"
+        )
+    };
+    let mut v = values(64 * 257, 5);
+    for (k, x) in v.iter_mut().enumerate() {
+        match k % 97 {
+            0 => *x = f32::NAN,
+            1 => *x = 0.0,
+            2 => *x = -0.0,
+            3..=9 => *x = 0.5, // ties
+            _ => {}
+        }
+    }
+    for (cmp, tie) in [("GT", "LT"), ("LT", "LT"), ("GT", "GT"), ("LT", "GT")] {
+        for dim in [0usize, 1] {
+            let out = if dim == 1 { 64 } else { 257 };
+            let native = region("r", cmp, tie);
+            let twin = region("r", cmp, tie).replace(
+                "si = s32[] select(or2, b, d)",
+                "zero = s32[] constant(0)\n  bz = s32[] add(b, zero)\n  si = s32[] select(or2, bz, d)",
+            );
+            let module = |r: &str| {
+                format!("HloModule m\n{r}ENTRY e {{\n  x = f32[64,257] parameter(0)\n  i = s32[64,257] iota(), iota_dimension={dim}\n  ninf = f32[] constant(-inf)\n  z = s32[] constant(0)\n  ROOT r = (f32[{out}], s32[{out}]) reduce(x, i, ninf, z), dimensions={{{dim}}}, to_apply=r\n}}\n")
+            };
+            let exec = |text: &str| {
+                Program::parse(text, "argmax.hlo")
+                    .unwrap()
+                    .execute(vec![tensor(&[64, 257], &v)])
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.to_le_bytes())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                exec(&module(&native)),
+                exec(&module(&twin)),
+                "compare {cmp}, tie {tie}, dim {dim}"
+            );
+        }
+    }
+}
