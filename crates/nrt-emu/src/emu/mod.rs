@@ -62,8 +62,35 @@ enum Life {
     Closed,
 }
 
-/// Bytes of one allocation; slices share it.
-type Storage = Arc<Mutex<Vec<u8>>>;
+/// The bytes of one allocation, and how many times they have been written; slices share
+/// it.
+struct Buffer {
+    bytes: Vec<u8>,
+    version: u64,
+}
+
+impl Buffer {
+    /// The bytes, to write: every writer comes through here, so the version says whether a
+    /// decoded copy is still current.
+    fn write(&mut self) -> &mut [u8] {
+        self.version += 1;
+        &mut self.bytes
+    }
+}
+
+type Storage = Arc<Mutex<Buffer>>;
+
+fn new_storage(size: usize) -> Storage {
+    Arc::new(Mutex::new(Buffer {
+        bytes: vec![0u8; size],
+        version: 0,
+    }))
+}
+
+/// A tensor's contents as the engine reads them, with the storage version it was decoded
+/// at: an execute reads an unchanged weight or state without decoding its bytes again, as
+/// the real runtime reads device memory in place.
+type Decoded = Mutex<Option<(u64, Arc<Tensor>)>>;
 
 struct EmuTensor {
     storage: Storage,
@@ -71,6 +98,7 @@ struct EmuTensor {
     size: usize,
     /// Bytes charged to HBM (0 for host tensors and slices).
     charged: u64,
+    decoded: Decoded,
 }
 
 struct EmuModel {
@@ -132,7 +160,7 @@ macro_rules! tri {
     };
 }
 
-fn lock_storage(s: &Storage) -> MutexGuard<'_, Vec<u8>> {
+fn lock_storage(s: &Storage) -> MutexGuard<'_, Buffer> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 

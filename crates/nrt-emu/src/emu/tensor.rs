@@ -39,7 +39,7 @@ pub unsafe extern "C" fn nrt_tensor_allocate(
         NRT_TENSOR_PLACEMENT_HOST | NRT_TENSOR_PLACEMENT_VIRTUAL => 0,
         _ => return NRT_INVALID,
     };
-    let storage = Arc::new(Mutex::new(vec![0u8; size]));
+    let storage = new_storage(size);
     register_tensor(
         &mut g,
         EmuTensor {
@@ -47,6 +47,7 @@ pub unsafe extern "C" fn nrt_tensor_allocate(
             offset: 0,
             size,
             charged,
+            decoded: Mutex::new(None),
         },
         tensor,
     )
@@ -74,6 +75,7 @@ pub unsafe extern "C" fn nrt_tensor_allocate_slice(
         offset: src.offset + offset,
         size,
         charged: 0,
+        decoded: Mutex::new(None),
     };
     register_tensor(&mut g, t, slice)
 }
@@ -135,7 +137,11 @@ pub unsafe extern "C" fn nrt_tensor_read(
     let s = lock_storage(&t.storage);
     // SAFETY: `buf` has `size` writable bytes (contract); the source range is in bounds.
     unsafe {
-        std::ptr::copy_nonoverlapping(s.as_ptr().add(t.offset + offset), buf as *mut u8, size)
+        std::ptr::copy_nonoverlapping(
+            s.bytes.as_ptr().add(t.offset + offset),
+            buf as *mut u8,
+            size,
+        )
     };
     NRT_SUCCESS
 }
@@ -161,7 +167,7 @@ pub unsafe extern "C" fn nrt_tensor_write(
     unsafe {
         std::ptr::copy_nonoverlapping(
             buf as *const u8,
-            s.as_mut_ptr().add(t.offset + offset),
+            s.write().as_mut_ptr().add(t.offset + offset),
             size,
         )
     };
@@ -185,9 +191,9 @@ pub unsafe extern "C" fn nrt_tensor_copy(
     if !in_bounds(s, src_offset, size) || !in_bounds(d, dst_offset, size) {
         return NRT_INVALID;
     }
-    let bytes =
-        lock_storage(&s.storage)[s.offset + src_offset..s.offset + src_offset + size].to_vec();
-    lock_storage(&d.storage)[d.offset + dst_offset..d.offset + dst_offset + size]
+    let bytes = lock_storage(&s.storage).bytes[s.offset + src_offset..s.offset + src_offset + size]
+        .to_vec();
+    lock_storage(&d.storage).write()[d.offset + dst_offset..d.offset + dst_offset + size]
         .copy_from_slice(&bytes);
     NRT_SUCCESS
 }
@@ -211,6 +217,6 @@ pub unsafe extern "C" fn nrt_tensor_memset(
     if !in_bounds(t, offset, size) {
         return NRT_INVALID;
     }
-    lock_storage(&t.storage)[t.offset + offset..t.offset + offset + size].fill(value as u8);
+    lock_storage(&t.storage).write()[t.offset + offset..t.offset + offset + size].fill(value as u8);
     NRT_SUCCESS
 }
