@@ -1,0 +1,124 @@
+//! `bench`, `bench --sweep` and `calibrate`.
+
+use crate::support::{bin, emulator, run, stderr, tmpdir};
+
+#[test]
+fn bench_compares_aliased_with_round_trip() {
+    let o = run(&["bench", "examples/kv_decoder", "--steps", "3", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, r) = (&v["aliased"], &v["round_trip"]);
+    let state = a["state_bytes"].as_u64().unwrap();
+    assert_eq!(state, 2 * 8 * 16 * 4 + 4);
+    for k in [
+        "backend",
+        "device",
+        "steps",
+        "bytes_h2d",
+        "bytes_d2h",
+        "modelled_s",
+        "wall_s",
+        "hbm_peak_bytes",
+    ] {
+        assert!(a.get(k).is_some() && r.get(k).is_some(), "{k}");
+    }
+    // the round trip moves every state out and back each step, on top of the same inputs and outputs
+    assert_eq!(
+        r["bytes_h2d"].as_u64().unwrap(),
+        a["bytes_h2d"].as_u64().unwrap() + 3 * state
+    );
+    assert_eq!(
+        r["bytes_d2h"].as_u64().unwrap(),
+        a["bytes_d2h"].as_u64().unwrap() + 3 * state
+    );
+    assert!(r["modelled_s"].as_f64().unwrap() > a["modelled_s"].as_f64().unwrap());
+    let o = run(&["bench", "examples/kv_decoder", "--steps", "2"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("round trip"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn calibrate_over_the_emulator_writes_a_usable_profile() {
+    let d = tmpdir("calibrate");
+    let prof = d.join("profile.json");
+    let o = bin()
+        .args([
+            "calibrate",
+            "--max-mib",
+            "1",
+            "--repeats",
+            "3",
+            "--out",
+            prof.to_str().unwrap(),
+        ])
+        .env("STATETENSOR_LIBNRT", emulator())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&prof).unwrap()).unwrap();
+    assert!(p["h2d_bytes_per_s"].as_f64().unwrap() > 0.0);
+    assert!(p["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("residuals")));
+    assert!(p["notes"].as_array().unwrap().iter().any(|n| n
+        .as_str()
+        .unwrap()
+        .contains("execute overhead of a trivial model")));
+    let o = run(&[
+        "run",
+        "examples/mlp_cache",
+        "--device",
+        prof.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["device"], "calibrated-inf2");
+}
+
+#[test]
+fn sweep_writes_csv_and_svg() {
+    let d = tmpdir("sweep");
+    let o = run(&[
+        "bench",
+        "family:kv-decoder",
+        "--sweep",
+        "64:256",
+        "--steps",
+        "2",
+        "--width",
+        "32",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(8).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
+        vec![64.0, 128.0, 256.0]
+    );
+    for r in &rows {
+        assert_eq!(r[1], 2.0 * r[0] * 32.0 * 4.0 + 4.0, "state bytes");
+        assert!(r[3] > r[2], "the round trip costs more per step");
+        assert_eq!(
+            r[5] - r[4],
+            r[1],
+            "the round trip writes the state every step"
+        );
+    }
+    let svg = std::fs::read_to_string(d.join("sweep.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2);
+    let o = run(&["bench", "examples/mlp_cache", "--sweep", "10:1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
