@@ -32,7 +32,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let sig = program.signature(&opts)?;
     // what every backend charges to HBM: constants and resident weights once, staging for
     // one execute's inputs and its peak temporaries, and each state set
-    let (constant_bytes, execute_bytes) = (
+    let (resident_bytes, execute_bytes) = (
         program.constant_bytes() + sig.weight_bytes(),
         sig.input_bytes() + program.peak_temp_bytes(),
     );
@@ -43,13 +43,13 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let mut devices = Vec::new();
     for name in ["inf2", "trn1", "trn2"] {
         let p = DeviceProfile::builtin(name).expect("built-in profile");
-        let need = constant_bytes + sig.state_bytes() + execute_bytes;
+        let need = resident_bytes + sig.state_bytes() + execute_bytes;
         devices.push(serde_json::json!({
             "device": name,
             "hbm_capacity_bytes": p.hbm_bytes,
             "footprint_bytes": need,
             "fits": need <= p.hbm_bytes,
-            "state_sets_that_fit": (p.hbm_bytes.saturating_sub(constant_bytes + execute_bytes)) / sig.state_bytes().max(1),
+            "state_sets_that_fit": (p.hbm_bytes.saturating_sub(resident_bytes + execute_bytes)) / sig.state_bytes().max(1),
         }));
     }
     let params: Vec<serde_json::Value> = sig
