@@ -7,13 +7,22 @@ step (tools/models.py) at three sizes, KV cache carried as state.
   with the same inputs, wall time per step from two runs (N1 and N2 steps), so parsing,
   planning and loading cancel out.
 
+Then greedy decoding with a language model (benches/models/decoder_lm.hlo: two layers, a
+vocabulary of 8,192, the argmax on the device, the next token kept as state), per token:
+JAX's jitted step with the states donated, against `statetensor run` of a bundle whose
+manifest makes the weights resident and the token, caches and position state.
+
 Then a dispatch-bound step, examples/mlp_cache (a 4x3 layer with a 3-element cache): the
 time of one jitted JAX call, which is JAX's per-call dispatch, against one `statetensor run`
 step.
 
 Run from the repository root after `cargo build --release -p statetensor-cli`:
-    python3 tools/compare_xla.py
+    python3 tools/compare_xla.py [--busy] [--only small,medium,large,lm,dispatch]
+
+`--busy` runs one competing busy process (a spinning Python loop) beside every measurement,
+as CI, a parallel `cargo test` or a notebook beside a build would.
 """
+import argparse
 import json
 import os
 import subprocess
@@ -25,12 +34,14 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import decoder_args, decoder_layer, mlp_cache  # noqa: E402
+from models import (  # noqa: E402
+    decoder_args, decoder_layer, decoder_lm, decoder_lm_aliases, decoder_lm_args, mlp_cache)
 
 jax.config.update("jax_platforms", "cpu")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BIN = os.path.join(ROOT, "target", "release", "statetensor")
 SIZES = {"small": (256, 4, 256), "medium": (512, 8, 1024), "large": (1024, 16, 2048)}
+LM = dict(vocab=8192, d=512, heads=8, s=1024, layers=2)  # as tools/gen_fixtures.py writes it
 
 
 def best_per_step(run, state, warm, steps):
@@ -83,6 +94,42 @@ def time_statetensor(name, args, s):
         return time_statetensor_dir(d, 10, min(s - 1, 110))
 
 
+def time_xla_lm(args):
+    aliases = decoder_lm_aliases(LM["layers"])
+    first = min(aliases)
+    step = jax.jit(decoder_lm, donate_argnums=tuple(aliases))
+    dev = [jax.device_put(a) for a in args]
+    weights, state = dev[:first], tuple(dev[first:])
+
+    def run(n, state):
+        for _ in range(n):
+            state = step(*weights, *state)[1:]
+        jax.block_until_ready(state)
+        return state
+
+    return best_per_step(run, state, warm=5, steps=40)
+
+
+def time_statetensor_lm(args):
+    """`statetensor run` of the LM as a bundle: weights resident, the token and caches state."""
+    aliases = decoder_lm_aliases(LM["layers"])
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(ROOT, "benches", "models", "decoder_lm.hlo")) as fh:
+            text = fh.read()
+        with open(os.path.join(d, "model.hlo"), "w") as fh:
+            fh.write(text)
+        params = []
+        for p, a in enumerate(args):
+            np.save(os.path.join(d, f"arg{p}.npy"), np.asarray(a))
+            if p in aliases:
+                params.append({"role": "state", "output": aliases[p], "value": f"arg{p}.npy"})
+            else:
+                params.append({"role": "weight", "value": f"arg{p}.npy"})
+        with open(os.path.join(d, "statetensor.json"), "w") as fh:
+            json.dump({"format": 1, "parameters": params}, fh)
+        return time_statetensor_dir(d, 10, 110)
+
+
 def time_dispatch():
     """Per-step time of the tiny walkthrough model: JAX's jitted call against statetensor."""
     d = os.path.join(ROOT, "examples", "mlp_cache")
@@ -100,17 +147,35 @@ def time_dispatch():
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--busy", action="store_true", help="run a competing busy process beside every measurement")
+    ap.add_argument("--only", default="small,medium,large,lm,dispatch", help="comma-separated rows to run")
+    opts = ap.parse_args()
+    rows = set(opts.only.split(","))
     if not os.path.exists(BIN):
         sys.exit(f"build the CLI first: cargo build --release -p statetensor-cli ({BIN} is missing)")
-    print(f"XLA:CPU via JAX {jax.__version__}; {os.cpu_count()} CPUs")
-    print(f"{'size':<8} {'XLA:CPU':>12} {'statetensor':>12} {'ratio':>7}")
-    for name, (d, heads, s) in SIZES.items():
-        args = decoder_args(np.random.default_rng(0), d, heads, s)
-        x = time_xla(args, s)
-        st = time_statetensor(name, args, s)
-        print(f"{name:<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x")
-    x, st = time_dispatch()
-    print(f"dispatch-bound step (examples/mlp_cache): JAX call {x * 1e6:.1f}us, statetensor step {st * 1e6:.1f}us, {st / x:.2f}x")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if opts.busy else None
+    try:
+        print(f"XLA:CPU via JAX {jax.__version__}; {os.cpu_count()} CPUs" + ("; one busy process beside" if busy else ""))
+        print(f"{'size':<8} {'XLA:CPU':>12} {'statetensor':>12} {'ratio':>7}")
+        for name, (d, heads, s) in SIZES.items():
+            if name not in rows:
+                continue
+            args = decoder_args(np.random.default_rng(0), d, heads, s)
+            x = time_xla(args, s)
+            st = time_statetensor(name, args, s)
+            print(f"{name:<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x")
+        if "lm" in rows:
+            args = decoder_lm_args(np.random.default_rng(7), **LM)
+            x = time_xla_lm(args)
+            st = time_statetensor_lm(args)
+            print(f"{'lm':<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x  (per token, greedy, vocabulary {LM['vocab']})")
+        if "dispatch" in rows:
+            x, st = time_dispatch()
+            print(f"dispatch-bound step (examples/mlp_cache): JAX call {x * 1e6:.1f}us, statetensor step {st * 1e6:.1f}us, {st / x:.2f}x")
+    finally:
+        if busy:
+            busy.kill()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from models import decoder_args, decoder_layer, mlp_cache
+from models import decoder_args, decoder_layer, decoder_lm, decoder_lm_aliases, decoder_lm_args, mlp_cache
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_platforms", "cpu")
@@ -544,6 +544,16 @@ for name, (d, heads, s) in {"small": (256, 4, 256), "medium": (512, 8, 1024), "l
     with open(os.path.join(BENCH, f"decoder_{name}.hlo"), "w") as fh:
         fh.write(with_aliases(lowered.as_text(dialect="hlo"), DECODER_ALIASES, True))
     print(f"benches/models/decoder_{name}.hlo: d={d} heads={heads} cache={s}")
+
+# A greedy-decoding language model (benchmarks and tools/compare_xla.py): two layers, a
+# vocabulary of 8,192, the next token chosen on the device and kept as state.
+LM = dict(vocab=8192, d=512, heads=8, s=1024, layers=2)
+if not ONLY or "decoder_lm" in ONLY:
+    lm_args = decoder_lm_args(np.random.default_rng(7), **LM)
+    lowered = jax.jit(decoder_lm, keep_unused=True).lower(*lm_args)
+    with open(os.path.join(BENCH, "decoder_lm.hlo"), "w") as fh:
+        fh.write(with_aliases(lowered.as_text(dialect="hlo"), decoder_lm_aliases(LM["layers"]), True))
+    print("benches/models/decoder_lm.hlo: " + ", ".join(f"{k}={v}" for k, v in LM.items()))
 
 # ---------------------------------------------------------------- bundled examples
 # The README's walkthrough models: the HLO plus the value of every parameter.

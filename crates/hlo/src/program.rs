@@ -397,6 +397,14 @@ fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if helpers == 0 {
         return f();
     }
+    /// Releases the helpers when the step ends, also when a kernel panics (the scope would
+    /// otherwise wait for helpers spinning forever, and a bug would hang instead of fail).
+    struct Release<'a>(&'a AtomicBool);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
     let done = AtomicBool::new(false);
     let owner = rayon::current_thread_index();
     rayon::in_place_scope(|scope| {
@@ -414,9 +422,8 @@ fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 }
             });
         }
-        let result = f();
-        done.store(true, Ordering::Release);
-        result
+        let _release = Release(&done);
+        f()
     })
 }
 

@@ -7,8 +7,12 @@ use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 use statetensor_core::DType;
 
-/// Dot dimension numbers.
-#[derive(Clone, Debug, Default)]
+/// Dot dimension numbers, with the free (neither batch nor contracting) dimensions of each
+/// operand listed in the order they appear in the result. As HLO states them the free
+/// dimensions are in ascending order ([`DotDims::new`]); a dot that reads a transposed
+/// operand in place (the planner folds the `transpose` away) lists the source's dimensions
+/// in the transpose's order instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DotDims {
     /// `lhs_batch_dims`.
     pub lhs_batch: Vec<usize>,
@@ -18,6 +22,54 @@ pub struct DotDims {
     pub lhs_contract: Vec<usize>,
     /// `rhs_contracting_dims`.
     pub rhs_contract: Vec<usize>,
+    /// The lhs's free dimensions, in result order.
+    pub lhs_free: Vec<usize>,
+    /// The rhs's free dimensions, in result order.
+    pub rhs_free: Vec<usize>,
+}
+
+impl DotDims {
+    /// The dimension numbers as HLO writes them, for operands of rank `lhs_rank` and
+    /// `rhs_rank`: the free dimensions are the remaining ones, ascending.
+    pub fn new(
+        lhs_batch: Vec<usize>,
+        rhs_batch: Vec<usize>,
+        lhs_contract: Vec<usize>,
+        rhs_contract: Vec<usize>,
+        lhs_rank: usize,
+        rhs_rank: usize,
+    ) -> DotDims {
+        let free = |rank: usize, batch: &[usize], contract: &[usize]| {
+            (0..rank)
+                .filter(|k| !batch.contains(k) && !contract.contains(k))
+                .collect()
+        };
+        DotDims {
+            lhs_free: free(lhs_rank, &lhs_batch, &lhs_contract),
+            rhs_free: free(rhs_rank, &rhs_batch, &rhs_contract),
+            lhs_batch,
+            rhs_batch,
+            lhs_contract,
+            rhs_contract,
+        }
+    }
+
+    /// The same product reading operand `side` (0 lhs, 1 rhs) through `transpose(x, perm)`
+    /// from `x` itself: operand dimension `i` is `x`'s dimension `perm[i]`.
+    pub fn through_transpose(&self, side: usize, perm: &[usize]) -> DotDims {
+        let map = |dims: &[usize]| dims.iter().map(|&i| perm[i]).collect::<Vec<_>>();
+        let mut d = self.clone();
+        if side == 0 {
+            d.lhs_batch = map(&self.lhs_batch);
+            d.lhs_contract = map(&self.lhs_contract);
+            d.lhs_free = map(&self.lhs_free);
+        } else {
+            d.rhs_batch = map(&self.rhs_batch);
+            d.rhs_contract = map(&self.rhs_contract);
+            d.rhs_free = map(&self.rhs_free);
+        }
+        d
+    }
 }
 
 /// How a dot's operands map onto batched matrices.
@@ -121,12 +173,7 @@ fn int_gemm<T: Elem>(l: &ndarray::Array3<T>, r: &ndarray::Array3<T>) -> Vec<i128
 pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usize]) -> Tensor {
     let ld = lhs.dims();
     let rd = rhs.dims();
-    let lfree: Vec<usize> = (0..ld.len())
-        .filter(|k| !d.lhs_batch.contains(k) && !d.lhs_contract.contains(k))
-        .collect();
-    let rfree: Vec<usize> = (0..rd.len())
-        .filter(|k| !d.rhs_batch.contains(k) && !d.rhs_contract.contains(k))
-        .collect();
+    let (lfree, rfree) = (&d.lhs_free, &d.rhs_free);
     let b: usize = d.lhs_batch.iter().map(|&k| ld[k]).product();
     let m: usize = lfree.iter().map(|&k| ld[k]).product();
     let k: usize = d.lhs_contract.iter().map(|&k| ld[k]).product();
@@ -134,7 +181,7 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
     let lorder: Vec<usize> = d
         .lhs_batch
         .iter()
-        .chain(&lfree)
+        .chain(lfree)
         .chain(&d.lhs_contract)
         .copied()
         .collect();
@@ -142,7 +189,7 @@ pub fn dot(lhs: &Tensor, rhs: &Tensor, d: &DotDims, out_dtype: DType, out: &[usi
         .rhs_batch
         .iter()
         .chain(&d.rhs_contract)
-        .chain(&rfree)
+        .chain(rfree)
         .copied()
         .collect();
     let float_math = lhs.dtype().is_float() || rhs.dtype().is_float() || out_dtype.is_float();

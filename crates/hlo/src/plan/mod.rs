@@ -7,6 +7,7 @@
 //! | this one | the plan's types ([`Op`], [`Step`], [`CompPlan`]), compiling a module, dispatching an instruction to its family |
 //! | `attrs` | reading attributes: lists, numbers, slices, padding, windows, called computations |
 //! | `schedule` | dependency order, the in-place-friendly schedule, last uses |
+//! | `rewrite` | plan-time rewrites: a `dot` reads a transposed operand in place |
 //! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts |
 //! | `movement` | reshape, broadcast, transpose, slices, dynamic slices and updates, concatenate, pad, reverse |
 //! | `structured` | gather, scatter, dot, reduce, reduce-window, sort, and recognising reducer computations |
@@ -136,6 +137,7 @@ pub(crate) struct CompPlan {
 mod attrs;
 mod control;
 mod movement;
+mod rewrite;
 mod schedule;
 mod select_reducer;
 mod structured;

@@ -1,7 +1,7 @@
 //! Dependency order, the schedule (other readers of a buffer before its in-place update),
 //! last uses, and the finished plan of a computation.
 
-use super::{CompPlan, Op, Planner, Step};
+use super::{rewrite, CompPlan, Op, Planner, Step};
 use crate::ir::Type;
 use statetensor_core::Result;
 use std::collections::BTreeSet;
@@ -13,7 +13,7 @@ impl<'a> Planner<'a> {
         let mut ops: Vec<Option<Op>> = vec![None; n];
         let mut parallel = false;
         // Type-check in dependency order (operands may be printed after their users).
-        let order = self.topo_order()?;
+        let mut order = self.topo_order()?;
         for &i in &order {
             let instr = &comp.instrs[i];
             if instr.opcode == "parameter" {
@@ -37,19 +37,22 @@ impl<'a> Planner<'a> {
             parallel |= op.may_split(&ty, &operand_types);
             ops[i] = Some(op);
         }
-        let schedule = self.schedule(&order, &ops);
+        let mut operands: Vec<Vec<usize>> =
+            comp.instrs.iter().map(|x| x.operands.clone()).collect();
+        rewrite::fold_transposes_into_dots(&mut ops, &mut operands);
+        rewrite::keep_live(&mut order, &operands, comp.root);
+        let schedule = self.schedule(&order, &ops, &operands);
         // last use of every slot in schedule order
         let mut last_use = vec![None; n];
         for (si, &i) in schedule.iter().enumerate() {
-            for (k, &o) in comp.instrs[i].operands.iter().enumerate() {
+            for (k, &o) in operands[i].iter().enumerate() {
                 last_use[o] = Some((si, k));
             }
         }
         let mut steps = Vec::with_capacity(schedule.len());
         for (si, &i) in schedule.iter().enumerate() {
             let instr = &comp.instrs[i];
-            let take = instr
-                .operands
+            let take = operands[i]
                 .iter()
                 .enumerate()
                 .map(|(k, &o)| o != comp.root && last_use[o] == Some((si, k)))
@@ -58,7 +61,7 @@ impl<'a> Planner<'a> {
                 op: ops[i]
                     .take()
                     .expect("every scheduled instruction was planned"),
-                operands: instr.operands.clone(),
+                operands: std::mem::take(&mut operands[i]),
                 take,
                 out: i,
                 dead: last_use[i].is_none() && i != comp.root,
@@ -127,7 +130,12 @@ impl<'a> Planner<'a> {
 
     /// Greedy list schedule: source order among ready instructions, except that an
     /// in-place updater waits while other readers of its buffer are still pending.
-    pub(super) fn schedule(&self, order: &[usize], ops: &[Option<Op>]) -> Vec<usize> {
+    pub(super) fn schedule(
+        &self,
+        order: &[usize],
+        ops: &[Option<Op>],
+        operands: &[Vec<usize>],
+    ) -> Vec<usize> {
         let comp = self.comp;
         let n = comp.instrs.len();
         let live: Vec<bool> = {
@@ -144,7 +152,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let mut seen = BTreeSet::new();
-            for &o in &comp.instrs[i].operands {
+            for &o in &operands[i] {
                 readers_left[o] += 1;
                 if !is_param(o) && seen.insert(o) {
                     pending_ops[i] += 1;
@@ -164,17 +172,13 @@ impl<'a> Planner<'a> {
                 .iter()
                 .copied()
                 .find(|&i| {
-                    !(destructive(i)
-                        && comp.instrs[i]
-                            .operands
-                            .first()
-                            .is_some_and(|&o| readers_left[o] > 1))
+                    !(destructive(i) && operands[i].first().is_some_and(|&o| readers_left[o] > 1))
                 })
                 .or_else(|| ready.iter().next().copied())
                 .expect("ready is not empty");
             ready.remove(&pick);
             out.push(pick);
-            for &o in &comp.instrs[pick].operands {
+            for &o in &operands[pick] {
                 readers_left[o] -= 1;
             }
             for &u in &users[pick] {

@@ -275,12 +275,14 @@ impl<'a> Planner<'a> {
         }
         let l = self.array(instr, ots[0], "dot lhs")?;
         let r = self.array(instr, ots[1], "dot rhs")?;
-        let d = DotDims {
-            lhs_batch: self.opt_usize_list(instr, "lhs_batch_dims")?,
-            rhs_batch: self.opt_usize_list(instr, "rhs_batch_dims")?,
-            lhs_contract: self.opt_usize_list(instr, "lhs_contracting_dims")?,
-            rhs_contract: self.opt_usize_list(instr, "rhs_contracting_dims")?,
-        };
+        let d = DotDims::new(
+            self.opt_usize_list(instr, "lhs_batch_dims")?,
+            self.opt_usize_list(instr, "rhs_batch_dims")?,
+            self.opt_usize_list(instr, "lhs_contracting_dims")?,
+            self.opt_usize_list(instr, "rhs_contracting_dims")?,
+            l.dims.len(),
+            r.dims.len(),
+        );
         let pairs_ok = |a: &[usize], b: &[usize]| {
             a.len() == b.len()
                 && a.iter()
@@ -312,16 +314,8 @@ impl<'a> Planner<'a> {
             return self.err(instr, format!("dot of {l} and {r} mixes pred with numbers"));
         }
         let mut dims: Vec<usize> = d.lhs_batch.iter().map(|&k| l.dims[k]).collect();
-        dims.extend(
-            (0..l.dims.len())
-                .filter(|k| !d.lhs_batch.contains(k) && !d.lhs_contract.contains(k))
-                .map(|k| l.dims[k]),
-        );
-        dims.extend(
-            (0..r.dims.len())
-                .filter(|k| !d.rhs_batch.contains(k) && !d.rhs_contract.contains(k))
-                .map(|k| r.dims[k]),
-        );
+        dims.extend(d.lhs_free.iter().map(|&k| l.dims[k]));
+        dims.extend(d.rhs_free.iter().map(|&k| r.dims[k]));
         Ok((
             Op::Dot(d),
             Type::Array(ArrayType {
