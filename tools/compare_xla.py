@@ -4,7 +4,7 @@ step (tools/models.py) at three sizes, KV cache carried as state.
 
 - XLA:CPU: jax.jit(decoder_layer, donate_argnums=<cache, pos>), best of 5 timed loops.
 - statetensor: `statetensor run` of benches/models/decoder_<size>.hlo (the same lowering)
-  with the same inputs, wall time per step from two runs (N1 and N2 steps), so parsing,
+  with the same inputs, weights resident and the caches and position state (a manifest), wall time per step from two runs (N1 and N2 steps), so parsing,
   planning and loading cancel out.
 
 Then greedy decoding with a language model (benches/models/decoder_lm.hlo: two layers, a
@@ -19,6 +19,7 @@ step.
 Run from the repository root after `cargo build --release -p statetensor-cli`:
     python3 tools/compare_xla.py [--busy] [--only small,medium,large,lm,dispatch]
 
+STATETENSOR_BIN names another build of the CLI (to compare two builds in one sitting).
 `--busy` runs one competing busy process (a spinning Python loop) beside every measurement,
 as CI, a parallel `cargo test` or a notebook beside a build would.
 """
@@ -39,7 +40,7 @@ from models import (  # noqa: E402
 
 jax.config.update("jax_platforms", "cpu")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-BIN = os.path.join(ROOT, "target", "release", "statetensor")
+BIN = os.environ.get("STATETENSOR_BIN", os.path.join(ROOT, "target", "release", "statetensor"))
 SIZES = {"small": (256, 4, 256), "medium": (512, 8, 1024), "large": (1024, 16, 2048)}
 LM = dict(vocab=8192, d=512, heads=8, s=1024, layers=2)  # as tools/gen_fixtures.py writes it
 
@@ -83,14 +84,36 @@ def time_statetensor_dir(d, n1, n2):
     return (wall(n2) - wall(n1)) / (n2 - n1)
 
 
+def write_bundle(d, model, args, roles):
+    """A bundle in `d`: benches/models/`model`, every argument as argP.npy, and a manifest
+    giving parameter P the role `roles(P)` ({"role": ...} plus "output" for a state)."""
+    with open(os.path.join(ROOT, "benches", "models", model)) as fh:
+        text = fh.read()
+    with open(os.path.join(d, "model.hlo"), "w") as fh:
+        fh.write(text)
+    params = []
+    for p, a in enumerate(args):
+        np.save(os.path.join(d, f"arg{p}.npy"), np.asarray(a))
+        params.append(dict(roles(p), value=f"arg{p}.npy"))
+    with open(os.path.join(d, "statetensor.json"), "w") as fh:
+        json.dump({"format": 1, "parameters": params}, fh)
+
+
+def manifest_roles(aliases, inputs=()):
+    """Parameter roles as JAX holds them: donated ones state, `inputs` fed per call, the
+    rest weights (resident, as JAX keeps them on its device between calls)."""
+    def role(p):
+        if p in aliases:
+            return {"role": "state", "output": aliases[p]}
+        return {"role": "input" if p in inputs else "weight"}
+    return role
+
+
 def time_statetensor(name, args, s):
+    """`statetensor run` of the decoder layer: x an input, the weights resident, the caches
+    and position state."""
     with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(ROOT, "benches", "models", f"decoder_{name}.hlo")) as fh:
-            text = fh.read()
-        with open(os.path.join(d, "model.hlo"), "w") as fh:
-            fh.write(text)
-        for p, a in enumerate(args):
-            np.save(os.path.join(d, f"arg{p}.npy"), np.asarray(a))
+        write_bundle(d, f"decoder_{name}.hlo", args, manifest_roles({9: 1, 10: 2, 11: 3}, inputs=(0,)))
         return time_statetensor_dir(d, 10, min(s - 1, 110))
 
 
@@ -112,21 +135,8 @@ def time_xla_lm(args):
 
 def time_statetensor_lm(args):
     """`statetensor run` of the LM as a bundle: weights resident, the token and caches state."""
-    aliases = decoder_lm_aliases(LM["layers"])
     with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(ROOT, "benches", "models", "decoder_lm.hlo")) as fh:
-            text = fh.read()
-        with open(os.path.join(d, "model.hlo"), "w") as fh:
-            fh.write(text)
-        params = []
-        for p, a in enumerate(args):
-            np.save(os.path.join(d, f"arg{p}.npy"), np.asarray(a))
-            if p in aliases:
-                params.append({"role": "state", "output": aliases[p], "value": f"arg{p}.npy"})
-            else:
-                params.append({"role": "weight", "value": f"arg{p}.npy"})
-        with open(os.path.join(d, "statetensor.json"), "w") as fh:
-            json.dump({"format": 1, "parameters": params}, fh)
+        write_bundle(d, "decoder_lm.hlo", args, manifest_roles(decoder_lm_aliases(LM["layers"])))
         return time_statetensor_dir(d, 10, 110)
 
 

@@ -19,9 +19,11 @@
 //!   matrix-vector products of one-token decoding, a streaming GEMV split by rows; float
 //!   elementwise ops and reductions are plain slice loops the compiler vectorises.
 //! - **Threads only where they pay.** A program whose kernels can split their work runs each
-//!   step on the engine's own rayon pool, whose other threads spin for the length of the
-//!   step so a split kernel never waits for a sleeping core; any other program runs on the
-//!   caller's thread. Work is split by shape, never by thread count, so results are the
+//!   step on the engine's own rayon pool, whose other threads stay ready while the step
+//!   runs; a kernel splits only when one of them polled within the last 50 µs, so it never
+//!   waits for a sleeping core or for a thread the OS took away for another process (the
+//!   `pool` module has the reasons and figures); any other program runs on the caller's
+//!   thread. Work is split by shape, never by thread count or load, so results are the
 //!   same on every machine.
 //!
 //! ```
@@ -57,6 +59,7 @@ pub mod models;
 pub mod npy;
 pub mod parse;
 mod plan;
+mod pool;
 mod program;
 pub mod proto;
 mod tensor;

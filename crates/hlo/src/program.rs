@@ -5,7 +5,6 @@ use crate::ir::{Module, Type};
 use crate::plan::{compile, CompPlan};
 use crate::tensor::Tensor;
 use statetensor_core::{AliasMap, Error, LoadOptions, Result, Signature, TensorSpec};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The IR of a model stored as HLO text or as a serialized `HloModuleProto`
@@ -326,8 +325,10 @@ impl Program {
         args: Vec<Arc<Tensor>>,
     ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
         self.check_args(&args)?;
-        match engine_pool() {
-            Some(pool) if self.threaded => pool.install(|| with_helpers(|| self.run_entry(args))),
+        match crate::pool::engine_pool() {
+            Some(pool) if self.threaded => {
+                pool.install(|| crate::pool::with_helpers(|| self.run_entry(args)))
+            }
             _ => self.run_entry(args),
         }
     }
@@ -383,66 +384,6 @@ impl Program {
         }
         Ok(())
     }
-}
-
-/// Runs `f` on the current pool thread while the pool's other threads stay awake, each
-/// spinning on a helper task that takes every piece of work `f`'s kernels hand out. Between
-/// two parallel kernels a step runs serial ones; rayon's idle workers soon go to sleep,
-/// and waking one (on a virtual machine, a halted vCPU) took long enough that a kernel
-/// split in two ran slower than on one thread (the README's engine notes give the
-/// measurement). The helpers spin only for the length of one step, and only
-/// for programs with threaded kernels.
-fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let helpers = rayon::current_num_threads().saturating_sub(1);
-    if helpers == 0 {
-        return f();
-    }
-    /// Releases the helpers when the step ends, also when a kernel panics (the scope would
-    /// otherwise wait for helpers spinning forever, and a bug would hang instead of fail).
-    struct Release<'a>(&'a AtomicBool);
-    impl Drop for Release<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Release);
-        }
-    }
-    let done = AtomicBool::new(false);
-    let owner = rayon::current_thread_index();
-    rayon::in_place_scope(|scope| {
-        for _ in 0..helpers {
-            scope.spawn(|_| {
-                // the step's own thread may pick a helper up while it waits inside a
-                // kernel; spinning there would wait for itself
-                if rayon::current_thread_index() == owner {
-                    return;
-                }
-                while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                        std::hint::spin_loop();
-                    }
-                }
-            });
-        }
-        let _release = Release(&done);
-        f()
-    })
-}
-
-/// The engine's worker threads, one per core (or `RAYON_NUM_THREADS`). A step runs *on*
-/// one of them, so a parallel kernel shares its work with the thread that was already
-/// running it. Run from the caller's thread instead, every parallel kernel woke all the
-/// workers while the caller slept, and between kernels the spinning workers competed with
-/// the caller for the cores: on two cores that was 86 context switches and a quarter of
-/// the time of a large decoder step. `None` if the threads cannot be started; then the
-/// step runs on the caller's thread and rayon's global pool.
-fn engine_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("statetensor-hlo-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
 }
 
 #[cfg(test)]

@@ -150,20 +150,23 @@ fn int_gemm<T: Elem>(l: &ndarray::Array3<T>, r: &ndarray::Array3<T>) -> Vec<i128
     let (b, m, k) = l.dim();
     let n = r.dim().2;
     let mut out = vec![0i128; b * m * n];
-    out.par_chunks_mut(n.max(1))
-        .enumerate()
-        .for_each(|(row, o)| {
-            let (bi, mi) = (row / m.max(1), row % m.max(1));
-            for kk in 0..k {
-                let x = l[[bi, mi, kk]].to_i128();
-                if x == 0 {
-                    continue;
-                }
-                for (j, oj) in o.iter_mut().enumerate() {
-                    *oj = oj.wrapping_add(x.wrapping_mul(r[[bi, kk, j]].to_i128()));
-                }
+    let row = |(row, o): (usize, &mut [i128])| {
+        let (bi, mi) = (row / m.max(1), row % m.max(1));
+        for kk in 0..k {
+            let x = l[[bi, mi, kk]].to_i128();
+            if x == 0 {
+                continue;
             }
-        });
+            for (j, oj) in o.iter_mut().enumerate() {
+                *oj = oj.wrapping_add(x.wrapping_mul(r[[bi, kk, j]].to_i128()));
+            }
+        }
+    };
+    if b * m * n * k >= gemm::PAR_WORK && crate::pool::helpers_ready() {
+        out.par_chunks_mut(n.max(1)).enumerate().for_each(row);
+    } else {
+        out.chunks_mut(n.max(1)).enumerate().for_each(row);
+    }
     out
 }
 

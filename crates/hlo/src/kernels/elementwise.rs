@@ -17,6 +17,13 @@ pub(crate) const PAR_THRESHOLD: usize = 1 << 18;
 /// Elements per rayon task in parallel elementwise loops.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
 
+/// Whether an elementwise loop, reduction or scan over `len` elements runs split across
+/// threads: long enough to pay ([`PAR_THRESHOLD`]) and a helper ready to take a part
+/// ([`crate::pool::helpers_ready`]). Never changes a result, only who computes it.
+pub(crate) fn splits(len: usize) -> bool {
+    len >= PAR_THRESHOLD && crate::pool::helpers_ready()
+}
+
 fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
     use UnaryOp::*;
     match op {
@@ -83,7 +90,7 @@ fn f64_unary(op: UnaryOp) -> fn(f64) -> f64 {
 
 /// Applies `f` to every element in place, in parallel for large arrays.
 fn map_inplace<T: Elem>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
-    if a.len() >= PAR_THRESHOLD {
+    if splits(a.len()) {
         a.par_mapv_inplace(f);
     } else {
         a.mapv_inplace(f);
@@ -91,7 +98,7 @@ fn map_inplace<T: Elem>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
 }
 
 fn map_new<T: Elem, U: Elem>(a: &ArrayD<T>, f: impl Fn(T) -> U + Sync + Send) -> ArrayD<U> {
-    if a.len() >= PAR_THRESHOLD {
+    if splits(a.len()) {
         Zip::from(a).par_map_collect(|&x| f(x))
     } else {
         a.mapv(f)
@@ -386,7 +393,7 @@ pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
 }
 
 fn zip_inplace<T: Elem>(a: &mut ArrayD<T>, b: &ArrayD<T>, f: impl Fn(T, T) -> T + Sync + Send) {
-    let par = a.len() >= PAR_THRESHOLD;
+    let par = splits(a.len());
     if let (Some(xs), Some(ys)) = (a.as_slice_mut(), b.as_slice()) {
         // both row-major: a plain slice loop, which the compiler vectorises
         let body = |(xs, ys): (&mut [T], &[T])| {
@@ -508,7 +515,7 @@ fn cmp_map<T: Elem>(
     b: &ArrayD<T>,
     f: impl Fn(T, T) -> bool + Sync + Send,
 ) -> ArrayD<bool> {
-    if a.len() >= PAR_THRESHOLD {
+    if splits(a.len()) {
         Zip::from(a).and(b).par_map_collect(|&x, &y| f(x, y))
     } else {
         Zip::from(a).and(b).map_collect(|&x, &y| f(x, y))

@@ -11,7 +11,7 @@ use ndarray::{
 use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 /// Work (multiply-adds) below which a product stays on one thread. With the pool's other
-/// threads kept awake during a step (see `program::with_helpers`), splitting pays from about
+/// threads kept ready during a step (see [`crate::pool`]), splitting pays from about
 /// a 256x256 matrix-vector product (chosen with the decoder benchmarks; see the README).
 pub(crate) const PAR_WORK: usize = 1 << 16;
 
@@ -57,7 +57,7 @@ pub(crate) fn batched_matmul<T: LinalgScalar + Send + Sync>(
     let (b, m, k) = l.dim();
     let n = r.dim().2;
     let mut out = ndarray::Array3::<T>::zeros((b, m, n));
-    if b > 1 && b * m * n * k >= PAR_WORK {
+    if b > 1 && b * m * n * k >= PAR_WORK && crate::pool::helpers_ready() {
         out.axis_iter_mut(Axis(0))
             .into_par_iter()
             .enumerate()
@@ -89,6 +89,9 @@ fn matmul_into<T: LinalgScalar + Send + Sync>(
 }
 
 /// `out = v @ w` for a vector `v` (len k) and matrix `w` (k x n); `out` starts at zero.
+/// `par`: the caller is not itself one of several threads, so this product may split.
+/// How the sum is formed depends only on the shape; whether its blocks run on several
+/// threads also on whether a helper is ready, which never changes the result.
 fn gemv<T: LinalgScalar + Send + Sync>(
     v: ArrayView1<T>,
     w: ArrayView2<T>,
@@ -99,11 +102,12 @@ fn gemv<T: LinalgScalar + Send + Sync>(
     if k == 0 {
         return; // an empty sum: `out` is already zero
     }
-    let par = par && k * n >= PAR_WORK;
+    let big = k * n >= PAR_WORK;
+    let par = par && big && crate::pool::helpers_ready();
     if w.strides()[1] == 1 && out.as_slice().is_some() {
         // rows contiguous: out += v[kk] * w[kk, :], streaming w once
         let out = out.as_slice_mut().expect("checked contiguous");
-        if !par || k < 2 * GEMV_MIN_ROWS {
+        if !big || k < 2 * GEMV_MIN_ROWS {
             accumulate_rows(&v, &w, 0..k, out);
             return;
         }
@@ -118,10 +122,15 @@ fn gemv<T: LinalgScalar + Send + Sync>(
         let mut accs: Vec<&mut [T]> = Vec::with_capacity(blocks);
         accs.push(&mut *out);
         accs.extend(partial.chunks_mut(n));
-        accs.into_par_iter().enumerate().for_each(|(b, acc)| {
+        let block = |(b, acc): (usize, &mut [T])| {
             let rows = b * rows_per_block..((b + 1) * rows_per_block).min(k);
             accumulate_rows(&v, &w, rows, acc);
-        });
+        };
+        if par {
+            accs.into_par_iter().enumerate().for_each(block);
+        } else {
+            accs.into_iter().enumerate().for_each(block);
+        }
         for p in partial.chunks(n) {
             for (o, &x) in out.iter_mut().zip(p) {
                 *o = *o + x;

@@ -56,7 +56,7 @@ fn reduce_runs<T: Elem>(
     let count: usize = out.iter().product();
     let v: Vec<T> = if run == 0 {
         vec![init; count]
-    } else if s.len() >= super::elementwise::PAR_THRESHOLD && count > 1 {
+    } else if count > 1 && super::elementwise::splits(s.len()) {
         s.par_chunks(run).map(&fold).collect()
     } else {
         s.chunks(run).map(&fold).collect()

@@ -75,7 +75,7 @@ where
         }
         (vp, ip)
     };
-    if keys.len() >= super::elementwise::PAR_THRESHOLD && keys.len() / run > 1 {
+    if keys.len() / run > 1 && super::elementwise::splits(keys.len()) {
         keys.par_chunks(run)
             .zip(idx.par_chunks(run))
             .enumerate()

@@ -267,8 +267,10 @@ fn iota_counts_along_its_dimension() {
     }
 }
 
-/// Steps of a threaded program from several threads at once (each step keeps the pool's
-/// other threads spinning for its length) all finish, with the same results as alone.
+/// Steps of a threaded program from several threads at once (each step starts helpers on
+/// the pool's other threads, and a kernel splits only when one is ready, which here varies
+/// from step to step) all finish, with the same results as alone: whether a kernel splits
+/// never changes a bit of its result.
 #[test]
 fn concurrent_threaded_steps_finish_with_the_same_results() {
     let (k, n) = (1024, 512);

@@ -1,0 +1,258 @@
+//! The engine's threads: the pool a step runs on, the helpers that keep its other threads
+//! ready during a step, and the test every kernel makes before splitting its work.
+//!
+//! A step runs *on* one of the pool's threads, so a split kernel shares its work with the
+//! thread that was already running it. While the step runs, every other pool thread runs a
+//! helper: it polls for work (taking every piece a kernel hands out) and stamps a
+//! heartbeat each time round. A kernel splits only when a helper stamped it within the last
+//! [`READY_WITHIN`] ([`helpers_ready`]); otherwise it runs on its own thread.
+//!
+//! Why: a split kernel waits for its slowest half. On a quiet machine the helpers are
+//! running and take a half within a microsecond (waking a sleeping vCPU instead made a
+//! kernel split in two slower than one thread; the README's engine notes give the figures).
+//! On a busy machine the OS deschedules helpers to run other processes, and a half given to
+//! a descheduled helper waited a whole scheduler slice: a decoder step beside one busy
+//! process took 2.4x as long on two threads as on one. A stale heartbeat says the helper is
+//! not running, so the kernel keeps its work.
+//!
+//! A helper that was descheduled notices (its polls, with no work between them, are more
+//! than [`PREEMPTED`] apart): it stops helping, and the steps of the next [`BACKOFF`] start
+//! no helpers at all, so the step's thread has a core to itself instead of sharing one with
+//! a spinning helper; the backoff doubles while preemptions keep coming (up to
+//! [`MAX_BACKOFF`]), and starts over after a calm spell. On a busy machine a threaded step
+//! thus runs about as fast as on one thread; on a quiet one it splits as before.
+//!
+//! Helpers spin only briefly: with no work for [`SPIN`], a helper parks (its heartbeat goes
+//! stale, so nothing is handed to it) until a kernel that would have split wakes it, or
+//! [`PARK`] passes. Between kernels that come close together the helpers stay ready; a step
+//! with long serial stretches does not burn a core on spinning, which on a shared machine
+//! would slow the step's own thread too. The helpers end with the step.
+//!
+//! Splitting depends on whether a helper is ready, never on what a result is: kernels split
+//! their work by shape, never by thread count, and combine partial results in a fixed
+//! order, so a step computes the same bits split or not.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// A helper that polled this recently is running, and will take a half of a split kernel
+/// at once.
+const READY_WITHIN: Duration = Duration::from_micros(50);
+
+/// A helper with no work for this long parks.
+const SPIN: Duration = Duration::from_micros(300);
+
+/// A parked helper looks again after this long, woken or not.
+const PARK: Duration = Duration::from_millis(2);
+
+/// A helper whose polls, with no work run between them, are further apart than this was
+/// descheduled: the OS gave its core to another process.
+const PREEMPTED: Duration = Duration::from_micros(300);
+
+/// After a helper was descheduled, steps run without helpers for this long; each further
+/// preemption within [`CALM`] of the last doubles it, up to [`MAX_BACKOFF`].
+const BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A preemption this long after the previous one starts again from [`BACKOFF`].
+const CALM: Duration = Duration::from_millis(500);
+
+/// The pool's shared helper state: when a helper last polled, and who is parked.
+struct Helpers {
+    epoch: Instant,
+    /// Nanoseconds after `epoch` of the latest poll of any helper; 0 for never.
+    heartbeat: AtomicU64,
+    parked: Mutex<Vec<Thread>>,
+    parked_count: AtomicUsize,
+    /// Nanoseconds after `epoch` before which steps start no helpers (the machine is busy).
+    busy_until: AtomicU64,
+    /// The current backoff, in nanoseconds.
+    backoff: AtomicU64,
+    /// Nanoseconds after `epoch` of the latest preemption seen.
+    last_preempted: AtomicU64,
+}
+
+fn helpers() -> &'static Helpers {
+    static HELPERS: OnceLock<Helpers> = OnceLock::new();
+    HELPERS.get_or_init(|| Helpers {
+        epoch: Instant::now(),
+        heartbeat: AtomicU64::new(0),
+        parked: Mutex::new(Vec::new()),
+        parked_count: AtomicUsize::new(0),
+        busy_until: AtomicU64::new(0),
+        backoff: AtomicU64::new(BACKOFF.as_nanos() as u64),
+        last_preempted: AtomicU64::new(0),
+    })
+}
+
+impl Helpers {
+    fn now(&self) -> u64 {
+        // saturates after 584 years
+        self.epoch.elapsed().as_nanos() as u64 + 1
+    }
+
+    fn beat(&self) {
+        self.heartbeat.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn wake_parked(&self) {
+        if self.parked_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let woken = std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()));
+        self.parked_count.store(0, Ordering::Relaxed);
+        woken.iter().for_each(Thread::unpark);
+    }
+
+    /// A helper was descheduled: steps run on one thread for the backoff, which doubles
+    /// while preemptions keep coming.
+    fn preempted(&self) {
+        let now = self.now();
+        let since = now.saturating_sub(self.last_preempted.swap(now, Ordering::Relaxed));
+        let backoff = if since > (CALM + MAX_BACKOFF).as_nanos() as u64 {
+            BACKOFF.as_nanos() as u64
+        } else {
+            (self.backoff.load(Ordering::Relaxed) * 2).min(MAX_BACKOFF.as_nanos() as u64)
+        };
+        self.backoff.store(backoff, Ordering::Relaxed);
+        self.busy_until.store(now + backoff, Ordering::Relaxed);
+    }
+
+    fn machine_busy(&self) -> bool {
+        self.now() < self.busy_until.load(Ordering::Relaxed)
+    }
+
+    fn park(&self) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(std::thread::current());
+        self.parked_count.fetch_add(1, Ordering::Relaxed);
+        std::thread::park_timeout(PARK);
+    }
+}
+
+/// Whether a kernel should split its work now: some other pool thread is running a helper
+/// that polled within [`READY_WITHIN`]. When none is, parked helpers are woken for the
+/// kernels that follow, and this kernel runs on its own thread.
+pub(crate) fn helpers_ready() -> bool {
+    if rayon::current_num_threads() < 2 {
+        return false;
+    }
+    let h = helpers();
+    let last = h.heartbeat.load(Ordering::Relaxed);
+    if last != 0 && h.now().saturating_sub(last) <= READY_WITHIN.as_nanos() as u64 {
+        return true;
+    }
+    h.wake_parked();
+    false
+}
+
+/// Runs `f` on the current pool thread with a helper on each of the pool's other threads
+/// for as long as `f` runs (see the module docs).
+pub(crate) fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let count = rayon::current_num_threads().saturating_sub(1);
+    if count == 0 || helpers().machine_busy() {
+        return f();
+    }
+    /// Releases the helpers when the step ends, also when a kernel panics (the scope would
+    /// otherwise wait for helpers polling forever, and a bug would hang instead of fail).
+    struct Release<'a>(&'a AtomicBool);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+            helpers().wake_parked();
+        }
+    }
+    let done = AtomicBool::new(false);
+    let owner = rayon::current_thread_index();
+    rayon::in_place_scope(|scope| {
+        for _ in 0..count {
+            scope.spawn(|_| {
+                // the step's own thread may pick a helper up while it waits inside a
+                // kernel; polling there would wait for itself
+                if rayon::current_thread_index() != owner {
+                    help(&done);
+                }
+            });
+        }
+        let _release = Release(&done);
+        f()
+    })
+}
+
+/// A helper's loop: take work while there is some, spin while there was some recently,
+/// park otherwise; until `done`. A helper that finds it was descheduled stops helping for
+/// the rest of the step and tells the steps that follow to start none for a while.
+fn help(done: &AtomicBool) {
+    let h = helpers();
+    let mut idle_since = Instant::now();
+    let mut last_poll = idle_since;
+    while !done.load(Ordering::Acquire) {
+        let now = Instant::now();
+        if now.duration_since(last_poll) > PREEMPTED {
+            h.preempted();
+            while !done.load(Ordering::Acquire) {
+                h.park();
+            }
+            return;
+        }
+        h.beat();
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle_since = Instant::now();
+            last_poll = idle_since;
+        } else if now.duration_since(idle_since) >= SPIN {
+            h.park();
+            idle_since = Instant::now();
+            last_poll = idle_since;
+        } else {
+            last_poll = now;
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The engine's worker threads, one per core (or `RAYON_NUM_THREADS`). A step runs *on*
+/// one of them (see the module docs). Run from the caller's thread instead, every parallel
+/// kernel woke all the workers while the caller slept, and between kernels the spinning
+/// workers competed with the caller for the cores: on two cores that was 86 context
+/// switches and a quarter of the time of a large decoder step. `None` if the threads cannot
+/// be started; then the step runs on the caller's thread.
+pub(crate) fn engine_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("statetensor-hlo-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preemptions_close_together_double_the_backoff_up_to_its_cap() {
+        let h = helpers();
+        h.preempted();
+        assert!(h.machine_busy());
+        let first = h.backoff.load(Ordering::Relaxed);
+        assert!(first >= BACKOFF.as_nanos() as u64);
+        h.preempted();
+        let second = h.backoff.load(Ordering::Relaxed);
+        assert_eq!(second, (first * 2).min(MAX_BACKOFF.as_nanos() as u64));
+        for _ in 0..64 {
+            h.preempted();
+        }
+        assert_eq!(
+            h.backoff.load(Ordering::Relaxed),
+            MAX_BACKOFF.as_nanos() as u64
+        );
+        // leave the pool usable for other tests in this binary
+        h.busy_until.store(0, Ordering::Relaxed);
+    }
+}
