@@ -8,6 +8,10 @@
 //! - `hlo/argmax/{native,interpreted}/{1024,32768}`: greedy decoding's argmax over f32
 //!   logits, JAX's (value, index) region run by the native table kernel, and the same
 //!   region with a no-op the planner does not recognise, run by the interpreter.
+//! - `hlo/argsort/{native,interpreted}/<rows>x<cols>`: `jnp.argsort` along rows (JAX's
+//!   comparator: NaNs and zeros canonicalised, `TOTALORDER`), the comparator recognised and
+//!   compared natively, and the same comparator with its root wrapped in `and(r, r)`, run
+//!   by the interpreter (at the smaller size only: the larger takes a minute that way).
 
 // criterion's macros generate undocumented items
 #![allow(missing_docs)]
@@ -159,5 +163,43 @@ fn argmax(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decoder_step, row_update, argmax);
+/// `jnp.argsort` of `[rows, cols]` f32 values along the rows, with JAX's comparator;
+/// `interpreted` wraps its root in `and(r, r)` so the planner leaves it to the interpreter.
+fn argsort_model(rows: usize, cols: usize, interpreted: bool) -> String {
+    let root = if interpreted {
+        "r = pred[] compare(k0, k1), direction=LT, type=TOTALORDER\n  ROOT w = pred[] and(r, r)"
+    } else {
+        "ROOT r = pred[] compare(k0, k1), direction=LT, type=TOTALORDER"
+    };
+    let canon = |p: usize| {
+        format!("a{p} = f32[] parameter({p})\n  ne{p} = pred[] compare(a{p}, a{p}), direction=NE\n  eq{p} = pred[] compare(a{p}, z), direction=EQ\n  s{p} = f32[] select(eq{p}, z, a{p})\n  k{p} = f32[] select(ne{p}, nan, s{p})")
+    };
+    format!(
+        "HloModule argsort\nless {{\n  nan = f32[] constant(nan)\n  z = f32[] constant(0)\n  {}\n  {}\n  i = s32[] parameter(2)\n  j = s32[] parameter(3)\n  {root}\n}}\nENTRY e {{\n  x = f32[{rows},{cols}] parameter(0)\n  i = s32[{rows},{cols}] iota(), iota_dimension=1\n  s = (f32[{rows},{cols}], s32[{rows},{cols}]) sort(x, i), dimensions={{1}}, is_stable=true, to_apply=less\n  ROOT k = s32[{rows},{cols}] get-tuple-element(s), index=1\n}}\n",
+        canon(0),
+        canon(1)
+    )
+}
+
+fn argsort(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hlo/argsort");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for (way, interpreted, sizes) in [
+        ("native", false, &[(8usize, 1024usize), (64, 8732)][..]),
+        ("interpreted", true, &[(8, 1024)][..]),
+    ] {
+        for &(rows, cols) in sizes {
+            let prog = Program::parse(&argsort_model(rows, cols, interpreted), "argsort.hlo")
+                .expect("model loads");
+            let x = random(DType::F32, &[rows, cols], 4);
+            g.throughput(Throughput::Elements((rows * cols) as u64));
+            g.bench_function(BenchmarkId::new(way, format!("{rows}x{cols}")), |b| {
+                b.iter(|| prog.execute(vec![x.clone()]).expect("step runs"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decoder_step, row_update, argmax, argsort);
 criterion_main!(benches);

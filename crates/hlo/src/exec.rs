@@ -303,16 +303,21 @@ impl<'p> Executor<'p> {
                 let mut f = self.scalar_fn(*comp);
                 tensor(k::reduce_window(&x, &init, window, &dims, op, &mut f)?)
             }
-            Op::Sort { dim, comp } => {
+            Op::Sort { dim, comp, key } => {
                 let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
                 let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
-                let mut f = self.scalar_fn(*comp);
-                let mut less = |args: Vec<Tensor>| -> Result<bool> {
-                    let r = f(args)?;
-                    Ok(r.first()
-                        .is_some_and(|x| x.to_f64_vec().first().is_some_and(|&v| v != 0.0)))
+                let mut res = match key {
+                    Some(key) => k::sort_by_key(&refs, *dim, key),
+                    None => {
+                        let mut f = self.scalar_fn(*comp);
+                        let mut less = |args: Vec<Tensor>| -> Result<bool> {
+                            let r = f(args)?;
+                            Ok(r.first()
+                                .is_some_and(|x| x.to_f64_vec().first().is_some_and(|&v| v != 0.0)))
+                        };
+                        k::sort(&refs, *dim, &mut less)?
+                    }
                 };
-                let mut res = k::sort(&refs, *dim, &mut less)?;
                 if res.len() == 1 {
                     return tensor(res.remove(0));
                 }

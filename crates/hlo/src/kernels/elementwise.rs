@@ -501,7 +501,7 @@ impl BinaryFn for BF16 {
 }
 
 /// A key whose integer order is IEEE totalOrder (-NaN < -inf < ... < -0 < +0 < ... < NaN).
-fn total_key(x: f64) -> i64 {
+pub(crate) fn total_key(x: f64) -> i64 {
     let b = x.to_bits() as i64;
     if b < 0 {
         b ^ i64::MAX

@@ -1,7 +1,9 @@
-//! `sort` with a comparator computation, stable.
+//! `sort` with a comparator computation, stable: interpreted, or native for a comparator
+//! the planner recognised as ordering by one key ([`sort_by_key`]).
 
 use super::layout::*;
-use crate::tensor::Tensor;
+use super::{total_key, CompareDirection};
+use crate::tensor::{Elem, Tensor};
 use statetensor_core::Result;
 
 /// `sort(ts...), dimensions={dim}` with comparator `less(a0, b0, a1, b1, ...)`; stable
@@ -49,9 +51,14 @@ pub fn sort(
             return Err(e);
         }
         for (r, t) in results.iter_mut().zip(ts) {
-            for (i, &src) in order.iter().enumerate() {
-                set_element(r, offs[i], &element(t, offs[src]));
-            }
+            move_elements(
+                r,
+                t,
+                order
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &src)| (offs[i], offs[src])),
+            );
         }
         if !next_index(&mut idx, &outer_dims) {
             break;
@@ -93,4 +100,155 @@ fn merge_sort(v: &mut [usize], less: &mut dyn FnMut(usize, usize) -> bool) {
         v.copy_from_slice(&buf);
         width *= 2;
     }
+}
+
+/// The per-element key of a recognised single-key comparator (see the planner's
+/// `sort_comparator`): applied to an element (as f64, which every float converts to
+/// exactly) before comparing.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyFn {
+    /// The element itself.
+    Identity,
+    /// `select(x != x, nan, select(x == zero_match, zero, x))`.
+    Canonical {
+        /// The value every NaN becomes.
+        nan: f64,
+        /// The value compared with (`==`, so both zeros match a zero).
+        zero_match: f64,
+        /// What a match becomes.
+        zero: f64,
+    },
+}
+
+impl KeyFn {
+    /// The same function (constants compared by their bits, so NaNs match).
+    pub fn same(&self, other: &KeyFn) -> bool {
+        match (self, other) {
+            (KeyFn::Identity, KeyFn::Identity) => true,
+            (
+                KeyFn::Canonical {
+                    nan: a,
+                    zero_match: b,
+                    zero: c,
+                },
+                KeyFn::Canonical {
+                    nan: x,
+                    zero_match: y,
+                    zero: z,
+                },
+            ) => [a, b, c]
+                .iter()
+                .zip([x, y, z])
+                .all(|(p, q)| p.to_bits() == q.to_bits()),
+            _ => false,
+        }
+    }
+
+    fn apply(self, x: f64) -> f64 {
+        match self {
+            KeyFn::Identity => x,
+            KeyFn::Canonical {
+                nan,
+                zero_match,
+                zero,
+            } => {
+                if x.is_nan() {
+                    nan
+                } else if x == zero_match {
+                    zero
+                } else {
+                    x
+                }
+            }
+        }
+    }
+}
+
+/// A comparator that is `compare(key(a_k), key(b_k)), direction, type` for operand `k`.
+#[derive(Clone, Copy, Debug)]
+pub struct SortKey {
+    /// The operand whose elements are compared.
+    pub operand: usize,
+    /// The comparison's direction.
+    pub direction: CompareDirection,
+    /// `type=TOTALORDER` on a float operand.
+    pub total_order: bool,
+    /// What is applied to each element before comparing.
+    pub key: KeyFn,
+}
+
+/// `sort` with a recognised single-key comparator: the stable merge sort of [`sort`],
+/// comparing keys computed once per element exactly as the compare kernel would compare
+/// the region's values — the same order as interpreting the region.
+pub fn sort_by_key(ts: &[&Tensor], dim: usize, key: &SortKey) -> Vec<Tensor> {
+    let keyed = ts[key.operand];
+    let dir = key.direction;
+    if keyed.dtype().is_float() {
+        let vals = keyed.to_f64_vec();
+        if key.total_order {
+            let keys: Vec<i64> = vals.iter().map(|&x| total_key(key.key.apply(x))).collect();
+            sort_rows(ts, dim, |a, b| dir.test(keys[a], keys[b]))
+        } else {
+            let keys: Vec<f64> = vals.iter().map(|&x| key.key.apply(x)).collect();
+            sort_rows(ts, dim, |a, b| dir.test(keys[a], keys[b]))
+        }
+    } else {
+        let keys: Vec<i128> =
+            crate::with_tensor!(keyed, a => a.iter().map(|x| x.to_i128()).collect());
+        sort_rows(ts, dim, |a, b| dir.test(keys[a], keys[b]))
+    }
+}
+
+/// Sorts every row of `ts` along `dim` with `less` over flat element offsets, and moves
+/// every operand's elements into the row's order.
+fn sort_rows(ts: &[&Tensor], dim: usize, less: impl Fn(usize, usize) -> bool) -> Vec<Tensor> {
+    let dims = ts[0].dims().to_vec();
+    let mut results: Vec<Tensor> = ts.iter().map(|t| (*t).clone()).collect();
+    if dims.contains(&0) {
+        return results;
+    }
+    let n = dims[dim];
+    let str_ = strides(&dims);
+    let mut outer_dims = dims.clone();
+    outer_dims[dim] = 1;
+    let mut idx = vec![0usize; dims.len()];
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    loop {
+        let base: usize = idx.iter().zip(&str_).map(|(a, b)| a * b).sum();
+        order.clear();
+        order.extend((0..n).map(|i| base + i * str_[dim]));
+        merge_sort(&mut order, &mut |a, b| less(a, b));
+        for (r, t) in results.iter_mut().zip(ts) {
+            move_elements(
+                r,
+                t,
+                (0..n)
+                    .map(|i| base + i * str_[dim])
+                    .zip(order.iter().copied()),
+            );
+        }
+        if !next_index(&mut idx, &outer_dims) {
+            break;
+        }
+    }
+    results
+}
+
+/// `dst[d] = src[s]` for every `(d, s)` (same dtype, standard layouts).
+fn move_elements(dst: &mut Tensor, src: &Tensor, pairs: impl Iterator<Item = (usize, usize)>) {
+    macro_rules! m {
+        ($($x:ident),*) => {
+            match (dst, src) {
+                $((Tensor::$x(d), Tensor::$x(s)) => {
+                    let d = d.as_slice_mut().expect("standard layout");
+                    let s = s.as_slice().expect("standard layout");
+                    for (i, j) in pairs {
+                        d[i] = s[j];
+                    }
+                })*
+                _ => unreachable!("sort results have their operands' dtypes"),
+            }
+        };
+    }
+    m!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64)
 }

@@ -11,6 +11,7 @@
 //! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts |
 //! | `movement` | reshape, broadcast, transpose, slices, dynamic slices and updates, concatenate, pad, reverse |
 //! | `structured` | gather, scatter, dot, reduce, reduce-window, sort, and recognising reducer computations |
+//! | `select_reducer`, `sort_comparator` | recognising (value, index) reducers and single-key sort comparators, which then run natively |
 //! | `control` | tuples, calls, while, conditional |
 //!
 //! The schedule is a topological order that runs the other readers of a buffer before a
@@ -79,6 +80,8 @@ pub(crate) enum Op {
     Sort {
         dim: usize,
         comp: usize,
+        /// The comparator orders by one key and runs natively.
+        key: Option<crate::kernels::SortKey>,
     },
     Tuple,
     GetTupleElement(usize),
@@ -140,6 +143,7 @@ mod movement;
 mod rewrite;
 mod schedule;
 mod select_reducer;
+mod sort_comparator;
 mod structured;
 mod values;
 

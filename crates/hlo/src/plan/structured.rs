@@ -529,7 +529,12 @@ impl<'a> Planner<'a> {
             } else {
                 Type::Tuple(ots.iter().map(|t| (*t).clone()).collect())
             };
-            (Op::Sort { dim, comp }, ty)
+            let dtypes: Vec<DType> = ots
+                .iter()
+                .map(|t| t.as_array().map_or(DType::Pred, |a| a.dtype))
+                .collect();
+            let key = super::sort_comparator::recognise(p, &dtypes);
+            (Op::Sort { dim, comp, key }, ty)
         })
     }
 }

@@ -7,6 +7,7 @@ mod kernels;
 mod parser_fuzz;
 mod props;
 mod proto_fuzz;
+mod sorts;
 mod transposed_dots;
 
 /// Proptest case count: `PROPTEST_CASES` when set, else `default`.
