@@ -411,6 +411,20 @@ def sort_f(x, k, v):
 fixture("sort", sort_f, [randn(4, 7), randi(0, 5, 9), randn(9)], EXACT)
 
 
+def top_k_f(x, xi, y):
+    """lax.top_k (the `topk` op; XLA's compiled module carries a `TopK` custom-call with a
+    total-order comparator on the float's bits), on rows with NaNs of both signs, both
+    zeros, infinities and ties; on integers with ties; and top-k as sort-then-slice."""
+    v, i = lax.top_k(x, 4)
+    vi, ii = lax.top_k(xi, 3)
+    return v, i, vi, ii, jnp.sort(y, axis=-1)[..., ::-1][..., :3], jnp.argsort(y, axis=-1)[..., :2]
+
+
+special = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1.0, 1.0, -1.0, 2.0], np.float32)
+fixture("top_k", top_k_f, [rng.permutation(np.tile(special, 3)).reshape(3, 10), randi(-3, 3, 2, 9),
+                           np.concatenate([randn(2, 5), np.zeros((2, 2), np.float32)], axis=1)], EXACT)
+
+
 # ---------------------------------------------------------------- dot
 def dot_f(a, b, c, v):
     return (

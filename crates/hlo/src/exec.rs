@@ -327,6 +327,13 @@ impl<'p> Executor<'p> {
                         .collect(),
                 ))
             }
+            Op::TopK { k, key } => {
+                let (values, indices) = k::top_k(&*t(&ops[0])?, *k, key);
+                Ok(Value::Tuple(vec![
+                    Value::Tensor(Arc::new(values)),
+                    Value::Tensor(Arc::new(indices)),
+                ]))
+            }
             Op::Tuple => Ok(Value::Tuple(ops)),
             Op::GetTupleElement(i) => match pop(&mut ops)? {
                 Value::Tuple(mut el) if *i < el.len() => Ok(el.swap_remove(*i)),
@@ -424,6 +431,16 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
             out_elems * window.size.iter().product::<usize>() as u64,
             ins + out,
         ),
+        Op::TopK { .. } => {
+            let n = ops.first().map_or(0, |v| {
+                if let Value::Tensor(t) = v {
+                    t.len() as u64
+                } else {
+                    0
+                }
+            });
+            (n, ins + out)
+        }
         Op::Sort { .. } => {
             let n = ops.first().map_or(0, |v| {
                 if let Value::Tensor(t) = v {

@@ -118,6 +118,15 @@ pub enum KeyFn {
         /// What a match becomes.
         zero: f64,
     },
+    /// The element's bits as a signed integer `b`, then `select(b < below, flip ^ b, b)`:
+    /// XLA's total-order key for floats (`below` 0, `flip` the largest integer), which its
+    /// `TopK` comparator compares as integers.
+    SignedBits {
+        /// `b` is flipped when below this.
+        below: i64,
+        /// What it is xor-ed with.
+        flip: i64,
+    },
 }
 
 impl KeyFn {
@@ -125,6 +134,9 @@ impl KeyFn {
     pub fn same(&self, other: &KeyFn) -> bool {
         match (self, other) {
             (KeyFn::Identity, KeyFn::Identity) => true,
+            (KeyFn::SignedBits { below: a, flip: b }, KeyFn::SignedBits { below: x, flip: y }) => {
+                (a, b) == (x, y)
+            }
             (
                 KeyFn::Canonical {
                     nan: a,
@@ -146,7 +158,7 @@ impl KeyFn {
 
     fn apply(self, x: f64) -> f64 {
         match self {
-            KeyFn::Identity => x,
+            KeyFn::Identity | KeyFn::SignedBits { .. } => x,
             KeyFn::Canonical {
                 nan,
                 zero_match,
@@ -177,13 +189,35 @@ pub struct SortKey {
     pub key: KeyFn,
 }
 
+/// Integer keys of `t`'s elements: their values, or for [`KeyFn::SignedBits`] their bits
+/// as signed integers of the element's width, flipped as the key says.
+fn integer_keys(t: &Tensor, key: KeyFn) -> Vec<i128> {
+    match key {
+        KeyFn::SignedBits { below, flip } => {
+            let width = t.dtype().size_bytes();
+            t.to_le_bytes()
+                .chunks_exact(width)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b[..width].copy_from_slice(c);
+                    // sign-extend from the element's width
+                    let shift = 64 - 8 * width as u32;
+                    let v = (i64::from_le_bytes(b) << shift) >> shift;
+                    (if v < below { flip ^ v } else { v }) as i128
+                })
+                .collect()
+        }
+        _ => crate::with_tensor!(t, a => a.iter().map(|x| x.to_i128()).collect()),
+    }
+}
+
 /// `sort` with a recognised single-key comparator: the stable merge sort of [`sort`],
 /// comparing keys computed once per element exactly as the compare kernel would compare
 /// the region's values — the same order as interpreting the region.
 pub fn sort_by_key(ts: &[&Tensor], dim: usize, key: &SortKey) -> Vec<Tensor> {
     let keyed = ts[key.operand];
     let dir = key.direction;
-    if keyed.dtype().is_float() {
+    if keyed.dtype().is_float() && !matches!(key.key, KeyFn::SignedBits { .. }) {
         let vals = keyed.to_f64_vec();
         if key.total_order {
             let keys: Vec<i64> = vals.iter().map(|&x| total_key(key.key.apply(x))).collect();
@@ -251,4 +285,69 @@ fn move_elements(dst: &mut Tensor, src: &Tensor, pairs: impl Iterator<Item = (us
         };
     }
     m!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64)
+}
+
+/// The first `k` elements along the last axis of `t` in the strict order `key` gives
+/// (ties by the lower index), and their indices along that axis (`s32`): the first `k` of
+/// the stable sort, found without sorting the rest.
+pub fn top_k(t: &Tensor, k: usize, key: &SortKey) -> (Tensor, Tensor) {
+    let dims = t.dims().to_vec();
+    let n = *dims.last().expect("top-k operands have rank 1 or more");
+    let mut out_dims = dims.clone();
+    *out_dims.last_mut().expect("rank 1 or more") = k;
+    let dir = key.direction;
+    let picks = if t.dtype().is_float() && !matches!(key.key, KeyFn::SignedBits { .. }) {
+        let vals = t.to_f64_vec();
+        if key.total_order {
+            let keys: Vec<i64> = vals.iter().map(|&x| total_key(key.key.apply(x))).collect();
+            first_k(&keys, n, k, dir)
+        } else {
+            let keys: Vec<f64> = vals.iter().map(|&x| key.key.apply(x)).collect();
+            first_k(&keys, n, k, dir)
+        }
+    } else {
+        let keys = integer_keys(t, key.key);
+        first_k(&keys, n, k, dir)
+    };
+    let mut values = Tensor::zeros(t.dtype(), &out_dims);
+    move_elements(&mut values, t, picks.iter().copied().enumerate());
+    let indices: Vec<i32> = picks.iter().map(|&p| (p % n.max(1)) as i32).collect();
+    let indices = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&out_dims), indices)
+        .expect("top-k index count");
+    (values, Tensor::S32(indices))
+}
+
+/// Flat offsets of the first `k` of every row of `n` keys, in order: `a` before `b` when
+/// `dir.test(a, b)`, else `b` before `a` when `dir.test(b, a)`, else the lower offset.
+fn first_k<K: PartialOrd + Copy>(
+    keys: &[K],
+    n: usize,
+    k: usize,
+    dir: CompareDirection,
+) -> Vec<usize> {
+    let before = |&a: &usize, &b: &usize| {
+        if dir.test(keys[a], keys[b]) {
+            std::cmp::Ordering::Less
+        } else if dir.test(keys[b], keys[a]) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.cmp(&b)
+        }
+    };
+    let mut picks = Vec::with_capacity(keys.len() / n.max(1) * k);
+    if n == 0 || k == 0 {
+        return picks;
+    }
+    let mut row: Vec<usize> = Vec::with_capacity(n);
+    for start in (0..keys.len()).step_by(n) {
+        row.clear();
+        row.extend(start..start + n);
+        if k < n {
+            row.select_nth_unstable_by(k - 1, before);
+            row.truncate(k);
+        }
+        row.sort_unstable_by(before);
+        picks.extend_from_slice(&row);
+    }
+    picks
 }

@@ -62,10 +62,14 @@ impl<'a> Planner<'a> {
 
     pub(super) fn comp_attr(&self, instr: &Instr, name: &str) -> Result<usize> {
         let a = self.attr(instr, name)?;
-        self.module.computation_index(a.value.trim()).map_or_else(
-            || self.err(instr, format!("no computation named '{}'", a.value)),
-            Ok,
-        )
+        // `to_apply=%c`, or a one-element list `called_computations={%c}`
+        let called = a.value.trim().trim_matches(|c| c == '{' || c == '}').trim();
+        self.module
+            .computation_index(called.trim_start_matches('%'))
+            .map_or_else(
+                || self.err(instr, format!("no computation named '{}'", a.value)),
+                Ok,
+            )
     }
 
     pub(super) fn plan_of(&self, c: usize) -> &CompPlan {

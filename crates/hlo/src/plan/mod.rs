@@ -11,6 +11,7 @@
 //! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts |
 //! | `movement` | reshape, broadcast, transpose, slices, dynamic slices and updates, concatenate, pad, reverse |
 //! | `structured` | gather, scatter, dot, reduce, reduce-window, sort, and recognising reducer computations |
+//! | `top_k` | the `topk` op and the `TopK` custom-call |
 //! | `select_reducer`, `sort_comparator` | recognising (value, index) reducers and single-key sort comparators, which then run natively |
 //! | `control` | tuples, calls, while, conditional |
 //!
@@ -83,6 +84,11 @@ pub(crate) enum Op {
         /// The comparator orders by one key and runs natively.
         key: Option<crate::kernels::SortKey>,
     },
+    /// The first `k` along the last axis in `key`'s order, with their indices.
+    TopK {
+        k: usize,
+        key: crate::kernels::SortKey,
+    },
     Tuple,
     GetTupleElement(usize),
     Call(usize),
@@ -145,6 +151,7 @@ mod schedule;
 mod select_reducer;
 mod sort_comparator;
 mod structured;
+mod top_k;
 mod values;
 
 pub(crate) use attrs::scalar;
@@ -217,11 +224,13 @@ pub(super) fn called_names(instr: &Instr) -> Vec<(String, &'static str)> {
             v.push((a.value.trim_start_matches('%').to_string(), key));
         }
     }
-    if let Some(a) = instr.attr("branch_computations") {
-        for n in a.value.trim_matches(|c| c == '{' || c == '}').split(',') {
-            let n = n.trim().trim_start_matches('%');
-            if !n.is_empty() {
-                v.push((n.to_string(), "branch_computations"));
+    for key in ["branch_computations", "called_computations"] {
+        if let Some(a) = instr.attr(key) {
+            for n in a.value.trim_matches(|c| c == '{' || c == '}').split(',') {
+                let n = n.trim().trim_start_matches('%');
+                if !n.is_empty() {
+                    v.push((n.to_string(), key));
+                }
             }
         }
     }
@@ -323,14 +332,18 @@ impl<'a> Planner<'a> {
             "reduce" => self.reduce(instr, ots),
             "reduce-window" => self.reduce_window(instr, ots),
             "sort" => self.sort(instr, ots),
+            "topk" => self.top_k_op(instr, ots),
             "tuple" | "get-tuple-element" | "call" | "fusion" | "while" | "conditional" => {
                 self.control_op(instr, ots)
             }
             "custom-call" => {
                 let target = instr
                     .attr("custom_call_target")
-                    .map(|a| a.value.clone())
+                    .map(|a| a.value.trim().trim_matches('"').to_string())
                     .unwrap_or_default();
+                if target == "TopK" {
+                    return self.top_k_custom_call(instr, ots);
+                }
                 Err(Error::Unsupported {
                     context: ctx(self.comp, instr),
                     what: format!("custom-call {target} (a backend-specific kernel; statetensor executes only standard HLO ops)"),

@@ -10,7 +10,9 @@
 //! comparison — the same order as interpreting the region, comparison for comparison,
 //! even where the comparator is not a strict weak order (plain `LT` with NaNs).
 //! `jnp.sort`, `jnp.argsort` (values with an iota), `sort` with `descending=True`, and
-//! torch-xla's `sort` lower this way. Any other comparator runs through the interpreter.
+//! torch-xla's `sort` lower this way. XLA's own total-order comparator (the float's bits
+//! as a signed integer, flipped below zero: what its `TopK` custom-call carries) is
+//! recognised too. Any other comparator runs through the interpreter.
 
 use super::{CompPlan, Op, Step};
 use crate::kernels::{KeyFn, SortKey};
@@ -35,7 +37,13 @@ pub(super) fn recognise(plan: &CompPlan, dtypes: &[DType]) -> Option<SortKey> {
     }
     let operand = pa / 2;
     let float = dtypes.get(operand)?.is_float();
-    if !float && !matches!(fa, KeyFn::Identity) {
+    let fits = match fa {
+        KeyFn::Identity => true,
+        KeyFn::Canonical { .. } => float,
+        // the bits of a signed integer type of the float's width
+        KeyFn::SignedBits { .. } => float && !total_order,
+    };
+    if !fits {
         return None;
     }
     Some(SortKey {
@@ -44,6 +52,52 @@ pub(super) fn recognise(plan: &CompPlan, dtypes: &[DType]) -> Option<SortKey> {
         total_order: total_order && float,
         key: fa,
     })
+}
+
+/// `select(b < below, xor(flip, b), b)` with `b = bitcast(x)`: XLA's total-order key.
+fn signed_bits(
+    plan: &CompPlan,
+    producers: &HashMap<usize, &Step>,
+    slot: usize,
+) -> Option<(usize, KeyFn)> {
+    let op = |s: usize| producers.get(&s).map(|st| (&st.op, &st.operands[..]));
+    let (Op::Select, &[is_below, flipped, b]) = op(slot)? else {
+        return None;
+    };
+    let (Op::BitcastConvert, &[x]) = op(b)? else {
+        return None;
+    };
+    let p = param_of(plan, x)?;
+    let (Op::Compare(crate::kernels::CompareDirection::Lt, false), &[b2, below]) = op(is_below)?
+    else {
+        return None;
+    };
+    let flip = match op(flipped)? {
+        (Op::Binary(crate::kernels::BinaryOp::Xor), &[m, b3]) if b3 == b => m,
+        (Op::Binary(crate::kernels::BinaryOp::Xor), &[b3, m]) if b3 == b => m,
+        _ => return None,
+    };
+    if b2 != b {
+        return None;
+    }
+    let int = |s: usize| match &producers.get(&s)?.op {
+        Op::Constant(t) if t.len() == 1 && !t.dtype().is_float() => {
+            let bytes = t.to_le_bytes();
+            let width = bytes.len();
+            let mut b = [0u8; 8];
+            b[..width].copy_from_slice(&bytes);
+            let shift = 64 - 8 * width as u32;
+            Some((i64::from_le_bytes(b) << shift) >> shift)
+        }
+        _ => None,
+    };
+    Some((
+        p,
+        KeyFn::SignedBits {
+            below: int(below)?,
+            flip: int(flip)?,
+        },
+    ))
 }
 
 fn param_of(plan: &CompPlan, slot: usize) -> Option<usize> {
@@ -67,6 +121,9 @@ fn key_fn(
         return Some((p, KeyFn::Identity));
     }
     let op = |s: usize| producers.get(&s).map(|st| (&st.op, &st.operands[..]));
+    if let Some(found) = signed_bits(plan, producers, slot) {
+        return Some(found);
+    }
     // select(x != x, nan, inner)
     let (Op::Select, &[is_nan, nan, inner]) = op(slot)? else {
         return None;
