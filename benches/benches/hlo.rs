@@ -2,7 +2,10 @@
 //!
 //! - `hlo/decoder_step/{small,medium,large}`: one token through a transformer decoder layer
 //!   (benches/models/decoder_*.hlo, written by tools/gen_fixtures.py) with its KV cache
-//!   carried in place between iterations, as a device keeps it.
+//!   carried in place between iterations, as a device keeps it; `hlo/decoder_step/lm`: one
+//!   token of greedy decoding with a two-layer language model (decoder_lm.hlo: vocabulary
+//!   8,192, the tied embedding read through a transpose, the argmax on the device, the
+//!   token, caches and position carried as state).
 //! - `hlo/row_update/{1MiB,512MiB}`: a step that writes one row into a state of that size;
 //!   with the state updated in place both cost about the same.
 //! - `hlo/argmax/{native,interpreted}/{1024,32768}`: greedy decoding's argmax over f32
@@ -45,7 +48,7 @@ fn random(dtype: DType, dims: &[usize], seed: u64) -> Arc<Tensor> {
 fn decoder_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("hlo/decoder_step");
     g.sample_size(20).measurement_time(Duration::from_secs(4));
-    for size in ["small", "medium", "large"] {
+    for size in ["small", "medium", "large", "lm"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/decoder_{size}.hlo"));
         let text = std::fs::read_to_string(&path).expect("benchmark model");
         let prog = Program::parse(&text, &path.display().to_string()).expect("model loads");
@@ -67,14 +70,21 @@ fn decoder_step(c: &mut Criterion) {
                 prog.params()[p].shape.dims(),
             ));
         }
-        let cache_len = prog.params()[aliases[0].0].shape.dims()[1];
+        // the caches are the rank-3 states ([heads, length, head dim]); the position is the
+        // last state (the LM's first state is its token, which the step picks itself)
+        let cache_len = aliases
+            .iter()
+            .map(|&(p, _)| prog.params()[p].shape.dims())
+            .find(|d| d.len() == 3)
+            .expect("a KV cache state")[1];
+        let position = aliases.last().expect("states").0;
         let placeholder = Arc::new(Tensor::zeros(DType::S32, &[]));
         g.bench_function(BenchmarkId::from_parameter(size), |b| {
             let mut step = 0usize;
             b.iter(|| {
                 if step == cache_len {
                     // wrap the position before the cache is full
-                    args[aliases[2].0] = Arc::new(Tensor::zeros(DType::S32, &[]));
+                    args[position] = Arc::new(Tensor::zeros(DType::S32, &[]));
                     step = 0;
                 }
                 // move the state in (donate it) so it is updated in place; share the weights
