@@ -281,7 +281,7 @@ impl Op {
 
     /// Whether this op, producing `out` from `operands`, may split its work across threads:
     /// a matrix product that may reach [`PAR_WORK`] multiply-adds, or a computing op
-    /// (elementwise, reduction, sort) with an operand or result at least [`PAR_THRESHOLD`]
+    /// (elementwise, reduction) with an operand or result at least [`PAR_THRESHOLD`]
     /// long. A dot's work is batch·m·n·k; lhs·rhs·out elements is batch³·m²·n²·k², so its
     /// square root bounds the work from above without reading the dimension numbers.
     pub(crate) fn may_split(&self, out: &Type, operands: &[&Type]) -> bool {
@@ -291,6 +291,8 @@ impl Op {
                 let bound = (elements(l) as f64 * elements(r) as f64 * elements(out) as f64).sqrt();
                 bound >= PAR_WORK as f64
             }
+            // the sort and top-k kernels run on one thread
+            (Op::Sort { .. } | Op::TopK { .. }, _) => false,
             _ if self.moves_data() => false,
             _ => {
                 let largest = operands
