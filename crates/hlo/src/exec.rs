@@ -417,7 +417,7 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
             let _ = r;
             (2 * out_elems * k, ins + out)
         }
-        Op::Reduce { .. } => {
+        Op::Reduce { .. } | Op::TopK { .. } => {
             let n = ops.first().map_or(0, |v| {
                 if let Value::Tensor(t) = v {
                     t.len() as u64
@@ -431,16 +431,6 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
             out_elems * window.size.iter().product::<usize>() as u64,
             ins + out,
         ),
-        Op::TopK { .. } => {
-            let n = ops.first().map_or(0, |v| {
-                if let Value::Tensor(t) = v {
-                    t.len() as u64
-                } else {
-                    0
-                }
-            });
-            (n, ins + out)
-        }
         Op::Sort { .. } => {
             let n = ops.first().map_or(0, |v| {
                 if let Value::Tensor(t) = v {

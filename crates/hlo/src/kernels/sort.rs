@@ -4,7 +4,7 @@
 use super::layout::*;
 use super::{total_key, CompareDirection};
 use crate::tensor::{Elem, Tensor};
-use statetensor_core::Result;
+use statetensor_core::{DType, Result};
 
 /// `sort(ts...), dimensions={dim}` with comparator `less(a0, b0, a1, b1, ...)`; stable
 /// (XLA's unstable sort may order equal keys either way; stable is one valid order).
@@ -13,58 +13,26 @@ pub fn sort(
     dim: usize,
     less: &mut dyn FnMut(Vec<Tensor>) -> Result<bool>,
 ) -> Result<Vec<Tensor>> {
-    let dims = ts[0].dims().to_vec();
-    let n = dims[dim];
-    let str_ = strides(&dims);
-    let mut outer_dims = dims.clone();
-    outer_dims[dim] = 1;
-    let mut results: Vec<Tensor> = ts.iter().map(|t| (*t).clone()).collect();
-    if dims.contains(&0) {
-        return Ok(results);
+    // the merge sort's comparator cannot fail: the first error is kept, every later
+    // comparison answers false, and the error is returned once the rows are done
+    let mut err = None;
+    let results = sort_rows(ts, dim, &mut |a, b| {
+        if err.is_some() {
+            return false;
+        }
+        let args = ts
+            .iter()
+            .flat_map(|t| [element(t, a), element(t, b)])
+            .collect();
+        less(args).unwrap_or_else(|e| {
+            err = Some(e);
+            false
+        })
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(results),
     }
-    let mut idx = vec![0usize; dims.len()];
-    loop {
-        let base: usize = idx.iter().zip(&str_).map(|(a, b)| a * b).sum();
-        let offs: Vec<usize> = (0..n).map(|i| base + i * str_[dim]).collect();
-        let mut order: Vec<usize> = (0..n).collect();
-        // merge sort with a fallible comparator
-        let mut err = None;
-        let mut cmp = |a: usize, b: usize| -> bool {
-            if err.is_some() {
-                return false;
-            }
-            let mut args = Vec::with_capacity(ts.len() * 2);
-            for t in ts {
-                args.push(element(t, offs[a]));
-                args.push(element(t, offs[b]));
-            }
-            match less(args) {
-                Ok(v) => v,
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            }
-        };
-        merge_sort(&mut order, &mut cmp);
-        if let Some(e) = err {
-            return Err(e);
-        }
-        for (r, t) in results.iter_mut().zip(ts) {
-            move_elements(
-                r,
-                t,
-                order
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &src)| (offs[i], offs[src])),
-            );
-        }
-        if !next_index(&mut idx, &outer_dims) {
-            break;
-        }
-    }
-    Ok(results)
 }
 
 /// A stable merge sort driven by a strict-weak-order `less`, tolerant of inconsistent
@@ -118,14 +86,17 @@ pub enum KeyFn {
         /// What a match becomes.
         zero: f64,
     },
-    /// The element's bits as a signed integer `b`, then `select(b < below, flip ^ b, b)`:
-    /// XLA's total-order key for floats (`below` 0, `flip` the largest integer), which its
-    /// `TopK` comparator compares as integers.
+    /// The element's bits as an integer `b` of type `bits` (a `bitcast-convert`), then
+    /// `select(b < below, flip ^ b, b)`: XLA's total-order key for floats (`bits` the signed
+    /// type of the float's width, `below` 0, `flip` its largest value), which its `TopK`
+    /// comparator compares as integers.
     SignedBits {
+        /// The integer type the bits are read as.
+        bits: DType,
         /// `b` is flipped when below this.
-        below: i64,
+        below: i128,
         /// What it is xor-ed with.
-        flip: i64,
+        flip: i128,
     },
 }
 
@@ -134,9 +105,18 @@ impl KeyFn {
     pub fn same(&self, other: &KeyFn) -> bool {
         match (self, other) {
             (KeyFn::Identity, KeyFn::Identity) => true,
-            (KeyFn::SignedBits { below: a, flip: b }, KeyFn::SignedBits { below: x, flip: y }) => {
-                (a, b) == (x, y)
-            }
+            (
+                KeyFn::SignedBits {
+                    bits: d,
+                    below: a,
+                    flip: b,
+                },
+                KeyFn::SignedBits {
+                    bits: e,
+                    below: x,
+                    flip: y,
+                },
+            ) => (d, a, b) == (e, x, y),
             (
                 KeyFn::Canonical {
                     nan: a,
@@ -189,25 +169,49 @@ pub struct SortKey {
     pub key: KeyFn,
 }
 
-/// Integer keys of `t`'s elements: their values, or for [`KeyFn::SignedBits`] their bits
-/// as signed integers of the element's width, flipped as the key says.
-fn integer_keys(t: &Tensor, key: KeyFn) -> Vec<i128> {
-    match key {
-        KeyFn::SignedBits { below, flip } => {
-            let width = t.dtype().size_bytes();
-            t.to_le_bytes()
-                .chunks_exact(width)
-                .map(|c| {
-                    let mut b = [0u8; 8];
-                    b[..width].copy_from_slice(c);
-                    // sign-extend from the element's width
-                    let shift = 64 - 8 * width as u32;
-                    let v = (i64::from_le_bytes(b) << shift) >> shift;
-                    (if v < below { flip ^ v } else { v }) as i128
-                })
-                .collect()
+/// The keys a recognised comparator compares, one per element of the keyed operand, in
+/// the type the region compares them in.
+enum Keys {
+    /// Floats under `type=TOTALORDER`, as [`total_key`]s.
+    Total(Vec<i64>),
+    /// Floats under the default comparison (NaN unordered).
+    Float(Vec<f64>),
+    /// Integers, and float bits read as integers.
+    Int(Vec<i128>),
+}
+
+impl Keys {
+    fn of(t: &Tensor, key: &SortKey) -> Keys {
+        match key.key {
+            KeyFn::SignedBits { bits, below, flip } => {
+                let ints = super::bitcast_convert(t, bits, t.dims());
+                Keys::Int(crate::with_tensor!(&ints, a => a
+                    .iter()
+                    .map(|x| {
+                        let b = x.to_i128();
+                        if b < below { flip ^ b } else { b }
+                    })
+                    .collect()))
+            }
+            _ if t.dtype().is_float() => {
+                let vals = t.to_f64_vec().into_iter().map(|x| key.key.apply(x));
+                if key.total_order {
+                    Keys::Total(vals.map(total_key).collect())
+                } else {
+                    Keys::Float(vals.collect())
+                }
+            }
+            _ => Keys::Int(crate::with_tensor!(t, a => a.iter().map(|x| x.to_i128()).collect())),
         }
-        _ => crate::with_tensor!(t, a => a.iter().map(|x| x.to_i128()).collect()),
+    }
+
+    /// `dir.test(key[a], key[b])`: what the comparator answers for elements `a`, `b`.
+    fn test(&self, dir: CompareDirection, a: usize, b: usize) -> bool {
+        match self {
+            Keys::Total(k) => dir.test(k[a], k[b]),
+            Keys::Float(k) => dir.test(k[a], k[b]),
+            Keys::Int(k) => dir.test(k[a], k[b]),
+        }
     }
 }
 
@@ -215,27 +219,17 @@ fn integer_keys(t: &Tensor, key: KeyFn) -> Vec<i128> {
 /// comparing keys computed once per element exactly as the compare kernel would compare
 /// the region's values — the same order as interpreting the region.
 pub fn sort_by_key(ts: &[&Tensor], dim: usize, key: &SortKey) -> Vec<Tensor> {
-    let keyed = ts[key.operand];
-    let dir = key.direction;
-    if keyed.dtype().is_float() && !matches!(key.key, KeyFn::SignedBits { .. }) {
-        let vals = keyed.to_f64_vec();
-        if key.total_order {
-            let keys: Vec<i64> = vals.iter().map(|&x| total_key(key.key.apply(x))).collect();
-            sort_rows(ts, dim, |a, b| dir.test(keys[a], keys[b]))
-        } else {
-            let keys: Vec<f64> = vals.iter().map(|&x| key.key.apply(x)).collect();
-            sort_rows(ts, dim, |a, b| dir.test(keys[a], keys[b]))
-        }
-    } else {
-        let keys: Vec<i128> =
-            crate::with_tensor!(keyed, a => a.iter().map(|x| x.to_i128()).collect());
-        sort_rows(ts, dim, |a, b| dir.test(keys[a], keys[b]))
-    }
+    let keys = Keys::of(ts[key.operand], key);
+    sort_rows(ts, dim, &mut |a, b| keys.test(key.direction, a, b))
 }
 
 /// Sorts every row of `ts` along `dim` with `less` over flat element offsets, and moves
 /// every operand's elements into the row's order.
-fn sort_rows(ts: &[&Tensor], dim: usize, less: impl Fn(usize, usize) -> bool) -> Vec<Tensor> {
+fn sort_rows(
+    ts: &[&Tensor],
+    dim: usize,
+    less: &mut dyn FnMut(usize, usize) -> bool,
+) -> Vec<Tensor> {
     let dims = ts[0].dims().to_vec();
     let mut results: Vec<Tensor> = ts.iter().map(|t| (*t).clone()).collect();
     if dims.contains(&0) {
@@ -251,7 +245,7 @@ fn sort_rows(ts: &[&Tensor], dim: usize, less: impl Fn(usize, usize) -> bool) ->
         let base: usize = idx.iter().zip(&str_).map(|(a, b)| a * b).sum();
         order.clear();
         order.extend((0..n).map(|i| base + i * str_[dim]));
-        merge_sort(&mut order, &mut |a, b| less(a, b));
+        merge_sort(&mut order, less);
         for (r, t) in results.iter_mut().zip(ts) {
             move_elements(
                 r,
@@ -295,20 +289,8 @@ pub fn top_k(t: &Tensor, k: usize, key: &SortKey) -> (Tensor, Tensor) {
     let n = *dims.last().expect("top-k operands have rank 1 or more");
     let mut out_dims = dims.clone();
     *out_dims.last_mut().expect("rank 1 or more") = k;
-    let dir = key.direction;
-    let picks = if t.dtype().is_float() && !matches!(key.key, KeyFn::SignedBits { .. }) {
-        let vals = t.to_f64_vec();
-        if key.total_order {
-            let keys: Vec<i64> = vals.iter().map(|&x| total_key(key.key.apply(x))).collect();
-            first_k(&keys, n, k, dir)
-        } else {
-            let keys: Vec<f64> = vals.iter().map(|&x| key.key.apply(x)).collect();
-            first_k(&keys, n, k, dir)
-        }
-    } else {
-        let keys = integer_keys(t, key.key);
-        first_k(&keys, n, k, dir)
-    };
+    let keys = Keys::of(t, key);
+    let picks = first_k(t.len(), n, k, |a, b| keys.test(key.direction, a, b));
     let mut values = Tensor::zeros(t.dtype(), &out_dims);
     move_elements(&mut values, t, picks.iter().copied().enumerate());
     let indices: Vec<i32> = picks.iter().map(|&p| (p % n.max(1)) as i32).collect();
@@ -317,29 +299,25 @@ pub fn top_k(t: &Tensor, k: usize, key: &SortKey) -> (Tensor, Tensor) {
     (values, Tensor::S32(indices))
 }
 
-/// Flat offsets of the first `k` of every row of `n` keys, in order: `a` before `b` when
-/// `dir.test(a, b)`, else `b` before `a` when `dir.test(b, a)`, else the lower offset.
-fn first_k<K: PartialOrd + Copy>(
-    keys: &[K],
-    n: usize,
-    k: usize,
-    dir: CompareDirection,
-) -> Vec<usize> {
+/// Flat offsets of the first `k` of every row of `n` of `len` elements, in order: `a`
+/// before `b` when `less(a, b)`, else `b` before `a` when `less(b, a)`, else the lower
+/// offset.
+fn first_k(len: usize, n: usize, k: usize, less: impl Fn(usize, usize) -> bool) -> Vec<usize> {
     let before = |&a: &usize, &b: &usize| {
-        if dir.test(keys[a], keys[b]) {
+        if less(a, b) {
             std::cmp::Ordering::Less
-        } else if dir.test(keys[b], keys[a]) {
+        } else if less(b, a) {
             std::cmp::Ordering::Greater
         } else {
             a.cmp(&b)
         }
     };
-    let mut picks = Vec::with_capacity(keys.len() / n.max(1) * k);
+    let mut picks = Vec::with_capacity(len / n.max(1) * k);
     if n == 0 || k == 0 {
         return picks;
     }
     let mut row: Vec<usize> = Vec::with_capacity(n);
-    for start in (0..keys.len()).step_by(n) {
+    for start in (0..len).step_by(n) {
         row.clear();
         row.extend(start..start + n);
         if k < n {

@@ -16,6 +16,7 @@
 
 use super::{CompPlan, Op, Step};
 use crate::kernels::{KeyFn, SortKey};
+use crate::tensor::Elem;
 use statetensor_core::DType;
 use std::collections::HashMap;
 
@@ -64,9 +65,11 @@ fn signed_bits(
     let (Op::Select, &[is_below, flipped, b]) = op(slot)? else {
         return None;
     };
-    let (Op::BitcastConvert, &[x]) = op(b)? else {
+    let bitcast = producers.get(&b)?;
+    let (Op::BitcastConvert, &[x]) = (&bitcast.op, &bitcast.operands[..]) else {
         return None;
     };
+    let bits = bitcast.ty.as_array()?.dtype;
     let p = param_of(plan, x)?;
     let (Op::Compare(crate::kernels::CompareDirection::Lt, false), &[b2, below]) = op(is_below)?
     else {
@@ -81,19 +84,15 @@ fn signed_bits(
         return None;
     }
     let int = |s: usize| match &producers.get(&s)?.op {
-        Op::Constant(t) if t.len() == 1 && !t.dtype().is_float() => {
-            let bytes = t.to_le_bytes();
-            let width = bytes.len();
-            let mut b = [0u8; 8];
-            b[..width].copy_from_slice(&bytes);
-            let shift = 64 - 8 * width as u32;
-            Some((i64::from_le_bytes(b) << shift) >> shift)
+        Op::Constant(t) if t.len() == 1 && t.dtype() == bits => {
+            crate::with_tensor!(&**t, a => a.iter().next().map(|x| x.to_i128()))
         }
         _ => None,
     };
     Some((
         p,
         KeyFn::SignedBits {
+            bits,
             below: int(below)?,
             flip: int(flip)?,
         },
