@@ -15,6 +15,14 @@
 //!   comparator: NaNs and zeros canonicalised, `TOTALORDER`), the comparator recognised and
 //!   compared natively, and the same comparator with its root wrapped in `and(r, r)`, run
 //!   by the interpreter (at the smaller size only: the larger takes a minute that way).
+//! - `hlo/gemv/{rows,cols}/<k>x<n>`: the matrix-vector products of single-token decoding,
+//!   in bytes of matrix streamed per second: `x @ W` with `W` `[k, n]` (the layers' weights,
+//!   read row after row) and `h @ Eᵀ` with `E` `[n, k]` (the tied embedding, one dot per
+//!   row). Matrices larger than the last-level cache, so the figure is the memory bandwidth
+//!   the kernel reaches.
+//! - `hlo/fusion/{gelu,rmsnorm}/{fused,unfused}`: a tanh GELU over 1M f32 values and an
+//!   RMSNorm's scaling of 256x4,096 values, as one fused pass, and the same instructions
+//!   each materialised (every one also an output of the module, so none fuses).
 
 // criterion's macros generate undocumented items
 #![allow(missing_docs)]
@@ -211,5 +219,135 @@ fn argsort(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decoder_step, row_update, argmax, argsort);
+/// `f32[k] · W`: `W` is `[k, n]` contracted on its rows (`rows`) or `[n, k]` contracted on
+/// its columns (`cols`).
+fn gemv_model(k: usize, n: usize, rows: bool) -> String {
+    let (w, contract) = if rows {
+        (format!("f32[{k},{n}]"), 0)
+    } else {
+        (format!("f32[{n},{k}]"), 1)
+    };
+    format!(
+        "HloModule gemv\nENTRY e {{\n  x = f32[{k}] parameter(0)\n  w = {w} parameter(1)\n  ROOT y = f32[{n}] dot(x, w), lhs_contracting_dims={{0}}, rhs_contracting_dims={{{contract}}}\n}}\n"
+    )
+}
+
+fn gemv(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hlo/gemv");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    for (way, rows, shapes) in [
+        (
+            "rows",
+            true,
+            &[(512usize, 2048usize), (2048, 512), (1024, 4096)][..],
+        ),
+        ("cols", false, &[(512, 8192), (1024, 32768)][..]),
+    ] {
+        for &(k, n) in shapes {
+            let prog = Program::parse(&gemv_model(k, n, rows), "gemv.hlo").expect("model loads");
+            let wdims = if rows { [k, n] } else { [n, k] };
+            let (x, w) = (random(DType::F32, &[k], 5), random(DType::F32, &wdims, 6));
+            g.throughput(Throughput::Bytes((k * n * 4) as u64));
+            g.bench_function(BenchmarkId::new(way, format!("{k}x{n}")), |b| {
+                b.iter(|| prog.execute(vec![x.clone(), w.clone()]).expect("step runs"))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// The body of a tanh GELU over `x` (`f32[n]`), ending in `y`, and every value's name.
+const GELU: &str = "half = f32[] constant(0.5)
+  one = f32[] constant(1)
+  k = f32[] constant(0.044715)
+  c = f32[] constant(0.797884583)
+  x2 = f32[N] multiply(x, x)
+  x3 = f32[N] multiply(x2, x)
+  kb = f32[N] broadcast(k), dimensions={}
+  kx3 = f32[N] multiply(kb, x3)
+  s = f32[N] add(x, kx3)
+  cb = f32[N] broadcast(c), dimensions={}
+  cs = f32[N] multiply(cb, s)
+  t = f32[N] tanh(cs)
+  ob = f32[N] broadcast(one), dimensions={}
+  u = f32[N] add(ob, t)
+  hb = f32[N] broadcast(half), dimensions={}
+  hx = f32[N] multiply(hb, x)
+  y = f32[N] multiply(hx, u)";
+
+/// An RMSNorm's scaling of `x` (`f32[R,C]`) by the per-row mean square `ms` (`f32[R]`) and
+/// the weight `w` (`f32[C]`), ending in `y`.
+const RMSNORM: &str = "eps = f32[] constant(1e-6)
+  epsb = f32[R] broadcast(eps), dimensions={}
+  v = f32[R] add(ms, epsb)
+  r = f32[R] rsqrt(v)
+  rb = f32[R,C] broadcast(r), dimensions={0}
+  wb = f32[R,C] broadcast(w), dimensions={1}
+  xr = f32[R,C] multiply(x, rb)
+  y = f32[R,C] multiply(xr, wb)";
+
+/// A module running `body` on `params`, returning `y` alone (`fused`) or every value of
+/// the same shape as `y` as well (so none fuses).
+fn chain_model(params: &str, body: &str, ty: &str, fused: bool) -> String {
+    let root = if fused {
+        format!("ROOT out = {ty} copy(y)")
+    } else {
+        let names: Vec<&str> = body
+            .lines()
+            .filter(|l| l.contains(&format!("= {ty} ")))
+            .map(|l| l.trim().split(' ').next().expect("a named value"))
+            .collect();
+        let types = vec![ty; names.len()].join(", ");
+        format!("ROOT out = ({types}) tuple({})", names.join(", "))
+    };
+    format!("HloModule chain\nENTRY e {{\n  {params}\n  {body}\n  {root}\n}}\n")
+}
+
+fn fusion(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hlo/fusion");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    let n = 1 << 20;
+    let (rows, cols) = (256usize, 4096usize);
+    let cases = [
+        (
+            "gelu",
+            "x = f32[N] parameter(0)".replace('N', &n.to_string()),
+            GELU.replace('N', &n.to_string()),
+            format!("f32[{n}]"),
+            vec![random(DType::F32, &[n], 7)],
+        ),
+        (
+            "rmsnorm",
+            format!("x = f32[{rows},{cols}] parameter(0)\n  ms = f32[{rows}] parameter(1)\n  w = f32[{cols}] parameter(2)"),
+            RMSNORM.replace('R', &rows.to_string()).replace('C', &cols.to_string()),
+            format!("f32[{rows},{cols}]"),
+            vec![
+                random(DType::F32, &[rows, cols], 8),
+                random(DType::F32, &[rows], 9),
+                random(DType::F32, &[cols], 10),
+            ],
+        ),
+    ];
+    for (name, params, body, ty, args) in &cases {
+        for (way, fused) in [("fused", true), ("unfused", false)] {
+            let prog = Program::parse(&chain_model(params, body, ty, fused), "chain.hlo")
+                .expect("model loads");
+            g.throughput(Throughput::Elements(args[0].len() as u64));
+            g.bench_function(BenchmarkId::new(*name, way), |b| {
+                b.iter(|| prog.execute(args.clone()).expect("step runs"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decoder_step,
+    row_update,
+    argmax,
+    argsort,
+    gemv,
+    fusion
+);
 criterion_main!(benches);

@@ -99,7 +99,10 @@ impl<'p> Executor<'p> {
                 ops.push(v.ok_or_else(|| internal("operand value missing"))?);
             }
             if count {
-                self.stats.instructions += 1;
+                self.stats.instructions += match &step.op {
+                    Op::Fused(f) => f.members,
+                    _ => 1,
+                };
                 let (f, b) = step_cost(step, &ops);
                 self.stats.flops += f;
                 self.stats.bytes_touched += b;
@@ -327,6 +330,11 @@ impl<'p> Executor<'p> {
                         .collect(),
                 ))
             }
+            Op::Fused(f) => {
+                let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
+                tensor(k::fused(&f.expr, &refs))
+            }
             Op::TopK { k, key } => {
                 let (values, indices) = k::top_k(&*t(&ops[0])?, *k, key);
                 Ok(Value::Tuple(vec![
@@ -441,6 +449,7 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
             });
             (n * (64 - n.leading_zeros() as u64), ins + out)
         }
+        Op::Fused(f) => (f.flops, f.bytes),
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Compare(..)

@@ -24,7 +24,7 @@ pub(crate) fn splits(len: usize) -> bool {
     len >= PAR_THRESHOLD && crate::pool::helpers_ready()
 }
 
-fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
+pub(crate) fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
     use UnaryOp::*;
     match op {
         Abs => f32::abs,
@@ -291,7 +291,7 @@ fn int_binary<T: IntElem>(op: BinaryOp) -> fn(T, T) -> T {
     }
 }
 
-fn f32_binary(op: BinaryOp) -> fn(f32, f32) -> f32 {
+pub(crate) fn f32_binary(op: BinaryOp) -> fn(f32, f32) -> f32 {
     use BinaryOp::*;
     match op {
         Add => |a, b| a + b,
@@ -347,7 +347,7 @@ fn f64_binary(op: BinaryOp) -> fn(f64, f64) -> f64 {
     }
 }
 
-fn pred_binary(op: BinaryOp) -> fn(bool, bool) -> bool {
+pub(crate) fn pred_binary(op: BinaryOp) -> fn(bool, bool) -> bool {
     use BinaryOp::*;
     match op {
         And | Minimum => |a, b| a & b,

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`op_kinds`] | the unary, binary and comparison kinds the planner resolves opcodes into |
 //! | [`elementwise`] | unary, binary, compare, select, clamp, convert, bitcast-convert |
+//! | [`fused`] | chains of elementwise operations in one pass, block by block |
 //! | [`movement`] | reshape, transpose, broadcast, slices, dynamic slices and updates, concatenate, reverse, iota, pad |
 //! | [`indexing`] | gather, scatter |
 //! | [`dot`] (with [`gemm`]) | dot with general dimension numbers |
@@ -19,6 +20,7 @@
 
 pub(crate) mod dot;
 pub(crate) mod elementwise;
+pub(crate) mod fused;
 pub(crate) mod gemm;
 pub(crate) mod indexing;
 pub(crate) mod layout;
@@ -30,6 +32,7 @@ pub(crate) mod sort;
 
 pub(crate) use dot::*;
 pub(crate) use elementwise::*;
+pub(crate) use fused::*;
 pub(crate) use indexing::*;
 pub(crate) use layout::*;
 pub(crate) use movement::*;

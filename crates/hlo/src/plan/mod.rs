@@ -8,6 +8,7 @@
 //! | `attrs` | reading attributes: lists, numbers, slices, padding, windows, called computations |
 //! | `schedule` | dependency order, the in-place-friendly schedule, last uses |
 //! | `rewrite` | plan-time rewrites: a `dot` reads a transposed operand in place |
+//! | `fuse` | chains of elementwise instructions fused into one pass over memory |
 //! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts |
 //! | `movement` | reshape, broadcast, transpose, slices, dynamic slices and updates, concatenate, pad, reverse |
 //! | `structured` | gather, scatter, dot, reduce, reduce-window, sort, and recognising reducer computations |
@@ -98,6 +99,8 @@ pub(crate) enum Op {
     },
     Conditional(Vec<usize>),
     Identity,
+    /// A chain of elementwise instructions run in one pass ([`fuse`]).
+    Fused(Arc<fuse::FusedStep>),
 }
 
 /// A recognised reducer computation.
@@ -145,6 +148,7 @@ pub(crate) struct CompPlan {
 
 mod attrs;
 mod control;
+mod fuse;
 mod movement;
 mod rewrite;
 mod schedule;
@@ -155,6 +159,15 @@ mod top_k;
 mod values;
 
 pub(crate) use attrs::scalar;
+
+/// The ops of the entry computation's plan, in schedule order (for the planner's tests).
+#[cfg(test)]
+fn entry_ops(text: &str) -> Vec<Op> {
+    let module = crate::parse::parse_module(text, "t.hlo").unwrap();
+    let plans = compile(&module).unwrap();
+    let plan = plans[module.entry].as_ref().unwrap();
+    plan.steps.iter().map(|s| s.op.clone()).collect()
+}
 
 fn ctx(comp: &Computation, instr: &Instr) -> String {
     format!("{}: %{} in {}", instr.pos, instr.name, comp.name)

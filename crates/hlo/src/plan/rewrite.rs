@@ -53,14 +53,7 @@ pub(super) fn keep_live(order: &mut Vec<usize>, operands: &[Vec<usize>], root: u
 
 #[cfg(test)]
 mod tests {
-    use super::super::{compile, Op};
-
-    fn entry_ops(text: &str) -> Vec<Op> {
-        let module = crate::parse::parse_module(text, "t.hlo").unwrap();
-        let plans = compile(&module).unwrap();
-        let plan = plans[module.entry].as_ref().unwrap();
-        plan.steps.iter().map(|s| s.op.clone()).collect()
-    }
+    use super::super::{entry_ops, Op};
 
     #[test]
     fn a_transpose_only_a_dot_reads_leaves_the_plan() {

@@ -1,7 +1,7 @@
 //! Dependency order, the schedule (other readers of a buffer before its in-place update),
 //! last uses, and the finished plan of a computation.
 
-use super::{rewrite, CompPlan, Op, Planner, Step};
+use super::{fuse, rewrite, CompPlan, Op, Planner, Step};
 use crate::ir::Type;
 use statetensor_core::Result;
 use std::collections::BTreeSet;
@@ -40,6 +40,9 @@ impl<'a> Planner<'a> {
         let mut operands: Vec<Vec<usize>> =
             comp.instrs.iter().map(|x| x.operands.clone()).collect();
         rewrite::fold_transposes_into_dots(&mut ops, &mut operands);
+        rewrite::keep_live(&mut order, &operands, comp.root);
+        let types: Vec<&Type> = comp.instrs.iter().map(|x| &x.ty).collect();
+        fuse::fuse_elementwise(&mut ops, &mut operands, &types, &order, comp.root);
         rewrite::keep_live(&mut order, &operands, comp.root);
         let schedule = self.schedule(&order, &ops, &operands);
         // last use of every slot in schedule order

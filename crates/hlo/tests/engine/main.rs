@@ -2,6 +2,7 @@
 //! robustness and in-place state updates.
 
 mod fixtures;
+mod fusion;
 mod in_place;
 mod kernels;
 mod parser_fuzz;
