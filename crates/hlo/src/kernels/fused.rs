@@ -13,8 +13,10 @@
 //! ([`super::elementwise`]) and rounds to its own element type after each operation, as
 //! they do (f16 and bf16 values are held as their exact f32 expansion and rounded to
 //! nearest-even after every arithmetic node; copies — select, broadcast — do not round,
-//! so NaN payloads pass through as they would). Floats (f32, bf16, f16) and predicates
-//! fuse; integer and f64 chains run unfused.
+//! so NaN payloads pass through as they would). The one freedom: which NaN an operation
+//! on two NaNs returns — IEEE 754 and XLA leave its sign and payload open, and it differs
+//! with how the compiler orders a commutative instruction's operands, fused or not.
+//! Floats (f32, bf16, f16) and predicates fuse; integer and f64 chains run unfused.
 
 use super::elementwise::{f32_binary, f32_unary, pred_binary, splits, total_key, PAR_CHUNK};
 use super::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
