@@ -14,8 +14,9 @@
 //! scalar, a bias, a per-row statistic), when the chain has more than one element
 //! (scalar regions — reducers, comparators — stay as they are, where the recognisers read
 //! them). A chain of one instruction keeps its own kernel. The cost model counts a chain
-//! as its instructions ([`FusedStep`]), so fusing changes how fast the engine runs, never
-//! the modelled device figures.
+//! as its instructions ([`FusedStep`]); the peak of temporaries (`Program::peak_temp_bytes`)
+//! follows the fused plan, whose intermediates are never held (neuronx-cc fuses such
+//! chains on the device too).
 
 use super::Op;
 use crate::ir::Type;
