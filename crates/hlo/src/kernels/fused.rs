@@ -194,16 +194,19 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// Loads elements `range` into `lane`; a scalar fills the lane.
+    /// Loads elements `range` of a full-size input into `lane`.
     fn load(&self, range: std::ops::Range<usize>, lane: &mut Lane) {
-        let n = range.len();
-        let scalar = self.len() == 1;
-        let at = |i: usize| if scalar { 0 } else { range.start + i };
         match (self, lane) {
-            (Source::F32(s), Lane::F(l)) => (0..n).for_each(|i| l[i] = s[at(i)]),
-            (Source::BF16(s), Lane::F(l)) => (0..n).for_each(|i| l[i] = s[at(i)].to_f32()),
-            (Source::F16(s), Lane::F(l)) => (0..n).for_each(|i| l[i] = s[at(i)].to_f32()),
-            (Source::Pred(s), Lane::P(l)) => (0..n).for_each(|i| l[i] = s[at(i)]),
+            (Source::F32(s), Lane::F(l)) => l[..range.len()].copy_from_slice(&s[range]),
+            (Source::BF16(s), Lane::F(l)) => l
+                .iter_mut()
+                .zip(&s[range])
+                .for_each(|(l, x)| *l = x.to_f32()),
+            (Source::F16(s), Lane::F(l)) => l
+                .iter_mut()
+                .zip(&s[range])
+                .for_each(|(l, x)| *l = x.to_f32()),
+            (Source::Pred(s), Lane::P(l)) => l[..range.len()].copy_from_slice(&s[range]),
             _ => unreachable!("a lane has its input's kind"),
         }
     }
@@ -347,9 +350,10 @@ impl Lanes {
     /// Lanes for `f`, with its scalar inputs loaded (they are the same for every block).
     fn new(f: &Fused, sources: &[Source<'_>]) -> Lanes {
         let mut inputs: Vec<Lane> = f.inputs.iter().map(|&d| Lane::new(d)).collect();
+        // a scalar is its own broadcast to every element
         for (src, lane) in sources.iter().zip(&mut inputs) {
             if src.is_scalar() {
-                src.load(0..BLOCK, lane);
+                src.load_broadcast(0..BLOCK, 1, 1, lane);
             }
         }
         let mut nodes: Vec<Lane> = f.nodes.iter().map(|n| Lane::new(n.dtype)).collect();
