@@ -28,6 +28,13 @@
 //! with long serial stretches does not burn a core on spinning, which on a shared machine
 //! would slow the step's own thread too. The helpers end with the step.
 //!
+//! Over many steps, each program measures its steps both ways ([`SplitChoice`]): the
+//! heartbeat and the backoff catch a helper that was descheduled, but not every way a
+//! shared machine makes helping cost more than it gives (the step's own thread preempted by
+//! its helper, a helper woken onto a core another process holds). The recent step times
+//! with helpers and without decide how the next step runs, and one step in
+//! [`SPLIT_EXPLORE`] runs the other way, so the choice follows the machine's load.
+//!
 //! Splitting depends on whether a helper is ready, never on what a result is: kernels split
 //! their work by shape, never by thread count, and combine partial results in a fixed
 //! order, so a step computes the same bits split or not.
@@ -150,6 +157,97 @@ pub(crate) fn helpers_ready() -> bool {
     false
 }
 
+/// Steps at the start of a program's life that run with helpers, uncounted: the first
+/// steps with helpers run slower than later ones (on the development machine the first
+/// three took up to twice as long), and would bias the choice.
+const SPLIT_WARM_UP: u64 = 4;
+
+/// Steps after the warm-up that measure both ways, alternating.
+const SPLIT_TRIALS: u64 = 2 * SPLIT_SAMPLES as u64;
+
+/// After the trials, one step in this many runs the way currently measured slower, so a
+/// change of load (another process starting or ending) is noticed within a few hundred
+/// steps, at a cost of a sixty-fourth of the difference on a machine whose load is steady.
+const SPLIT_EXPLORE: u64 = 64;
+
+/// Step times kept per way; their median is the way's figure.
+const SPLIT_SAMPLES: usize = 5;
+
+/// Whether a program's steps start helpers, decided by measuring its steps both ways as
+/// they run: each step runs the way whose recent steps took less (the median of the last
+/// [`SPLIT_SAMPLES`]), and one step in [`SPLIT_EXPLORE`] the other way, to follow the
+/// machine's load. A median, not a mean: a shared machine's noise comes in outliers (a step
+/// descheduled, a backoff that ran a helped step alone), and a few of them must not flip
+/// the choice. The heartbeat and the backoff react within a step; this is the guarantee
+/// over many: where helping does not pay (a busy machine, cores that share too much), the
+/// steps settle on one thread and are not slower than one thread would be. Which way a
+/// step runs never changes its result.
+#[derive(Debug, Default)]
+pub(crate) struct SplitChoice {
+    /// Steps started so far.
+    steps: AtomicU64,
+    helped: StepTimes,
+    alone: StepTimes,
+}
+
+/// The latest step times of one way, in nanoseconds (0: no sample yet).
+#[derive(Debug, Default)]
+struct StepTimes {
+    samples: [AtomicU64; SPLIT_SAMPLES],
+    next: AtomicUsize,
+}
+
+impl StepTimes {
+    fn record(&self, took: Duration) {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % SPLIT_SAMPLES;
+        let nanos = took.as_nanos().clamp(1, u64::MAX as u128) as u64;
+        self.samples[slot].store(nanos, Ordering::Relaxed);
+    }
+
+    /// The median of the samples taken; `u64::MAX` for none.
+    fn median(&self) -> u64 {
+        let mut taken: Vec<u64> = self
+            .samples
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&s| s != 0)
+            .collect();
+        taken.sort_unstable();
+        taken.get(taken.len() / 2).copied().unwrap_or(u64::MAX)
+    }
+}
+
+impl SplitChoice {
+    /// Runs a step `f` on the current pool thread, with helpers or alone as measured best.
+    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let n = self.steps.fetch_add(1, Ordering::Relaxed);
+        let helped = self.helps(n);
+        let start = Instant::now();
+        let out = if helped { with_helpers(f) } else { f() };
+        if n >= SPLIT_WARM_UP {
+            self.record(helped, start.elapsed());
+        }
+        out
+    }
+
+    /// Whether step `n` starts helpers.
+    fn helps(&self, n: u64) -> bool {
+        if n < SPLIT_WARM_UP + SPLIT_TRIALS {
+            return n < SPLIT_WARM_UP || n % 2 == 0;
+        }
+        let faster_helped = self.helped.median() <= self.alone.median();
+        faster_helped != (n % SPLIT_EXPLORE == 0)
+    }
+
+    fn record(&self, helped: bool, took: Duration) {
+        if helped {
+            self.helped.record(took)
+        } else {
+            self.alone.record(took)
+        }
+    }
+}
+
 /// Runs `f` on the current pool thread with a helper on each of the pool's other threads
 /// for as long as `f` runs (see the module docs).
 pub(crate) fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
@@ -234,6 +332,32 @@ pub(crate) fn engine_pool() -> Option<&'static rayon::ThreadPool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_settle_on_the_way_measured_faster_and_keep_trying_the_other() {
+        let choice = SplitChoice::default();
+        let trials = SPLIT_WARM_UP..SPLIT_WARM_UP + SPLIT_TRIALS;
+        let helped_trials = trials.clone().filter(|&n| choice.helps(n)).count() as u64;
+        assert_eq!(helped_trials, SPLIT_TRIALS / 2);
+        assert!((0..SPLIT_WARM_UP).all(|n| choice.helps(n)));
+        let later = trials.end..trials.end + 4 * SPLIT_EXPLORE;
+        // helping measured slower: alone, but for one step in SPLIT_EXPLORE
+        let ms = Duration::from_millis;
+        for (helped, alone) in [(9, 6), (8, 7), (10, 6)] {
+            choice.record(true, ms(helped));
+            choice.record(false, ms(alone));
+        }
+        let helped = later.clone().filter(|&n| choice.helps(n)).count() as u64;
+        assert_eq!(helped, 4);
+        // one fast outlier does not flip the choice
+        choice.record(true, ms(1));
+        assert_eq!(later.clone().filter(|&n| choice.helps(n)).count(), 4);
+        // the load changes: helped steps get faster, and the choice follows within a few
+        choice.record(true, ms(3));
+        choice.record(true, ms(3));
+        let alone = later.filter(|&n| !choice.helps(n)).count() as u64;
+        assert_eq!(alone, 4);
+    }
 
     #[test]
     fn preemptions_close_together_double_the_backoff_up_to_its_cap() {

@@ -40,6 +40,8 @@ pub struct Program {
     /// thread would only pay for the hand-over to a pool thread and back, which costs more
     /// than a whole step of a small model.
     threaded: bool,
+    /// Whether threaded steps start helpers, measured as they run.
+    split: crate::pool::SplitChoice,
 }
 
 impl Program {
@@ -175,6 +177,7 @@ impl Program {
             must_alias,
             buffer_donors,
             threaded,
+            split: Default::default(),
         })
     }
 
@@ -326,9 +329,7 @@ impl Program {
     ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
         self.check_args(&args)?;
         match crate::pool::engine_pool() {
-            Some(pool) if self.threaded => {
-                pool.install(|| crate::pool::with_helpers(|| self.run_entry(args)))
-            }
+            Some(pool) if self.threaded => pool.install(|| self.split.run(|| self.run_entry(args))),
             _ => self.run_entry(args),
         }
     }
