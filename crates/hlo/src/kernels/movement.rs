@@ -147,14 +147,21 @@ pub fn iota(dtype: DType, dims: &[usize], dim: usize) -> Tensor {
         dims[..dim].iter().product::<usize>(),
         dims[dim + 1..].iter().product::<usize>(),
     );
+    // nothing is built along the iota dimension when the shape holds no elements: its
+    // length alone may be anything (`f32[1000000000000,0]`)
+    let total = if dims.contains(&0) {
+        0
+    } else {
+        outer * dims[dim] * inner
+    };
     make_tensor!(dtype, T => {
-        let values: Vec<T> = (0..dims[dim])
-            .map(|i| if T::DTYPE.is_float() { T::from_f64(i as f64) } else { T::from_i128(i as i128) })
-            .collect();
-        let mut v = Vec::with_capacity(outer * values.len() * inner);
-        for _ in 0..outer {
-            for &x in &values {
-                v.extend(std::iter::repeat_n(x, inner));
+        let mut v = Vec::with_capacity(total);
+        if total > 0 {
+            for _ in 0..outer {
+                for i in 0..dims[dim] {
+                    let x = if T::DTYPE.is_float() { T::from_f64(i as f64) } else { T::from_i128(i as i128) };
+                    v.extend(std::iter::repeat_n(x, inner));
+                }
             }
         }
         ArrayD::from_shape_vec(IxDyn(dims), v).expect("iota output size")

@@ -267,6 +267,30 @@ fn iota_counts_along_its_dimension() {
     }
 }
 
+/// A shape with no elements holds nothing, however long its other dimensions: every op
+/// producing one runs without allocating by a dimension (`f32[1000000000000,0] iota()` once
+/// tried to allocate 4 TB and aborted the process).
+#[test]
+fn zero_element_shapes_allocate_nothing_whatever_their_other_dimensions() {
+    let big = 1_000_000_000_000u64;
+    for body in [
+        format!("ROOT r = f32[{big},0] iota(), iota_dimension=0"),
+        format!("ROOT r = s32[0,{big}] iota(), iota_dimension=1"),
+        format!("c = f32[] constant(1)\n  ROOT r = f32[{big},0] broadcast(c), dimensions={{}}"),
+        format!("c = f32[] constant(1)\n  b = f32[0,{big}] broadcast(c), dimensions={{}}\n  ROOT r = f32[{big},0] transpose(b), dimensions={{1,0}}"),
+        format!("c = f32[] constant(1)\n  b = f32[{big},0] broadcast(c), dimensions={{}}\n  ROOT r = f32[{big},0] reverse(b), dimensions={{0}}"),
+        format!("c = f32[] constant(1)\n  b = f32[{big},0] broadcast(c), dimensions={{}}\n  ROOT r = f32[{big},0] exponential(b)"),
+        format!("c = f32[] constant(1)\n  b = f32[{big},0] broadcast(c), dimensions={{}}\n  ROOT r = f32[0] reduce(b, c), dimensions={{0}}, to_apply=add"),
+    ] {
+        let text = format!(
+            "HloModule z\nadd {{\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}}\nENTRY e {{\n  {body}\n}}\n"
+        );
+        let prog = Program::parse(&text, "zero.hlo").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let out = prog.execute(vec![]).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert!(out[0].is_empty(), "{body}");
+    }
+}
+
 /// Steps of a threaded program from several threads at once (each step starts helpers on
 /// the pool's other threads, and a kernel splits only when one is ready, which here varies
 /// from step to step) all finish, with the same results as alone: whether a kernel splits
