@@ -1,6 +1,6 @@
 //! A computation and its instructions: names, types, operands, attributes.
 
-use super::{ParsedInstr, Parser};
+use super::{is_ident_byte, ParsedInstr, Parser};
 use crate::ir::{Attr, Computation, Instr, Literal, Pos};
 use statetensor_core::Result;
 use std::collections::HashMap;
@@ -12,43 +12,45 @@ impl<'a> Parser<'a> {
         let mut is_entry = false;
         if name == "ENTRY" {
             is_entry = true;
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             name = self.ident("the entry computation's name")?;
         }
-        // Optional signature `(p: f32[2]) -> f32[2]` and attributes: skip to '{' on this line.
-        self.skip_ws(false)?;
+        // Optional signature `(p: f32[2]) -> f32[2]` and attributes (`, execution_thread="x"`).
+        self.skip_ws()?;
         if self.eat(b'(') {
             // signature `(p: f32[2], q: (s32[], f32[])) -> ...`: names and types, checked for form
             let mut first = true;
             loop {
-                self.skip_ws(true)?;
+                self.skip_ws()?;
                 if self.eat(b')') {
                     break;
                 }
                 if !first {
                     self.expect(b',', "between signature parameters")?;
-                    self.skip_ws(true)?;
+                    self.skip_ws()?;
                 }
                 first = false;
                 self.ident("a signature parameter name")?;
-                self.skip_ws(false)?;
+                self.skip_ws()?;
                 self.expect(b':', "after a signature parameter name")?;
-                self.skip_ws(false)?;
+                self.skip_ws()?;
                 self.ty()?;
             }
         }
         loop {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             match self.peek() {
                 Some(b'{') => break,
                 Some(b'-') if self.peek_at(1) == Some(b'>') => {
                     self.bump();
                     self.bump();
-                    self.skip_ws(false)?;
+                    self.skip_ws()?;
                     self.ty()?;
                 }
+                // `, execution_thread="main"` and other computation attributes
                 Some(b',') => {
                     self.bump();
+                    self.skip_ws()?;
                     self.raw_value(b"{")?;
                 }
                 _ => {
@@ -65,7 +67,7 @@ impl<'a> Parser<'a> {
         let mut root = None;
         let mut by_name: HashMap<String, usize> = HashMap::new();
         loop {
-            self.skip_ws(true)?;
+            self.skip_ws()?;
             if self.eat(b'}') {
                 break;
             }
@@ -158,43 +160,43 @@ impl<'a> Parser<'a> {
         let mut is_root = false;
         if name == "ROOT" {
             is_root = true;
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             name = self.ident("an instruction name after ROOT")?;
         }
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         self.expect(b'=', &format!("after instruction name '{name}'"))?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         let ty = self.ty()?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         let opcode = self.ident("an opcode")?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         self.expect(b'(', &format!("to open the operands of '{opcode}'"))?;
         let mut operands = Vec::new();
         let mut literal = None;
         let mut parameter_number = None;
         if opcode == "constant" {
-            let v = self.raw_value(b")")?;
+            let v = self.literal_text()?;
             literal = Some(Literal::Text(v));
             self.expect(b')', "to close a constant literal")?;
         } else if opcode == "parameter" {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             parameter_number = Some(self.number("a parameter number")?);
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             self.expect(b')', "to close parameter(N)")?;
         } else {
             loop {
-                self.skip_ws(true)?;
+                self.skip_ws()?;
                 if self.eat(b')') {
                     break;
                 }
                 if !operands.is_empty() {
                     self.expect(b',', "between operands")?;
-                    self.skip_ws(true)?;
+                    self.skip_ws()?;
                 }
                 // torch-xla and older XLA print a type before each operand.
                 if self.peek() == Some(b'(') || self.starts_with_type() {
                     self.ty()?;
-                    self.skip_ws(false)?;
+                    self.skip_ws()?;
                 }
                 let opos = self.pos();
                 let n = self.ident("an operand name")?;
@@ -203,15 +205,15 @@ impl<'a> Parser<'a> {
         }
         let mut attrs = Vec::new();
         loop {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             if !self.eat(b',') {
                 break;
             }
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             let aname = self.ident("an attribute name")?;
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             self.expect(b'=', &format!("after attribute name '{aname}'"))?;
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             let apos = self.pos();
             let value = self.raw_value(b"}")?;
             attrs.push(Attr {
@@ -220,11 +222,13 @@ impl<'a> Parser<'a> {
                 pos: apos,
             });
         }
+        // HLO text is free-form: the next instruction may follow on the same line
         match self.peek() {
-            None | Some(b'\n') | Some(b'}') => {}
+            None | Some(b'}') => {}
+            Some(b) if is_ident_byte(b) => {}
             _ => {
                 return self.err(format!(
-                    "expected ',' or end of line after instruction '{name}', found {}",
+                    "expected ',' and an attribute, the next instruction or '}}' after instruction '{name}', found {}",
                     self.found()
                 ))
             }

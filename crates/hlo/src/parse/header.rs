@@ -7,7 +7,7 @@ use statetensor_core::Result;
 
 impl<'a> Parser<'a> {
     pub(super) fn module(&mut self) -> Result<Module> {
-        self.skip_ws(true)?;
+        self.skip_ws()?;
         let kw = self.ident("'HloModule'")?;
         if kw != "HloModule" {
             return self.err_at(
@@ -15,21 +15,21 @@ impl<'a> Parser<'a> {
                 format!("expected 'HloModule' at the start, found '{kw}'"),
             );
         }
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         let name = self.ident("a module name")?;
         let mut aliases = Vec::new();
         let mut buffer_donors = Vec::new();
         let mut entry_layout = None;
         loop {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             if !self.eat(b',') {
                 break;
             }
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             let attr = self.ident("a module attribute name")?;
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             self.expect(b'=', "after a module attribute name")?;
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             if attr == "input_output_alias" {
                 aliases = self.alias_config()?;
             } else if attr == "buffer_donor" {
@@ -43,7 +43,7 @@ impl<'a> Parser<'a> {
         let mut computations: Vec<Computation> = Vec::new();
         let mut entry = None;
         loop {
-            self.skip_ws(true)?;
+            self.skip_ws()?;
             if self.peek().is_none() {
                 break;
             }
@@ -106,18 +106,18 @@ impl<'a> Parser<'a> {
     pub(super) fn entry_layout(&mut self) -> Result<(Vec<Type>, Type, Pos)> {
         let pos = self.pos();
         self.expect(b'{', "to open entry_computation_layout")?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         self.expect(
             b'(',
             "to open the parameter types of entry_computation_layout",
         )?;
         let params = self.list(b')', "between parameter types", |p| p.ty())?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         self.expect(b'-', "before '->' in entry_computation_layout")?;
         self.expect(b'>', "in '->' of entry_computation_layout")?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         let result = self.ty()?;
-        self.skip_ws(false)?;
+        self.skip_ws()?;
         self.expect(b'}', "to close entry_computation_layout")?;
         Ok((params, result, pos))
     }
@@ -129,13 +129,13 @@ impl<'a> Parser<'a> {
         self.list(b'}', "between buffer_donor entries", |p| {
             let pos = p.pos();
             p.expect(b'(', "to open a buffer_donor entry")?;
-            p.skip_ws(false)?;
+            p.skip_ws()?;
             let param = p.number("a parameter number")?;
-            p.skip_ws(false)?;
+            p.skip_ws()?;
             p.expect(b',', "after the parameter number")?;
-            p.skip_ws(false)?;
+            p.skip_ws()?;
             let index = p.shape_index()?;
-            p.skip_ws(false)?;
+            p.skip_ws()?;
             p.expect(b')', "to close a buffer_donor entry")?;
             Ok((param, index, pos))
         })
@@ -147,20 +147,20 @@ impl<'a> Parser<'a> {
         self.list(b'}', "between input_output_alias entries", |p| {
             let pos = p.pos();
             let output_index = p.shape_index()?;
-            p.skip_ws(false)?;
+            p.skip_ws()?;
             p.expect(b':', "after an output shape index")?;
-            p.skip_ws(false)?;
+            p.skip_ws()?;
             let (param, param_index, must_alias) = if p.eat(b'(') {
-                p.skip_ws(false)?;
+                p.skip_ws()?;
                 let param = p.number("a parameter number")?;
-                p.skip_ws(false)?;
+                p.skip_ws()?;
                 p.expect(b',', "after the parameter number")?;
-                p.skip_ws(false)?;
+                p.skip_ws()?;
                 let idx = p.shape_index()?;
-                p.skip_ws(false)?;
+                p.skip_ws()?;
                 let mut must = false;
                 if p.eat(b',') {
-                    p.skip_ws(false)?;
+                    p.skip_ws()?;
                     let kind_pos = p.pos();
                     let kind = p.ident("an alias kind")?;
                     must = match kind.as_str() {
@@ -173,7 +173,7 @@ impl<'a> Parser<'a> {
                             )
                         }
                     };
-                    p.skip_ws(false)?;
+                    p.skip_ws()?;
                 }
                 p.expect(b')', "to close an alias entry")?;
                 (param, idx, must)
@@ -195,13 +195,13 @@ impl<'a> Parser<'a> {
         self.expect(b'{', "to open a shape index")?;
         let mut v = Vec::new();
         loop {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             if self.eat(b'}') {
                 return Ok(v);
             }
             if !v.is_empty() {
                 self.expect(b',', "in a shape index")?;
-                self.skip_ws(false)?;
+                self.skip_ws()?;
             }
             v.push(self.number("a shape index element")?);
         }

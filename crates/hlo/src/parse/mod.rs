@@ -8,7 +8,11 @@
 //! Accepts what XLA prints: JAX's `lowered.as_text(dialect="hlo")`, XLA's own dumps
 //! (`%`-prefixed names, computation signatures, `is_scheduled`, `FileNames`/`StackFrames`
 //! sections, `metadata={...}`, `/*index=N*/` comments, layouts, tuple types) and torch-xla
-//! dumps (operands with a type prefix). Every error names `file:line:column` and what was
+//! dumps (operands with a type prefix). Like XLA's own parser it is free-form: whitespace,
+//! line breaks included, may stand between any two tokens, so an instruction, its operands
+//! or its attribute list may run over several lines (as XLA's tests write them) and
+//! several instructions may share one. An attribute value ends at a `,` or whitespace
+//! outside brackets and strings; a constant's literal at its closing `)`. Every error names `file:line:column` and what was
 //! expected. It never panics: all access is bounds-checked (see the fuzz-style property test).
 
 use crate::ir::{Instr, Module, Pos};
@@ -41,7 +45,7 @@ pub(super) struct Parser<'a> {
     file: &'a str,
 }
 
-fn is_ident_byte(b: u8) -> bool {
+pub(super) fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'%' | b'$')
 }
 
@@ -103,14 +107,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Skips spaces, tabs, `/* */` and `//` comments; newlines too when `newlines`.
-    pub(super) fn skip_ws(&mut self, newlines: bool) -> Result<()> {
+    /// Skips whitespace (line breaks included: HLO text is free-form, and an instruction or
+    /// attribute list may run over several lines), `/* */` and `//` comments.
+    pub(super) fn skip_ws(&mut self) -> Result<()> {
         loop {
             match self.peek() {
-                Some(b' ' | b'\t' | b'\r') => {
-                    self.bump();
-                }
-                Some(b'\n') if newlines => {
+                Some(b' ' | b'\t' | b'\r' | b'\n') => {
                     self.bump();
                 }
                 Some(b'/') if self.peek_at(1) == Some(b'*') => {
@@ -162,13 +164,13 @@ impl<'a> Parser<'a> {
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         loop {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             if self.eat(close) {
                 return Ok(out);
             }
             if !out.is_empty() {
                 self.expect(b',', between)?;
-                self.skip_ws(false)?;
+                self.skip_ws()?;
             }
             out.push(item(self)?);
         }
@@ -214,13 +216,28 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Reads a balanced raw value up to a `,` or newline (or `stop`) at depth 0.
+    /// Reads a balanced raw attribute value up to a `,`, whitespace or `stop` outside
+    /// brackets and strings.
     pub(super) fn raw_value(&mut self, stop: &[u8]) -> Result<String> {
+        self.balanced_text(stop, true)
+    }
+
+    /// A constant's literal, up to its closing ')': free-form like the rest of HLO text, so
+    /// spaces and line breaks between its values are allowed.
+    pub(super) fn literal_text(&mut self) -> Result<String> {
+        self.balanced_text(b")", false)
+    }
+
+    /// Text up to a ',' or one of `stop` outside brackets and strings (and, for
+    /// `space_ends`, up to whitespace outside them: an attribute value never holds a space
+    /// outside brackets, and the next attribute or instruction may follow after one).
+    fn balanced_text(&mut self, stop: &[u8], space_ends: bool) -> Result<String> {
         let start = self.at;
         let start_pos = self.pos();
         let mut stack: Vec<u8> = Vec::new();
         while let Some(b) = self.peek() {
-            if stack.is_empty() && (b == b',' || b == b'\n' || stop.contains(&b)) {
+            let space = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+            if stack.is_empty() && (b == b',' || (space_ends && space) || stop.contains(&b)) {
                 break;
             }
             match b {
@@ -270,9 +287,7 @@ impl<'a> Parser<'a> {
         let mut depth = 0usize;
         loop {
             match self.bump() {
-                None | Some(b'\n') => {
-                    return self.err_at(start, "unterminated layout: expected '}'")
-                }
+                None => return self.err_at(start, "unterminated layout: expected '}'"),
                 Some(b'{' | b'(') => depth += 1,
                 Some(b'}' | b')') => {
                     depth -= 1;

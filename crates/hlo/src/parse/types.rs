@@ -21,13 +21,13 @@ impl<'a> Parser<'a> {
         if self.eat(b'(') {
             let mut elems = Vec::new();
             loop {
-                self.skip_ws(true)?;
+                self.skip_ws()?;
                 if self.eat(b')') {
                     return Ok(Type::Tuple(elems));
                 }
                 if !elems.is_empty() {
                     self.expect(b',', "between tuple element types")?;
-                    self.skip_ws(true)?;
+                    self.skip_ws()?;
                 }
                 elems.push(self.ty()?);
             }
@@ -59,13 +59,13 @@ impl<'a> Parser<'a> {
         self.expect(b'[', &format!("after element type '{word}'"))?;
         let mut dims = Vec::new();
         loop {
-            self.skip_ws(false)?;
+            self.skip_ws()?;
             if self.eat(b']') {
                 break;
             }
             if !dims.is_empty() {
                 self.expect(b',', "between dimensions")?;
-                self.skip_ws(false)?;
+                self.skip_ws()?;
             }
             if matches!(self.peek(), Some(b'<' | b'?')) {
                 return self.err(

@@ -86,10 +86,19 @@ pub fn assert_close(
 /// Runs one fixture's model (HLO text or HloModuleProto) for all its steps; returns the
 /// outputs of every step, or the first mismatch with JAX's.
 fn run_fixture(dir: &Path, model: &str) -> Result<Vec<Vec<Arc<Tensor>>>, String> {
+    let bytes = std::fs::read(dir.join(model)).map_err(|e| e.to_string())?;
+    run_fixture_bytes(dir, model, &bytes)
+}
+
+/// Like [`run_fixture`], with the model's bytes given (a variant of its file).
+fn run_fixture_bytes(
+    dir: &Path,
+    model: &str,
+    bytes: &[u8],
+) -> Result<Vec<Vec<Arc<Tensor>>>, String> {
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
     let m = meta(dir);
-    let bytes = std::fs::read(dir.join(model)).map_err(|e| e.to_string())?;
-    let prog = Program::from_bytes(&bytes, model).map_err(|e| format!("{name}/{model}: {e}"))?;
+    let prog = Program::from_bytes(bytes, model).map_err(|e| format!("{name}/{model}: {e}"))?;
     let mut steps = Vec::new();
     let mut args: Vec<Arc<Tensor>> = (0..prog.params().len())
         .map(|p| Arc::new(fixture_arg(&name, p, 0)))
@@ -142,6 +151,59 @@ fn every_jax_fixture_matches() {
     assert!(
         failures.is_empty(),
         "{} of {} fixtures differ:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The same HLO text laid out as XLA's parser also accepts it: outside strings, every run
+/// of spaces becomes a line break and a tab, and a line break follows every ','. Operands,
+/// attribute lists, types, literals and signatures then run over many lines.
+fn reflow(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let (mut in_string, mut escaped, mut spaces) = (false, false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+            continue;
+        }
+        if c == ' ' {
+            spaces = true;
+            continue;
+        }
+        if spaces {
+            out.push_str("\n\t");
+            spaces = false;
+        }
+        out.push(c);
+        match c {
+            '"' => in_string = true,
+            ',' => out.push('\n'),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// HLO text is free-form: every fixture, reflowed over many lines, still matches JAX.
+#[test]
+fn every_fixture_reflowed_over_many_lines_matches() {
+    let dirs = fixture_dirs();
+    let failures: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| {
+            let text = std::fs::read_to_string(d.join("model.hlo")).unwrap();
+            let reflowed = reflow(&text);
+            assert!(reflowed.lines().count() > 2 * text.lines().count());
+            run_fixture_bytes(d, "model.hlo (reflowed)", reflowed.as_bytes()).err()
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} reflowed fixtures fail:\n{}",
         failures.len(),
         dirs.len(),
         failures.join("\n\n")

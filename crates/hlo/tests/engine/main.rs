@@ -3,6 +3,7 @@
 
 mod fixtures;
 mod fusion;
+mod grammar;
 mod in_place;
 mod kernels;
 mod parser_fuzz;
