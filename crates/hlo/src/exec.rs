@@ -114,7 +114,7 @@ impl<'p> Executor<'p> {
                     message,
                 } if function == "execute" => Error::Runtime {
                     function: format!(
-                        "execute %{} (line {}) in {}",
+                        "execute {} (line {}) in {}",
                         step.name, step.line, plan.name
                     ),
                     status,

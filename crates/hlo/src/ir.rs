@@ -159,9 +159,20 @@ pub struct Instr {
     pub parameter_number: Option<usize>,
     /// Where the instruction starts.
     pub pos: Pos,
+    /// Whether the source wrote the name with XLA's `%` prefix.
+    pub percent: bool,
 }
 
 impl Instr {
+    /// The name as the source wrote it, for messages.
+    pub fn written_name(&self) -> String {
+        if self.percent {
+            format!("%{}", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// The raw value of attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&Attr> {
         self.attrs.iter().find(|a| a.name == name)

@@ -156,11 +156,13 @@ impl<'a> Parser<'a> {
 
     pub(super) fn instruction(&mut self) -> Result<ParsedInstr> {
         let pos = self.pos();
+        let mut percent = self.peek() == Some(b'%');
         let mut name = self.ident("an instruction name")?;
         let mut is_root = false;
         if name == "ROOT" {
             is_root = true;
             self.skip_ws()?;
+            percent = self.peek() == Some(b'%');
             name = self.ident("an instruction name after ROOT")?;
         }
         self.skip_ws()?;
@@ -243,6 +245,7 @@ impl<'a> Parser<'a> {
                 literal,
                 parameter_number,
                 pos,
+                percent,
             },
             operands,
             is_root,

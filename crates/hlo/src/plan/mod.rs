@@ -170,7 +170,7 @@ fn entry_ops(text: &str) -> Vec<Op> {
 }
 
 fn ctx(comp: &Computation, instr: &Instr) -> String {
-    format!("{}: %{} in {}", instr.pos, instr.name, comp.name)
+    format!("{}: {} in {}", instr.pos, instr.written_name(), comp.name)
 }
 
 /// Compiles every computation reachable from the entry.

@@ -69,7 +69,7 @@ impl<'a> Planner<'a> {
                 out: i,
                 dead: last_use[i].is_none() && i != comp.root,
                 ty: instr.ty.clone(),
-                name: instr.name.clone(),
+                name: instr.written_name(),
                 line: instr.pos.line,
             });
         }
@@ -118,7 +118,7 @@ impl<'a> Planner<'a> {
                     1 => {
                         return self.err(
                             &comp.instrs[i],
-                            format!("operand cycle through %{}", comp.instrs[o].name),
+                            format!("operand cycle through {}", comp.instrs[o].written_name()),
                         )
                     }
                     _ => {}

@@ -245,7 +245,7 @@ fn computation(c: &HloComputationProto, names: &HashMap<i64, String>) -> Result<
     let mut instrs = Vec::with_capacity(c.instructions.len());
     let mut params: Vec<Option<usize>> = Vec::new();
     for (k, i) in c.instructions.iter().enumerate() {
-        let what = format!("%{} in {}", i.name, c.name);
+        let what = format!("{} in {}", i.name, c.name);
         let instr = instruction(i, &what, &c.instructions, &by_id, names)?;
         if let Some(p) = instr.parameter_number {
             if params.len() <= p {
@@ -344,6 +344,7 @@ fn instruction(
         literal,
         parameter_number,
         pos: Pos::PROTO,
+        percent: false,
     })
 }
 

@@ -51,3 +51,17 @@ fn junk_after_an_instruction_is_refused_where_it_stands() {
         "{msg}"
     );
 }
+
+/// Messages name an instruction as the source writes it: with XLA's `%` where the source
+/// has one, without where it has none.
+#[test]
+fn messages_name_instructions_as_written() {
+    for (p, r) in [("p", "r"), ("%p", "%r")] {
+        let text = format!(
+            "HloModule m\nENTRY e {{\n  {p} = f32[2] parameter(0)\n  ROOT {r} = f32[3] negate({p})\n}}\n"
+        );
+        let msg = Program::parse(&text, "g.hlo").unwrap_err().to_string();
+        assert!(msg.contains(&format!(" {r} in e")), "{msg}");
+        assert!(r.starts_with('%') || !msg.contains('%'), "{msg}");
+    }
+}

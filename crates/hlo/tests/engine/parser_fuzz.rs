@@ -170,7 +170,7 @@ fn type_errors_name_the_instruction_and_both_types() {
     let msg = e.to_string();
     assert!(
         msg.contains("line 5")
-            && msg.contains("%c")
+            && msg.contains(" c in e")
             && msg.contains("f32[4]")
             && msg.contains("s32[4]"),
         "{msg}"
