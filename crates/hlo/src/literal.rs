@@ -19,21 +19,24 @@ enum Value<'a> {
     Nan { negative: bool, payload: u64 },
 }
 
+/// Tells NaNs from numbers, case-insensitively and without allocating (a literal may hold
+/// millions of values).
 fn value_of(tok: &str) -> Result<Value<'_>, String> {
-    let lower = tok.to_ascii_lowercase();
-    let (negative, rest) = match lower.strip_prefix('-') {
+    let (negative, rest) = match tok.strip_prefix('-') {
         Some(r) => (true, r),
-        None => (false, lower.strip_prefix('+').unwrap_or(&lower)),
+        None => (false, tok.strip_prefix('+').unwrap_or(tok)),
     };
-    if rest == "nan" {
+    if rest.eq_ignore_ascii_case("nan") {
         return Ok(Value::Nan {
             negative,
             payload: 0,
         });
     }
+    let nan_prefix = "nan(0x";
     if let Some(hex) = rest
-        .strip_prefix("nan(0x")
-        .and_then(|r| r.strip_suffix(')'))
+        .get(..nan_prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(nan_prefix))
+        .and_then(|_| rest[nan_prefix.len()..].strip_suffix(')'))
     {
         let payload = u64::from_str_radix(hex, 16)
             .ok()
@@ -47,14 +50,16 @@ fn value_of(tok: &str) -> Result<Value<'_>, String> {
 fn number<T: Elem>(tok: &str) -> Result<T, String> {
     let bad = || format!("'{tok}' is not a valid {} value", T::DTYPE);
     let out_of_range = || format!("{tok} is out of range for {}", T::DTYPE);
-    let lower = tok.to_ascii_lowercase();
-    let special = match lower.as_str() {
-        "true" => Some(1.0),
-        "false" => Some(0.0),
-        "inf" | "+inf" => Some(f64::INFINITY),
-        "-inf" => Some(f64::NEG_INFINITY),
-        _ => None,
-    };
+    let special = [
+        ("true", 1.0),
+        ("false", 0.0),
+        ("inf", f64::INFINITY),
+        ("+inf", f64::INFINITY),
+        ("-inf", f64::NEG_INFINITY),
+    ]
+    .into_iter()
+    .find(|(word, _)| tok.eq_ignore_ascii_case(word))
+    .map(|(_, f)| f);
     if let Some(f) = special {
         if T::DTYPE.is_float() || T::DTYPE == DType::Pred || f.is_finite() {
             return Ok(T::from_f64(f));

@@ -204,15 +204,12 @@ impl StepTimes {
         self.samples[slot].store(nanos, Ordering::Relaxed);
     }
 
-    /// The median of the samples taken; `u64::MAX` for none.
+    /// The median of the samples taken; `u64::MAX` for none. Read every step: no allocation.
     fn median(&self) -> u64 {
-        let mut taken: Vec<u64> = self
-            .samples
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .filter(|&s| s != 0)
-            .collect();
-        taken.sort_unstable();
+        let mut samples: [u64; SPLIT_SAMPLES] =
+            std::array::from_fn(|i| self.samples[i].load(Ordering::Relaxed));
+        samples.sort_unstable();
+        let taken = &samples[samples.iter().take_while(|&&s| s == 0).count()..];
         taken.get(taken.len() / 2).copied().unwrap_or(u64::MAX)
     }
 }

@@ -12,8 +12,9 @@
 //! line breaks included, may stand between any two tokens, so an instruction, its operands
 //! or its attribute list may run over several lines (as XLA's tests write them) and
 //! several instructions may share one. An attribute value ends at a `,` or whitespace
-//! outside brackets and strings; a constant's literal at its closing `)`. Every error names `file:line:column` and what was
-//! expected. It never panics: all access is bounds-checked (see the fuzz-style property test).
+//! outside brackets and strings; a constant's literal at its closing `)`. Every error
+//! names `file:line:column` and what was expected. It never panics: all access is
+//! bounds-checked (see the fuzz-style property test).
 
 use crate::ir::{Instr, Module, Pos};
 use statetensor_core::{Error, Location, Result};
