@@ -139,9 +139,13 @@ pub(super) fn fuse_elementwise(
         }
         let rs = &readers[i];
         let joined = match rs.first() {
+            // a broadcast node reads a chain input, never a node: a value read by a
+            // broadcast (one that keeps its shape, as JAX writes `broadcast` of a
+            // [2,1,32] to [2,1,32]) stays out of the broadcast's chain
             Some(&r0) if i != root => chain[r0].filter(|&c| {
-                rs.iter().all(|&r| chain[r] == Some(c))
-                    && types[c].as_array().map(|a| &a.dims) == types[i].as_array().map(|a| &a.dims)
+                rs.iter().all(|&r| {
+                    chain[r] == Some(c) && !matches!(node_ops[r], Some(NodeOp::Broadcast { .. }))
+                }) && types[c].as_array().map(|a| &a.dims) == types[i].as_array().map(|a| &a.dims)
             }),
             _ => None,
         };

@@ -352,3 +352,31 @@ proptest! {
         }
     }
 }
+
+/// A `broadcast` that keeps its operand's shape (JAX writes `f32[1,1,1,8] broadcast(x),
+/// dimensions={0,1,2,3}` in flax's BatchNorm) whose operand is itself fusable: the
+/// broadcast reads a chain input, so its operand stays outside its chain (this crashed the
+/// process with "broadcasts read their source directly").
+#[test]
+fn a_shape_keeping_broadcast_of_a_fusable_value() {
+    let text = "HloModule m\nENTRY e {\n  v = f32[1,1,1,8] parameter(0)\n  x = f32[2,3,3,8] parameter(1)\n  e = f32[] constant(0.5)\n  eb = f32[1,1,1,8] broadcast(e), dimensions={}\n  s = f32[1,1,1,8] add(v, eb)\n  r = f32[1,1,1,8] rsqrt(s)\n  b = f32[1,1,1,8] broadcast(r), dimensions={0,1,2,3}\n  m = f32[1,1,1,8] multiply(b, b)\n  rs = f32[8] reshape(m)\n  full = f32[2,3,3,8] broadcast(rs), dimensions={3}\n  ROOT y = f32[2,3,3,8] multiply(x, full)\n}\n";
+    let v: Vec<f32> = (0..8).map(|i| i as f32 + 0.5).collect();
+    let x: Vec<f32> = (0..144).map(|i| (i % 7) as f32 - 3.0).collect();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let out = run(
+        text,
+        &[
+            Arc::new(Tensor::from_le_bytes(DType::F32, &[1, 1, 1, 8], &bytes(&v)).unwrap()),
+            Arc::new(Tensor::from_le_bytes(DType::F32, &[2, 3, 3, 8], &bytes(&x)).unwrap()),
+        ],
+    );
+    let got = out[0].to_f64_vec();
+    for (i, g) in got.iter().enumerate() {
+        let r = 1.0 / (v[i % 8] + 0.5).sqrt();
+        let want = x[i] * (r * r);
+        assert!(
+            (*g as f32 - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{i}: {g} vs {want}"
+        );
+    }
+}
