@@ -17,7 +17,7 @@ time of one jitted JAX call, which is JAX's per-call dispatch, against one `stat
 step.
 
 Run from the repository root after `cargo build --release -p statetensor-cli`:
-    python3 tools/compare_xla.py [--busy] [--only small,medium,large,lm,dispatch]
+    python3 tools/compare_xla.py [--busy] [--only small,medium,large,lm,cnn,dispatch]
 
 STATETENSOR_BIN names another build of the CLI (to compare two builds in one sitting).
 `--busy` runs one competing busy process (a spinning Python loop) beside every measurement,
@@ -84,11 +84,13 @@ def time_statetensor_dir(d, n1, n2):
     return (wall(n2) - wall(n1)) / (n2 - n1)
 
 
-def write_bundle(d, model, args, roles):
-    """A bundle in `d`: benches/models/`model`, every argument as argP.npy, and a manifest
-    giving parameter P the role `roles(P)` ({"role": ...} plus "output" for a state)."""
-    with open(os.path.join(ROOT, "benches", "models", model)) as fh:
-        text = fh.read()
+def write_bundle(d, model, args, roles, text=None):
+    """A bundle in `d`: benches/models/`model` (or the HLO `text`), every argument as
+    argP.npy, and a manifest giving parameter P the role `roles(P)` ({"role": ...} plus
+    "output" for a state)."""
+    if text is None:
+        with open(os.path.join(ROOT, "benches", "models", model)) as fh:
+            text = fh.read()
     with open(os.path.join(d, "model.hlo"), "w") as fh:
         fh.write(text)
     params = []
@@ -140,6 +142,37 @@ def time_statetensor_lm(args):
         return time_statetensor_dir(d, 10, 110)
 
 
+CNN = dict(batch=8, size=32, features=(32, 64))
+
+
+def time_cnn():
+    """A training-mode step of flax's linen CNN (tools/flax_models.py: Conv 3x3 -> BatchNorm
+    with its statistics in state -> relu -> avg_pool -> grouped strided Conv -> Dense) on a
+    batch of 8 32x32 images: JAX's jitted step with the statistics donated, against
+    `statetensor run` of the same lowering, weights resident, the statistics state."""
+    from flax_models import cnn
+
+    step, args, aliases, weights = cnn(np.random.default_rng(3), **CNN)
+    first = min(aliases)
+    n_state = len(aliases)
+    jitted = jax.jit(step, donate_argnums=tuple(aliases))
+    dev = [jax.device_put(a) for a in args]
+    x, state, params = dev[:first], tuple(dev[first:first + n_state]), dev[first + n_state:]
+
+    def run(n, state):
+        for _ in range(n):
+            state = jitted(*x, *state, *params)[-n_state:]
+        jax.block_until_ready(state)
+        return state
+
+    xla = best_per_step(run, state, warm=3, steps=20)
+    # the manifest gives the states and their outputs; the HLO needs no alias header
+    text = jax.jit(step, keep_unused=True).lower(*args).as_text(dialect="hlo")
+    with tempfile.TemporaryDirectory() as d:
+        write_bundle(d, None, args, manifest_roles(aliases, inputs=range(first)), text=text)
+        return xla, time_statetensor_dir(d, 3, 23)
+
+
 def time_dispatch():
     """Per-step time of the tiny walkthrough model: JAX's jitted call against statetensor."""
     d = os.path.join(ROOT, "examples", "mlp_cache")
@@ -159,7 +192,7 @@ def time_dispatch():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--busy", action="store_true", help="run a competing busy process beside every measurement")
-    ap.add_argument("--only", default="small,medium,large,lm,dispatch", help="comma-separated rows to run")
+    ap.add_argument("--only", default="small,medium,large,lm,cnn,dispatch", help="comma-separated rows to run")
     opts = ap.parse_args()
     rows = set(opts.only.split(","))
     if not os.path.exists(BIN):
@@ -180,6 +213,9 @@ def main():
             x = time_xla_lm(args)
             st = time_statetensor_lm(args)
             print(f"{'lm':<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x  (per token, greedy, vocabulary {LM['vocab']})")
+        if "cnn" in rows:
+            x, st = time_cnn()
+            print(f"{'cnn':<8} {x * 1e3:>10.3f}ms {st * 1e3:>10.3f}ms {st / x:>6.2f}x  (flax linen CNN, batch {CNN['batch']}, {CNN['size']}x{CNN['size']}, training-mode BatchNorm)")
         if "dispatch" in rows:
             x, st = time_dispatch()
             print(f"dispatch-bound step (examples/mlp_cache): JAX call {x * 1e6:.1f}us, statetensor step {st * 1e6:.1f}us, {st / x:.2f}x")

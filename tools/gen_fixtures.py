@@ -56,6 +56,13 @@ F32 = dict(rtol=2e-5, atol=1e-6, why="f32 arithmetic: XLA:CPU approximates trans
 F64 = dict(rtol=1e-12, atol=1e-14, why="f64 arithmetic: libm vs XLA's implementations differ in the last ulps")
 F16 = dict(rtol=2 ** -10, atol=2 ** -14, why="f16: one ulp of the f16 result (rounding of an f32 intermediate may flip)")
 BF16 = dict(rtol=2 ** -7, atol=2 ** -14, why="bf16: one ulp of the bf16 result (rounding of an f32 intermediate may flip)")
+# A bf16 model of many instructions: XLA:CPU computes bf16 ops in f32 and then drops the
+# convert pairs between them (its float-normalization and simplify-fp-conversions passes), so
+# some intermediates stay f32 where the module rounds each instruction to bf16, as
+# statetensor does. One intermediate rounding flipped moves an output by a few bf16 ulps of
+# the outputs' scale (~1 here), not of the element: atol 2^-6 (4 ulps at 1.0).
+BF16_MODEL = dict(rtol=2 ** -7, atol=2 ** -6,
+                  why="bf16 model: XLA:CPU keeps some intermediates in f32; a few bf16 ulps of the output scale")
 
 
 def save(path, arr):
@@ -621,3 +628,114 @@ fixture("kv_decoder_weights", kv_decoder_torch_layout,
          randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3, randn(D, D) * 0.3],
         F32, steps=5, aliases={1: 1, 2: 2, 3: 3}, external=True, feeds={0: XT}, weights=[4, 5, 6, 7],
         manifest_names=["x", "k_cache", "v_cache", "pos", "wq", "wk", "wv", "wo"])
+
+# ---------------------------------------------------------------- convolution
+# lax.conv_general_dilated in the layouts, windows and groupings real models lower to: flax's
+# NHWC/HWIO, torch's NCHW/OIHW, strides, asymmetric and negative padding, input dilation (a
+# transposed convolution), kernel dilation (atrous), depthwise (feature groups), the weight
+# gradient of a grouped convolution (batch groups), 1-D and 3-D, and integer and low-precision
+# types. Their own random stream, so adding them moves no other fixture's values.
+crng = np.random.default_rng(20261129)
+
+
+def crandn(*shape, dtype=np.float32):
+    return crng.standard_normal(shape).astype(dtype)
+
+
+def conv(x, w, strides, padding, dn, lhs_dil=None, rhs_dil=None, groups=1, batch_groups=1, pet=None):
+    return lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
+                                    dimension_numbers=dn, feature_group_count=groups,
+                                    batch_group_count=batch_groups, preferred_element_type=pet)
+
+
+def conv_f32_f(nhwc, hwio, nchw, oihw, dw, ncw, oiw, x3, w3, bg_x, bg_w):
+    return (
+        conv(nhwc, hwio, (1, 1), "SAME", ("NHWC", "HWIO", "NHWC")),
+        conv(nchw, oihw, (2, 1), [(1, 0), (2, 1)], ("NCHW", "OIHW", "NCHW"), rhs_dil=(2, 1)),
+        conv(nhwc, hwio, (1, 2), [(-1, 2), (1, -1)], ("NHWC", "HWIO", "NHWC")),
+        conv(nhwc, hwio, (1, 1), [(2, 2), (1, 1)], ("NHWC", "HWIO", "NHWC"), lhs_dil=(2, 3)),
+        conv(nhwc, dw, (1, 1), "SAME", ("NHWC", "HWIO", "NHWC"), groups=4),
+        conv(ncw, oiw, (3,), [(2, 1)], ("NCH", "OIH", "NCH"), rhs_dil=(2,)),
+        conv(x3, w3, (1, 2, 1), "VALID", ("NDHWC", "DHWIO", "NDHWC")),
+        conv(bg_x, bg_w, (1, 1), "VALID", ("NHWC", "HWIO", "NHWC"), batch_groups=2),
+        conv(nchw, oihw, (1, 1), "VALID", ("NCHW", "OIHW", "NHWC")),
+    )
+
+
+fixture("conv_f32", conv_f32_f,
+        [crandn(2, 7, 6, 4), crandn(3, 2, 4, 5), crandn(2, 3, 9, 8), crandn(6, 3, 3, 2),
+         crandn(3, 3, 1, 8), crandn(2, 4, 11), crandn(5, 4, 3),
+         crandn(1, 4, 5, 6, 2), crandn(2, 2, 3, 2, 3), crandn(4, 5, 5, 3), crandn(2, 2, 3, 6)], F32)
+
+
+def conv_int_f(x8, w8, x, w):
+    return (
+        conv(x8, w8, (1, 1), "SAME", ("NHWC", "HWIO", "NHWC"), pet=jnp.int32),
+        conv(x, w, (2, 1), [(1, 1), (0, 2)], ("NCHW", "OIHW", "NCHW"), groups=2),
+    )
+
+
+fixture("conv_int", conv_int_f,
+        [crng.integers(-128, 128, (2, 5, 5, 3)).astype(np.int8), crng.integers(-128, 128, (3, 3, 3, 4)).astype(np.int8),
+         crng.integers(-1000, 1000, (1, 4, 6, 5)).astype(np.int32), crng.integers(-1000, 1000, (4, 2, 2, 3)).astype(np.int32)],
+        EXACT)
+
+
+def conv_bf16_f(xb, wb):
+    return (
+        conv(xb, wb, (1, 1), "SAME", ("NHWC", "HWIO", "NHWC")),
+        conv(xb, wb, (2, 2), "VALID", ("NHWC", "HWIO", "NHWC"), pet=jnp.float32),
+    )
+
+
+fixture("conv_bf16", conv_bf16_f,
+        [crandn(2, 6, 6, 8).astype(jnp.bfloat16), (crandn(3, 3, 8, 4) * 0.3).astype(jnp.bfloat16)], BF16)
+fixture("conv_f16", lambda xh, wh: conv(xh, wh, (1, 1), [(1, 2), (0, 1)], ("NCHW", "OIHW", "NCHW")),
+        [crandn(2, 3, 5, 6).astype(np.float16), (crandn(4, 3, 2, 2) * 0.5).astype(np.float16)], F16)
+fixture("conv_f64", lambda xd, wd: conv(xd, wd, (1, 1), "SAME", ("NHWC", "HWIO", "NHWC"), rhs_dil=(2, 1)),
+        [crandn(2, 5, 6, 3).astype(np.float64), crandn(3, 2, 3, 4).astype(np.float64)], F64)
+
+# ---------------------------------------------------------------- flax layers
+# Models written with flax's own layers, state in flax's collections: the linen CNN with
+# BatchNorm statistics in state, linen's decode-mode attention with its KV cache (f32 and
+# bf16), an LSTM and a GRU carry. Weights resident, a new input every step.
+if not ONLY or ONLY & {"flax_cnn", "flax_decode_attention", "flax_decode_attention_bf16", "flax_recurrent"}:
+    import flax_models
+
+    frng = np.random.default_rng(20261130)
+    step, args, aliases, weights = flax_models.cnn(frng)
+    fixture("flax_cnn", step, args, F32, steps=3, aliases=aliases, weights=weights,
+            feeds={0: frng.standard_normal((3, *args[0].shape)).astype(np.float32)})
+    for name, dtype, tol in [("flax_decode_attention", np.float32, F32),
+                             ("flax_decode_attention_bf16", jnp.bfloat16, BF16_MODEL)]:
+        step, args, aliases, weights = flax_models.decode_attention(frng, dtype)
+        fixture(name, step, args, tol, steps=4, aliases=aliases, weights=weights,
+                feeds={0: frng.standard_normal((4, *args[0].shape)).astype(dtype)})
+    step, args, aliases, weights = flax_models.recurrent(frng)
+    fixture("flax_recurrent", step, args, F32, steps=4, aliases=aliases, weights=weights,
+            feeds={0: frng.standard_normal((4, *args[0].shape)).astype(np.float32)})
+
+# ---------------------------------------------------------------- erf
+# lax.erf (the `erf` opcode; torch's exact nn.GELU lowers to it through torch-xla) in every
+# float type, alone and in torch-xla's GELU form. f32 matches XLA:CPU bit for bit: inputs skip
+# subnormals (XLA flushes them) and 3.7439212 <= |x| < 3.8325069, where XLA's vector and
+# scalar emitters saturate differently (statetensor follows the scalar one, which a GELU takes).
+erng = np.random.default_rng(20261201)
+
+
+def erf_inputs(n):
+    x = np.concatenate([np.linspace(-6, 6, 2001), erng.standard_normal(n) * 2, 10.0 ** erng.uniform(-30, 1, n),
+                        -(10.0 ** erng.uniform(-30, 1, n)), [0.0, -0.0, np.inf, -np.inf, np.nan, 3.7, -3.7, 3.9, 40.0]])
+    band = (np.abs(x) >= 3.7439) & (np.abs(x) < 3.8326)
+    return x[~band]
+
+
+def erf_f(x32, x16, xb):
+    gelu = x32 * np.float32(0.5) * (lax.erf(x32 * np.float32(0.70710677)) + np.float32(1.0))
+    return lax.erf(x32), gelu, lax.erf(x16), lax.erf(xb)
+
+
+_x = erf_inputs(3000)
+fixture("erf", erf_f, [_x.astype(np.float32), _x.astype(np.float16), _x.astype(jnp.bfloat16)],
+        dict(rtol=0.0, atol=0.0, why="erf: XLA:CPU's f32 approximation reproduced bit for bit"))
+fixture("erf_f64", lax.erf, [_x.astype(np.float64)], F64)

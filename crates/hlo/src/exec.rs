@@ -184,6 +184,14 @@ impl<'p> Executor<'p> {
             }
             Op::Broadcast(dims) => tensor(k::broadcast(&*t(&ops[0])?, &out_array()?.dims, dims)),
             Op::Transpose(p) => tensor(k::transpose(&*t(&ops[0])?, p)),
+            Op::Relayout {
+                physical,
+                dims,
+                logical,
+            } => {
+                let bytes = k::reshape(k::transpose(&*t(&ops[0])?, physical), dims);
+                tensor(k::transpose(&bytes, logical))
+            }
             Op::Copy => match pop(&mut ops)? {
                 // `copy` is a fresh buffer: never shares storage with its operand
                 Value::Tensor(x) => tensor((*x).clone()),
@@ -251,6 +259,16 @@ impl<'p> Executor<'p> {
             Op::Dot(d) => {
                 let a = out_array()?;
                 tensor(k::dot(&*t(&ops[0])?, &*t(&ops[1])?, d, a.dtype, &a.dims))
+            }
+            Op::Convolution(c) => {
+                let a = out_array()?;
+                tensor(k::convolution(
+                    &*t(&ops[0])?,
+                    &*t(&ops[1])?,
+                    c,
+                    a.dtype,
+                    &a.dims,
+                ))
             }
             Op::Reduce {
                 dims,
@@ -434,6 +452,14 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
                 }
             });
             (n, ins + out)
+        }
+        Op::Convolution(c) => {
+            // each output element sums kernel-window x input-features-per-group products
+            let Some(Value::Tensor(r)) = ops.get(1) else {
+                return (0, ins + out);
+            };
+            let taps: u64 = c.window.size.iter().product::<usize>() as u64;
+            (2 * out_elems * taps * r.dims()[c.rhs_in] as u64, ins + out)
         }
         Op::ReduceWindow { window, .. } => (
             out_elems * window.size.iter().product::<usize>() as u64,

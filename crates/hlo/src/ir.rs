@@ -161,6 +161,10 @@ pub struct Instr {
     pub pos: Pos,
     /// Whether the source wrote the name with XLA's `%` prefix.
     pub percent: bool,
+    /// The result's layout (minor-to-major dimension order) when the source gives one for
+    /// an array result. Buffers are row-major whatever it says; only a `bitcast` between
+    /// layouts, which reinterprets the bytes in layout order, depends on it.
+    pub layout: Option<Vec<usize>>,
 }
 
 impl Instr {

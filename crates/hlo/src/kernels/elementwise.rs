@@ -44,6 +44,7 @@ pub(crate) fn f32_unary(op: UnaryOp) -> fn(f32) -> f32 {
         Rsqrt => |x| 1.0 / x.sqrt(),
         Cbrt => f32::cbrt,
         Tanh => f32::tanh,
+        Erf => super::special::erf_f32,
         Logistic => |x| 1.0 / (1.0 + (-x).exp()),
         Sin => f32::sin,
         Cos => f32::cos,
@@ -76,6 +77,7 @@ fn f64_unary(op: UnaryOp) -> fn(f64) -> f64 {
         Rsqrt => |x| 1.0 / x.sqrt(),
         Cbrt => f64::cbrt,
         Tanh => f64::tanh,
+        Erf => super::special::erf_f64,
         Logistic => |x| 1.0 / (1.0 + (-x).exp()),
         Sin => f64::sin,
         Cos => f64::cos,
@@ -350,10 +352,12 @@ fn f64_binary(op: BinaryOp) -> fn(f64, f64) -> f64 {
 pub(crate) fn pred_binary(op: BinaryOp) -> fn(bool, bool) -> bool {
     use BinaryOp::*;
     match op {
-        And | Minimum => |a, b| a & b,
-        Or | Maximum => |a, b| a | b,
+        // XLA:CPU computes add on pred as or and multiply as and (saturating, as C++ bool)
+        And | Minimum | Multiply => |a, b| a & b,
+        Or | Maximum | Add => |a, b| a | b,
         Xor => |a, b| a ^ b,
-        _ => |a, _| a,
+        Subtract | Divide | Remainder | Power | ShiftLeft | ShiftRightArithmetic
+        | ShiftRightLogical | Atan2 => unreachable!("{op:?} is refused on pred by the planner"),
     }
 }
 

@@ -8,9 +8,11 @@
 //! | [`movement`] | reshape, transpose, broadcast, slices, dynamic slices and updates, concatenate, reverse, iota, pad |
 //! | [`indexing`] | gather, scatter |
 //! | [`dot`] (with [`gemm`]) | dot with general dimension numbers |
+//! | [`conv`] | convolution, as im2col onto matrix products |
 //! | [`reduce`] | reduce, reduce-window |
 //! | [`select_reduce`] | (value, index) reducers such as argmax, by a table of cases |
 //! | [`sort`] | sort with a comparator |
+//! | [`special`] | special functions as XLA computes them (erf) |
 //! | [`layout`] | index arithmetic and element access the others use |
 //!
 //! Kernels assume the planner has type-checked their operands and attributes; they index
@@ -18,6 +20,7 @@
 //! no other kernel, `movement` only `layout`, `elementwise` only `movement`; the structured
 //! kernels use those.
 
+pub(crate) mod conv;
 pub(crate) mod dot;
 pub(crate) mod elementwise;
 pub(crate) mod fused;
@@ -29,7 +32,9 @@ pub(crate) mod op_kinds;
 pub(crate) mod reduce;
 pub(crate) mod select_reduce;
 pub(crate) mod sort;
+pub(crate) mod special;
 
+pub(crate) use conv::*;
 pub(crate) use dot::*;
 pub(crate) use elementwise::*;
 pub(crate) use fused::*;

@@ -18,6 +18,7 @@ pub enum UnaryOp {
     Cbrt,
     Tanh,
     Logistic,
+    Erf,
     Sin,
     Cos,
     Tan,
@@ -48,6 +49,7 @@ impl UnaryOp {
             "cbrt" => Cbrt,
             "tanh" => Tanh,
             "logistic" => Logistic,
+            "erf" => Erf,
             "sine" => Sin,
             "cosine" => Cos,
             "tan" => Tan,
@@ -133,7 +135,9 @@ impl BinaryOp {
             Maximum | Minimum => true,
             ShiftLeft | ShiftRightArithmetic | ShiftRightLogical => d.is_int(),
             Atan2 => d.is_float(),
-            Add | Subtract | Multiply | Divide | Remainder | Power => d != DType::Pred,
+            // XLA accepts add and multiply on pred (or and and), not the others
+            Add | Multiply => true,
+            Subtract | Divide | Remainder | Power => d != DType::Pred,
         }
     }
 }

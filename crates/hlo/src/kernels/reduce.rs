@@ -243,6 +243,9 @@ pub struct Window {
     pub base_dilation: Vec<usize>,
     /// Window dilation per dim.
     pub window_dilation: Vec<usize>,
+    /// Whether the window is reversed along each dim (`rhs_reversal`; only a convolution's
+    /// kernel is, the reductions over a window ignore it as XLA does).
+    pub reversal: Vec<bool>,
 }
 
 /// `reduce-window(t, init)`: padded and dilated positions take the init value, as in XLA.

@@ -1,7 +1,7 @@
 //! A computation and its instructions: names, types, operands, attributes.
 
-use super::{is_ident_byte, ParsedInstr, Parser};
-use crate::ir::{Attr, Computation, Instr, Literal, Pos};
+use super::{attr_names, is_ident_byte, ParsedInstr, ParsedOperand, Parser};
+use crate::ir::{Attr, Computation, Instr, Literal};
 use statetensor_core::Result;
 use std::collections::HashMap;
 
@@ -63,7 +63,7 @@ impl<'a> Parser<'a> {
         }
         self.expect(b'{', "to open a computation")?;
         let mut instrs: Vec<Instr> = Vec::new();
-        let mut operand_names: Vec<Vec<(String, Pos)>> = Vec::new();
+        let mut operand_names: Vec<Vec<ParsedOperand>> = Vec::new();
         let mut root = None;
         let mut by_name: HashMap<String, usize> = HashMap::new();
         loop {
@@ -98,7 +98,7 @@ impl<'a> Parser<'a> {
             return self.err_at(pos, format!("computation '{name}' has no instructions"));
         }
         for (instr, names) in instrs.iter_mut().zip(operand_names) {
-            for (n, npos) in names {
+            for (n, npos, _) in names {
                 match by_name.get(&n) {
                     Some(&i) => instr.operands.push(i),
                     None => {
@@ -168,7 +168,7 @@ impl<'a> Parser<'a> {
         self.skip_ws()?;
         self.expect(b'=', &format!("after instruction name '{name}'"))?;
         self.skip_ws()?;
-        let ty = self.ty()?;
+        let (ty, layout) = self.ty_with_layout()?;
         self.skip_ws()?;
         let opcode = self.ident("an opcode")?;
         self.skip_ws()?;
@@ -196,13 +196,14 @@ impl<'a> Parser<'a> {
                     self.skip_ws()?;
                 }
                 // torch-xla and older XLA print a type before each operand.
+                let mut ty = None;
                 if self.peek() == Some(b'(') || self.starts_with_type() {
-                    self.ty()?;
+                    ty = Some(self.ty()?);
                     self.skip_ws()?;
                 }
                 let opos = self.pos();
                 let n = self.ident("an operand name")?;
-                operands.push((n, opos));
+                operands.push((n, opos, ty));
             }
         }
         let mut attrs = Vec::new();
@@ -212,11 +213,27 @@ impl<'a> Parser<'a> {
                 break;
             }
             self.skip_ws()?;
+            let npos = self.pos();
             let aname = self.ident("an attribute name")?;
             self.skip_ws()?;
             self.expect(b'=', &format!("after attribute name '{aname}'"))?;
             self.skip_ws()?;
             let apos = self.pos();
+            match attr_names::takes(&opcode, &aname) {
+                Some(false) => {
+                    return self.err_at(
+                        npos,
+                        format!(
+                            "{opcode} does not take attribute '{aname}'; it takes: {}",
+                            attr_names::allowed(&opcode)
+                        ),
+                    )
+                }
+                _ if attrs.iter().any(|a: &Attr| a.name == aname) => {
+                    return self.err_at(npos, format!("attribute '{aname}' is given twice"))
+                }
+                _ => {}
+            }
             let value = self.raw_value(b"}")?;
             attrs.push(Attr {
                 name: aname,
@@ -246,6 +263,7 @@ impl<'a> Parser<'a> {
                 parameter_number,
                 pos,
                 percent,
+                layout,
             },
             operands,
             is_root,

@@ -2,18 +2,23 @@
 //! computations and debug sections.
 
 use super::{Parser, DEBUG_SECTIONS};
-use crate::ir::{AliasEntry, Computation, Module, Pos, Type};
+use crate::ir::{AliasEntry, Computation, Instr, Module, Pos, Type};
 use statetensor_core::Result;
 
 impl<'a> Parser<'a> {
     pub(super) fn module(&mut self) -> Result<Module> {
         self.skip_ws()?;
-        let kw = self.ident("'HloModule'")?;
+        let start = (self.at, self.line, self.col);
+        let kw = self.ident("'HloModule', a computation or an instruction")?;
         if kw != "HloModule" {
-            return self.err_at(
-                Pos { line: 1, column: 1 },
-                format!("expected 'HloModule' at the start, found '{kw}'"),
-            );
+            // XLA's parser also takes the computations alone (the entry is the one marked
+            // ENTRY, or the last), or one instruction whose typed operands become parameters.
+            (self.at, self.line, self.col) = start;
+            let name = self.module_name_from_file();
+            if self.starts_instruction() {
+                return self.single_instruction(name);
+            }
+            return self.computations(name, Vec::new(), Vec::new(), None);
         }
         self.skip_ws()?;
         let name = self.ident("a module name")?;
@@ -40,6 +45,115 @@ impl<'a> Parser<'a> {
                 self.raw_value(&[])?;
             }
         }
+        self.computations(name, aliases, buffer_donors, entry_layout)
+    }
+
+    /// A module without a header is named after its file, as `inspect` and reports show it.
+    fn module_name_from_file(&self) -> String {
+        std::path::Path::new(self.file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("module")
+            .to_string()
+    }
+
+    /// Whether the cursor is at `[ROOT] name =`: an instruction, not a computation.
+    fn starts_instruction(&mut self) -> bool {
+        let save = (self.at, self.line, self.col);
+        let mut is_instruction = false;
+        if let Ok(word) = self.ident("") {
+            let mut ok = true;
+            if word == "ROOT" {
+                ok = self.skip_ws().is_ok() && self.ident("").is_ok();
+            }
+            is_instruction = ok && self.skip_ws().is_ok() && self.peek() == Some(b'=');
+        }
+        (self.at, self.line, self.col) = save;
+        is_instruction
+    }
+
+    /// One instruction as a module: each distinct operand, which must carry its type,
+    /// becomes a parameter in the order it first appears, and the instruction is the root.
+    fn single_instruction(&mut self, name: String) -> Result<Module> {
+        let pos = self.pos();
+        let (mut instr, operands, _) = self.instruction()?;
+        self.skip_ws()?;
+        if self.peek().is_some() {
+            return self.err(format!(
+                "expected the end of input after the single instruction '{}', found {}",
+                instr.written_name(),
+                self.found()
+            ));
+        }
+        let mut instrs: Vec<Instr> = Vec::new();
+        for (operand, opos, ty) in operands {
+            let index = match instrs.iter().position(|p| p.name == operand) {
+                Some(i) => i,
+                None => {
+                    let Some(ty) = ty else {
+                        return self.err_at(
+                            opos,
+                            format!(
+                                "operand '{operand}' needs its type: a module of one instruction takes its parameters from its operands' types"
+                            ),
+                        );
+                    };
+                    let number = instrs.len();
+                    instrs.push(Instr {
+                        name: operand,
+                        ty,
+                        opcode: "parameter".to_string(),
+                        operands: Vec::new(),
+                        attrs: Vec::new(),
+                        literal: None,
+                        parameter_number: Some(number),
+                        pos: opos,
+                        percent: instr.percent,
+                        layout: None,
+                    });
+                    number
+                }
+            };
+            instr.operands.push(index);
+        }
+        if instrs.iter().any(|p| p.name == instr.name) {
+            return self.err_at(
+                pos,
+                format!(
+                    "instruction '{}' is also its own operand",
+                    instr.written_name()
+                ),
+            );
+        }
+        let params = (0..instrs.len()).collect();
+        let root = instrs.len();
+        instrs.push(instr);
+        Ok(Module {
+            name: name.clone(),
+            file: self.file.to_string(),
+            computations: vec![Computation {
+                name,
+                instrs,
+                root,
+                params,
+                pos,
+            }],
+            entry: 0,
+            aliases: Vec::new(),
+            buffer_donors: Vec::new(),
+            entry_layout: None,
+        })
+    }
+
+    /// The module's computations and debug sections, up to the end of input.
+    fn computations(
+        &mut self,
+        name: String,
+        aliases: Vec<AliasEntry>,
+        buffer_donors: Vec<(usize, Vec<usize>, Pos)>,
+        entry_layout: Option<(Vec<Type>, Type, Pos)>,
+    ) -> Result<Module> {
         let mut computations: Vec<Computation> = Vec::new();
         let mut entry = None;
         loop {

@@ -16,7 +16,7 @@
 //! names `file:line:column` and what was expected. It never panics: all access is
 //! bounds-checked (see the fuzz-style property test).
 
-use crate::ir::{Instr, Module, Pos};
+use crate::ir::{Instr, Module, Pos, Type};
 use statetensor_core::{Error, Location, Result};
 
 /// Parses HLO text; `file` names the source in error messages.
@@ -34,9 +34,12 @@ pub fn parse_module(text: &str, file: &str) -> Result<Module> {
 /// Sections of XLA dumps that carry only debug information.
 const DEBUG_SECTIONS: [&str; 4] = ["FileNames", "FunctionNames", "FileLocations", "StackFrames"];
 
-/// An instruction, its operand names with positions (resolved once the computation is
-/// read), and whether it is the ROOT.
-type ParsedInstr = (Instr, Vec<(String, Pos)>, bool);
+/// An operand as written: its name, where, and its type when the source gives one.
+type ParsedOperand = (String, Pos, Option<Type>);
+
+/// An instruction, its operands as written (resolved once the computation is read), and
+/// whether it is the ROOT.
+type ParsedInstr = (Instr, Vec<ParsedOperand>, bool);
 
 pub(super) struct Parser<'a> {
     src: &'a [u8],
@@ -302,6 +305,7 @@ impl<'a> Parser<'a> {
     }
 }
 
+mod attr_names;
 mod body;
 mod header;
 mod types;

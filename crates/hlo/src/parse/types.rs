@@ -18,12 +18,18 @@ impl<'a> Parser<'a> {
 
     /// A type: `f32[2,3]{1,0}`, `(f32[], s32[2])`, `token[]`.
     pub(super) fn ty(&mut self) -> Result<Type> {
+        Ok(self.ty_with_layout()?.0)
+    }
+
+    /// A type and, for an array written with one, its layout's minor-to-major order (the
+    /// numbers before any `:` of tiling or memory space).
+    pub(super) fn ty_with_layout(&mut self) -> Result<(Type, Option<Vec<usize>>)> {
         if self.eat(b'(') {
             let mut elems = Vec::new();
             loop {
                 self.skip_ws()?;
                 if self.eat(b')') {
-                    return Ok(Type::Tuple(elems));
+                    return Ok((Type::Tuple(elems), None));
                 }
                 if !elems.is_empty() {
                     self.expect(b',', "between tuple element types")?;
@@ -41,7 +47,7 @@ impl<'a> Parser<'a> {
         if word == "token" {
             self.expect(b'[', "after 'token'")?;
             self.expect(b']', "after 'token['")?;
-            return Ok(Type::Token);
+            return Ok((Type::Token, None));
         }
         let Some(dtype) = DType::from_hlo_name(word) else {
             return if word.is_empty() {
@@ -74,9 +80,30 @@ impl<'a> Parser<'a> {
             }
             dims.push(self.number("a dimension size")?);
         }
+        let mut layout = None;
         if self.peek() == Some(b'{') {
-            // layout: {1,0} or {1,0:T(8,128)} — parsed for balance, then dropped
+            // layout: {1,0} or {1,0:T(8,128)}; the order is kept, tiling dropped
+            let start = self.at;
+            let lpos = self.pos();
             self.skip_group()?;
+            let text = String::from_utf8_lossy(&self.src[start + 1..self.at - 1]).into_owned();
+            let order = text.split(':').next().unwrap_or("").trim();
+            if !order.is_empty() {
+                let parsed: Option<Vec<usize>> =
+                    order.split(',').map(|d| d.trim().parse().ok()).collect();
+                match parsed {
+                    Some(o) if is_permutation(&o, dims.len()) => layout = Some(o),
+                    _ => {
+                        return self.err_at(
+                            lpos,
+                            format!(
+                                "layout {{{order}}} is not an order of the {} dimensions",
+                                dims.len()
+                            ),
+                        )
+                    }
+                }
+            }
         }
         let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if count
@@ -85,6 +112,15 @@ impl<'a> Parser<'a> {
         {
             return self.err_at(pos, "array type is too large: its byte size overflows");
         }
-        Ok(Type::Array(ArrayType { dtype, dims }))
+        Ok((Type::Array(ArrayType { dtype, dims }), layout))
     }
+}
+
+/// Whether `order` holds each of `0..rank` once.
+fn is_permutation(order: &[usize], rank: usize) -> bool {
+    let mut seen = vec![false; rank];
+    order.len() == rank
+        && order
+            .iter()
+            .all(|&d| d < rank && !std::mem::replace(&mut seen[d], true))
 }

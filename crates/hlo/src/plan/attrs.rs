@@ -152,6 +152,7 @@ pub(super) fn parse_window(s: &str, rank: usize) -> Option<Window> {
         pad_hi: vec![0; rank],
         base_dilation: ones.clone(),
         window_dilation: ones,
+        reversal: vec![false; rank],
     };
     let nums =
         |v: &str| -> Option<Vec<usize>> { v.split('x').map(|x| x.trim().parse().ok()).collect() };
@@ -171,7 +172,14 @@ pub(super) fn parse_window(s: &str, rank: usize) -> Option<Window> {
                 w.pad_hi = p.iter().map(|x| x.1).collect();
                 continue;
             }
-            "rhs_reversal" => continue,
+            "rhs_reversal" => {
+                let flags = nums(v)?;
+                if flags.len() != rank || flags.iter().any(|&f| f > 1) {
+                    return None;
+                }
+                w.reversal = flags.into_iter().map(|f| f == 1).collect();
+                continue;
+            }
             _ => return None,
         };
         *list = nums(v)?;

@@ -24,7 +24,7 @@
 use crate::ir::{Computation, Instr, Module, Type};
 use crate::kernels::gemm::PAR_WORK;
 use crate::kernels::{
-    BinaryOp, CompareDirection, DotDims, IndexDims, UnaryOp, Window, PAR_THRESHOLD,
+    BinaryOp, CompareDirection, ConvDims, DotDims, IndexDims, UnaryOp, Window, PAR_THRESHOLD,
 };
 use crate::tensor::Tensor;
 use statetensor_core::{DType, Error, Result};
@@ -59,6 +59,13 @@ pub(crate) enum Op {
         interior: Vec<usize>,
     },
     Reverse(Vec<usize>),
+    /// A `bitcast` between layouts: transpose the operand to `physical` order, reshape to
+    /// the result's physical `dims`, transpose by `logical`.
+    Relayout {
+        physical: Vec<usize>,
+        dims: Vec<usize>,
+        logical: Vec<usize>,
+    },
     Gather {
         dims: IndexDims,
         slice_sizes: Vec<usize>,
@@ -69,6 +76,7 @@ pub(crate) enum Op {
         reducer: Reducer,
     },
     Dot(DotDims),
+    Convolution(Box<ConvDims>),
     Reduce {
         dims: Vec<usize>,
         comp: usize,
@@ -148,6 +156,7 @@ pub(crate) struct CompPlan {
 
 mod attrs;
 mod control;
+mod conv;
 mod fuse;
 mod movement;
 mod rewrite;
@@ -275,6 +284,7 @@ impl Op {
                 | Op::Concatenate(_)
                 | Op::Pad { .. }
                 | Op::Reverse(_)
+                | Op::Relayout { .. }
                 | Op::Gather { .. }
                 | Op::Scatter { .. }
                 | Op::Tuple
@@ -300,7 +310,7 @@ impl Op {
     pub(crate) fn may_split(&self, out: &Type, operands: &[&Type]) -> bool {
         let elements = |t: &Type| t.as_array().map_or(0, |a| a.dims.iter().product::<usize>());
         match (self, operands) {
-            (Op::Dot(_), [l, r]) => {
+            (Op::Dot(_) | Op::Convolution(_), [l, r]) => {
                 let bound = (elements(l) as f64 * elements(r) as f64 * elements(out) as f64).sqrt();
                 bound >= PAR_WORK as f64
             }
@@ -344,6 +354,7 @@ impl<'a> Planner<'a> {
             "gather" => self.gather(instr, ots),
             "scatter" => self.scatter(instr, ots),
             "dot" => self.dot(instr, ots),
+            "convolution" => self.convolution(instr, ots),
             "reduce" => self.reduce(instr, ots),
             "reduce-window" => self.reduce_window(instr, ots),
             "sort" => self.sort(instr, ots),

@@ -33,12 +33,23 @@ impl<'a> Planner<'a> {
                         format!("{opc} from {a} to {d} changes the element type or count"),
                     );
                 }
+                if opc == "bitcast" {
+                    let from = self.comp.instrs[instr.operands[0]].layout.as_deref();
+                    if let Some(op) = relayout(a, from, d, instr.layout.as_deref()) {
+                        return Ok((op, instr.ty.clone()));
+                    }
+                }
                 (Op::Reshape, instr.ty.clone())
             }
             "broadcast" => {
                 want(1)?;
                 let (a, d) = (arr(0)?, declared()?);
-                let dims = self.usize_list(instr, "dimensions")?;
+                // XLA's parser lets a scalar's broadcast leave out `dimensions={}`
+                let dims = if a.dims.is_empty() {
+                    self.opt_usize_list(instr, "dimensions")?
+                } else {
+                    self.usize_list(instr, "dimensions")?
+                };
                 let mut seen = BTreeSet::new();
                 if dims.len() != a.dims.len()
                     || a.dtype != d.dtype
@@ -285,4 +296,40 @@ impl<'a> Planner<'a> {
         }
         Ok(())
     }
+}
+
+/// A `bitcast` between layouts (XLA's optimised modules write them: the bytes of the
+/// operand, in its layout's order, read in the result's layout's order) as an op on
+/// row-major buffers: the operand in its physical order, reshaped to the result's physical
+/// dims, then put back in logical order. None when both layouts are row-major (a reshape).
+fn relayout(
+    a: &ArrayType,
+    from: Option<&[usize]>,
+    d: &ArrayType,
+    to: Option<&[usize]>,
+) -> Option<Op> {
+    // major-to-minor order of each; row-major is 0, 1, ..
+    let major_to_minor = |layout: Option<&[usize]>, rank: usize| -> Vec<usize> {
+        match layout {
+            Some(m2m) if m2m.len() == rank => m2m.iter().rev().copied().collect(),
+            _ => (0..rank).collect(),
+        }
+    };
+    let physical = major_to_minor(from, a.dims.len());
+    let result = major_to_minor(to, d.dims.len());
+    let row_major = |o: &[usize]| o.iter().enumerate().all(|(i, &x)| i == x);
+    if row_major(&physical) && row_major(&result) {
+        return None;
+    }
+    let dims = result.iter().map(|&k| d.dims[k]).collect();
+    // the result's logical axis result[k] is physical axis k
+    let mut logical = vec![0; result.len()];
+    for (k, &axis) in result.iter().enumerate() {
+        logical[axis] = k;
+    }
+    Some(Op::Relayout {
+        physical,
+        dims,
+        logical,
+    })
 }

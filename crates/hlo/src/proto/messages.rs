@@ -72,8 +72,14 @@ pub struct HloInstructionProto {
     pub padding_config: Option<PaddingConfig>,
     #[prost(string, tag = "28")]
     pub custom_call_target: String,
+    #[prost(message, optional, tag = "16")]
+    pub convolution_dimension_numbers: Option<ConvolutionDimensionNumbers>,
     #[prost(message, optional, tag = "30")]
     pub dot_dimension_numbers: Option<DotDimensionNumbers>,
+    #[prost(int64, tag = "50")]
+    pub feature_group_count: i64,
+    #[prost(int64, tag = "58")]
+    pub batch_group_count: i64,
     #[prost(message, optional, tag = "33")]
     pub gather_dimension_numbers: Option<GatherDimensionNumbers>,
     #[prost(int64, repeated, tag = "34")]
@@ -210,6 +216,28 @@ pub struct PaddingConfigDimension {
     pub edge_padding_high: i64,
     #[prost(int64, tag = "3")]
     pub interior_padding: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ConvolutionDimensionNumbers {
+    #[prost(int64, tag = "3")]
+    pub kernel_input_feature_dimension: i64,
+    #[prost(int64, tag = "4")]
+    pub kernel_output_feature_dimension: i64,
+    #[prost(int64, repeated, tag = "6")]
+    pub kernel_spatial_dimensions: Vec<i64>,
+    #[prost(int64, tag = "7")]
+    pub input_batch_dimension: i64,
+    #[prost(int64, tag = "8")]
+    pub input_feature_dimension: i64,
+    #[prost(int64, tag = "9")]
+    pub output_batch_dimension: i64,
+    #[prost(int64, tag = "10")]
+    pub output_feature_dimension: i64,
+    #[prost(int64, repeated, tag = "11")]
+    pub input_spatial_dimensions: Vec<i64>,
+    #[prost(int64, repeated, tag = "12")]
+    pub output_spatial_dimensions: Vec<i64>,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -27,15 +27,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Whether `bytes` are HLO text rather than a serialized proto: UTF-8 whose first word (after
-/// blank lines and `//` comments) is `HloModule`.
+/// blank lines and `//` comments) is `HloModule`, or UTF-8 without control characters other
+/// than tabs and line breaks (a module written without its header, or one instruction). A
+/// serialized `HloModuleProto` always holds such bytes: its field tags and lengths are small
+/// numbers (the name's tag is 0x0a, and every shape's element type and dimension count
+/// follow as bytes below 0x20).
 pub fn is_hlo_text(bytes: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return false;
     };
-    text.lines()
+    let header = text
+        .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("//"))
-        .is_some_and(|l| l.starts_with("HloModule"))
+        .is_some_and(|l| l.starts_with("HloModule"));
+    header
+        || bytes
+            .iter()
+            .all(|&b| b >= 0x20 && b != 0x7f || matches!(b, b'\t' | b'\n' | b'\r'))
 }
 
 fn parse_error(file: &str, message: impl Into<String>) -> Error {
@@ -345,7 +354,39 @@ fn instruction(
         parameter_number,
         pos: Pos::PROTO,
         percent: false,
+        layout: i
+            .shape
+            .as_ref()
+            .and_then(|s| s.layout.as_ref())
+            .filter(|l| !l.minor_to_major.is_empty())
+            .map(|l| {
+                l.minor_to_major
+                    .iter()
+                    .map(|&d| d.max(0) as usize)
+                    .collect()
+            }),
     })
+}
+
+/// One operand's `dim_labels` (`b01f`, `01io`) from its dimension numbers: the two named
+/// axes and the spatial ones by digit. None unless they name each axis once.
+fn conv_labels(a: i64, b: i64, spatial: &[i64], names: [char; 2]) -> Option<String> {
+    let rank = spatial.len() + 2;
+    if spatial.len() > 10 {
+        return None;
+    }
+    let mut labels = vec![None; rank];
+    let axes = [a, b].into_iter().chain(spatial.iter().copied());
+    let marks = names
+        .into_iter()
+        .chain((0..spatial.len()).map(|d| (b'0' + d as u8) as char));
+    for (axis, mark) in axes.zip(marks) {
+        let slot = labels.get_mut(usize::try_from(axis).ok()?)?;
+        if slot.replace(mark).is_some() {
+            return None;
+        }
+    }
+    labels.into_iter().collect()
 }
 
 /// The attributes the planner reads, spelled as HLO text spells them.
@@ -439,6 +480,49 @@ fn attributes(
         ] {
             if !v.is_empty() {
                 add(name, list(v));
+            }
+        }
+    }
+    if let Some(n) = &i.convolution_dimension_numbers {
+        let labels = [
+            (
+                n.input_batch_dimension,
+                n.input_feature_dimension,
+                &n.input_spatial_dimensions,
+                ['b', 'f'],
+            ),
+            (
+                n.kernel_input_feature_dimension,
+                n.kernel_output_feature_dimension,
+                &n.kernel_spatial_dimensions,
+                ['i', 'o'],
+            ),
+            (
+                n.output_batch_dimension,
+                n.output_feature_dimension,
+                &n.output_spatial_dimensions,
+                ['b', 'f'],
+            ),
+        ]
+        .map(|(a, b, spatial, names)| conv_labels(a, b, spatial, names));
+        match labels {
+            [Some(l), Some(r), Some(o)] => add("dim_labels", format!("{l}_{r}->{o}")),
+            _ => {
+                return Err(invalid(
+                    what,
+                    "convolution dimension numbers that do not name each axis once (or more than 10 spatial dimensions)",
+                ))
+            }
+        }
+    }
+    if opcode == "convolution" {
+        for (name, count) in [
+            ("feature_group_count", i.feature_group_count),
+            ("batch_group_count", i.batch_group_count),
+        ] {
+            // 0 is unset: one group
+            if !(0..=1).contains(&count) {
+                add(name, count.to_string());
             }
         }
     }

@@ -65,3 +65,103 @@ fn messages_name_instructions_as_written() {
         assert!(r.starts_with('%') || !msg.contains('%'), "{msg}");
     }
 }
+
+/// XLA's parser takes a module without its `HloModule` line: the computations alone, the
+/// entry being the one marked ENTRY or else the last. Such text also loads from a file's
+/// bytes (it is told from a serialized proto by its characters).
+#[test]
+fn computations_without_the_module_header() {
+    let marked = "add {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n\nENTRY e {\n  p = f32[3] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = f32[] reduce(p, z), dimensions={0}, to_apply=add\n}\n";
+    assert_eq!(run_f32(marked, &[(&[3], &[1., 2., 4.])]), [7.]);
+    let last_is_entry = marked.replace("ENTRY e", "%e (p: f32[3]) -> f32[]");
+    assert_eq!(run_f32(&last_is_entry, &[(&[3], &[1., 2., 4.])]), [7.]);
+    let prog = Program::from_bytes(marked.as_bytes(), "dir/no_header.hlo").unwrap();
+    assert_eq!(prog.name(), "no_header");
+    assert_eq!(prog.params().len(), 1);
+}
+
+/// One instruction is a module too: its typed operands become parameters in the order they
+/// first appear; an operand without its type cannot be a parameter and is named.
+#[test]
+fn a_single_instruction_is_a_module() {
+    let text = "%r = f32[2]{0} subtract(f32[2]{0} %x, f32[2]{0} %y)";
+    assert_eq!(
+        run_f32(text, &[(&[2], &[5., 7.]), (&[2], &[1., 2.])]),
+        [4., 5.]
+    );
+    let twice = "ROOT m = f32[2] multiply(f32[2] x, f32[2] x)";
+    assert_eq!(run_f32(twice, &[(&[2], &[3., -2.])]), [9., 4.]);
+    let e = Program::parse("r = f32[2] add(f32[2] x, y)", "g.hlo").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Parse);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("g.hlo:1:26") && msg.contains("operand 'y' needs its type"),
+        "{msg}"
+    );
+    let e = Program::parse("r = f32[2] negate(f32[2] x) junk", "g.hlo").unwrap_err();
+    assert!(e.to_string().contains("end of input"), "{e}");
+}
+
+/// An attribute the opcode does not take is refused where it stands, naming what the opcode
+/// takes (XLA refuses it too: a misspelt `to_aply=` must not be ignored); so is an attribute
+/// given twice. The attributes every instruction may carry are taken everywhere.
+#[test]
+fn unknown_and_repeated_attributes_are_refused() {
+    let reduce = |attrs: &str| {
+        format!("HloModule m\nadd {{\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}}\nENTRY e {{\n  p = f32[3] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = f32[] reduce(p, z), {attrs}\n}}\n")
+    };
+    let ok = reduce("dimensions={0}, to_apply=add, metadata={op_name=\"x\"}, sharding={replicated}, frontend_attributes={}");
+    assert_eq!(run_f32(&ok, &[(&[3], &[1., 2., 4.])]), [7.]);
+    let e = Program::parse(&reduce("dimensions={0}, to_aply=add"), "g.hlo").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Parse);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("g.hlo:10:48")
+            && msg.contains("reduce does not take attribute 'to_aply'")
+            && msg.contains("dimensions")
+            && msg.contains("to_apply"),
+        "{msg}"
+    );
+    let e = Program::parse(
+        &reduce("dimensions={0}, to_apply=add, dimensions={0}"),
+        "g.hlo",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("attribute 'dimensions' is given twice"),
+        "{e}"
+    );
+    let e = Program::parse(
+        "HloModule m\nENTRY e {\n  p = f32[2] parameter(0)\n  ROOT n = f32[2] negate(p), dimensions={0}\n}\n",
+        "g.hlo",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("negate does not take attribute 'dimensions'"),
+        "{e}"
+    );
+}
+
+/// Forms XLA accepts that were refused: `broadcast` of a scalar without `dimensions=`, and
+/// `add`/`multiply` on pred (XLA:CPU computes them as or and and); subtract on pred stays
+/// refused, as XLA refuses it.
+#[test]
+fn scalar_broadcast_and_pred_arithmetic() {
+    let text =
+        "HloModule m\nENTRY e {\n  s = f32[] parameter(0)\n  ROOT b = f32[2,3] broadcast(s)\n}\n";
+    assert_eq!(run_f32(text, &[(&[], &[2.5])]), [2.5; 6]);
+    let pred = |op: &str| {
+        format!("HloModule m\nENTRY e {{\n  a = pred[4] parameter(0)\n  b = pred[4] parameter(1)\n  ROOT r = pred[4] {op}(a, b)\n}}\n")
+    };
+    let a = Arc::new(Tensor::from_le_bytes(DType::Pred, &[4], &[0, 0, 1, 1]).unwrap());
+    let b = Arc::new(Tensor::from_le_bytes(DType::Pred, &[4], &[0, 1, 0, 1]).unwrap());
+    for (op, want) in [("add", [0., 1., 1., 1.]), ("multiply", [0., 0., 0., 1.])] {
+        let prog = Program::parse(&pred(op), "g.hlo").unwrap();
+        let out = prog.execute(vec![a.clone(), b.clone()]).unwrap();
+        assert_eq!(out[0].to_f64_vec(), want, "{op}");
+    }
+    let e = Program::parse(&pred("subtract"), "g.hlo").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidModel, "{e}");
+}

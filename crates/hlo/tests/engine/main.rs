@@ -1,6 +1,7 @@
 //! Integration tests of the HLO engine: JAX fixtures, reference properties, parser
 //! robustness and in-place state updates.
 
+mod conv;
 mod fixtures;
 mod fusion;
 mod grammar;

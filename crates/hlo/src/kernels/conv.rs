@@ -1,0 +1,299 @@
+//! `convolution` with XLA's full semantics, computed as im2col onto matrix products.
+//!
+//! The input is laid out channels-last (`[batch, spatial.., feature]`) once, so that one
+//! window position of one output point is a contiguous run of input features: a block of
+//! output points becomes a matrix whose row is, window position by window position, those
+//! runs (zeros where the window reads padding or a hole of the input dilation). The kernel,
+//! laid out `[spatial.., in-feature, out-feature]`, is already the matching matrix: no copy.
+//! One product per block and group gives the block's outputs for every output feature of
+//! the group. Blocks are sized to stay in cache and run on the pool's threads when the
+//! work is large enough; how each sum is formed depends only on the shapes.
+//!
+//! Groups: with `feature_group_count` G the input features split into G runs and the output
+//! features into G groups, group g reading run g; with `batch_group_count` B the input batch
+//! splits into B parts and the output features into B groups, group g reading part g (the
+//! output batch is the part's size). Floats compute in f32 (f64 when an operand or the
+//! result is f64; bf16 and f16 expand exactly and round once at the end, as XLA:CPU does);
+//! integers accumulate in 64 bits with wrap-around, which gives the output type's bits
+//! exactly for every integer output up to 64 bits.
+
+use super::elementwise::convert;
+use super::Window;
+use crate::tensor::{Elem, Tensor};
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use rayon::slice::ParallelSliceMut;
+use statetensor_core::DType;
+
+/// Which axis of each operand and of the result is batch, feature and each spatial
+/// dimension (`dim_labels=b01f_01io->b01f`), the window, and the group counts.
+#[derive(Clone, Debug)]
+pub struct ConvDims {
+    /// Input batch axis.
+    pub lhs_batch: usize,
+    /// Input feature axis.
+    pub lhs_feature: usize,
+    /// Input spatial axes, in spatial order.
+    pub lhs_spatial: Vec<usize>,
+    /// Kernel input-feature axis.
+    pub rhs_in: usize,
+    /// Kernel output-feature axis.
+    pub rhs_out: usize,
+    /// Kernel spatial axes.
+    pub rhs_spatial: Vec<usize>,
+    /// Result batch axis.
+    pub out_batch: usize,
+    /// Result feature axis.
+    pub out_feature: usize,
+    /// Result spatial axes.
+    pub out_spatial: Vec<usize>,
+    /// Window per spatial dimension (its size is the kernel's spatial size; its reversal
+    /// says along which dimensions the kernel is reversed).
+    pub window: Window,
+    /// `feature_group_count`.
+    pub feature_groups: usize,
+    /// `batch_group_count`.
+    pub batch_groups: usize,
+}
+
+/// Output points per block, chosen so that a block's im2col rows stay within about 1 MiB.
+const BLOCK_ELEMENTS: usize = 1 << 18;
+
+/// Work (multiply-adds) from which blocks run on the pool's threads.
+const PAR_WORK: usize = 1 << 20;
+
+/// The element types the product runs in.
+trait ConvElem: Elem + Send + Sync {
+    /// `out = a @ w` (`out` starts at zero).
+    fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, out: ArrayViewMut2<Self>);
+    fn array(t: Tensor) -> ArrayD<Self>;
+    fn wrap(a: ArrayD<Self>) -> Tensor;
+}
+
+macro_rules! float_conv_elem {
+    ($t:ty, $v:ident) => {
+        impl ConvElem for $t {
+            fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, mut out: ArrayViewMut2<Self>) {
+                ndarray::linalg::general_mat_mul(1.0, &a, &w, 0.0, &mut out);
+            }
+            fn array(t: Tensor) -> ArrayD<Self> {
+                match t {
+                    Tensor::$v(a) => a,
+                    _ => unreachable!("converted to the compute type"),
+                }
+            }
+            fn wrap(a: ArrayD<Self>) -> Tensor {
+                Tensor::$v(a)
+            }
+        }
+    };
+}
+float_conv_elem!(f32, F32);
+float_conv_elem!(f64, F64);
+
+impl ConvElem for i64 {
+    fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, mut out: ArrayViewMut2<Self>) {
+        for (arow, mut orow) in a.rows().into_iter().zip(out.rows_mut()) {
+            for (&x, wrow) in arow.iter().zip(w.rows()) {
+                if x == 0 {
+                    continue;
+                }
+                for (o, &y) in orow.iter_mut().zip(wrow) {
+                    *o = o.wrapping_add(x.wrapping_mul(y));
+                }
+            }
+        }
+    }
+    fn array(t: Tensor) -> ArrayD<Self> {
+        match t {
+            Tensor::S64(a) => a,
+            _ => unreachable!("converted to the compute type"),
+        }
+    }
+    fn wrap(a: ArrayD<Self>) -> Tensor {
+        Tensor::S64(a)
+    }
+}
+
+/// `convolution(lhs, rhs)`; the result has `out_dtype` and dims `out` (checked by the
+/// planner against the operands, dimension numbers and window).
+pub fn convolution(
+    lhs: &Tensor,
+    rhs: &Tensor,
+    c: &ConvDims,
+    out_dtype: DType,
+    out: &[usize],
+) -> Tensor {
+    let float = lhs.dtype().is_float() || rhs.dtype().is_float() || out_dtype.is_float();
+    let result = if [lhs.dtype(), rhs.dtype(), out_dtype].contains(&DType::F64) {
+        conv_in::<f64>(lhs, rhs, c, DType::F64, out)
+    } else if float {
+        conv_in::<f32>(lhs, rhs, c, DType::F32, out)
+    } else {
+        conv_in::<i64>(lhs, rhs, c, DType::S64, out)
+    };
+    if result.dtype() == out_dtype {
+        result
+    } else {
+        convert(&result, out_dtype)
+    }
+}
+
+/// For one spatial dimension, the input index each (output position, window position)
+/// reads, or None where it reads padding or a hole of the input dilation.
+fn taps(c: &ConvDims, d: usize, input: usize, output: usize) -> Vec<Option<usize>> {
+    let w = &c.window;
+    let k = w.size[d];
+    let dilated_input = if input == 0 {
+        0
+    } else {
+        (input as i64 - 1) * w.base_dilation[d] as i64 + 1
+    };
+    let mut taps = Vec::with_capacity(output * k);
+    for p in 0..output {
+        for kk in 0..k {
+            // the kernel element kk meets the window position kk, or K-1-kk when reversed
+            let at = if w.reversal[d] { k - 1 - kk } else { kk };
+            let pos = (p * w.stride[d]) as i64 + (at * w.window_dilation[d]) as i64 - w.pad_lo[d];
+            let hit = pos >= 0 && pos < dilated_input && pos % w.base_dilation[d] as i64 == 0;
+            taps.push(hit.then(|| (pos / w.base_dilation[d] as i64) as usize));
+        }
+    }
+    taps
+}
+
+fn conv_in<T: ConvElem>(
+    lhs: &Tensor,
+    rhs: &Tensor,
+    c: &ConvDims,
+    compute: DType,
+    out: &[usize],
+) -> Tensor {
+    let n = c.lhs_spatial.len();
+    let (ld, rd) = (lhs.dims(), rhs.dims());
+    // channels-last input [B, S.., C] and kernel [K.., I, O], row-major
+    let mut lorder = vec![c.lhs_batch];
+    lorder.extend(&c.lhs_spatial);
+    lorder.push(c.lhs_feature);
+    let mut rorder = c.rhs_spatial.clone();
+    rorder.extend([c.rhs_in, c.rhs_out]);
+    let standard = |t: &Tensor, order: &[usize]| {
+        let a = T::array(convert(t, compute));
+        let a = a.permuted_axes(IxDyn(order));
+        a.as_standard_layout().into_owned()
+    };
+    let (x, kernel) = (standard(lhs, &lorder), standard(rhs, &rorder));
+    let x = x.as_slice().expect("standard layout");
+    let (batch, channels) = (ld[c.lhs_batch], ld[c.lhs_feature]);
+    let (in_features, out_features) = (rd[c.rhs_in], rd[c.rhs_out]);
+    let spatial_in: Vec<usize> = c.lhs_spatial.iter().map(|&a| ld[a]).collect();
+    let spatial_out: Vec<usize> = c.out_spatial.iter().map(|&a| out[a]).collect();
+    let window: Vec<usize> = c.window.size.clone();
+    let groups = c.feature_groups * c.batch_groups;
+    let group_out = out_features / groups.max(1);
+    let out_batch = batch / c.batch_groups;
+    let points: usize = spatial_out.iter().product();
+    let rows = out_batch * points;
+    let taps_per_row: usize = window.iter().product();
+    let cols = taps_per_row * in_features;
+    let mut result = vec![T::default(); rows * out_features];
+    if rows == 0 || out_features == 0 {
+        return finish::<T>(result, c, out_batch, &spatial_out, out_features, out);
+    }
+    let taps: Vec<Vec<Option<usize>>> = (0..n)
+        .map(|d| taps(c, d, spatial_in[d], spatial_out[d]))
+        .collect();
+    // element strides of the channels-last input
+    let mut shape = vec![batch];
+    shape.extend(&spatial_in);
+    shape.push(channels);
+    let mut in_stride = vec![1usize; n + 2];
+    for k in (0..=n).rev() {
+        in_stride[k] = in_stride[k + 1] * shape[k + 1];
+    }
+    let w = ArrayView2::from_shape((cols, out_features), kernel.as_slice().expect("standard"))
+        .expect("kernel matrix");
+    let block_rows = (BLOCK_ELEMENTS / cols.max(1)).clamp(1, rows);
+    let run_block = |(block, out_block): (usize, &mut [T])| {
+        let first = block * block_rows;
+        let count = out_block.len() / out_features;
+        let mut im2col = vec![T::default(); count * cols];
+        let mut out_view =
+            ArrayViewMut2::from_shape((count, out_features), out_block).expect("output block");
+        for g in 0..groups {
+            let (channel0, batch0) = if c.feature_groups > 1 {
+                (g * in_features, 0)
+            } else {
+                (0, g * out_batch)
+            };
+            im2col.fill(T::default());
+            for r in 0..count {
+                let row = first + r;
+                let (b, mut point) = (row / points, row % points);
+                // the output point's position per spatial dimension
+                let mut pos = vec![0usize; n];
+                for d in (0..n).rev() {
+                    pos[d] = point % spatial_out[d];
+                    point /= spatial_out[d];
+                }
+                let base = (batch0 + b) * in_stride[0] + channel0;
+                let dst = &mut im2col[r * cols..(r + 1) * cols];
+                for (t, run) in dst.chunks_exact_mut(in_features).enumerate() {
+                    let (mut t, mut offset, mut hit) = (t, base, true);
+                    for d in (0..n).rev() {
+                        let kk = t % window[d];
+                        t /= window[d];
+                        match taps[d][pos[d] * window[d] + kk] {
+                            Some(i) => offset += i * in_stride[d + 1],
+                            None => {
+                                hit = false;
+                                break;
+                            }
+                        }
+                    }
+                    if hit {
+                        run.copy_from_slice(&x[offset..offset + in_features]);
+                    }
+                }
+            }
+            let cols_of_group = ndarray::s![.., g * group_out..(g + 1) * group_out];
+            T::product(
+                ArrayView2::from_shape((count, cols), &im2col[..]).expect("im2col block"),
+                w.slice(cols_of_group),
+                out_view.slice_mut(cols_of_group),
+            );
+        }
+    };
+    let work = rows * cols * group_out;
+    let chunk = block_rows * out_features;
+    if work >= PAR_WORK && rows > block_rows && crate::pool::helpers_ready() {
+        use rayon::iter::{IndexedParallelIterator, ParallelIterator};
+        result.par_chunks_mut(chunk).enumerate().for_each(run_block);
+    } else {
+        result.chunks_mut(chunk).enumerate().for_each(run_block);
+    }
+    finish::<T>(result, c, out_batch, &spatial_out, out_features, out)
+}
+
+/// The `[batch, spatial.., feature]` result laid out as the output's dimension labels say.
+fn finish<T: ConvElem>(
+    result: Vec<T>,
+    c: &ConvDims,
+    out_batch: usize,
+    spatial_out: &[usize],
+    out_features: usize,
+    out: &[usize],
+) -> Tensor {
+    let mut natural = vec![out_batch];
+    natural.extend(spatial_out);
+    natural.push(out_features);
+    let a = ArrayD::from_shape_vec(IxDyn(&natural), result).expect("convolution result size");
+    // result axis j is natural axis perm[j]
+    let mut perm = vec![0usize; out.len()];
+    perm[c.out_batch] = 0;
+    perm[c.out_feature] = spatial_out.len() + 1;
+    for (d, &axis) in c.out_spatial.iter().enumerate() {
+        perm[axis] = d + 1;
+    }
+    let a = a.permuted_axes(IxDyn(&perm));
+    T::wrap(a.as_standard_layout().into_owned())
+}
