@@ -20,7 +20,7 @@
 use super::elementwise::convert;
 use super::Window;
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, CowArray, IxDyn};
 use rayon::slice::ParallelSliceMut;
 use statetensor_core::DType;
 
@@ -66,6 +66,7 @@ trait ConvElem: Elem + Send + Sync {
     /// `out = a @ w` (`out` starts at zero).
     fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, out: ArrayViewMut2<Self>);
     fn array(t: Tensor) -> ArrayD<Self>;
+    fn view(t: &Tensor) -> Option<&ArrayD<Self>>;
     fn wrap(a: ArrayD<Self>) -> Tensor;
 }
 
@@ -79,6 +80,12 @@ macro_rules! float_conv_elem {
                 match t {
                     Tensor::$v(a) => a,
                     _ => unreachable!("converted to the compute type"),
+                }
+            }
+            fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
+                match t {
+                    Tensor::$v(a) => Some(a),
+                    _ => None,
                 }
             }
             fn wrap(a: ArrayD<Self>) -> Tensor {
@@ -107,6 +114,12 @@ impl ConvElem for i64 {
         match t {
             Tensor::S64(a) => a,
             _ => unreachable!("converted to the compute type"),
+        }
+    }
+    fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
+        match t {
+            Tensor::S64(a) => Some(a),
+            _ => None,
         }
     }
     fn wrap(a: ArrayD<Self>) -> Tensor {
@@ -138,29 +151,6 @@ pub fn convolution(
     }
 }
 
-/// For one spatial dimension, the input index each (output position, window position)
-/// reads, or None where it reads padding or a hole of the input dilation.
-fn taps(c: &ConvDims, d: usize, input: usize, output: usize) -> Vec<Option<usize>> {
-    let w = &c.window;
-    let k = w.size[d];
-    let dilated_input = if input == 0 {
-        0
-    } else {
-        (input as i64 - 1) * w.base_dilation[d] as i64 + 1
-    };
-    let mut taps = Vec::with_capacity(output * k);
-    for p in 0..output {
-        for kk in 0..k {
-            // the kernel element kk meets the window position kk, or K-1-kk when reversed
-            let at = if w.reversal[d] { k - 1 - kk } else { kk };
-            let pos = (p * w.stride[d]) as i64 + (at * w.window_dilation[d]) as i64 - w.pad_lo[d];
-            let hit = pos >= 0 && pos < dilated_input && pos % w.base_dilation[d] as i64 == 0;
-            taps.push(hit.then(|| (pos / w.base_dilation[d] as i64) as usize));
-        }
-    }
-    taps
-}
-
 fn conv_in<T: ConvElem>(
     lhs: &Tensor,
     rhs: &Tensor,
@@ -176,12 +166,10 @@ fn conv_in<T: ConvElem>(
     lorder.push(c.lhs_feature);
     let mut rorder = c.rhs_spatial.clone();
     rorder.extend([c.rhs_in, c.rhs_out]);
-    let standard = |t: &Tensor, order: &[usize]| {
-        let a = T::array(convert(t, compute));
-        let a = a.permuted_axes(IxDyn(order));
-        a.as_standard_layout().into_owned()
-    };
-    let (x, kernel) = (standard(lhs, &lorder), standard(rhs, &rorder));
+    let (x, kernel) = (
+        standard::<T>(lhs, &lorder, compute),
+        standard::<T>(rhs, &rorder, compute),
+    );
     let x = x.as_slice().expect("standard layout");
     let (batch, channels) = (ld[c.lhs_batch], ld[c.lhs_feature]);
     let (in_features, out_features) = (rd[c.rhs_in], rd[c.rhs_out]);
@@ -200,7 +188,7 @@ fn conv_in<T: ConvElem>(
         return finish::<T>(result, c, out_batch, &spatial_out, out_features, out);
     }
     let taps: Vec<Vec<Option<usize>>> = (0..n)
-        .map(|d| taps(c, d, spatial_in[d], spatial_out[d]))
+        .map(|d| c.window.taps(d, spatial_in[d], spatial_out[d]))
         .collect();
     // element strides of the channels-last input
     let mut shape = vec![batch];
@@ -213,46 +201,57 @@ fn conv_in<T: ConvElem>(
     let w = ArrayView2::from_shape((cols, out_features), kernel.as_slice().expect("standard"))
         .expect("kernel matrix");
     let block_rows = (BLOCK_ELEMENTS / cols.max(1)).clamp(1, rows);
+    // each window position's index per spatial dimension
+    let tap_index: Vec<usize> = (0..taps_per_row)
+        .flat_map(|t| {
+            let mut k = vec![0usize; n];
+            let mut rest = t;
+            for d in (0..n).rev() {
+                k[d] = rest % window[d];
+                rest /= window[d];
+            }
+            k
+        })
+        .collect();
     let run_block = |(block, out_block): (usize, &mut [T])| {
         let first = block * block_rows;
         let count = out_block.len() / out_features;
         let mut im2col = vec![T::default(); count * cols];
         let mut out_view =
             ArrayViewMut2::from_shape((count, out_features), out_block).expect("output block");
-        for g in 0..groups {
-            let (channel0, batch0) = if c.feature_groups > 1 {
-                (g * in_features, 0)
-            } else {
-                (0, g * out_batch)
-            };
-            im2col.fill(T::default());
-            for r in 0..count {
-                let row = first + r;
-                let (b, mut point) = (row / points, row % points);
-                // the output point's position per spatial dimension
-                let mut pos = vec![0usize; n];
-                for d in (0..n).rev() {
-                    pos[d] = point % spatial_out[d];
-                    point /= spatial_out[d];
+        // per row and window position, the input offset of its feature run (without the
+        // group's batch and channel), or None where the window reads padding: the same for
+        // every group
+        let mut offsets: Vec<Option<usize>> = Vec::with_capacity(count * taps_per_row);
+        let mut pos = vec![0usize; n];
+        for r in 0..count {
+            let row = first + r;
+            let (b, mut point) = (row / points, row % points);
+            for d in (0..n).rev() {
+                pos[d] = point % spatial_out[d];
+                point /= spatial_out[d];
+            }
+            for k in tap_index.chunks_exact(n.max(1)).take(taps_per_row) {
+                let mut offset = Some(b * in_stride[0]);
+                for d in 0..n {
+                    offset = match (offset, taps[d][pos[d] * window[d] + k[d]]) {
+                        (Some(o), Some(i)) => Some(o + i * in_stride[d + 1]),
+                        _ => None,
+                    };
                 }
-                let base = (batch0 + b) * in_stride[0] + channel0;
-                let dst = &mut im2col[r * cols..(r + 1) * cols];
-                for (t, run) in dst.chunks_exact_mut(in_features).enumerate() {
-                    let (mut t, mut offset, mut hit) = (t, base, true);
-                    for d in (0..n).rev() {
-                        let kk = t % window[d];
-                        t /= window[d];
-                        match taps[d][pos[d] * window[d] + kk] {
-                            Some(i) => offset += i * in_stride[d + 1],
-                            None => {
-                                hit = false;
-                                break;
-                            }
-                        }
-                    }
-                    if hit {
-                        run.copy_from_slice(&x[offset..offset + in_features]);
-                    }
+                offsets.push(offset);
+            }
+        }
+        for g in 0..groups {
+            let shift = if c.feature_groups > 1 {
+                g * in_features
+            } else {
+                g * out_batch * in_stride[0]
+            };
+            for (run, offset) in im2col.chunks_exact_mut(in_features).zip(&offsets) {
+                match offset {
+                    Some(o) => run.copy_from_slice(&x[o + shift..o + shift + in_features]),
+                    None => run.fill(T::default()),
                 }
             }
             let cols_of_group = ndarray::s![.., g * group_out..(g + 1) * group_out];
@@ -272,6 +271,24 @@ fn conv_in<T: ConvElem>(
         result.chunks_mut(chunk).enumerate().for_each(run_block);
     }
     finish::<T>(result, c, out_batch, &spatial_out, out_features, out)
+}
+
+/// `t` in the compute type with its axes in `order`, row-major: borrowed when it already is
+/// (flax's NHWC input and HWIO kernel), else one copy.
+fn standard<'a, T: ConvElem>(
+    t: &'a Tensor,
+    order: &[usize],
+    compute: DType,
+) -> CowArray<'a, T, IxDyn> {
+    if let Some(a) = T::view(t) {
+        let v = a.view().permuted_axes(IxDyn(order));
+        if v.is_standard_layout() {
+            return CowArray::from(v);
+        }
+        return CowArray::from(v.as_standard_layout().into_owned());
+    }
+    let a = T::array(convert(t, compute)).permuted_axes(IxDyn(order));
+    CowArray::from(a.as_standard_layout().into_owned())
 }
 
 /// The `[batch, spatial.., feature]` result laid out as the output's dimension labels say.

@@ -248,6 +248,132 @@ pub struct Window {
     pub reversal: Vec<bool>,
 }
 
+impl Window {
+    /// For dimension `d` of an input of `input` elements and an output of `output`: the
+    /// input index each (output position, window position) reads, row by row of `output`
+    /// (`size[d]` entries each), or None where it reads padding or a hole of the input
+    /// dilation. A reversed window (a convolution's `rhs_reversal`) meets window element
+    /// k at position `size - 1 - k`.
+    pub(crate) fn taps(&self, d: usize, input: usize, output: usize) -> Vec<Option<usize>> {
+        let k = self.size[d];
+        let base = self.base_dilation[d] as i64;
+        let dilated_input = if input == 0 {
+            0
+        } else {
+            (input as i64 - 1) * base + 1
+        };
+        let mut taps = Vec::with_capacity(output * k);
+        for p in 0..output {
+            for kk in 0..k {
+                let at = if self.reversal[d] { k - 1 - kk } else { kk };
+                let pos = (p * self.stride[d]) as i64 + (at * self.window_dilation[d]) as i64
+                    - self.pad_lo[d];
+                let hit = pos >= 0 && pos < dilated_input && pos % base == 0;
+                taps.push(hit.then(|| (pos / base) as usize));
+            }
+        }
+        taps
+    }
+
+    /// Whether dimension `d` is untouched by the window: size 1, stride 1, no padding, no
+    /// dilation (each output element reads the input element at its own index).
+    fn is_trivial(&self, d: usize) -> bool {
+        self.size[d] == 1
+            && self.stride[d] == 1
+            && self.pad_lo[d] == 0
+            && self.pad_hi[d] == 0
+            && self.base_dilation[d] == 1
+    }
+}
+
+/// A reduce-window with a one-op reducer, natively: the trailing dimensions the window
+/// leaves untouched (the features of a pooling) form contiguous runs that are combined
+/// whole, window position by window position; the others step through per-dimension tap
+/// tables. The fold is the interpreted one: from `init`, window positions in row-major
+/// order, padding contributing `init`.
+fn reduce_window_native<T: Elem + BinaryFn>(
+    a: &[T],
+    init: T,
+    idims: &[usize],
+    w: &Window,
+    out: &[usize],
+    op: BinaryOp,
+    run: impl Fn(&mut [T], &[T]),
+) -> Vec<T> {
+    let rank = idims.len();
+    let mut outer = rank;
+    while outer > 0 && w.is_trivial(outer - 1) {
+        outer -= 1;
+    }
+    let inner: usize = idims[outer..].iter().product();
+    let istr = strides(idims);
+    let taps: Vec<Vec<Option<usize>>> = (0..outer).map(|d| w.taps(d, idims[d], out[d])).collect();
+    let count: usize = out.iter().product();
+    let mut res = vec![init; count];
+    if count == 0 || inner == 0 {
+        return res;
+    }
+    let f = T::binary_fn(op);
+    let combine = |acc: &mut [T], src: Option<&[T]>| match src {
+        Some(s) => run(acc, s),
+        None => acc.iter_mut().for_each(|x| *x = f(*x, init)),
+    };
+    let wsize = &w.size[..outer];
+    let mut oidx = vec![0usize; outer];
+    let mut widx = vec![0usize; outer];
+    for run in res.chunks_mut(inner) {
+        widx.iter_mut().for_each(|x| *x = 0);
+        loop {
+            let mut off = Some(0usize);
+            for d in 0..outer {
+                off = match (off, taps[d][oidx[d] * wsize[d] + widx[d]]) {
+                    (Some(o), Some(i)) => Some(o + i * istr[d]),
+                    _ => None,
+                };
+            }
+            combine(run, off.map(|o| &a[o..o + inner]));
+            if !next_index(&mut widx, wsize) {
+                break;
+            }
+        }
+        next_index(&mut oidx, &out[..outer]);
+    }
+    res
+}
+
+/// [`reduce_window_native`] on an array of any element type, combining element by element.
+fn native_typed<T: Elem + BinaryFn>(
+    a: &ArrayD<T>,
+    init: &ArrayD<T>,
+    w: &Window,
+    out: &[usize],
+    op: BinaryOp,
+) -> ArrayD<T> {
+    let iv = init.first().copied().unwrap_or_default();
+    let a = a.as_standard_layout();
+    let s = a.as_slice().expect("standard layout");
+    let f = T::binary_fn(op);
+    let r = reduce_window_native(s, iv, a.shape(), w, out, op, |acc: &mut [T], src: &[T]| {
+        acc.iter_mut().zip(src).for_each(|(x, &y)| *x = f(*x, y))
+    });
+    ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size")
+}
+
+/// How an f32 window combines a run of inputs into its accumulators: add, maximum and
+/// minimum (pooling) as loops the compiler vectorises, the same operations as the
+/// elementwise kernels'.
+fn combiner(op: BinaryOp) -> Box<dyn Fn(&mut [f32], &[f32])> {
+    let f = <f32 as BinaryFn>::binary_fn(op);
+    match op {
+        BinaryOp::Add => Box::new(|acc: &mut [f32], src: &[f32]| {
+            acc.iter_mut().zip(src).for_each(|(x, &y)| *x += y)
+        }),
+        _ => Box::new(move |acc: &mut [f32], src: &[f32]| {
+            acc.iter_mut().zip(src).for_each(|(x, &y)| *x = f(*x, y))
+        }),
+    }
+}
+
 /// `reduce-window(t, init)`: padded and dilated positions take the init value, as in XLA.
 pub fn reduce_window(
     t: &Tensor,
@@ -266,92 +392,77 @@ pub fn reduce_window(
     if count == 0 {
         return Ok(res);
     }
+    if let Some(op) = op {
+        return Ok(match (t, init) {
+            // f16/bf16 windows accumulate in f32 and round once, as reductions do
+            (Tensor::BF16(_) | Tensor::F16(_), _) => {
+                let a: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
+                let iv = init.to_f64_vec()[0] as f32;
+                let r = reduce_window_native(&a, iv, &idims, w, out, op, combiner(op));
+                let r = ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size");
+                match t {
+                    Tensor::BF16(_) => Tensor::BF16(r.mapv(BF16::from_f32)),
+                    _ => Tensor::F16(r.mapv(F16::from_f32)),
+                }
+            }
+            _ => {
+                macro_rules! rw {
+                    ($($v:ident),*) => {
+                        match (t, init) {
+                            $((Tensor::$v(a), Tensor::$v(i)) => Tensor::$v(native_typed(a, i, w, out, op)),)*
+                            _ => unreachable!("reduce-window operands are type-checked"),
+                        }
+                    };
+                }
+                match (t, init) {
+                    (Tensor::F32(a), Tensor::F32(i)) => {
+                        let iv = i.first().copied().unwrap_or_default();
+                        let a = a.as_standard_layout();
+                        let s = a.as_slice().expect("standard layout");
+                        let r = reduce_window_native(s, iv, &idims, w, out, op, combiner(op));
+                        Tensor::F32(
+                            ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size"),
+                        )
+                    }
+                    _ => rw!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F64),
+                }
+            }
+        });
+    }
     let wcount: usize = w.size.iter().product();
+    let taps: Vec<Vec<Option<usize>>> = (0..rank).map(|d| w.taps(d, idims[d], out[d])).collect();
     let mut oidx = vec![0usize; rank];
+    let mut widx = vec![0usize; rank];
     let mut o = 0;
-    // f16/bf16 elements widened once, for windows that accumulate in f32
-    let widened: Option<Vec<f32>> = match (op, t) {
-        (Some(_), Tensor::BF16(_) | Tensor::F16(_)) => {
-            Some(t.to_f64_vec().into_iter().map(|x| x as f32).collect())
-        }
-        _ => None,
-    };
     let mut offsets: Vec<Option<usize>> = Vec::with_capacity(wcount);
     loop {
         offsets.clear();
-        let mut widx = vec![0usize; rank];
+        widx.iter_mut().for_each(|x| *x = 0);
         if wcount > 0 {
             loop {
-                let mut off = 0usize;
-                let mut valid = true;
+                let mut off = Some(0usize);
                 for d in 0..rank {
-                    let pos = (oidx[d] * w.stride[d] + widx[d] * w.window_dilation[d]) as i64
-                        - w.pad_lo[d];
-                    if pos < 0 || pos % w.base_dilation[d] as i64 != 0 {
-                        valid = false;
-                        break;
-                    }
-                    let p = (pos / w.base_dilation[d] as i64) as usize;
-                    if p >= idims[d] {
-                        valid = false;
-                        break;
-                    }
-                    off += p * istr[d];
+                    off = match (off, taps[d][oidx[d] * w.size[d] + widx[d]]) {
+                        (Some(o), Some(i)) => Some(o + i * istr[d]),
+                        _ => None,
+                    };
                 }
-                offsets.push(valid.then_some(off));
+                offsets.push(off);
                 if !next_index(&mut widx, &w.size) {
                     break;
                 }
             }
         }
-        match op {
-            // f16/bf16 windows accumulate in f32 and round once, as reductions do
-            Some(op) if widened.is_some() => {
-                let a = widened.as_deref().unwrap_or_default();
-                let iv = init.to_f64_vec()[0] as f32;
-                let f = <f32 as BinaryFn>::binary_fn(op);
-                let acc = offsets
-                    .iter()
-                    .fold(iv, |acc, off| f(acc, off.map_or(iv, |k| a[k])));
-                match &mut res {
-                    Tensor::BF16(r) => {
-                        r.as_slice_mut().expect("standard layout")[o] = BF16::from_f32(acc)
-                    }
-                    Tensor::F16(r) => {
-                        r.as_slice_mut().expect("standard layout")[o] = F16::from_f32(acc)
-                    }
-                    _ => unreachable!("reduce-window operands are type-checked"),
-                }
-            }
-            Some(op) => {
-                macro_rules! rw {
-                    ($($v:ident),*) => {
-                        match (&mut res, t, init) {
-                            $((Tensor::$v(r), Tensor::$v(a), Tensor::$v(i)) => {
-                                let f = BinaryFn::binary_fn(op);
-                                let iv = i.first().copied().unwrap_or_default();
-                                let s = a.as_slice().expect("standard layout");
-                                let acc = offsets.iter().fold(iv, |acc, off| f(acc, off.map_or(iv, |k| s[k])));
-                                r.as_slice_mut().expect("standard layout")[o] = acc;
-                            })*
-                            _ => unreachable!("reduce-window operands are type-checked"),
-                        }
-                    };
-                }
-                rw!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64)
-            }
-            None => {
-                let mut acc = init.clone();
-                for off in &offsets {
-                    let e = off.map_or_else(|| init.clone(), |k| element(t, k));
-                    acc = f(vec![acc, e])?
-                        .into_iter()
-                        .next()
-                        .unwrap_or_else(|| init.clone());
-                }
-                set_element(&mut res, o, &acc);
-            }
+        // a general region, interpreted
+        let mut acc = init.clone();
+        for off in &offsets {
+            let e = off.map_or_else(|| init.clone(), |k| element(t, k));
+            acc = f(vec![acc, e])?
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| init.clone());
         }
+        set_element(&mut res, o, &acc);
         o += 1;
         if !next_index(&mut oidx, out) {
             break;

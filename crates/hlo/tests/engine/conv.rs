@@ -352,3 +352,56 @@ fn inconsistent_convolutions_are_refused() {
         assert!(e.to_string().contains(want), "{e}\nwanted: {want}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::cases(64)))]
+
+    /// A reduce-window with a one-op region (run natively, the untouched trailing
+    /// dimensions as contiguous runs) equals the same window with a region the engine must
+    /// interpret, bit for bit: the same fold from init, window positions in row-major
+    /// order, padding contributing init.
+    #[test]
+    fn native_reduce_window_is_the_interpreted_one(c in case(), op in 0usize..3, seed in any::<u64>()) {
+        let n = c.n();
+        // input [S.., C]: the window over the spatial dims, the trailing one untouched
+        let mut dims = c.spatial.clone();
+        dims.push(c.in_per_group);
+        let (name, init) = [("add", "0"), ("maximum", "-inf"), ("minimum", "inf")][op];
+        let window = |k: usize| -> String {
+            let mut v: Vec<String> = (0..n).map(|d| match k {
+                0 => c.kernel[d].to_string(),
+                1 => c.stride[d].to_string(),
+                2 => format!("{}_{}", c.pad[d].0, c.pad[d].1),
+                3 => c.lhs_dilate[d].to_string(),
+                _ => c.rhs_dilate[d].to_string(),
+            }).collect();
+            v.push(if k == 2 { "0_0".into() } else { "1".into() });
+            v.join("x")
+        };
+        let mut out: Vec<usize> = (0..n).map(|d| {
+            let dil = (c.spatial[d] as i64 - 1) * c.lhs_dilate[d] as i64 + 1;
+            let padded = dil + c.pad[d].0 + c.pad[d].1;
+            let span = (c.kernel[d] as i64 - 1) * c.rhs_dilate[d] as i64 + 1;
+            if padded < span { 0 } else { ((padded - span) / c.stride[d] as i64 + 1) as usize }
+        }).collect();
+        out.push(c.in_per_group);
+        let shape = |d: &[usize]| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        let module = |region: &str| format!(
+            "HloModule r\nreg {{\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n{region}\n}}\nENTRY e {{\n  x = f32[{}] parameter(0)\n  i = f32[] constant({init})\n  ROOT y = f32[{}] reduce-window(x, i), window={{size={} stride={} pad={} lhs_dilate={} rhs_dilate={}}}, to_apply=reg\n}}\n",
+            shape(&dims), shape(&out), window(0), window(1), window(2), window(3), window(4));
+        let native = module(&format!("  ROOT s = f32[] {name}(a, b)"));
+        let interpreted = module(&format!("  c = f32[] copy(a)\n  ROOT s = f32[] {name}(c, b)"));
+        let mut state = seed | 1;
+        let x: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            (state % 2001) as f32 / 97.0 - 10.0
+        }).collect();
+        let arg = Arc::new(Tensor::from_le_bytes(DType::F32, &dims, &x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap());
+        let run = |text: &str| -> Result<Vec<u64>, TestCaseError> {
+            let prog = Program::parse(text, "r.hlo").map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let out = prog.execute(vec![arg.clone()]).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            Ok(out[0].to_f64_vec().iter().map(|v| v.to_bits()).collect())
+        };
+        prop_assert_eq!(run(&native)?, run(&interpreted)?, "{}", native);
+    }
+}
