@@ -312,5 +312,9 @@ fn finish<T: ConvElem>(
         perm[axis] = d + 1;
     }
     let a = a.permuted_axes(IxDyn(&perm));
+    if a.is_standard_layout() {
+        // the labels put the result in [batch, spatial.., feature] order (flax's b01f)
+        return T::wrap(a);
+    }
     T::wrap(a.as_standard_layout().into_owned())
 }

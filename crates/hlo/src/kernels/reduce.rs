@@ -359,10 +359,13 @@ fn native_typed<T: Elem + BinaryFn>(
     ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size")
 }
 
+/// Combines a run of inputs into a run of accumulators.
+type RunCombiner = dyn Fn(&mut [f32], &[f32]);
+
 /// How an f32 window combines a run of inputs into its accumulators: add, maximum and
 /// minimum (pooling) as loops the compiler vectorises, the same operations as the
 /// elementwise kernels'.
-fn combiner(op: BinaryOp) -> Box<dyn Fn(&mut [f32], &[f32])> {
+fn combiner(op: BinaryOp) -> Box<RunCombiner> {
     let f = <f32 as BinaryFn>::binary_fn(op);
     match op {
         BinaryOp::Add => Box::new(|acc: &mut [f32], src: &[f32]| {
