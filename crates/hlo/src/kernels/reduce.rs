@@ -152,6 +152,82 @@ macro_rules! float_reduce {
     };
 }
 
+/// An f32 sum over the leading axes (`reduced` = 0, 1, .., r-1: a batch statistic such as
+/// BatchNorm's mean) without moving them last: every column of the `[rows, cols]` input is
+/// summed in exactly the order [`float_reduce`] sums a run — blocks of [`PAIRWISE_BLOCK`]
+/// rows in eight lanes, lanes combined as a tree, blocks pairwise — with the arithmetic
+/// done a row at a time across all columns, so the result is bit for bit the same.
+fn sum_leading_f32(
+    a: &ArrayD<f32>,
+    init: f32,
+    reduced: &[usize],
+    out: &[usize],
+) -> Option<ArrayD<f32>> {
+    let r = reduced.len();
+    if r == 0 || !reduced.iter().enumerate().all(|(i, &k)| i == k) || r == a.ndim() {
+        return None;
+    }
+    let rows: usize = a.shape()[..r].iter().product();
+    let cols: usize = a.shape()[r..].iter().product();
+    if rows == 0 || cols < 8 {
+        return None;
+    }
+    let a = a.as_standard_layout();
+    let x = a.as_slice().expect("standard layout");
+    // init first, as `float_reduce` combines it (which NaN comes out of two depends on it)
+    let total: Vec<f32> = pairwise_columns(x, rows, cols)
+        .into_iter()
+        .map(|t| init + t)
+        .collect();
+    Some(ArrayD::from_shape_vec(IxDyn(out), total).expect("reduce output size"))
+}
+
+/// [`float_reduce`]'s pairwise sum, for every column of a `[rows, cols]` matrix at once.
+fn pairwise_columns(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    if rows <= PAIRWISE_BLOCK {
+        return lanes_columns(x, rows, cols);
+    }
+    let half = rows.div_ceil(2 * PAIRWISE_BLOCK) * PAIRWISE_BLOCK;
+    let mut first = pairwise_columns(&x[..half * cols], half, cols);
+    let second = pairwise_columns(&x[half * cols..], rows - half, cols);
+    first.iter_mut().zip(&second).for_each(|(a, &b)| *a += b);
+    first
+}
+
+/// [`float_reduce`]'s eight-lane sum of up to a block of rows, for every column at once.
+fn lanes_columns(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let row = |r: usize| &x[r * cols..(r + 1) * cols];
+    if rows < 8 {
+        // -0.0 is the additive identity: it keeps the sign of an all-zero sum
+        let mut total = vec![-0.0f32; cols];
+        for r in 0..rows {
+            total.iter_mut().zip(row(r)).for_each(|(t, &v)| *t += v);
+        }
+        return total;
+    }
+    let mut acc = x[..8 * cols].to_vec();
+    let full = rows / 8;
+    for chunk in 1..full {
+        for lane in 0..8 {
+            acc[lane * cols..(lane + 1) * cols]
+                .iter_mut()
+                .zip(row(chunk * 8 + lane))
+                .for_each(|(a, &v)| *a += v);
+        }
+    }
+    let lane = |l: usize, j: usize| acc[l * cols + j];
+    let mut total: Vec<f32> = (0..cols)
+        .map(|j| {
+            ((lane(0, j) + lane(4, j)) + (lane(1, j) + lane(5, j)))
+                + ((lane(2, j) + lane(6, j)) + (lane(3, j) + lane(7, j)))
+        })
+        .collect();
+    for r in full * 8..rows {
+        total.iter_mut().zip(row(r)).for_each(|(t, &v)| *t += v);
+    }
+    total
+}
+
 /// `reduce(t, init), dimensions=reduced` with a recognised binary reducer. Sums, maxima
 /// and minima of f16/bf16 are computed in f32 and rounded once, at the end — what XLA:CPU
 /// does and what NeuronCores' engines do — so 4,096 bf16 ones sum to 4,096, not 256.
@@ -167,6 +243,11 @@ pub fn reduce_binary(
         match (t, init) {
             (Tensor::F32(a), Tensor::F32(i)) => {
                 let (f, i) = (float_reduce!(f32), first(i));
+                if op == BinaryOp::Add {
+                    if let Some(r) = sum_leading_f32(a, i, reduced, out) {
+                        return Tensor::F32(r);
+                    }
+                }
                 return Tensor::F32(reduce_runs(a, i, reduced, out, |r| f(r, i, op)));
             }
             (Tensor::F64(a), Tensor::F64(i)) => {

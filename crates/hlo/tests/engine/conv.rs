@@ -405,3 +405,26 @@ proptest! {
         prop_assert_eq!(run(&native)?, run(&interpreted)?, "{}", native);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::cases(48)))]
+
+    /// A sum over the leading axes (BatchNorm's batch statistics), computed column-wise
+    /// without moving the axes last, is bit for bit the sum of the same runs moved last:
+    /// the same pairwise order, across block (512) and lane (8) boundaries.
+    #[test]
+    fn leading_axis_sums_are_the_trailing_ones(r1 in 1usize..40, r2 in 1usize..40, k in 8usize..24, seed in any::<u64>()) {
+        let text = format!(
+            "HloModule s\nadd {{\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}}\nENTRY e {{\n  x = f32[{r1},{r2},{k}] parameter(0)\n  z = f32[] constant(0.25)\n  lead = f32[{k}] reduce(x, z), dimensions={{0,1}}, to_apply=add\n  t = f32[{k},{r1},{r2}] transpose(x), dimensions={{2,0,1}}\n  trail = f32[{k}] reduce(t, z), dimensions={{1,2}}, to_apply=add\n  ROOT out = (f32[{k}], f32[{k}]) tuple(lead, trail)\n}}\n");
+        let mut state = seed | 1;
+        let x: Vec<f32> = (0..r1 * r2 * k).map(|_| {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            ((state % 20001) as f32 - 10000.0) * [1e-3f32, 1.0, 1e4][(state >> 40) as usize % 3]
+        }).collect();
+        let arg = Arc::new(Tensor::from_le_bytes(DType::F32, &[r1, r2, k], &x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap());
+        let prog = Program::parse(&text, "s.hlo").map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let out = prog.execute(vec![arg]).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let bits = |t: &Tensor| t.to_f64_vec().iter().map(|v| (*v as f32).to_bits()).collect::<Vec<u32>>();
+        prop_assert_eq!(bits(&out[0]), bits(&out[1]));
+    }
+}
