@@ -245,3 +245,12 @@ impl Module {
         self.computations.iter().position(|c| c.name == name)
     }
 }
+
+/// Whether `order` holds each of `0..rank` once (a layout's dimension order).
+pub(crate) fn is_permutation(order: &[usize], rank: usize) -> bool {
+    let mut seen = vec![false; rank];
+    order.len() == rank
+        && order
+            .iter()
+            .all(|&d| d < rank && !std::mem::replace(&mut seen[d], true))
+}

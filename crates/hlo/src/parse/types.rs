@@ -92,7 +92,7 @@ impl<'a> Parser<'a> {
                 let parsed: Option<Vec<usize>> =
                     order.split(',').map(|d| d.trim().parse().ok()).collect();
                 match parsed {
-                    Some(o) if is_permutation(&o, dims.len()) => layout = Some(o),
+                    Some(o) if crate::ir::is_permutation(&o, dims.len()) => layout = Some(o),
                     _ => {
                         return self.err_at(
                             lpos,
@@ -114,13 +114,4 @@ impl<'a> Parser<'a> {
         }
         Ok((Type::Array(ArrayType { dtype, dims }), layout))
     }
-}
-
-/// Whether `order` holds each of `0..rank` once.
-fn is_permutation(order: &[usize], rank: usize) -> bool {
-    let mut seen = vec![false; rank];
-    order.len() == rank
-        && order
-            .iter()
-            .all(|&d| d < rank && !std::mem::replace(&mut seen[d], true))
 }

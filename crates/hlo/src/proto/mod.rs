@@ -341,6 +341,28 @@ fn instruction(
         ("constant", None) => return Err(invalid(what, "a constant without a literal")),
         _ => None,
     };
+    // an array's layout, kept for bitcasts between layouts: a permutation of its dims
+    let layout = match (&ty, i.shape.as_ref().and_then(|s| s.layout.as_ref())) {
+        (Type::Array(a), Some(l)) if !l.minor_to_major.is_empty() => {
+            let rank = a.dims.len();
+            let order: Vec<usize> = l
+                .minor_to_major
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+                .collect();
+            if !crate::ir::is_permutation(&order, rank) {
+                return Err(invalid(
+                    what,
+                    format!(
+                        "layout {:?} is not an order of the {rank} dimensions",
+                        l.minor_to_major
+                    ),
+                ));
+            }
+            Some(order)
+        }
+        _ => None,
+    };
     let parameter_number = (i.opcode == "parameter")
         .then(|| index(i.parameter_number, what))
         .transpose()?;
@@ -354,17 +376,7 @@ fn instruction(
         parameter_number,
         pos: Pos::PROTO,
         percent: false,
-        layout: i
-            .shape
-            .as_ref()
-            .and_then(|s| s.layout.as_ref())
-            .filter(|l| !l.minor_to_major.is_empty())
-            .map(|l| {
-                l.minor_to_major
-                    .iter()
-                    .map(|&d| d.max(0) as usize)
-                    .collect()
-            }),
+        layout,
     })
 }
 

@@ -165,3 +165,33 @@ fn scalar_broadcast_and_pred_arithmetic() {
     let e = Program::parse(&pred("subtract"), "g.hlo").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidModel, "{e}");
 }
+
+/// A layout that is not an order of the array's dimensions is refused where it stands (it
+/// decides how a `bitcast` between layouts reads the bytes).
+#[test]
+fn layouts_must_order_the_dimensions() {
+    for layout in ["{0,0}", "{2,0}", "{0}", "{1,0,2}"] {
+        let text = format!(
+            "HloModule m\nENTRY e {{\n  p = f32[2,3]{layout} parameter(0)\n  ROOT n = f32[2,3] negate(p)\n}}\n"
+        );
+        let e = Program::parse(&text, "g.hlo").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse, "{layout}: {e}");
+        assert!(
+            e.to_string().contains("g.hlo:3:15")
+                && e.to_string().contains("not an order of the 2 dimensions"),
+            "{layout}: {e}"
+        );
+    }
+}
+
+/// A bitcast between layouts, as XLA's optimised modules write it, reinterprets the bytes
+/// in layout order: here the [2,3] row-major bytes read as a [3,2] in column-major order
+/// are the transpose.
+#[test]
+fn a_bitcast_between_layouts_reads_bytes_in_layout_order() {
+    let text = "HloModule m\nENTRY e {\n  p = f32[2,3]{1,0} parameter(0)\n  ROOT b = f32[3,2]{0,1} bitcast(p)\n}\n";
+    assert_eq!(
+        run_f32(text, &[(&[2, 3], &[1., 2., 3., 4., 5., 6.])]),
+        [1., 4., 2., 5., 3., 6.]
+    );
+}
