@@ -231,7 +231,9 @@ fn conv_in<T: ConvElem>(
                 pos[d] = point % spatial_out[d];
                 point /= spatial_out[d];
             }
-            for k in tap_index.chunks_exact(n.max(1)).take(taps_per_row) {
+            // (a convolution without spatial dimensions has one window position)
+            for t in 0..taps_per_row {
+                let k = &tap_index[t * n..(t + 1) * n];
                 let mut offset = Some(b * in_stride[0]);
                 for d in 0..n {
                     offset = match (offset, taps[d][pos[d] * window[d] + k[d]]) {
