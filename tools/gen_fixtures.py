@@ -739,3 +739,84 @@ _x = erf_inputs(3000)
 fixture("erf", erf_f, [_x.astype(np.float32), _x.astype(np.float16), _x.astype(jnp.bfloat16)],
         dict(rtol=0.0, atol=0.0, why="erf: XLA:CPU's f32 approximation reproduced bit for bit"))
 fixture("erf_f64", lax.erf, [_x.astype(np.float64)], F64)
+
+# ---------------------------------------------------------------- rng-bit-generator
+# lax.rng_bit_generator with each algorithm (rng_default is Philox on XLA:CPU), its u64[2]
+# state kept on the device as a state tensor (aliased) and stepped: bits of every unsigned
+# width, scalar, odd and rank-3 shapes (ThreeFry's split dimension), a counter that wraps.
+def rng_bits_f(k_tf, k_ph, k_def):
+    outs = []
+
+    def gen(key, alg, shapes):
+        for shape, dtype in shapes:
+            key, bits = lax.rng_bit_generator(key, shape, dtype=dtype, algorithm=alg)
+            outs.append(bits)
+        return key
+
+    k_tf = gen(k_tf, lax.RandomAlgorithm.RNG_THREE_FRY,
+               [((8,), np.uint32), ((3, 3), np.uint32), ((2, 3, 5), np.uint8), ((), np.uint64), ((5,), np.uint16)])
+    k_ph = gen(k_ph, lax.RandomAlgorithm.RNG_PHILOX,
+               [((8,), np.uint32), ((3, 3), np.uint64), ((7,), np.uint8), ((), np.uint32), ((2, 5), np.uint16)])
+    k_def = gen(k_def, lax.RandomAlgorithm.RNG_DEFAULT, [((4, 3), np.uint32), ((5,), np.uint64)])
+    return (k_tf, k_ph, k_def, *outs)
+
+
+fixture("rng_bit_generator", rng_bits_f,
+        [np.array([1, 2], np.uint64), np.array([0x2A00000000, 2 ** 64 - 5], np.uint64),
+         np.array([0xDEADBEEF, 0], np.uint64)],
+        EXACT, steps=3, aliases={0: 0, 1: 1, 2: 2})
+
+# ---------------------------------------------------------------- reduce-precision
+# lax.reduce_precision to bf16, f16, fp8 (e4m3, e5m2) and odd formats, from every float type;
+# inputs cover rounding ties, overflow and underflow of the narrow format, infinities, zeros
+# and NaNs with payloads (kept as XLA keeps them).
+prng = np.random.default_rng(20261130)
+
+
+def rp_inputs(dtype, bits):
+    n = 1500
+    raw = prng.integers(0, 2 ** bits, n, dtype=np.uint64).astype({16: np.uint16, 32: np.uint32, 64: np.uint64}[bits])
+    vals = np.concatenate([raw.view(dtype).astype(np.float64),
+                           prng.standard_normal(n) * 10.0 ** prng.uniform(-8, 8, n),
+                           [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 448.0, 464.0,
+                            57344.0, 65504.0, 65520.0, 2 ** -14, 2 ** -15, 2 ** -7, 3e38]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return vals.astype(dtype)
+
+
+def reduce_precision_f(x32, x64, x16, xb):
+    outs = []
+    for x in (x32, x64):
+        for e, m in [(8, 7), (5, 10), (4, 3), (5, 2), (8, 0), (2, 1), (11, 20)]:
+            outs.append(lax.reduce_precision(x, exponent_bits=e, mantissa_bits=m))
+    for x in (x16, xb):
+        for e, m in [(4, 3), (5, 2), (8, 3)]:
+            outs.append(lax.reduce_precision(x, exponent_bits=e, mantissa_bits=m))
+    return tuple(outs)
+
+
+fixture("reduce_precision", reduce_precision_f,
+        [rp_inputs(np.float32, 32), rp_inputs(np.float64, 64), rp_inputs(np.float16, 16),
+         rp_inputs(np.float32, 32).astype(jnp.bfloat16)],
+        dict(rtol=0.0, atol=0.0, why="reduce-precision is exact bit manipulation"))
+
+# ---------------------------------------------------------------- select-and-scatter
+# The gradient of max pooling (what jax.grad of lax.reduce_window max, flax's nn.max_pool,
+# lowers to): select-and-scatter with a GE select and an add scatter; overlapping windows
+# with padding, and ties (repeated values) where the first maximum of a window wins.
+srng = np.random.default_rng(20261131)
+
+
+def max_pool_grad_f(x, g):
+    def pool(v, window, strides, padding):
+        return lax.reduce_window(v, -np.inf, lax.max, window, strides, padding)
+
+    _, vjp = jax.vjp(lambda v: pool(v, (1, 3, 3, 1), (1, 2, 2, 1), "SAME"), x)
+    _, vjp2 = jax.vjp(lambda v: pool(v, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), x)
+    g2 = g[:, :4, :4, :]
+    return vjp(g)[0], vjp2(g2)[0]
+
+
+_xp = np.round(srng.standard_normal((2, 8, 8, 3)) * 2).astype(np.float32)
+fixture("select_and_scatter", max_pool_grad_f,
+        [_xp, srng.standard_normal((2, 4, 4, 3)).astype(np.float32)], F32)

@@ -174,6 +174,40 @@ impl<'p> Executor<'p> {
                 let a = out_array()?;
                 tensor(k::bitcast_convert(&*t(&ops[0])?, a.dtype, &a.dims))
             }
+            Op::ReducePrecision {
+                exponent_bits,
+                mantissa_bits,
+            } => tensor(k::reduce_precision(
+                &*t(&ops[0])?,
+                *exponent_bits,
+                *mantissa_bits,
+            )),
+            Op::RngBitGenerator(algorithm) => {
+                let state = k::to_i64_vec(&*t(&ops[0])?);
+                let state: Vec<u64> = state.into_iter().map(|w| w as u64).collect();
+                let crate::ir::Type::Tuple(parts) = &step.ty else {
+                    return Err(internal("rng-bit-generator without a tuple result"));
+                };
+                let bits = parts[1]
+                    .as_array()
+                    .ok_or_else(|| internal("rng-bit-generator bits are an array"))?;
+                let (next, out) = k::rng_bit_generator(*algorithm, &state, bits.dtype, &bits.dims);
+                let next = Tensor::U64(
+                    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[next.len()]), next)
+                        .map_err(|_| internal("rng state size"))?,
+                );
+                Ok(Value::Tuple(vec![
+                    Value::Tensor(Arc::new(next)),
+                    Value::Tensor(Arc::new(out)),
+                ]))
+            }
+            Op::Map(comp) => {
+                let a = out_array()?;
+                let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
+                let mut f = self.scalar_fn(*comp);
+                tensor(k::map_elements(&refs, a.dtype, &a.dims, &mut f)?)
+            }
             Op::Reshape => {
                 let a = out_array()?;
                 let x = pop(&mut ops)?.into_tensor()?;
@@ -239,6 +273,25 @@ impl<'p> Executor<'p> {
                 comp,
                 reducer,
             } => {
+                let n = (ops.len() - 1) / 2;
+                if n > 1 {
+                    let idx = t(&ops[n])?;
+                    let upd: Vec<Arc<Tensor>> =
+                        ops[n + 1..].iter().map(t).collect::<Result<_>>()?;
+                    let upd: Vec<&Tensor> = upd.iter().map(|x| &**x).collect();
+                    let mut bases = ops[..n]
+                        .iter_mut()
+                        .map(|v| std::mem::replace(v, Value::Tuple(Vec::new())).into_tensor())
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut f = self.scalar_fn(*comp);
+                    k::scatter_variadic(&mut bases, &idx, &upd, dims, &mut f)?;
+                    return Ok(Value::Tuple(
+                        bases
+                            .into_iter()
+                            .map(|x| Value::Tensor(Arc::new(x)))
+                            .collect(),
+                    ));
+                }
                 let (idx, upd) = (t(&ops[1])?, t(&ops[2])?);
                 let mut base = take0(&mut ops)?.into_tensor()?;
                 match reducer {
@@ -315,6 +368,27 @@ impl<'p> Executor<'p> {
                 comp,
                 reducer,
             } => {
+                if ops.len() > 2 {
+                    let n = ops.len() / 2;
+                    let dims = match &step.ty {
+                        crate::ir::Type::Tuple(el) => el
+                            .first()
+                            .and_then(|e| e.as_array())
+                            .map(|a| a.dims.clone())
+                            .unwrap_or_default(),
+                        _ => return Err(internal("variadic reduce-window without a tuple")),
+                    };
+                    let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                    let refs: Vec<&Tensor> = ts.iter().map(|x| &**x).collect();
+                    let mut f = self.scalar_fn(*comp);
+                    let res =
+                        k::reduce_window_general(&refs[..n], &refs[n..], window, &dims, &mut f)?;
+                    return Ok(Value::Tuple(
+                        res.into_iter()
+                            .map(|x| Value::Tensor(Arc::new(x)))
+                            .collect(),
+                    ));
+                }
                 let op = match reducer {
                     Reducer::Binary(b) => Some(*b),
                     _ => None,
@@ -323,6 +397,37 @@ impl<'p> Executor<'p> {
                 let (x, init) = (t(&ops[0])?, t(&ops[1])?);
                 let mut f = self.scalar_fn(*comp);
                 tensor(k::reduce_window(&x, &init, window, &dims, op, &mut f)?)
+            }
+            Op::SelectAndScatter {
+                window,
+                select,
+                key,
+                scatter,
+                reducer,
+            } => {
+                let (x, source, init) = (t(&ops[0])?, t(&ops[1])?, t(&ops[2])?);
+                // both regions run on this executor, one after the other (selection first)
+                let executor = std::cell::RefCell::new(&mut *self);
+                let region = |c: usize| {
+                    let executor = &executor;
+                    move |args: Vec<Tensor>| {
+                        flatten(executor.borrow_mut().run(c, scalar_args(args), false)?)
+                    }
+                };
+                let mut select_fn = region(*select);
+                let selector = match key {
+                    Some(key) => k::Selector::Key(key),
+                    None => k::Selector::General(&mut select_fn),
+                };
+                let mut scatter_fn = region(*scatter);
+                let combiner = match reducer {
+                    Reducer::Binary(b) => k::Combiner::Binary(*b),
+                    Reducer::Replace => k::Combiner::Replace,
+                    Reducer::General | Reducer::Select(_) => k::Combiner::General(&mut scatter_fn),
+                };
+                tensor(k::select_and_scatter(
+                    &x, &source, &init, window, selector, combiner,
+                )?)
             }
             Op::Sort { dim, comp, key } => {
                 let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
@@ -432,8 +537,9 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
         Op::Call(_) | Op::While { .. } | Op::Conditional(_) => (0, 0),
         Op::DynamicUpdateSlice => (0, 2 * ops.get(1).map_or(0, value_bytes)),
         Op::Scatter { .. } => {
-            let upd = ops.get(2).map_or(0, value_bytes);
-            (upd, 2 * upd + ops.get(1).map_or(0, value_bytes))
+            let n = ops.len().saturating_sub(1) / 2;
+            let upd: u64 = ops.iter().skip(n + 1).map(value_bytes).sum();
+            (upd, 2 * upd + ops.get(n).map_or(0, value_bytes))
         }
         Op::Dot(d) => {
             let (Some(Value::Tensor(l)), Some(Value::Tensor(r))) = (ops.first(), ops.get(1)) else {
@@ -465,6 +571,17 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
             out_elems * window.size.iter().product::<usize>() as u64,
             ins + out,
         ),
+        Op::SelectAndScatter { window, .. } => {
+            // a comparison per window element of every source element
+            let source = ops.get(1).map_or(0, |v| match v {
+                Value::Tensor(t) => t.len() as u64,
+                Value::Tuple(_) => 0,
+            });
+            (
+                source * window.size.iter().product::<usize>() as u64,
+                ins + out,
+            )
+        }
         Op::Sort { .. } => {
             let n = ops.first().map_or(0, |v| {
                 if let Value::Tensor(t) = v {
@@ -481,7 +598,9 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
         | Op::Compare(..)
         | Op::Select
         | Op::Clamp
-        | Op::Convert(_) => (out_elems, ins + out),
+        | Op::Convert(_)
+        | Op::ReducePrecision { .. }
+        | Op::Map(_) => (out_elems, ins + out),
         _ => (0, ins + out),
     }
 }

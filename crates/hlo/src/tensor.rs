@@ -122,6 +122,34 @@ pub trait Elem: Copy + Default + PartialEq + Send + Sync + fmt::Debug + 'static 
     fn write_le(self, out: &mut [u8]);
     /// Reads from little-endian bytes.
     fn read_le(b: &[u8]) -> Self;
+    /// The array of a tensor of this element type (None for a tensor of another dtype).
+    fn array_of(t: &Tensor) -> Option<&ArrayD<Self>>;
+    /// The array of an owned tensor of this element type (None for another dtype).
+    fn into_array(t: Tensor) -> Option<ArrayD<Self>>;
+    /// The tensor holding `a`.
+    fn into_tensor(a: ArrayD<Self>) -> Tensor;
+}
+
+/// The [`Elem`] methods that move between a [`Tensor`] and its typed array, for the element
+/// type stored in variant `$v`.
+macro_rules! tensor_access {
+    ($v:ident) => {
+        fn array_of(t: &Tensor) -> Option<&ArrayD<Self>> {
+            match t {
+                Tensor::$v(a) => Some(a),
+                _ => None,
+            }
+        }
+        fn into_array(t: Tensor) -> Option<ArrayD<Self>> {
+            match t {
+                Tensor::$v(a) => Some(a),
+                _ => None,
+            }
+        }
+        fn into_tensor(a: ArrayD<Self>) -> Tensor {
+            Tensor::$v(a)
+        }
+    };
 }
 
 macro_rules! int_elem {
@@ -148,6 +176,7 @@ macro_rules! int_elem {
                 a.copy_from_slice(&b[..std::mem::size_of::<$t>()]);
                 <$t>::from_le_bytes(a)
             }
+            tensor_access!($d);
         }
     };
 }
@@ -180,6 +209,7 @@ impl Elem for bool {
     fn read_le(b: &[u8]) -> Self {
         b[0] != 0
     }
+    tensor_access!(Pred);
 }
 
 macro_rules! float_elem {
@@ -206,6 +236,7 @@ macro_rules! float_elem {
                 a.copy_from_slice(&b[..std::mem::size_of::<$t>()]);
                 <$t>::from_bits(<$bits>::from_le_bytes(a))
             }
+            tensor_access!($d);
         }
     };
 }
@@ -234,6 +265,7 @@ macro_rules! half_elem {
             fn read_le(b: &[u8]) -> Self {
                 $t(u16::from_le_bytes([b[0], b[1]]))
             }
+            tensor_access!($d);
         }
     };
 }

@@ -65,37 +65,19 @@ const PAR_WORK: usize = 1 << 20;
 trait ConvElem: Elem + Send + Sync {
     /// `out = a @ w` (`out` starts at zero).
     fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, out: ArrayViewMut2<Self>);
-    fn array(t: Tensor) -> ArrayD<Self>;
-    fn view(t: &Tensor) -> Option<&ArrayD<Self>>;
-    fn wrap(a: ArrayD<Self>) -> Tensor;
 }
 
 macro_rules! float_conv_elem {
-    ($t:ty, $v:ident) => {
+    ($t:ty) => {
         impl ConvElem for $t {
             fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, mut out: ArrayViewMut2<Self>) {
                 ndarray::linalg::general_mat_mul(1.0, &a, &w, 0.0, &mut out);
             }
-            fn array(t: Tensor) -> ArrayD<Self> {
-                match t {
-                    Tensor::$v(a) => a,
-                    _ => unreachable!("converted to the compute type"),
-                }
-            }
-            fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
-                match t {
-                    Tensor::$v(a) => Some(a),
-                    _ => None,
-                }
-            }
-            fn wrap(a: ArrayD<Self>) -> Tensor {
-                Tensor::$v(a)
-            }
         }
     };
 }
-float_conv_elem!(f32, F32);
-float_conv_elem!(f64, F64);
+float_conv_elem!(f32);
+float_conv_elem!(f64);
 
 impl ConvElem for i64 {
     fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, mut out: ArrayViewMut2<Self>) {
@@ -109,21 +91,6 @@ impl ConvElem for i64 {
                 }
             }
         }
-    }
-    fn array(t: Tensor) -> ArrayD<Self> {
-        match t {
-            Tensor::S64(a) => a,
-            _ => unreachable!("converted to the compute type"),
-        }
-    }
-    fn view(t: &Tensor) -> Option<&ArrayD<Self>> {
-        match t {
-            Tensor::S64(a) => Some(a),
-            _ => None,
-        }
-    }
-    fn wrap(a: ArrayD<Self>) -> Tensor {
-        Tensor::S64(a)
     }
 }
 
@@ -282,14 +249,16 @@ fn standard<'a, T: ConvElem>(
     order: &[usize],
     compute: DType,
 ) -> CowArray<'a, T, IxDyn> {
-    if let Some(a) = T::view(t) {
+    if let Some(a) = T::array_of(t) {
         let v = a.view().permuted_axes(IxDyn(order));
         if v.is_standard_layout() {
             return CowArray::from(v);
         }
         return CowArray::from(v.as_standard_layout().into_owned());
     }
-    let a = T::array(convert(t, compute)).permuted_axes(IxDyn(order));
+    let a = T::into_array(convert(t, compute))
+        .expect("converted to the compute type")
+        .permuted_axes(IxDyn(order));
     CowArray::from(a.as_standard_layout().into_owned())
 }
 
@@ -316,7 +285,7 @@ fn finish<T: ConvElem>(
     let a = a.permuted_axes(IxDyn(&perm));
     if a.is_standard_layout() {
         // the labels put the result in [batch, spatial.., feature] order (flax's b01f)
-        return T::wrap(a);
+        return T::into_tensor(a);
     }
-    T::wrap(a.as_standard_layout().into_owned())
+    T::into_tensor(a.as_standard_layout().into_owned())
 }

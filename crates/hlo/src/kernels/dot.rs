@@ -85,51 +85,23 @@ struct GemmLayout<'a> {
     out: &'a [usize],
 }
 
-/// The float element types `dot` computes in.
-trait FloatArray: Elem + ndarray::LinalgScalar + Send + Sync {
-    fn array(t: &Tensor) -> Option<&ArrayD<Self>>;
-    fn wrap(a: ArrayD<Self>) -> Tensor;
-}
-
-impl FloatArray for f32 {
-    fn array(t: &Tensor) -> Option<&ArrayD<f32>> {
-        if let Tensor::F32(a) = t {
-            Some(a)
-        } else {
-            None
-        }
-    }
-    fn wrap(a: ArrayD<f32>) -> Tensor {
-        Tensor::F32(a)
-    }
-}
-
-impl FloatArray for f64 {
-    fn array(t: &Tensor) -> Option<&ArrayD<f64>> {
-        if let Tensor::F64(a) = t {
-            Some(a)
-        } else {
-            None
-        }
-    }
-    fn wrap(a: ArrayD<f64>) -> Tensor {
-        Tensor::F64(a)
-    }
-}
-
 /// A float dot computed in `T` (operands of other types converted first; `T` operands are
 /// used in place).
-fn float_dot<T: FloatArray>(lhs: &Tensor, rhs: &Tensor, g: &GemmLayout<'_>) -> Tensor {
+fn float_dot<T: Elem + ndarray::LinalgScalar>(
+    lhs: &Tensor,
+    rhs: &Tensor,
+    g: &GemmLayout<'_>,
+) -> Tensor {
     let conv =
         |t: &Tensor| (t.dtype() != T::DTYPE).then(|| super::elementwise::convert(t, T::DTYPE));
     let (lc, rc) = (conv(lhs), conv(rhs));
-    let l = T::array(lc.as_ref().unwrap_or(lhs)).expect("converted to the compute type");
-    let r = T::array(rc.as_ref().unwrap_or(rhs)).expect("converted to the compute type");
+    let l = T::array_of(lc.as_ref().unwrap_or(lhs)).expect("converted to the compute type");
+    let r = T::array_of(rc.as_ref().unwrap_or(rhs)).expect("converted to the compute type");
     let v = gemm::batched_matmul(
         &gemm::view3(l, g.lorder, g.groups_l, (g.b, g.m, g.k)),
         &gemm::view3(r, g.rorder, g.groups_r, (g.b, g.k, g.n)),
     );
-    T::wrap(ArrayD::from_shape_vec(IxDyn(g.out), v).expect("dot output size"))
+    T::into_tensor(ArrayD::from_shape_vec(IxDyn(g.out), v).expect("dot output size"))
 }
 
 /// Permutes `t` to `[first.., second.., third..]` and views it as a 3-D f32/f64 array.

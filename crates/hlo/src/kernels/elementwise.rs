@@ -5,11 +5,12 @@
 //! (`x / 0 == -1`, `x % 0 == x`, `MIN / -1 == MIN`); shifts by the bit width or more give
 //! 0 (or the sign fill for an arithmetic right shift). Large arrays run in parallel.
 
+use super::layout::{element, set_element, standard_tensor};
 use super::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
 use crate::tensor::{Elem, Tensor, BF16, F16};
 use ndarray::{ArrayD, Zip};
 use rayon::prelude::*;
-use statetensor_core::DType;
+use statetensor_core::{DType, Result};
 
 /// Arrays at least this long are processed with rayon.
 pub(crate) const PAR_THRESHOLD: usize = 1 << 18;
@@ -639,4 +640,23 @@ pub fn convert(t: &Tensor, to: DType) -> Tensor {
 pub fn bitcast_convert(t: &Tensor, to: DType, dims: &[usize]) -> Tensor {
     let bytes = t.to_le_bytes();
     Tensor::from_le_bytes(to, dims, &bytes).unwrap_or_else(|_| Tensor::zeros(to, dims))
+}
+
+/// `map(inputs..), to_apply=f` element by element, in row-major order: `f` of the inputs'
+/// elements at each index gives the result's element (a result of `dtype` and `dims`).
+pub fn map_elements(
+    inputs: &[&Tensor],
+    dtype: DType,
+    dims: &[usize],
+    f: &mut dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<Tensor> {
+    let inputs: Vec<_> = inputs.iter().map(|t| standard_tensor(t)).collect();
+    let mut out = Tensor::zeros(dtype, dims);
+    for o in 0..dims.iter().product() {
+        let r = f(inputs.iter().map(|t| element(t, o)).collect())?;
+        if let Some(r) = r.first() {
+            set_element(&mut out, o, r);
+        }
+    }
+    Ok(out)
 }

@@ -147,9 +147,41 @@ pub fn scatter(
     d: &IndexDims,
     comb: Combiner<'_>,
 ) -> Result<()> {
-    let odims = operand.dims().to_vec();
+    let pairs = scatter_pairs(operand.dims(), indices, updates.dims(), d);
+    combine_pairs(operand, updates, pairs, comb)
+}
+
+/// Variadic `scatter(operands.., indices, updates..)` with a combiner over all of them:
+/// `f(operand elements.., update elements..)` gives the new operand elements, in update
+/// order (applied in place to `operands`, which share their dims, as the updates do).
+pub fn scatter_variadic(
+    operands: &mut [Tensor],
+    indices: &Tensor,
+    updates: &[&Tensor],
+    d: &IndexDims,
+    f: &mut dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<()> {
+    let pairs = scatter_pairs(operands[0].dims(), indices, updates[0].dims(), d);
+    for (o, u) in pairs {
+        let mut args: Vec<Tensor> = operands.iter().map(|t| element(t, o)).collect();
+        args.extend(updates.iter().map(|t| element(t, u)));
+        let results = f(args)?;
+        for (t, r) in operands.iter_mut().zip(&results) {
+            set_element(t, o, r);
+        }
+    }
+    Ok(())
+}
+
+/// The (operand offset, update offset) pairs a scatter combines, in update order; update
+/// windows that fall outside the operand are left out, as XLA leaves them.
+fn scatter_pairs(
+    odims: &[usize],
+    indices: &Tensor,
+    udims: &[usize],
+    d: &IndexDims,
+) -> Vec<(usize, usize)> {
     let rank = odims.len();
-    let udims = updates.dims().to_vec();
     let si = StartIndexer::new(indices, d, rank);
     let scatter_dims: Vec<usize> = (0..udims.len())
         .filter(|k| !d.window_dims.contains(k))
@@ -161,8 +193,7 @@ pub fn scatter(
     for (j, &ud) in d.window_dims.iter().enumerate() {
         wsize[window_operand[j]] = udims[ud];
     }
-    let ostr = strides(&odims);
-    // (operand offset, update offset) pairs in update order
+    let ostr = strides(odims);
     let mut pairs = Vec::new();
     let mut idx = vec![0usize; udims.len()];
     let mut g = vec![0usize; scatter_dims.len()];
@@ -187,26 +218,29 @@ pub fn scatter(
                 pairs.push((off, k));
             }
             k += 1;
-            if !next_index(&mut idx, &udims) {
+            if !next_index(&mut idx, udims) {
                 break;
             }
         }
     }
+    pairs
+}
+
+/// `operand[o] = comb(operand[o], updates[u])` for every pair, in order (same dtype,
+/// standard layouts).
+pub(crate) fn combine_pairs(
+    operand: &mut Tensor,
+    updates: &Tensor,
+    pairs: Vec<(usize, usize)>,
+    comb: Combiner<'_>,
+) -> Result<()> {
     match comb {
         Combiner::General(f) => {
             for (o, u) in pairs {
-                let dtype = operand.dtype();
-                let sz = dtype.size_bytes();
-                let mut a = vec![0u8; sz];
-                operand.read_bytes(o * sz, &mut a)?;
-                let mut b = vec![0u8; sz];
-                updates.read_bytes(u * sz, &mut b)?;
-                let r = f(vec![
-                    Tensor::from_le_bytes(dtype, &[], &a)?,
-                    Tensor::from_le_bytes(dtype, &[], &b)?,
-                ])?;
-                let bytes = r.first().map(Tensor::to_le_bytes).unwrap_or(a);
-                operand.write_bytes(o * sz, &bytes)?;
+                let r = f(vec![element(operand, o), element(updates, u)])?;
+                if let Some(r) = r.first() {
+                    set_element(operand, o, r);
+                }
             }
         }
         comb => {

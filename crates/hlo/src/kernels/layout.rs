@@ -33,6 +33,15 @@ pub(crate) fn std_owned<T: Elem>(a: ArrayD<T>) -> ArrayD<T> {
     }
 }
 
+/// `t` in standard layout (a copy only when it is not), for flat element access.
+pub(crate) fn standard_tensor(t: &Tensor) -> std::borrow::Cow<'_, Tensor> {
+    if with_tensor!(t, a => a.is_standard_layout()) {
+        std::borrow::Cow::Borrowed(t)
+    } else {
+        std::borrow::Cow::Owned(map_tensor!(t, a => a.as_standard_layout().into_owned()))
+    }
+}
+
 /// Reads an integer tensor's elements as i64.
 pub(crate) fn to_i64_vec(t: &Tensor) -> Vec<i64> {
     with_tensor!(t, a => a.iter().map(|v| v.to_i128() as i64).collect())

@@ -228,6 +228,23 @@ fn lanes_columns(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     total
 }
 
+/// An f32 sum, maximum or minimum (what f16/bf16 ones are computed in too).
+fn reduce_f32(
+    a: &ArrayD<f32>,
+    init: f32,
+    reduced: &[usize],
+    op: BinaryOp,
+    out: &[usize],
+) -> ArrayD<f32> {
+    if op == BinaryOp::Add {
+        if let Some(r) = sum_leading_f32(a, init, reduced, out) {
+            return r;
+        }
+    }
+    let f = float_reduce!(f32);
+    reduce_runs(a, init, reduced, out, |r| f(r, init, op))
+}
+
 /// `reduce(t, init), dimensions=reduced` with a recognised binary reducer. Sums, maxima
 /// and minima of f16/bf16 are computed in f32 and rounded once, at the end — what XLA:CPU
 /// does and what NeuronCores' engines do — so 4,096 bf16 ones sum to 4,096, not 256.
@@ -242,29 +259,19 @@ pub fn reduce_binary(
         let first = |i: &ArrayD<f32>| i.first().copied().unwrap_or_default();
         match (t, init) {
             (Tensor::F32(a), Tensor::F32(i)) => {
-                let (f, i) = (float_reduce!(f32), first(i));
-                if op == BinaryOp::Add {
-                    if let Some(r) = sum_leading_f32(a, i, reduced, out) {
-                        return Tensor::F32(r);
-                    }
-                }
-                return Tensor::F32(reduce_runs(a, i, reduced, out, |r| f(r, i, op)));
+                return Tensor::F32(reduce_f32(a, first(i), reduced, op, out));
             }
             (Tensor::F64(a), Tensor::F64(i)) => {
                 let (f, i) = (float_reduce!(f64), i.first().copied().unwrap_or_default());
                 return Tensor::F64(reduce_runs(a, i, reduced, out, |r| f(r, i, op)));
             }
             (Tensor::BF16(a), Tensor::BF16(i)) => {
-                let (a, i) = (a.mapv(BF16::to_f32), i.mapv(BF16::to_f32));
-                let (f, i) = (float_reduce!(f32), first(&i));
-                let r = reduce_runs(&a, i, reduced, out, |r| f(r, i, op));
-                return Tensor::BF16(r.mapv(BF16::from_f32));
+                let (a, i) = (a.mapv(BF16::to_f32), first(&i.mapv(BF16::to_f32)));
+                return Tensor::BF16(reduce_f32(&a, i, reduced, op, out).mapv(BF16::from_f32));
             }
             (Tensor::F16(a), Tensor::F16(i)) => {
-                let (a, i) = (a.mapv(F16::to_f32), i.mapv(F16::to_f32));
-                let (f, i) = (float_reduce!(f32), first(&i));
-                let r = reduce_runs(&a, i, reduced, out, |r| f(r, i, op));
-                return Tensor::F16(r.mapv(F16::from_f32));
+                let (a, i) = (a.mapv(F16::to_f32), first(&i.mapv(F16::to_f32)));
+                return Tensor::F16(reduce_f32(&a, i, reduced, op, out).mapv(F16::from_f32));
             }
             _ => {}
         }
@@ -330,6 +337,25 @@ pub struct Window {
 }
 
 impl Window {
+    /// The number of window positions along dimension `d` over an input of `input`
+    /// elements: the input dilated by `base_dilation`, padded, then a window of `size`
+    /// taps `window_dilation` apart stepped by `stride` (0 when the window does not fit).
+    /// The output extent of reduce-window and of a convolution's spatial dimensions.
+    pub(crate) fn output_len(&self, d: usize, input: usize) -> usize {
+        let dilated = if input == 0 {
+            0
+        } else {
+            (input as i64 - 1) * self.base_dilation[d] as i64 + 1
+        };
+        let padded = dilated + self.pad_lo[d] + self.pad_hi[d];
+        let span = (self.size[d] as i64 - 1) * self.window_dilation[d] as i64 + 1;
+        if padded < span {
+            0
+        } else {
+            ((padded - span) / self.stride[d] as i64 + 1) as usize
+        }
+    }
+
     /// For dimension `d` of an input of `input` elements and an output of `output`: the
     /// input index each (output position, window position) reads, row by row of `output`
     /// (`size[d]` entries each), or None where it reads padding or a hole of the input
@@ -354,6 +380,38 @@ impl Window {
             }
         }
         taps
+    }
+
+    /// The flat input offset of every position of the window at output index `oidx`, in
+    /// row-major order over the window (None in the padding or a hole of the input
+    /// dilation), into `offsets`; `taps` are [`Window::taps`] per dimension, `istr` the
+    /// input's strides.
+    pub(crate) fn offsets(
+        &self,
+        taps: &[Vec<Option<usize>>],
+        oidx: &[usize],
+        istr: &[usize],
+        offsets: &mut Vec<Option<usize>>,
+    ) {
+        offsets.clear();
+        if self.size.contains(&0) {
+            return;
+        }
+        let rank = oidx.len();
+        let mut widx = vec![0usize; rank];
+        loop {
+            let mut off = Some(0usize);
+            for d in 0..rank {
+                off = match (off, taps[d][oidx[d] * self.size[d] + widx[d]]) {
+                    (Some(o), Some(i)) => Some(o + i * istr[d]),
+                    _ => None,
+                };
+            }
+            offsets.push(off);
+            if !next_index(&mut widx, &self.size) {
+                break;
+            }
+        }
     }
 
     /// Whether dimension `d` is untouched by the window: size 1, stride 1, no padding, no
@@ -422,22 +480,26 @@ fn reduce_window_native<T: Elem + BinaryFn>(
     res
 }
 
-/// [`reduce_window_native`] on an array of any element type, combining element by element.
+/// [`reduce_window_native`] on an array, combining runs with `run`.
 fn native_typed<T: Elem + BinaryFn>(
     a: &ArrayD<T>,
     init: &ArrayD<T>,
     w: &Window,
     out: &[usize],
     op: BinaryOp,
+    run: impl Fn(&mut [T], &[T]),
 ) -> ArrayD<T> {
     let iv = init.first().copied().unwrap_or_default();
     let a = a.as_standard_layout();
     let s = a.as_slice().expect("standard layout");
-    let f = T::binary_fn(op);
-    let r = reduce_window_native(s, iv, a.shape(), w, out, op, |acc: &mut [T], src: &[T]| {
-        acc.iter_mut().zip(src).for_each(|(x, &y)| *x = f(*x, y))
-    });
+    let r = reduce_window_native(s, iv, a.shape(), w, out, op, run);
     ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size")
+}
+
+/// Combines element by element with the reducer's scalar function (any element type).
+fn elementwise_combiner<T: BinaryFn>(op: BinaryOp) -> impl Fn(&mut [T], &[T]) {
+    let f = T::binary_fn(op);
+    move |acc: &mut [T], src: &[T]| acc.iter_mut().zip(src).for_each(|(x, &y)| *x = f(*x, y))
 }
 
 /// Combines a run of inputs into a run of accumulators.
@@ -447,14 +509,11 @@ type RunCombiner = dyn Fn(&mut [f32], &[f32]);
 /// minimum (pooling) as loops the compiler vectorises, the same operations as the
 /// elementwise kernels'.
 fn combiner(op: BinaryOp) -> Box<RunCombiner> {
-    let f = <f32 as BinaryFn>::binary_fn(op);
     match op {
         BinaryOp::Add => Box::new(|acc: &mut [f32], src: &[f32]| {
             acc.iter_mut().zip(src).for_each(|(x, &y)| *x += y)
         }),
-        _ => Box::new(move |acc: &mut [f32], src: &[f32]| {
-            acc.iter_mut().zip(src).for_each(|(x, &y)| *x = f(*x, y))
-        }),
+        _ => Box::new(elementwise_combiner::<f32>(op)),
     }
 }
 
@@ -467,90 +526,80 @@ pub fn reduce_window(
     op: Option<BinaryOp>,
     f: &mut dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>>,
 ) -> Result<Tensor> {
-    let idims = t.dims().to_vec();
-    let istr = strides(&idims);
-    let rank = idims.len();
-    // For each output element, the input offsets in its window (None = padding/hole).
-    let mut res = broadcast_scalar(init, out);
-    let count: usize = out.iter().product();
-    if count == 0 {
-        return Ok(res);
+    if out.iter().product::<usize>() == 0 {
+        return Ok(broadcast_scalar(init, out));
     }
     if let Some(op) = op {
-        return Ok(match (t, init) {
-            // f16/bf16 windows accumulate in f32 and round once, as reductions do
-            (Tensor::BF16(_) | Tensor::F16(_), _) => {
-                let a: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
-                let iv = init.to_f64_vec()[0] as f32;
-                let r = reduce_window_native(&a, iv, &idims, w, out, op, combiner(op));
-                let r = ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size");
-                match t {
-                    Tensor::BF16(_) => Tensor::BF16(r.mapv(BF16::from_f32)),
-                    _ => Tensor::F16(r.mapv(F16::from_f32)),
-                }
-            }
-            _ => {
-                macro_rules! rw {
-                    ($($v:ident),*) => {
-                        match (t, init) {
-                            $((Tensor::$v(a), Tensor::$v(i)) => Tensor::$v(native_typed(a, i, w, out, op)),)*
-                            _ => unreachable!("reduce-window operands are type-checked"),
-                        }
-                    };
-                }
+        macro_rules! rw {
+            ($($v:ident),*) => {
                 match (t, init) {
                     (Tensor::F32(a), Tensor::F32(i)) => {
-                        let iv = i.first().copied().unwrap_or_default();
-                        let a = a.as_standard_layout();
-                        let s = a.as_slice().expect("standard layout");
-                        let r = reduce_window_native(s, iv, &idims, w, out, op, combiner(op));
-                        Tensor::F32(
-                            ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size"),
-                        )
+                        Tensor::F32(native_typed(a, i, w, out, op, combiner(op)))
                     }
-                    _ => rw!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F64),
+                    // f16/bf16 windows accumulate in f32 and round once, as reductions do
+                    (Tensor::BF16(a), Tensor::BF16(i)) => {
+                        let (a, i) = (a.mapv(BF16::to_f32), i.mapv(BF16::to_f32));
+                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        Tensor::BF16(r.mapv(BF16::from_f32))
+                    }
+                    (Tensor::F16(a), Tensor::F16(i)) => {
+                        let (a, i) = (a.mapv(F16::to_f32), i.mapv(F16::to_f32));
+                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        Tensor::F16(r.mapv(F16::from_f32))
+                    }
+                    $((Tensor::$v(a), Tensor::$v(i)) => {
+                        Tensor::$v(native_typed(a, i, w, out, op, elementwise_combiner(op)))
+                    })*
+                    _ => unreachable!("reduce-window operands are type-checked"),
                 }
-            }
-        });
+            };
+        }
+        return Ok(rw!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F64));
     }
-    let wcount: usize = w.size.iter().product();
+    Ok(reduce_window_general(&[t], &[init], w, out, f)?.remove(0))
+}
+
+/// Variadic `reduce-window(inputs.., inits..)` with any region, interpreted: every window
+/// folds `f(accumulators.., elements..)` from the inits over its positions in row-major
+/// order, a position in the padding (or a hole of the input dilation) contributing the
+/// inits. The inputs share their dims.
+pub fn reduce_window_general(
+    inputs: &[&Tensor],
+    inits: &[&Tensor],
+    w: &Window,
+    out: &[usize],
+    f: &mut dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Tensor>> {
+    let idims = inputs[0].dims().to_vec();
+    let istr = strides(&idims);
+    let rank = idims.len();
+    let mut results: Vec<Tensor> = inits.iter().map(|i| broadcast_scalar(i, out)).collect();
+    if out.iter().product::<usize>() == 0 {
+        return Ok(results);
+    }
+    let inputs: Vec<_> = inputs.iter().map(|t| standard_tensor(t)).collect();
     let taps: Vec<Vec<Option<usize>>> = (0..rank).map(|d| w.taps(d, idims[d], out[d])).collect();
     let mut oidx = vec![0usize; rank];
-    let mut widx = vec![0usize; rank];
     let mut o = 0;
-    let mut offsets: Vec<Option<usize>> = Vec::with_capacity(wcount);
+    let mut offsets: Vec<Option<usize>> = Vec::with_capacity(w.size.iter().product());
     loop {
-        offsets.clear();
-        widx.iter_mut().for_each(|x| *x = 0);
-        if wcount > 0 {
-            loop {
-                let mut off = Some(0usize);
-                for d in 0..rank {
-                    off = match (off, taps[d][oidx[d] * w.size[d] + widx[d]]) {
-                        (Some(o), Some(i)) => Some(o + i * istr[d]),
-                        _ => None,
-                    };
-                }
-                offsets.push(off);
-                if !next_index(&mut widx, &w.size) {
-                    break;
-                }
-            }
-        }
-        // a general region, interpreted
-        let mut acc = init.clone();
+        w.offsets(&taps, &oidx, &istr, &mut offsets);
+        let mut acc: Vec<Tensor> = inits.iter().map(|t| (*t).clone()).collect();
         for off in &offsets {
-            let e = off.map_or_else(|| init.clone(), |k| element(t, k));
-            acc = f(vec![acc, e])?
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| init.clone());
+            let mut args = acc;
+            match off {
+                Some(k) => args.extend(inputs.iter().map(|t| element(t, *k))),
+                None => args.extend(inits.iter().map(|t| (*t).clone())),
+            }
+            acc = f(args)?;
         }
-        set_element(&mut res, o, &acc);
+        for (res, a) in results.iter_mut().zip(&acc) {
+            set_element(res, o, a);
+        }
         o += 1;
         if !next_index(&mut oidx, out) {
             break;
         }
     }
-    Ok(res)
+    Ok(results)
 }

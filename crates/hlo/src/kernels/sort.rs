@@ -171,7 +171,7 @@ pub struct SortKey {
 
 /// The keys a recognised comparator compares, one per element of the keyed operand, in
 /// the type the region compares them in.
-enum Keys {
+pub(crate) enum Keys {
     /// Floats under `type=TOTALORDER`, as [`total_key`]s.
     Total(Vec<i64>),
     /// Floats under the default comparison (NaN unordered).
@@ -181,7 +181,8 @@ enum Keys {
 }
 
 impl Keys {
-    fn of(t: &Tensor, key: &SortKey) -> Keys {
+    /// The keys of every element of `t` (the keyed operand), in row-major order.
+    pub(crate) fn of(t: &Tensor, key: &SortKey) -> Keys {
         match key.key {
             KeyFn::SignedBits { bits, below, flip } => {
                 let ints = super::bitcast_convert(t, bits, t.dims());
@@ -206,7 +207,7 @@ impl Keys {
     }
 
     /// `dir.test(key[a], key[b])`: what the comparator answers for elements `a`, `b`.
-    fn test(&self, dir: CompareDirection, a: usize, b: usize) -> bool {
+    pub(crate) fn test(&self, dir: CompareDirection, a: usize, b: usize) -> bool {
         match self {
             Keys::Total(k) => dir.test(k[a], k[b]),
             Keys::Float(k) => dir.test(k[a], k[b]),

@@ -72,6 +72,33 @@ impl<'a> Planner<'a> {
             )
     }
 
+    /// The `to_apply` region of a reduce, reduce-window or scatter over operands of
+    /// `dtypes`: it must map (accumulators.., elements..) — scalars of `dtypes`, twice — to
+    /// one scalar (one operand) or a tuple of them (several).
+    pub(super) fn combining_region(&self, instr: &Instr, dtypes: &[DType]) -> Result<usize> {
+        let comp = self.comp_attr(instr, "to_apply")?;
+        let p = self.plan_of(comp);
+        let scalars: Vec<Type> = dtypes.iter().map(|&d| scalar(d)).collect();
+        let params: Vec<Type> = scalars.iter().chain(&scalars).cloned().collect();
+        let root = match &scalars[..] {
+            [one] => one.clone(),
+            _ => Type::Tuple(scalars.clone()),
+        };
+        if p.param_types != params || p.root_ty != root {
+            let list: Vec<String> = params.iter().map(|t| t.to_string()).collect();
+            return self.err(
+                instr,
+                format!(
+                    "{} region '{}' must map ({}) to {root}",
+                    instr.opcode,
+                    p.name,
+                    list.join(", ")
+                ),
+            );
+        }
+        Ok(comp)
+    }
+
     pub(super) fn plan_of(&self, c: usize) -> &CompPlan {
         self.plans[c].as_ref().expect("callees are compiled first")
     }

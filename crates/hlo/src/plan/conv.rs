@@ -4,7 +4,7 @@
 use super::attrs::parse_window;
 use super::{Op, Planner};
 use crate::ir::{ArrayType, Instr, Type};
-use crate::kernels::{ConvDims, Window};
+use crate::kernels::ConvDims;
 use statetensor_core::{DType, Result};
 
 /// The axes `dim_labels` gives one operand: (batch-like, feature-like, spatial in order).
@@ -161,7 +161,7 @@ impl<'a> Planner<'a> {
                     window.size[d]
                 ));
             }
-            dims[os[d]] = window_output(&window, d, l.dims[ls[d]]);
+            dims[os[d]] = window.output_len(d, l.dims[ls[d]]);
         }
         let numeric = |t: &ArrayType| t.dtype != DType::Pred;
         if !numeric(l) || !numeric(r) || !numeric(declared) {
@@ -202,23 +202,6 @@ impl<'a> Planner<'a> {
             })),
             Type::Array(declared.clone()),
         ))
-    }
-}
-
-/// The output size of a window over an input of `input` elements in dimension `d`: the
-/// input dilated and padded, then the number of dilated window placements at the stride.
-pub(super) fn window_output(w: &Window, d: usize, input: usize) -> usize {
-    let dilated = if input == 0 {
-        0
-    } else {
-        (input as i64 - 1) * w.base_dilation[d] as i64 + 1
-    };
-    let padded = dilated + w.pad_lo[d] + w.pad_hi[d];
-    let span = (w.size[d] as i64 - 1) * w.window_dilation[d] as i64 + 1;
-    if padded < span {
-        0
-    } else {
-        ((padded - span) / w.stride[d] as i64 + 1) as usize
     }
 }
 

@@ -9,9 +9,10 @@
 //! | `schedule` | dependency order, the in-place-friendly schedule, last uses |
 //! | `rewrite` | plan-time rewrites: a `dot` reads a transposed operand in place |
 //! | `fuse` | chains of elementwise instructions fused into one pass over memory |
-//! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts |
+//! | `values` | elementwise ops, constants, iota, compare, select, clamp, converts, reduce-precision, rng-bit-generator |
 //! | `movement` | reshape, broadcast, transpose, slices, dynamic slices and updates, concatenate, pad, reverse |
 //! | `structured` | gather, scatter, dot, reduce, reduce-window, sort, and recognising reducer computations |
+//! | `regions` | map and select-and-scatter, which apply a computation per element or window |
 //! | `top_k` | the `topk` op and the `TopK` custom-call |
 //! | `select_reducer`, `sort_comparator` | recognising (value, index) reducers and single-key sort comparators, which then run natively |
 //! | `control` | tuples, calls, while, conditional |
@@ -42,6 +43,15 @@ pub(crate) enum Op {
     Clamp,
     Convert(DType),
     BitcastConvert,
+    /// `reduce-precision`: rounded to a narrower float format, kept in its type.
+    ReducePrecision {
+        exponent_bits: u32,
+        mantissa_bits: u32,
+    },
+    /// `rng-bit-generator`: (new state, random bits).
+    RngBitGenerator(crate::kernels::RngAlgorithm),
+    /// `map` with a computation that is not one binary op, evaluated per element.
+    Map(usize),
     Reshape,
     Broadcast(Vec<usize>),
     Transpose(Vec<usize>),
@@ -85,6 +95,14 @@ pub(crate) enum Op {
     ReduceWindow {
         window: Window,
         comp: usize,
+        reducer: Reducer,
+    },
+    SelectAndScatter {
+        window: Window,
+        select: usize,
+        /// `select` is one comparison of its parameters, run natively.
+        key: Option<crate::kernels::SortKey>,
+        scatter: usize,
         reducer: Reducer,
     },
     Sort {
@@ -159,6 +177,7 @@ mod control;
 mod conv;
 mod fuse;
 mod movement;
+mod regions;
 mod rewrite;
 mod schedule;
 mod select_reducer;
@@ -241,6 +260,8 @@ pub(super) fn called_names(instr: &Instr) -> Vec<(String, &'static str)> {
         "body",
         "true_computation",
         "false_computation",
+        "select",
+        "scatter",
     ] {
         if let Some(a) = instr.attr(key) {
             v.push((a.value.trim_start_matches('%').to_string(), key));
@@ -314,8 +335,15 @@ impl Op {
                 let bound = (elements(l) as f64 * elements(r) as f64 * elements(out) as f64).sqrt();
                 bound >= PAR_WORK as f64
             }
-            // the sort and top-k kernels run on one thread
-            (Op::Sort { .. } | Op::TopK { .. }, _) => false,
+            // these kernels run on one thread
+            (
+                Op::Sort { .. }
+                | Op::TopK { .. }
+                | Op::Map(_)
+                | Op::SelectAndScatter { .. }
+                | Op::RngBitGenerator(_),
+                _,
+            ) => false,
             _ if self.moves_data() => false,
             _ => {
                 let largest = operands
@@ -337,7 +365,8 @@ impl<'a> Planner<'a> {
         }
         match opc {
             "constant" | "iota" | "compare" | "select" | "clamp" | "convert"
-            | "bitcast-convert" | "partition-id" | "replica-id" => self.value_op(instr, ots),
+            | "bitcast-convert" | "reduce-precision" | "rng-bit-generator" | "partition-id"
+            | "replica-id" => self.value_op(instr, ots),
             "bitcast"
             | "reshape"
             | "broadcast"
@@ -357,6 +386,8 @@ impl<'a> Planner<'a> {
             "convolution" => self.convolution(instr, ots),
             "reduce" => self.reduce(instr, ots),
             "reduce-window" => self.reduce_window(instr, ots),
+            "map" => self.map_op(instr, ots),
+            "select-and-scatter" => self.select_and_scatter(instr, ots),
             "sort" => self.sort(instr, ots),
             "topk" => self.top_k_op(instr, ots),
             "tuple" | "get-tuple-element" | "call" | "fusion" | "while" | "conditional" => {

@@ -2,10 +2,10 @@
 //! reducer computations real HLO uses.
 
 use super::attrs::parse_window;
-use super::{ctx, operand_checks, scalar, Op, Planner, Reducer};
+use super::{operand_checks, scalar, Op, Planner, Reducer};
 use crate::ir::{ArrayType, Instr, Type};
 use crate::kernels::{BinaryOp, DotDims, IndexDims};
-use statetensor_core::{DType, Error, Result};
+use statetensor_core::{DType, Result};
 use std::collections::BTreeSet;
 
 impl<'a> Planner<'a> {
@@ -194,19 +194,49 @@ impl<'a> Planner<'a> {
         ))
     }
 
+    /// `scatter(operands.., indices, updates..)`: one operand and update, or several (a
+    /// variadic scatter, whose combiner maps all of their elements at once).
     pub(super) fn scatter(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
-        if ots.len() != 3 {
-            return Err(Error::Unsupported {
-                context: ctx(self.comp, instr),
-                what: format!(
-                    "scatter with {} operands (only one operand, indices and updates)",
+        if ots.len() < 3 || ots.len() % 2 == 0 {
+            return self.err(
+                instr,
+                format!(
+                    "scatter takes N operands, the indices and N updates (an odd count of 3 or more), found {}",
                     ots.len()
                 ),
-            });
+            );
         }
-        let operand = self.array(instr, ots[0], "scatter operand")?;
-        let indices = self.array(instr, ots[1], "scatter indices")?;
-        let updates = self.array(instr, ots[2], "scatter updates")?;
+        let n = (ots.len() - 1) / 2;
+        let operands = (0..n)
+            .map(|k| self.array(instr, ots[k], &format!("scatter operand {k}")))
+            .collect::<Result<Vec<_>>>()?;
+        let indices = self.array(instr, ots[n], "scatter indices")?;
+        let updates = (0..n)
+            .map(|k| self.array(instr, ots[n + 1 + k], &format!("scatter update {k}")))
+            .collect::<Result<Vec<_>>>()?;
+        let (operand, update) = (operands[0], updates[0]);
+        for k in 1..n {
+            if operands[k].dims != operand.dims || updates[k].dims != update.dims {
+                return self.err(
+                    instr,
+                    format!(
+                        "scatter operand {k} {} or update {k} {} differs in dims from operand 0 {operand} or update 0 {update}",
+                        operands[k], updates[k]
+                    ),
+                );
+            }
+        }
+        for k in 0..n {
+            if updates[k].dtype != operands[k].dtype {
+                return self.err(
+                    instr,
+                    format!(
+                        "scatter update {k} {} and operand {k} {} differ in type",
+                        updates[k], operands[k]
+                    ),
+                );
+            }
+        }
         let d = self.index_dims(
             instr,
             [
@@ -219,53 +249,49 @@ impl<'a> Planner<'a> {
             ],
         )?;
         let batch = self.check_index_dims(instr, &d, operand, indices)?;
-        if updates.dtype != operand.dtype {
-            return self.err(
-                instr,
-                format!("scatter updates {updates} and operand {operand} differ in type"),
-            );
-        }
         let window_operand: Vec<usize> = (0..operand.dims.len())
             .filter(|k| !d.collapsed.contains(k) && !d.operand_batching.contains(k))
             .collect();
-        let scatter_dims: Vec<usize> = (0..updates.dims.len())
+        let scatter_dims: Vec<usize> = (0..update.dims.len())
             .filter(|k| !d.window_dims.contains(k))
             .collect();
         let ok = d.window_dims.len() == window_operand.len()
-            && d.window_dims.iter().all(|&k| k < updates.dims.len())
+            && d.window_dims.iter().all(|&k| k < update.dims.len())
             && d.window_dims
                 .iter()
                 .zip(&window_operand)
-                .all(|(&u, &o)| updates.dims[u] <= operand.dims[o])
+                .all(|(&u, &o)| update.dims[u] <= operand.dims[o])
             && scatter_dims.len() == batch.len()
             && scatter_dims
                 .iter()
                 .zip(&batch)
-                .all(|(&u, &b)| updates.dims[u] == b);
+                .all(|(&u, &b)| update.dims[u] == b);
         if !ok {
             return self.err(
                 instr,
                 format!(
-                    "scatter updates {updates} do not fit operand {operand} and indices {indices}"
+                    "scatter updates {update} do not fit operand {operand} and indices {indices}"
                 ),
             );
         }
-        let comp = self.comp_attr(instr, "to_apply")?;
-        let p = self.plan_of(comp);
-        let s = scalar(operand.dtype);
-        if p.param_types != [s.clone(), s.clone()] || p.root_ty != s {
-            return self.err(
-                instr,
-                format!("scatter combiner '{}' must map ({s}, {s}) to {s}", p.name),
-            );
-        }
+        let dtypes: Vec<DType> = operands.iter().map(|o| o.dtype).collect();
+        let comp = self.combining_region(instr, &dtypes)?;
+        let ty = if n == 1 {
+            Type::Array(operand.clone())
+        } else {
+            Type::Tuple(operands.iter().map(|&o| Type::Array(o.clone())).collect())
+        };
         Ok((
             Op::Scatter {
                 dims: d,
                 comp,
-                reducer: self.reducer(comp),
+                reducer: if n == 1 {
+                    self.reducer(comp)
+                } else {
+                    Reducer::General
+                },
             },
-            Type::Array(operand.clone()),
+            ty,
         ))
     }
 
@@ -350,7 +376,7 @@ impl<'a> Planner<'a> {
             .map(|k| a.dims[k])
             .collect();
         let mut outs = Vec::new();
-        let mut scalars = Vec::new();
+        let mut dtypes = Vec::new();
         for k in 0..n {
             let x = self.array(instr, ots[k], "reduce input")?;
             let i = self.array(instr, ots[n + k], "reduce init")?;
@@ -364,30 +390,13 @@ impl<'a> Planner<'a> {
                 dtype: x.dtype,
                 dims: out_dims.clone(),
             }));
-            scalars.push(scalar(x.dtype));
+            dtypes.push(x.dtype);
         }
-        let comp = self.comp_attr(instr, "to_apply")?;
-        let p = self.plan_of(comp);
-        let want_params: Vec<Type> = scalars.iter().chain(&scalars).cloned().collect();
-        let want_root = if n == 1 {
-            scalars[0].clone()
-        } else {
-            Type::Tuple(scalars.clone())
-        };
-        if p.param_types != want_params || p.root_ty != want_root {
-            return self.err(
-                instr,
-                format!(
-                    "reducer '{}' must map {} scalars to {want_root}",
-                    p.name,
-                    want_params.len()
-                ),
-            );
-        }
+        let comp = self.combining_region(instr, &dtypes)?;
         let reducer = match n {
             1 => self.reducer(comp),
             2 => {
-                let integer_index = matches!(&scalars[1], Type::Array(a) if a.dtype.is_signed_int() || a.dtype.is_unsigned_int());
+                let integer_index = dtypes[1].is_signed_int() || dtypes[1].is_unsigned_int();
                 super::select_reducer::select_table(&self.module.computations[comp], integer_index)
                     .map_or(Reducer::General, Reducer::Select)
             }
@@ -413,23 +422,44 @@ impl<'a> Planner<'a> {
         ))
     }
 
+    /// `reduce-window(inputs.., inits..)`: one input and init, or several (a variadic
+    /// window, whose region maps all of their elements at once, as XLA:CPU writes for
+    /// select-and-scatter).
     pub(super) fn reduce_window(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
-        if ots.len() != 2 {
-            return Err(Error::Unsupported {
-                context: ctx(self.comp, instr),
-                what: format!(
-                    "reduce-window with {} operands (only one input and one init)",
-                    ots.len()
-                ),
-            });
-        }
-        let a = self.array(instr, ots[0], "reduce-window input")?;
-        let i = self.array(instr, ots[1], "reduce-window init")?;
-        if !i.dims.is_empty() || i.dtype != a.dtype {
+        if ots.len() < 2 || ots.len() % 2 != 0 {
             return self.err(
                 instr,
-                format!("reduce-window init must be a {} scalar, found {i}", a.dtype),
+                format!(
+                    "reduce-window takes N inputs and N inits (an even count of 2 or more), found {}",
+                    ots.len()
+                ),
             );
+        }
+        let n = ots.len() / 2;
+        let inputs = (0..n)
+            .map(|k| self.array(instr, ots[k], &format!("reduce-window input {k}")))
+            .collect::<Result<Vec<_>>>()?;
+        let a = inputs[0];
+        for k in 0..n {
+            let i = self.array(instr, ots[n + k], &format!("reduce-window init {k}"))?;
+            if inputs[k].dims != a.dims {
+                return self.err(
+                    instr,
+                    format!(
+                        "reduce-window input {k} {} differs in dims from input 0 {a}",
+                        inputs[k]
+                    ),
+                );
+            }
+            if !i.dims.is_empty() || i.dtype != inputs[k].dtype {
+                return self.err(
+                    instr,
+                    format!(
+                        "reduce-window init {k} must be a {} scalar, found {i}",
+                        inputs[k].dtype
+                    ),
+                );
+            }
         }
         let spec = self.attr(instr, "window")?;
         let Some(w) = parse_window(&spec.value, a.dims.len()) else {
@@ -442,34 +472,26 @@ impl<'a> Planner<'a> {
                 ),
             );
         };
-        let mut dims = Vec::new();
-        for k in 0..a.dims.len() {
-            let n = a.dims[k] as i64;
-            let base = if n == 0 {
-                0
-            } else {
-                (n - 1) * w.base_dilation[k] as i64 + 1
-            };
-            let padded = base + w.pad_lo[k] + w.pad_hi[k];
-            let win = (w.size[k] as i64 - 1) * w.window_dilation[k] as i64 + 1;
-            dims.push(if padded < win {
-                0
-            } else {
-                ((padded - win) / w.stride[k] as i64 + 1) as usize
-            });
-        }
-        let comp = self.comp_attr(instr, "to_apply")?;
-        let p = self.plan_of(comp);
-        let s = scalar(a.dtype);
-        if p.param_types != [s.clone(), s.clone()] || p.root_ty != s {
-            return self.err(
-                instr,
-                format!("reducer '{}' must map ({s}, {s}) to {s}", p.name),
-            );
-        }
+        let dims: Vec<usize> = (0..a.dims.len())
+            .map(|k| w.output_len(k, a.dims[k]))
+            .collect();
+        let dtypes: Vec<DType> = inputs.iter().map(|x| x.dtype).collect();
+        let comp = self.combining_region(instr, &dtypes)?;
         let reducer = match self.reducer(comp) {
+            _ if n > 1 => Reducer::General,
             Reducer::Replace => Reducer::General,
             r => r,
+        };
+        let array = |x: &ArrayType| {
+            Type::Array(ArrayType {
+                dtype: x.dtype,
+                dims: dims.clone(),
+            })
+        };
+        let ty = if n == 1 {
+            array(a)
+        } else {
+            Type::Tuple(inputs.iter().map(|x| array(x)).collect())
         };
         Ok((
             Op::ReduceWindow {
@@ -477,10 +499,7 @@ impl<'a> Planner<'a> {
                 comp,
                 reducer,
             },
-            Type::Array(ArrayType {
-                dtype: a.dtype,
-                dims,
-            }),
+            ty,
         ))
     }
 

@@ -1,9 +1,9 @@
 //! Elementwise ops and values: unary and binary ops, constants, iota, compare, select,
-//! clamp, converts, partition and replica ids.
+//! clamp, converts, reduce-precision, random bits, partition and replica ids.
 
 use super::{ctx, operand_checks, scalar, Op, Planner};
 use crate::ir::{ArrayType, Instr, Literal, Type};
-use crate::kernels::{BinaryOp, CompareDirection, UnaryOp};
+use crate::kernels::{BinaryOp, CompareDirection, RngAlgorithm, UnaryOp};
 use crate::literal::parse_literal;
 use crate::tensor::Tensor;
 use statetensor_core::{DType, Error, Result};
@@ -160,6 +160,78 @@ impl<'a> Planner<'a> {
                     );
                 }
                 (Op::BitcastConvert, instr.ty.clone())
+            }
+            "reduce-precision" => {
+                want(1)?;
+                let a = arr(0)?;
+                if !a.dtype.is_float() {
+                    return self.err(instr, format!("reduce-precision takes floats, found {a}"));
+                }
+                let exponent_bits = self.usize_attr(instr, "exponent_bits")?;
+                let mantissa_bits = self.usize_attr(instr, "mantissa_bits")?;
+                if !(1..=64).contains(&exponent_bits) || mantissa_bits > 64 {
+                    return self.err(
+                        instr,
+                        format!("reduce-precision exponent_bits={exponent_bits} mantissa_bits={mantissa_bits}: expected at least 1 exponent bit"),
+                    );
+                }
+                (
+                    Op::ReducePrecision {
+                        exponent_bits: exponent_bits as u32,
+                        mantissa_bits: mantissa_bits as u32,
+                    },
+                    Type::Array(a.clone()),
+                )
+            }
+            "rng-bit-generator" => {
+                want(1)?;
+                let state = arr(0)?;
+                let spec = self.attr(instr, "algorithm")?.value.trim().to_string();
+                let algorithm = match spec.as_str() {
+                    "rng_three_fry" => RngAlgorithm::ThreeFry,
+                    // rng_default is Philox on XLA:CPU and XLA:GPU
+                    "rng_philox" | "rng_default" => RngAlgorithm::Philox,
+                    other => {
+                        return self.err(
+                            instr,
+                            format!(
+                            "algorithm={other}: expected rng_default, rng_philox or rng_three_fry"
+                        ),
+                        )
+                    }
+                };
+                let words_ok = match algorithm {
+                    RngAlgorithm::ThreeFry => state.dims == [2],
+                    RngAlgorithm::Philox => state.dims == [2] || state.dims == [3],
+                };
+                if state.dtype != DType::U64 || !words_ok {
+                    let want = match algorithm {
+                        RngAlgorithm::ThreeFry => "u64[2]",
+                        RngAlgorithm::Philox => "u64[2] or u64[3]",
+                    };
+                    return self.err(instr, format!("{spec} takes a {want} state, found {state}"));
+                }
+                let bits = match &instr.ty {
+                    Type::Tuple(parts)
+                        if parts.len() == 2 && parts[0] == Type::Array(state.clone()) =>
+                    {
+                        parts[1].as_array()
+                    }
+                    _ => None,
+                };
+                let Some(bits) = bits.filter(|b| {
+                    matches!(b.dtype, DType::U8 | DType::U16 | DType::U32 | DType::U64)
+                }) else {
+                    return self.err(
+                        instr,
+                        format!(
+                            "rng-bit-generator declares {}: expected ({state}, u8/u16/u32/u64 array) — XLA writes the bits as unsigned integers",
+                            instr.ty
+                        ),
+                    );
+                };
+                let _ = bits;
+                (Op::RngBitGenerator(algorithm), instr.ty.clone())
             }
             "partition-id" | "replica-id" => {
                 want(0)?;

@@ -102,6 +102,8 @@ pub struct HloInstructionProto {
     pub unique_indices: bool,
     #[prost(string, tag = "72")]
     pub comparison_type: String,
+    #[prost(int32, tag = "70")]
+    pub rng_algorithm: i32,
     #[prost(int64, tag = "81")]
     pub k: i64,
     #[prost(bool, tag = "85")]

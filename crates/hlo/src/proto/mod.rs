@@ -592,6 +592,23 @@ fn attributes(
         add("k", i.k.to_string());
         add("largest", i.largest.to_string());
     }
+    if opcode == "rng-bit-generator" {
+        // xla_data.proto's RandomAlgorithm
+        let algorithm = match i.rng_algorithm {
+            0 => "rng_default",
+            1 => "rng_three_fry",
+            2 => "rng_philox",
+            other => {
+                return Err(invalid(
+                    what,
+                    format!(
+                        "rng_algorithm {other}: expected 0 (default), 1 (three-fry) or 2 (philox)"
+                    ),
+                ))
+            }
+        };
+        add("algorithm", algorithm.to_string());
+    }
     if opcode == "reduce-precision" {
         add("exponent_bits", i.exponent_bits.to_string());
         add("mantissa_bits", i.mantissa_bits.to_string());

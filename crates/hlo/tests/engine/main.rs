@@ -10,6 +10,7 @@ mod kernels;
 mod parser_fuzz;
 mod props;
 mod proto_fuzz;
+mod regions;
 mod sorts;
 mod transposed_dots;
 

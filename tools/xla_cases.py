@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Fixtures from hand-written HLO text, with XLA:CPU (through jaxlib) as the oracle.
+
+JAX emits only part of HLO: `map`, a variadic `scatter`, a `select-and-scatter` whose
+regions are not max pooling's, or an rng-bit-generator with a three-word Philox state are
+never lowered from Python code. Such modules are written here as HLO text, compiled by
+XLA:CPU exactly as given (parsed by XLA's own parser, converted to StableHLO, compiled)
+and run on the inputs below; the outputs are written as a fixture in the layout
+tools/gen_fixtures.py writes (model.hlo, model.pb, arg*.npy, out{step}_{k}.npy,
+meta.json), so the Rust fixture tests check statetensor against XLA on them.
+
+    pip install jax          # jaxlib 0.10 was used
+    python3 tools/xla_cases.py [name ...]
+"""
+import json
+import os
+import re
+import shutil
+import sys
+
+import numpy as np
+import jax
+
+jax.config.update("jax_enable_x64", True)
+from jax._src.lib import _jax, hlo  # noqa: E402
+
+ONLY = set(sys.argv[1:])
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "fixtures")
+rng = np.random.default_rng(20261129)
+
+
+def compile_text(text):
+    """The module as XLA's parser reads and prints it (names made unique across
+    computations), as a serialized HloModuleProto, and XLA:CPU's executable for it."""
+    module = hlo.hlo_module_from_text(text)
+    proto = module.as_serialized_hlo_module_proto()
+    stablehlo = _jax.mlir.hlo_to_stablehlo(proto)
+    devices = jax.devices("cpu")[:1]
+    return module.to_string(), proto, devices[0].client.compile_and_load(stablehlo, devices)
+
+
+def header_aliases(text):
+    """{parameter: output} from the module header's input_output_alias."""
+    m = re.search(r"input_output_alias=\{(.*?)\}\s*(,|\n)", text)
+    pairs = re.findall(r"\{(\d+)\}:\s*\((\d+)", m.group(1)) if m else []
+    return {int(p): int(o) for o, p in pairs}
+
+
+EXACT = dict(rtol=0.0, atol=0.0, why="XLA:CPU ran this module; every output exact")
+F32 = dict(rtol=2e-7, atol=1e-6, why="XLA:CPU contracts a*a-b into one fused multiply-add (one rounding)")
+
+
+def case(name, text, args, steps=1, tol=EXACT):
+    """Writes fixture `name`: `text` run by XLA:CPU on `args` for `steps` steps, aliased
+    outputs fed back to their parameters between steps. model.hlo is the module as XLA
+    prints it, so that it and model.pb name every instruction alike."""
+    if ONLY and name not in ONLY:
+        return
+    d = os.path.join(ROOT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    printed, proto, exe = compile_text(text)
+    with open(os.path.join(d, "model.hlo"), "w") as fh:
+        fh.write(printed)
+    with open(os.path.join(d, "model.pb"), "wb") as fh:
+        fh.write(proto)
+    args = [np.asarray(a) for a in args]
+    for p, a in enumerate(args):
+        np.save(os.path.join(d, f"arg{p}.npy"), a)
+    aliases = header_aliases(printed)
+    cur = list(args)
+    for s in range(steps):
+        outs = exe.execute([jax.device_put(a) for a in cur])
+        outs = [np.asarray(o) for o in outs]
+        for k, o in enumerate(outs):
+            np.save(os.path.join(d, f"out{s}_{k}.npy"), o)
+        for p, o in aliases.items():
+            cur[p] = outs[o]
+    meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"],
+            "no_compiled": "hand-written HLO: XLA:CPU's optimised dump is not kept"}
+    with open(os.path.join(d, "meta.json"), "w") as fh:
+        json.dump(meta, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    print(f"{name}: {steps} step(s), {len(outs)} output(s)")
+
+
+case("map_general", """HloModule map_general, entry_computation_layout={(f32[3,4]{1,0}, f32[3,4]{1,0}, s32[5]{0}, s32[5]{0}, s32[5]{0})->(f32[3,4]{1,0}, s32[5]{0}, f32[5]{0}, f32[3,4]{1,0})}
+
+square_minus {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  aa = f32[] multiply(a, a)
+  ROOT r = f32[] subtract(aa, b)
+}
+
+pick {
+  x = s32[] parameter(0)
+  y = s32[] parameter(1)
+  z = s32[] parameter(2)
+  gt = pred[] compare(x, y), direction=GT
+  ROOT r = s32[] select(gt, z, y)
+}
+
+to_float {
+  x = s32[] parameter(0)
+  half = f32[] constant(0.5)
+  f = f32[] convert(x)
+  ROOT r = f32[] multiply(f, half)
+}
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT r = f32[] add(a, b)
+}
+
+ENTRY main {
+  a = f32[3,4]{1,0} parameter(0)
+  b = f32[3,4]{1,0} parameter(1)
+  i = s32[5]{0} parameter(2)
+  j = s32[5]{0} parameter(3)
+  k = s32[5]{0} parameter(4)
+  m1 = f32[3,4]{1,0} map(a, b), dimensions={0,1}, to_apply=square_minus
+  m2 = s32[5]{0} map(i, j, k), dimensions={0}, to_apply=pick
+  m3 = f32[5]{0} map(i), dimensions={0}, to_apply=to_float
+  m4 = f32[3,4]{1,0} map(a, b), dimensions={0,1}, to_apply=add
+  ROOT t = (f32[3,4]{1,0}, s32[5]{0}, f32[5]{0}, f32[3,4]{1,0}) tuple(m1, m2, m3, m4)
+}
+""", [rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32),
+      np.array([3, -1, 7, 0, 9], np.int32), np.array([2, 5, 7, -4, 10], np.int32),
+      np.array([100, 200, 300, 400, 500], np.int32)], tol=F32)
+
+# A variadic scatter keeping, per slot, the (value, id) pair with the larger value: duplicate
+# indices combine in update order; an index past the end is skipped.
+case("scatter_variadic", """HloModule scatter_variadic, entry_computation_layout={(f32[5]{0}, s32[5]{0}, s32[6,1]{1,0}, f32[6]{0}, s32[6]{0})->(f32[5]{0}, s32[5]{0})}
+
+keep_larger {
+  v0 = f32[] parameter(0)
+  i0 = s32[] parameter(1)
+  v1 = f32[] parameter(2)
+  i1 = s32[] parameter(3)
+  gt = pred[] compare(v1, v0), direction=GT
+  v = f32[] select(gt, v1, v0)
+  i = s32[] select(gt, i1, i0)
+  ROOT r = (f32[], s32[]) tuple(v, i)
+}
+
+ENTRY main {
+  values = f32[5]{0} parameter(0)
+  ids = s32[5]{0} parameter(1)
+  at = s32[6,1]{1,0} parameter(2)
+  new_values = f32[6]{0} parameter(3)
+  new_ids = s32[6]{0} parameter(4)
+  ROOT s = (f32[5]{0}, s32[5]{0}) scatter(values, ids, at, new_values, new_ids), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=keep_larger
+}
+""", [np.array([0.5, -1.0, 2.0, 0.0, 3.0], np.float32), np.array([0, 1, 2, 3, 4], np.int32),
+      np.array([[1], [3], [1], [9], [0], [3]], np.int32),
+      np.array([0.25, 1.5, 4.0, 100.0, 0.75, 1.0], np.float32), np.array([10, 11, 12, 13, 14, 15], np.int32)])
+
+# select-and-scatter with regions max pooling's gradient does not use: a minimum (LE) with
+# overlapping windows and padding, a selection by magnitude that is no single comparison
+# (interpreted), an integer maximum with a `maximum` scatter, and replacement.
+case("select_and_scatter_regions", """HloModule select_and_scatter_regions, entry_computation_layout={(f32[2,7,5]{2,1,0}, f32[2,4,3]{2,1,0}, f32[6,6]{1,0}, f32[3,3]{1,0}, s32[8]{0}, s32[4]{0})->(f32[2,7,5]{2,1,0}, f32[6,6]{1,0}, s32[8]{0}, f32[6,6]{1,0})}
+
+le {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT r = pred[] compare(a, b), direction=LE
+}
+
+by_magnitude {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  aa = f32[] abs(a)
+  ab = f32[] abs(b)
+  ROOT r = pred[] compare(aa, ab), direction=GE
+}
+
+gt_s32 {
+  a = s32[] parameter(0)
+  b = s32[] parameter(1)
+  ROOT r = pred[] compare(a, b), direction=GT
+}
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT r = f32[] add(a, b)
+}
+
+mul {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT r = f32[] multiply(a, b)
+}
+
+max_s32 {
+  a = s32[] parameter(0)
+  b = s32[] parameter(1)
+  ROOT r = s32[] maximum(a, b)
+}
+
+replace {
+  a = f32[] parameter(0)
+  ROOT b = f32[] parameter(1)
+}
+
+ENTRY main {
+  x = f32[2,7,5]{2,1,0} parameter(0)
+  src = f32[2,4,3]{2,1,0} parameter(1)
+  y = f32[6,6]{1,0} parameter(2)
+  ysrc = f32[3,3]{1,0} parameter(3)
+  n = s32[8]{0} parameter(4)
+  nsrc = s32[4]{0} parameter(5)
+  zero = f32[] constant(0)
+  one = f32[] constant(1)
+  izero = s32[] constant(-5)
+  a = f32[2,7,5]{2,1,0} select-and-scatter(x, src, zero), window={size=1x3x3 stride=1x2x2 pad=0_0x1_1x1_1}, select=le, scatter=add
+  b = f32[6,6]{1,0} select-and-scatter(y, ysrc, one), window={size=2x2 stride=2x2}, select=by_magnitude, scatter=mul
+  c = s32[8]{0} select-and-scatter(n, nsrc, izero), window={size=3 stride=2 pad=1_0}, select=gt_s32, scatter=max_s32
+  d = f32[6,6]{1,0} select-and-scatter(y, ysrc, zero), window={size=3x3 stride=2x2 pad=0_1x0_1}, select=le, scatter=replace
+  ROOT t = (f32[2,7,5]{2,1,0}, f32[6,6]{1,0}, s32[8]{0}, f32[6,6]{1,0}) tuple(a, b, c, d)
+}
+""", [np.round(rng.standard_normal((2, 7, 5)) * 4).astype(np.float32),  # rounded: ties to select among
+      rng.standard_normal((2, 4, 3)).astype(np.float32),
+      np.round(rng.standard_normal((6, 6)) * 3).astype(np.float32), rng.standard_normal((3, 3)).astype(np.float32),
+      np.array([4, -2, 4, 7, 1, 7, 0, 3], np.int32), np.array([10, -20, 30, 40], np.int32)])
+
+# Philox with a three-word state (key, counter low, counter high), which lax.rng_bit_generator
+# cannot express: the counter's carry into the high word, u32 and u64 bits, and the state
+# carried across steps as a device keeps it (aliased).
+case("rng_philox_state3", """HloModule rng_philox_state3, input_output_alias={ {0}: (0, {}, may-alias) }, entry_computation_layout={(u64[3]{0})->(u64[3]{0}, u32[3,5]{1,0}, u64[3]{0})}
+
+ENTRY main {
+  s = u64[3]{0} parameter(0)
+  r = (u64[3]{0}, u32[3,5]{1,0}) rng-bit-generator(s), algorithm=rng_philox
+  state1 = u64[3]{0} get-tuple-element(r), index=0
+  bits = u32[3,5]{1,0} get-tuple-element(r), index=1
+  r2 = (u64[3]{0}, u64[3]{0}) rng-bit-generator(state1), algorithm=rng_default
+  state2 = u64[3]{0} get-tuple-element(r2), index=0
+  wide = u64[3]{0} get-tuple-element(r2), index=1
+  ROOT t = (u64[3]{0}, u32[3,5]{1,0}, u64[3]{0}) tuple(state2, bits, wide)
+}
+""", [np.array([0x0123456789ABCDEF, 2**64 - 7, 41], np.uint64)], steps=3)
