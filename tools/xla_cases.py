@@ -29,12 +29,32 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conforman
 rng = np.random.default_rng(20261129)
 
 
+TOKEN = object()  # an argument that is a token: XLA takes an empty buffer, the fixture none
+
+
+def without_aliases(text):
+    """`text` without its header's input_output_alias (PJRT flattens tuple parameters and
+    results, so an alias at a shape index inside a tuple no longer exists there; aliasing
+    does not change what a step computes)."""
+    at = text.find(", input_output_alias=")
+    if at < 0:
+        return text
+    depth = 0
+    for end in range(text.index("{", at), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[:at] + text[end + 1:]
+    raise ValueError("input_output_alias={ is not closed")
+
+
 def compile_text(text):
     """The module as XLA's parser reads and prints it (names made unique across
-    computations), as a serialized HloModuleProto, and XLA:CPU's executable for it."""
+    computations), as a serialized HloModuleProto, and XLA:CPU's executable for it (whose
+    parameters and results are the arrays and tokens inside the module's, flattened)."""
     module = hlo.hlo_module_from_text(text)
     proto = module.as_serialized_hlo_module_proto()
-    stablehlo = _jax.mlir.hlo_to_stablehlo(proto)
+    run = hlo.hlo_module_from_text(without_aliases(text)).as_serialized_hlo_module_proto()
+    stablehlo = _jax.mlir.hlo_to_stablehlo(run)
     devices = jax.devices("cpu")[:1]
     return module.to_string(), proto, devices[0].client.compile_and_load(stablehlo, devices)
 
@@ -50,10 +70,13 @@ EXACT = dict(rtol=0.0, atol=0.0, why="XLA:CPU ran this module; every output exac
 F32 = dict(rtol=2e-7, atol=1e-6, why="XLA:CPU contracts a*a-b into one fused multiply-add (one rounding)")
 
 
-def case(name, text, args, steps=1, tol=EXACT):
-    """Writes fixture `name`: `text` run by XLA:CPU on `args` for `steps` steps, aliased
-    outputs fed back to their parameters between steps. model.hlo is the module as XLA
-    prints it, so that it and model.pb name every instruction alike."""
+def case(name, text, args, steps=1, tol=EXACT, carry=None):
+    """Writes fixture `name`: `text` run by XLA:CPU on `args` (the arrays inside the
+    parameters, depth first; TOKEN for a token) for `steps` steps, aliased outputs fed back
+    to their parameters between steps — `carry` ({array parameter: array output}, counted
+    as the fixture counts them: tokens left out) when the aliases sit inside tuples, else the
+    header's. model.hlo is the module as XLA prints it, so that it and model.pb name every
+    instruction alike."""
     if ONLY and name not in ONLY:
         return
     d = os.path.join(ROOT, name)
@@ -64,14 +87,22 @@ def case(name, text, args, steps=1, tol=EXACT):
         fh.write(printed)
     with open(os.path.join(d, "model.pb"), "wb") as fh:
         fh.write(proto)
-    args = [np.asarray(a) for a in args]
-    for p, a in enumerate(args):
+    arrays = [np.asarray(a) for a in args if a is not TOKEN]
+    for p, a in enumerate(arrays):
         np.save(os.path.join(d, f"arg{p}.npy"), a)
-    aliases = header_aliases(printed)
-    cur = list(args)
+    aliases = header_aliases(printed) if carry is None else carry
+    cur = list(arrays)
     for s in range(steps):
-        outs = exe.execute([jax.device_put(a) for a in cur])
-        outs = [np.asarray(o) for o in outs]
+        it = iter(cur)
+        buffers = [np.zeros((0,), np.bool_) if a is TOKEN else next(it) for a in args]
+        results = exe.execute([jax.device_put(b) for b in buffers])
+        outs = []
+        for o in results:
+            try:
+                outs.append(np.asarray(o))
+            except jax.errors.JaxRuntimeError as e:  # a token: no data
+                if "token" not in str(e):
+                    raise
         for k, o in enumerate(outs):
             np.save(os.path.join(d, f"out{s}_{k}.npy"), o)
         for p, o in aliases.items():
@@ -242,3 +273,31 @@ ENTRY main {
   ROOT t = (u64[3]{0}, u32[3,5]{1,0}, u64[3]{0}) tuple(state2, bits, wide)
 }
 """, [np.array([0x0123456789ABCDEF, 2**64 - 7, 41], np.uint64)], steps=3)
+
+# Tuple parameters and nested tuple results, flattened to their arrays (depth first) for
+# the signature; aliases at shape indices inside the tuples ({1,0} of the result is the
+# parameter's {1,1}); tokens threaded through after-all and add-dependency, carrying no data.
+case("tuples_and_tokens", """HloModule tuples_and_tokens, input_output_alias={ {0}: (1, {}, may-alias), {1,0}: (0, {1,1}, may-alias), {1,1}: (0, {1,0}, may-alias) }
+
+ENTRY main {
+  p = (f32[2], (s32[], f32[3])) parameter(0)
+  c = f32[2] parameter(1)
+  tok = token[] parameter(2)
+  x = f32[2] get-tuple-element(p), index=0
+  inner = (s32[], f32[3]) get-tuple-element(p), index=1
+  n = s32[] get-tuple-element(inner), index=0
+  v = f32[3] get-tuple-element(inner), index=1
+  one = s32[] constant(1)
+  n1 = s32[] add(n, one)
+  half = f32[3] constant({0.5, 2, -1})
+  v1 = f32[3] multiply(v, half)
+  c1 = f32[2] add(c, x)
+  t2 = token[] after-all(tok)
+  t3 = token[] after-all()
+  t4 = token[] after-all(t2, t3)
+  c2 = f32[2] add-dependency(c1, t4)
+  ROOT r = (f32[2], (f32[3], s32[]), token[]) tuple(c2, (f32[3], s32[]) tuple(v1, n1), t4)
+}
+""", [np.array([1.5, -2.0], np.float32), np.array(5, np.int32), np.array([1.0, 2.0, 3.0], np.float32),
+      np.array([10.0, 20.0], np.float32), TOKEN],
+     steps=3, carry={3: 0, 2: 1, 1: 2})

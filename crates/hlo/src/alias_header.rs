@@ -28,12 +28,18 @@ pub fn with_alias_header(text: &str, program: &Program, aliases: &AliasMap) -> R
         let entries: Vec<String> = aliases
             .pairs()
             .map(|a| {
-                let index = if program.has_tuple_root() {
-                    format!("{{{}}}", a.output)
-                } else {
-                    "{}".to_string()
+                let list = |v: &[usize]| {
+                    v.iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 };
-                format!("{index}: ({}, {{}}, may-alias)", a.param)
+                let (param, index) = program.param_location(a.param);
+                format!(
+                    "{{{}}}: ({param}, {{{}}}, may-alias)",
+                    list(program.output_location(a.output)),
+                    list(index)
+                )
             })
             .collect();
         header.push_str(&format!(

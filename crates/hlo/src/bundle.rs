@@ -135,12 +135,7 @@ impl Bundle {
             })?;
             Ok(with_alias_header(text, &self.program, aliases)?.into_bytes())
         } else {
-            proto::with_proto_aliases(
-                &self.bytes,
-                aliases,
-                self.program.has_tuple_root(),
-                &self.source,
-            )
+            proto::with_proto_aliases(&self.bytes, aliases, &self.program, &self.source)
         }
     }
 

@@ -466,6 +466,8 @@ impl<'p> Executor<'p> {
                 ]))
             }
             Op::Tuple => Ok(Value::Tuple(ops)),
+            Op::AfterAll => Ok(Value::Tuple(Vec::new())),
+            Op::AddDependency => take0(&mut ops),
             Op::GetTupleElement(i) => match pop(&mut ops)? {
                 Value::Tuple(mut el) if *i < el.len() => Ok(el.swap_remove(*i)),
                 _ => Err(internal("get-tuple-element of a non-tuple")),
@@ -533,7 +535,13 @@ fn step_cost(step: &Step, ops: &[Value]) -> (u64, u64) {
     let out_elems = step.ty.as_array().map_or(0, |a| a.element_count() as u64);
     let ins: u64 = ops.iter().map(value_bytes).sum();
     match &step.op {
-        Op::Constant(_) | Op::Tuple | Op::GetTupleElement(_) | Op::Identity | Op::Reshape => (0, 0),
+        Op::Constant(_)
+        | Op::Tuple
+        | Op::GetTupleElement(_)
+        | Op::Identity
+        | Op::Reshape
+        | Op::AfterAll
+        | Op::AddDependency => (0, 0),
         Op::Call(_) | Op::While { .. } | Op::Conditional(_) => (0, 0),
         Op::DynamicUpdateSlice => (0, 2 * ops.get(1).map_or(0, value_bytes)),
         Op::Scatter { .. } => {

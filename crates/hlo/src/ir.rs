@@ -87,9 +87,13 @@ pub enum Type {
     Array(ArrayType),
     /// A tuple of values.
     Tuple(Vec<Type>),
-    /// XLA's `token[]` (side-effect ordering); statetensor rejects ops that produce it.
+    /// XLA's `token[]` (side-effect ordering): a value that carries no data.
     Token,
 }
+
+/// One array inside a (possibly nested) tuple type: the tuple indices down to it and its
+/// type.
+pub type Leaf = (Vec<usize>, ArrayType);
 
 impl Type {
     /// The array type, if this is one.
@@ -98,6 +102,27 @@ impl Type {
             Type::Array(a) => Some(a),
             _ => None,
         }
+    }
+
+    /// The arrays inside, depth first with their tuple indices (an array is its own leaf at
+    /// `[]`; tokens carry no data and are no leaves).
+    pub fn leaves(&self) -> Vec<Leaf> {
+        fn walk(t: &Type, path: &mut Vec<usize>, out: &mut Vec<Leaf>) {
+            match t {
+                Type::Array(a) => out.push((path.clone(), a.clone())),
+                Type::Tuple(el) => {
+                    for (k, e) in el.iter().enumerate() {
+                        path.push(k);
+                        walk(e, path, out);
+                        path.pop();
+                    }
+                }
+                Type::Token => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
     }
 
     /// Total bytes of all arrays inside.

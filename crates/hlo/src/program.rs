@@ -22,15 +22,46 @@ pub(crate) fn parse_model(bytes: &[u8], file: &str) -> Result<(Module, bool)> {
     }
 }
 
+/// The value of a parameter of type `ty`, from its arrays in depth-first order (a token is
+/// an empty tuple: it carries no data).
+fn rebuild(ty: &Type, leaves: &mut impl Iterator<Item = Arc<Tensor>>) -> Result<Value> {
+    Ok(match ty {
+        Type::Array(_) => Value::Tensor(leaves.next().ok_or_else(|| {
+            Error::runtime("execute", "internal: fewer arguments than parameter arrays")
+        })?),
+        Type::Tuple(el) => Value::Tuple(
+            el.iter()
+                .map(|t| rebuild(t, leaves))
+                .collect::<Result<_>>()?,
+        ),
+        Type::Token => Value::Tuple(Vec::new()),
+    })
+}
+
+/// The arrays of a value, depth first.
+fn flatten_value(v: Value, out: &mut Vec<Arc<Tensor>>) {
+    match v {
+        Value::Tensor(t) => out.push(t),
+        Value::Tuple(vs) => vs.into_iter().for_each(|v| flatten_value(v, out)),
+    }
+}
+
 /// An HLO module compiled for execution.
 #[derive(Debug)]
 pub struct Program {
     name: String,
     plans: Vec<Option<CompPlan>>,
     entry: usize,
+    /// The arrays inside the entry's parameters, depth first (see [`Program::params`]).
     params: Vec<TensorSpec>,
+    /// The entry's parameter types, to rebuild tuple parameters from their arrays.
+    param_types: Vec<Type>,
+    /// Where each of `params` sits: (entry parameter number, tuple indices inside it).
+    param_leaves: Vec<(usize, Vec<usize>)>,
+    /// Where each of `outputs` sits in the result: its tuple indices.
+    output_paths: Vec<Vec<usize>>,
+    /// The arrays inside the entry's result, depth first.
     outputs: Vec<TensorSpec>,
-    tuple_root: bool,
     aliases: AliasMap,
     must_alias: Vec<usize>,
     /// Parameters the header's `buffer_donor` donates.
@@ -86,84 +117,77 @@ impl Program {
                 ));
             }
         }
-        let mut params = Vec::with_capacity(entry.params.len());
+        // the signature is the arrays inside the parameters and the result, depth first:
+        // a tuple parameter gives one parameter per array (named `p.0`, `p.1.0`, ...), a
+        // nested result one output per array; tokens carry no data and are left out
+        let mut params = Vec::new();
+        let mut param_leaves = Vec::new();
+        let mut param_types = Vec::with_capacity(entry.params.len());
         for (p, &i) in entry.params.iter().enumerate() {
             let instr = &entry.instrs[i];
-            match &instr.ty {
-                Type::Array(a) => params.push(a.spec(instr.name.clone())),
-                other => {
-                    return Err(Error::Unsupported {
-                        context: format!("{}: parameter {p} of {}", instr.pos, entry.name),
-                        what: format!("entry parameter of type {other} (only arrays)"),
-                    })
-                }
+            param_types.push(instr.ty.clone());
+            for (path, a) in instr.ty.leaves() {
+                let name = std::iter::once(instr.name.clone())
+                    .chain(path.iter().map(|k| k.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(".");
+                params.push(a.spec(name));
+                param_leaves.push((p, path));
             }
         }
         let root = &entry.instrs[entry.root];
-        let (outputs, tuple_root) = match &root.ty {
-            Type::Array(a) => (vec![a.spec("output0")], false),
-            Type::Tuple(el) => {
-                let mut outs = Vec::new();
-                for (k, t) in el.iter().enumerate() {
-                    match t {
-                        Type::Array(a) => outs.push(a.spec(format!("output{k}"))),
-                        other => {
-                            return Err(Error::Unsupported {
-                                context: format!("{}: root of {}", root.pos, entry.name),
-                                what: format!(
-                                    "output {k} of type {other} (only arrays, not nested tuples)"
-                                ),
-                            })
-                        }
-                    }
-                }
-                (outs, true)
-            }
-            Type::Token => {
-                return Err(Error::Unsupported {
-                    context: entry.name.clone(),
-                    what: "token result".into(),
-                });
-            }
+        let mut outputs = Vec::new();
+        let mut output_paths = Vec::new();
+        for (k, (path, a)) in root.ty.leaves().into_iter().enumerate() {
+            outputs.push(a.spec(format!("output{k}")));
+            output_paths.push(path);
+        }
+        let param_leaf = |p: usize, index: &[usize]| {
+            param_leaves
+                .iter()
+                .position(|(q, path)| *q == p && path.as_slice() == index)
         };
         let mut aliases = AliasMap::new();
         let mut must_alias = Vec::new();
         for a in &module.aliases {
-            let whole = a.param_index.is_empty()
-                && (if tuple_root {
-                    a.output_index.len() == 1
-                } else {
-                    a.output_index.is_empty()
-                });
-            let output = a.output_index.first().copied().unwrap_or(0);
-            if !whole {
+            let param = param_leaf(a.param, &a.param_index);
+            let output = output_paths.iter().position(|path| *path == a.output_index);
+            let (Some(param), Some(output)) = (param, output) else {
                 return Err(Error::Alias {
                     param: format!("{} (shape index {:?})", a.param, a.param_index),
                     output: format!("{:?}", a.output_index),
                     reason: format!(
-                        "{}: only whole-tensor aliases are supported: output {{o}} of a tuple root (or {{}} of an array root) and parameter index {{}}",
-                        a.pos
+                        "{}: an alias joins an array inside a parameter to an array inside the result; parameter {} at {:?} and the result at {:?} must each name one (the result is {}, parameter {} is {})",
+                        a.pos,
+                        a.param,
+                        a.param_index,
+                        a.output_index,
+                        root.ty,
+                        a.param,
+                        param_types
+                            .get(a.param)
+                            .map_or("missing".to_string(), |t| t.to_string())
                     ),
                 });
-            }
-            aliases.insert(a.param, output)?;
+            };
+            aliases.insert(param, output)?;
             if a.must_alias {
-                must_alias.push(a.param);
+                must_alias.push(param);
             }
         }
         aliases.validate(&params, &outputs)?;
         let mut buffer_donors = Vec::new();
         for (param, index, pos) in &module.buffer_donors {
-            if *param >= params.len() || !index.is_empty() {
+            let Some(leaf) = param_leaf(*param, index) else {
                 return Err(Error::invalid_model(
                     format!("{pos}: buffer_donor"),
                     format!(
-                        "({param}, {index:?}) is not a whole parameter of the {} the entry takes",
-                        params.len()
+                        "({param}, {index:?}) is not an array inside one of the {} parameters the entry takes",
+                        param_types.len()
                     ),
                 ));
-            }
-            buffer_donors.push(*param);
+            };
+            buffer_donors.push(leaf);
         }
         let threaded = plans.iter().flatten().any(|p| p.parallel);
         Ok(Program {
@@ -171,8 +195,10 @@ impl Program {
             plans,
             entry: module.entry,
             params,
+            param_types,
+            param_leaves,
+            output_paths,
             outputs,
-            tuple_root,
             aliases,
             must_alias,
             buffer_donors,
@@ -215,10 +241,18 @@ impl Program {
             .collect()
     }
 
-    /// Whether the entry computation returns a tuple (outputs are its elements) rather than
-    /// one array (output 0).
-    pub fn has_tuple_root(&self) -> bool {
-        self.tuple_root
+    /// Where parameter `p` of the signature sits in the module: the entry parameter's
+    /// number and the tuple indices inside it (empty for an array parameter) — what an
+    /// alias config's parameter and parameter shape index name.
+    pub fn param_location(&self, p: usize) -> (usize, &[usize]) {
+        let (number, path) = &self.param_leaves[p];
+        (*number, path)
+    }
+
+    /// Where output `o` sits in the entry's result: its tuple indices (empty for an array
+    /// result) — what an alias config's output shape index names.
+    pub fn output_location(&self, o: usize) -> &[usize] {
+        &self.output_paths[o]
     }
 
     /// The module's name.
@@ -226,12 +260,14 @@ impl Program {
         &self.name
     }
 
-    /// Entry parameters, by number (names as in the HLO).
+    /// Entry parameters, by number (names as in the HLO): the arrays inside the entry's
+    /// parameters, depth first — an array parameter is one, a tuple parameter `p` gives
+    /// `p.0`, `p.1`, ... (`p.1.0` inside a nested tuple), a token none.
     pub fn params(&self) -> &[TensorSpec] {
         &self.params
     }
 
-    /// Outputs, by index (`output{K}`).
+    /// Outputs, by index (`output{K}`): the arrays inside the result, depth first.
     pub fn outputs(&self) -> &[TensorSpec] {
         &self.outputs
     }
@@ -339,29 +375,21 @@ impl Program {
             plans: &self.plans,
             stats: ExecStats::default(),
         };
-        let out = ex.run(
-            self.entry,
-            args.into_iter().map(Value::Tensor).collect(),
-            true,
-        )?;
-        let outs = match (out, self.tuple_root) {
-            (Value::Tensor(t), false) => vec![t],
-            (Value::Tuple(vs), true) => vs
-                .into_iter()
-                .map(|v| match v {
-                    Value::Tensor(t) => Ok(t),
-                    Value::Tuple(_) => {
-                        Err(Error::runtime("execute", "internal: nested tuple output"))
-                    }
-                })
-                .collect::<Result<_>>()?,
-            _ => {
-                return Err(Error::runtime(
-                    "execute",
-                    "internal: root value does not match the root type",
-                ))
-            }
-        };
+        let mut leaves = args.into_iter();
+        let values = self
+            .param_types
+            .iter()
+            .map(|t| rebuild(t, &mut leaves))
+            .collect::<Result<Vec<_>>>()?;
+        let out = ex.run(self.entry, values, true)?;
+        let mut outs = Vec::with_capacity(self.outputs.len());
+        flatten_value(out, &mut outs);
+        if outs.len() != self.outputs.len() {
+            return Err(Error::runtime(
+                "execute",
+                "internal: the result does not hold the outputs its type declares",
+            ));
+        }
         Ok((outs, ex.stats))
     }
 
@@ -411,5 +439,29 @@ ENTRY e {
         let bad = DONOR.replace("(1, {})", "(5, {})");
         let e = Program::parse(&bad, "m").unwrap_err();
         assert!(e.to_string().contains("buffer_donor"), "{e}");
+    }
+
+    const TUPLES: &str = "HloModule t, input_output_alias={ {1,1}: (0, {1}, may-alias) }
+ENTRY e {
+  p = (f32[2], s32[], token[]) parameter(0)
+  q = f32[3] parameter(1)
+  x = f32[2] get-tuple-element(p), index=0
+  n = s32[] get-tuple-element(p), index=1
+  ROOT r = (f32[3], (f32[2], s32[])) tuple(q, (f32[2], s32[]) tuple(x, n))
+}";
+
+    #[test]
+    fn tuples_flatten_to_their_arrays_with_aliases_at_shape_indices() {
+        let p = Program::parse(TUPLES, "t").unwrap();
+        let names: Vec<&str> = p.params().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["p.0", "p.1", "q"]);
+        assert_eq!(p.outputs().len(), 3);
+        assert_eq!(p.param_location(1), (0, &[1usize][..]));
+        assert_eq!(p.output_location(2), &[1, 1]);
+        assert_eq!(p.header_aliases().output_for(1), Some(2));
+        // an alias must join arrays, not a tuple
+        let bad = TUPLES.replace("{1,1}: (0, {1}", "{1}: (0, {1}");
+        let e = Program::parse(&bad, "t").unwrap_err();
+        assert!(e.to_string().contains("must each name one"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! A computation and its instructions: names, types, operands, attributes.
 
-use super::{attr_names, is_ident_byte, ParsedInstr, ParsedOperand, Parser};
+use super::{attr_names, is_ident_byte, InstrWithOperands, ParsedInstr, ParsedOperand, Parser};
 use crate::ir::{Attr, Computation, Instr, Literal};
 use statetensor_core::Result;
 use std::collections::HashMap;
@@ -78,7 +78,17 @@ impl<'a> Parser<'a> {
                 );
             }
             let ipos = self.pos();
-            let (instr, operands, is_root) = self.instruction()?;
+            let (instr, operands, is_root, nested) = self.instruction()?;
+            for (inner, inner_operands) in nested {
+                if by_name.insert(inner.name.clone(), instrs.len()).is_some() {
+                    return self.err_at(
+                        inner.pos,
+                        format!("instruction '{}' is defined twice in '{name}'", inner.name),
+                    );
+                }
+                instrs.push(inner);
+                operand_names.push(inner_operands);
+            }
             if by_name.insert(instr.name.clone(), instrs.len()).is_some() {
                 return self.err_at(
                     ipos,
@@ -170,6 +180,60 @@ impl<'a> Parser<'a> {
         self.skip_ws()?;
         let (ty, layout) = self.ty_with_layout()?;
         self.skip_ws()?;
+        let mut nested = Vec::new();
+        let (instr, operands) =
+            self.instruction_rhs(pos, name, percent, (ty, layout), b"}", &mut nested)?;
+        // HLO text is free-form: the next instruction may follow on the same line
+        match self.peek() {
+            None | Some(b'}') => {}
+            Some(b) if is_ident_byte(b) => {}
+            _ => {
+                return self.err(format!(
+                    "expected ',' and an attribute, the next instruction or '}}' after instruction '{}', found {}",
+                    instr.name,
+                    self.found()
+                ))
+            }
+        }
+        Ok((instr, operands, is_root, nested))
+    }
+
+    /// Whether the cursor is at `, name =`: an attribute follows (not another operand, as
+    /// after an instruction written inline as an operand).
+    fn attribute_follows(&mut self) -> bool {
+        let save = (self.at, self.line, self.col);
+        let follows = self.eat(b',')
+            && self.skip_ws().is_ok()
+            && self.ident("").is_ok()
+            && self.skip_ws().is_ok()
+            && self.peek() == Some(b'=');
+        (self.at, self.line, self.col) = save;
+        follows
+    }
+
+    /// Whether the cursor is at `opcode(`: an instruction written inline as an operand
+    /// (after its type).
+    fn opcode_follows(&mut self) -> bool {
+        let save = (self.at, self.line, self.col);
+        let follows = self.ident("").is_ok() && self.skip_ws().is_ok() && self.peek() == Some(b'(');
+        (self.at, self.line, self.col) = save;
+        follows
+    }
+
+    /// An instruction after its name and type: `opcode(operands), attributes`, the last
+    /// attribute value ending before one of `stop` (the computation's '}', or also the ')'
+    /// of the instruction an inline one is an operand of). Operands written as
+    /// instructions (`(f32[], s32[]) tuple(a, b)`) are parsed into `nested`, innermost
+    /// first, and named `{name}.operand{k}`.
+    fn instruction_rhs(
+        &mut self,
+        pos: crate::ir::Pos,
+        name: String,
+        percent: bool,
+        (ty, layout): (crate::ir::Type, Option<Vec<usize>>),
+        stop: &[u8],
+        nested: &mut Vec<InstrWithOperands>,
+    ) -> Result<InstrWithOperands> {
         let opcode = self.ident("an opcode")?;
         self.skip_ws()?;
         self.expect(b'(', &format!("to open the operands of '{opcode}'"))?;
@@ -197,9 +261,25 @@ impl<'a> Parser<'a> {
                 }
                 // torch-xla and older XLA print a type before each operand.
                 let mut ty = None;
+                let opos = self.pos();
                 if self.peek() == Some(b'(') || self.starts_with_type() {
-                    ty = Some(self.ty()?);
+                    let (t, l) = self.ty_with_layout()?;
                     self.skip_ws()?;
+                    if self.opcode_follows() {
+                        let inner_name = format!("{name}.operand{}", operands.len());
+                        let inner = self.instruction_rhs(
+                            opos,
+                            inner_name.clone(),
+                            percent,
+                            (t, l),
+                            b"})",
+                            nested,
+                        )?;
+                        nested.push(inner);
+                        operands.push((inner_name, opos, None));
+                        continue;
+                    }
+                    ty = Some(t);
                 }
                 let opos = self.pos();
                 let n = self.ident("an operand name")?;
@@ -209,9 +289,10 @@ impl<'a> Parser<'a> {
         let mut attrs = Vec::new();
         loop {
             self.skip_ws()?;
-            if !self.eat(b',') {
+            if self.peek() != Some(b',') || !self.attribute_follows() {
                 break;
             }
+            self.bump();
             self.skip_ws()?;
             let npos = self.pos();
             let aname = self.ident("an attribute name")?;
@@ -234,23 +315,12 @@ impl<'a> Parser<'a> {
                 }
                 _ => {}
             }
-            let value = self.raw_value(b"}")?;
+            let value = self.raw_value(stop)?;
             attrs.push(Attr {
                 name: aname,
                 value,
                 pos: apos,
             });
-        }
-        // HLO text is free-form: the next instruction may follow on the same line
-        match self.peek() {
-            None | Some(b'}') => {}
-            Some(b) if is_ident_byte(b) => {}
-            _ => {
-                return self.err(format!(
-                    "expected ',' and an attribute, the next instruction or '}}' after instruction '{name}', found {}",
-                    self.found()
-                ))
-            }
         }
         Ok((
             Instr {
@@ -266,7 +336,6 @@ impl<'a> Parser<'a> {
                 layout,
             },
             operands,
-            is_root,
         ))
     }
 }

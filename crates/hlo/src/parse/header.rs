@@ -77,7 +77,13 @@ impl<'a> Parser<'a> {
     /// becomes a parameter in the order it first appears, and the instruction is the root.
     fn single_instruction(&mut self, name: String) -> Result<Module> {
         let pos = self.pos();
-        let (mut instr, operands, _) = self.instruction()?;
+        let (mut instr, operands, _, nested) = self.instruction()?;
+        if !nested.is_empty() {
+            return self.err_at(
+                pos,
+                "a module of one instruction takes its parameters from its operands: write them as typed names, not as instructions",
+            );
+        }
         self.skip_ws()?;
         if self.peek().is_some() {
             return self.err(format!(

@@ -37,9 +37,13 @@ const DEBUG_SECTIONS: [&str; 4] = ["FileNames", "FunctionNames", "FileLocations"
 /// An operand as written: its name, where, and its type when the source gives one.
 type ParsedOperand = (String, Pos, Option<Type>);
 
-/// An instruction, its operands as written (resolved once the computation is read), and
-/// whether it is the ROOT.
-type ParsedInstr = (Instr, Vec<ParsedOperand>, bool);
+/// An instruction and its operands as written (resolved once the computation is read).
+type InstrWithOperands = (Instr, Vec<ParsedOperand>);
+
+/// An instruction, its operands as written, whether it is the ROOT, and the instructions
+/// written inline as its operands (`tuple(x, (f32[], s32[]) tuple(a, b))`), innermost
+/// first, which the computation holds before it.
+type ParsedInstr = (Instr, Vec<ParsedOperand>, bool, Vec<InstrWithOperands>);
 
 pub(super) struct Parser<'a> {
     src: &'a [u8],

@@ -1,5 +1,7 @@
 //! Tuples, calls and control flow: tuple, get-tuple-element, call and fusion, while,
-//! conditional.
+//! conditional; tokens (`after-all`, `add-dependency`), which order side effects and carry
+//! no data — a token is an empty value, so a module that threads them runs as it would
+//! without them.
 
 use super::{called_names, operand_checks, scalar, Op, Planner};
 use crate::ir::{ArrayType, Instr, Type};
@@ -14,6 +16,25 @@ impl<'a> Planner<'a> {
                 Op::Tuple,
                 Type::Tuple(ots.iter().map(|t| (*t).clone()).collect()),
             ),
+            "after-all" => {
+                if let Some(t) = ots.iter().find(|t| !matches!(t, Type::Token)) {
+                    return self.err(instr, format!("after-all joins tokens, found {t}"));
+                }
+                (Op::AfterAll, Type::Token)
+            }
+            "add-dependency" => {
+                want(2)?;
+                if !matches!(ots[1], Type::Token) {
+                    return self.err(
+                        instr,
+                        format!(
+                            "add-dependency's second operand must be a token, found {}",
+                            ots[1]
+                        ),
+                    );
+                }
+                (Op::AddDependency, ots[0].clone())
+            }
             "get-tuple-element" => {
                 want(1)?;
                 let idx = self.usize_attr(instr, "index")?;

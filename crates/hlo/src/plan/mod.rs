@@ -15,7 +15,7 @@
 //! | `regions` | map and select-and-scatter, which apply a computation per element or window |
 //! | `top_k` | the `topk` op and the `TopK` custom-call |
 //! | `select_reducer`, `sort_comparator` | recognising (value, index) reducers and single-key sort comparators, which then run natively |
-//! | `control` | tuples, calls, while, conditional |
+//! | `control` | tuples, calls, while, conditional, tokens |
 //!
 //! The schedule is a topological order that runs the other readers of a buffer before a
 //! `dynamic-update-slice` or `scatter` overwrites it, so the update can happen in place
@@ -118,6 +118,10 @@ pub(crate) enum Op {
     },
     Tuple,
     GetTupleElement(usize),
+    /// `after-all`: a token (no data).
+    AfterAll,
+    /// `add-dependency(x, token)`: `x`.
+    AddDependency,
     Call(usize),
     While {
         cond: usize,
@@ -310,6 +314,8 @@ impl Op {
                 | Op::Scatter { .. }
                 | Op::Tuple
                 | Op::GetTupleElement(_)
+                | Op::AfterAll
+                | Op::AddDependency
                 | Op::Call(_)
                 | Op::While { .. }
                 | Op::Conditional(_)
@@ -390,9 +396,8 @@ impl<'a> Planner<'a> {
             "select-and-scatter" => self.select_and_scatter(instr, ots),
             "sort" => self.sort(instr, ots),
             "topk" => self.top_k_op(instr, ots),
-            "tuple" | "get-tuple-element" | "call" | "fusion" | "while" | "conditional" => {
-                self.control_op(instr, ots)
-            }
+            "tuple" | "get-tuple-element" | "call" | "fusion" | "while" | "conditional"
+            | "after-all" | "add-dependency" => self.control_op(instr, ots),
             "custom-call" => {
                 let target = instr
                     .attr("custom_call_target")

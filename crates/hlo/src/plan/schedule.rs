@@ -17,9 +17,6 @@ impl<'a> Planner<'a> {
         for &i in &order {
             let instr = &comp.instrs[i];
             if instr.opcode == "parameter" {
-                if let Type::Token = instr.ty {
-                    return self.err(instr, "token parameters are not supported");
-                }
                 continue;
             }
             let operand_types: Vec<&Type> =

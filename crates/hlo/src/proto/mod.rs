@@ -748,14 +748,15 @@ fn row_major(
 }
 
 /// The serialized module `bytes` with its `input_output_alias` replaced by `aliases`
-/// (whole tensors, `may-alias`; a tuple root aliases output `{o}`, an array root `{}`), as
+/// (`may-alias`; each pair at the shape indices `program` — this module — gives its
+/// parameter and output, `{o}` in a tuple root, `{}` for an array), as
 /// [`crate::with_alias_header`] does for text: what the emulator's "compile" of a proto
 /// loads, so the runtime's model aliases exactly the pairs the states are bound to. Every
 /// other field is kept byte for byte.
 pub fn with_proto_aliases(
     bytes: &[u8],
     aliases: &AliasMap,
-    tuple_root: bool,
+    program: &crate::Program,
     file: &str,
 ) -> Result<Vec<u8>> {
     use prost::encoding::{decode_key, decode_varint, encode_key, encode_varint, WireType};
@@ -795,15 +796,15 @@ pub fn with_proto_aliases(
     }
     let entries = aliases
         .pairs()
-        .map(|pair| messages::AliasEntryProto {
-            output_shape_index: if tuple_root {
-                vec![pair.output as i64]
-            } else {
-                Vec::new()
-            },
-            parameter_number: pair.param as i64,
-            parameter_shape_index: Vec::new(),
-            kind: MAY_ALIAS,
+        .map(|pair| {
+            let (param, index) = program.param_location(pair.param);
+            let ints = |v: &[usize]| v.iter().map(|&k| k as i64).collect();
+            messages::AliasEntryProto {
+                output_shape_index: ints(program.output_location(pair.output)),
+                parameter_number: param as i64,
+                parameter_shape_index: ints(index),
+                kind: MAY_ALIAS,
+            }
         })
         .collect();
     let map = messages::HloInputOutputAliasProto { entries };

@@ -195,3 +195,21 @@ fn a_bitcast_between_layouts_reads_bytes_in_layout_order() {
         [1., 4., 2., 5., 3., 6.]
     );
 }
+
+/// An operand may be an instruction written inline (`tuple(x, (f32[], s32[]) tuple(a, b))`,
+/// as XLA's parser takes it), with its own attributes and operands, nested, followed by more
+/// operands or by the outer instruction's attributes.
+#[test]
+fn instructions_written_as_operands() {
+    let text = "HloModule m\nENTRY e {\n  x = f32[3] parameter(0)\n  c = f32[] constant(2)\n  ROOT r = f32[3] add(f32[3] multiply(x, f32[3] broadcast(c), dimensions={}), x)\n}\n";
+    assert_eq!(run_f32(text, &[(&[3], &[1., 2., 3.])]), [3., 6., 9.]);
+    let text = "HloModule m\nadd {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\nENTRY e {\n  x = f32[2,2] parameter(0)\n  ROOT r = f32[2] reduce(f32[2,2] negate(x), f32[] constant(0)), dimensions={1}, to_apply=add\n}\n";
+    assert_eq!(run_f32(text, &[(&[2, 2], &[1., 2., 3., 4.])]), [-3., -7.]);
+    let text = "HloModule m\nENTRY e {\n  x = f32[2] parameter(0)\n  ROOT t = (f32[2], (f32[2], f32[2])) tuple(x, (f32[2], f32[2]) tuple(f32[2] negate(x), x))\n}\n";
+    let prog = Program::parse(text, "g.hlo").unwrap();
+    assert_eq!(prog.outputs().len(), 3);
+    // an inline operand still needs its opcode's parentheses
+    let bad = "HloModule m\nENTRY e {\n  x = f32[2] parameter(0)\n  ROOT t = f32[2] add(f32[2] negate, x)\n}\n";
+    let e = Program::parse(bad, "g.hlo").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Parse, "{e}");
+}
