@@ -820,3 +820,41 @@ def max_pool_grad_f(x, g):
 _xp = np.round(srng.standard_normal((2, 8, 8, 3)) * 2).astype(np.float32)
 fixture("select_and_scatter", max_pool_grad_f,
         [_xp, srng.standard_normal((2, 4, 4, 3)).astype(np.float32)], F32)
+
+# ---------------------------------------------------------------- FP8
+# f8e4m3fn (trn2's FP8) and f8e5m2: converts from f32 across every binade, ties, subnormals,
+# overflow (to NaN in e4m3fn, which has no infinity; to infinity in e5m2) and NaN; converts
+# back and between the formats; elementwise arithmetic in FP8; an FP8 matrix product
+# accumulated in f32 (what a quantised layer runs) and a sum of FP8 values.
+f8rng = np.random.default_rng(20261202)
+
+
+def f8_inputs(n):
+    e4 = np.array([float(v) for v in np.arange(256, dtype=np.uint8).view(jnp.float8_e4m3fn)], np.float64)
+    e5 = np.array([float(v) for v in np.arange(256, dtype=np.uint8).view(jnp.float8_e5m2)], np.float64)
+    grid = np.concatenate([e4, e5])
+    grid = grid[np.isfinite(grid)]
+    mids = (np.sort(grid)[1:] + np.sort(grid)[:-1]) / 2  # ties between neighbours
+    x = np.concatenate([grid, mids, f8rng.standard_normal(n) * 10.0 ** f8rng.uniform(-6, 5, n),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 448.0, 464.0, 465.0, 480.0, 500.0,
+                         57344.0, 61440.0, 61441.0, 1e6, -1e6, 2.0 ** -10, 2.0 ** -9, 3 * 2.0 ** -10,
+                         2.0 ** -17, 2.0 ** -16, 3 * 2.0 ** -17]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x.astype(np.float32)
+
+
+def float8_f(x, a4, b4, a5, w4):
+    e4, e5 = jnp.float8_e4m3fn, jnp.float8_e5m2
+    q4, q5 = x.astype(e4), x.astype(e5)
+    return (q4, q5, q4.astype(np.float32), q5.astype(jnp.bfloat16), q4.astype(e5), q5.astype(e4),
+            a4 + b4, a4 * b4, jnp.maximum(a4, b4), a5 - a5[::-1],
+            lax.dot_general(a4.reshape(8, 16), w4, (((1,), (0,)), ((), ())), preferred_element_type=np.float32),
+            jnp.sum(a4.reshape(8, 16).astype(np.float32), axis=1))
+
+
+_x8 = f8_inputs(2000)
+_a4 = (f8rng.standard_normal(128) * 4).astype(jnp.float8_e4m3fn)
+_b4 = (f8rng.standard_normal(128) * 4).astype(jnp.float8_e4m3fn)
+_a5 = (f8rng.standard_normal(128) * 100).astype(jnp.float8_e5m2)
+_w4 = (f8rng.standard_normal((16, 8))).astype(jnp.float8_e4m3fn)
+fixture("float8", float8_f, [_x8, _a4, _b4, _a5, _w4], F32)

@@ -33,11 +33,17 @@ pub enum DType {
     F32,
     /// IEEE double precision.
     F64,
+    /// 8-bit float with 4 exponent and 3 mantissa bits, finite only (no infinity; NaN is
+    /// `S.1111.111`; largest 448): the FP8 format trn2 and H100 compute in.
+    F8E4M3FN,
+    /// 8-bit float with 5 exponent and 2 mantissa bits, IEEE-like (infinities and NaNs;
+    /// largest 57,344): FP8 for gradients.
+    F8E5M2,
 }
 
 impl DType {
     /// Every dtype, in a stable order.
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 15] = [
         DType::Pred,
         DType::S8,
         DType::S16,
@@ -51,12 +57,14 @@ impl DType {
         DType::BF16,
         DType::F32,
         DType::F64,
+        DType::F8E4M3FN,
+        DType::F8E5M2,
     ];
 
     /// Bytes per element.
     pub const fn size_bytes(self) -> usize {
         match self {
-            DType::Pred | DType::S8 | DType::U8 => 1,
+            DType::Pred | DType::S8 | DType::U8 | DType::F8E4M3FN | DType::F8E5M2 => 1,
             DType::S16 | DType::U16 | DType::F16 | DType::BF16 => 2,
             DType::S32 | DType::U32 | DType::F32 => 4,
             DType::S64 | DType::U64 | DType::F64 => 8,
@@ -79,6 +87,8 @@ impl DType {
             DType::BF16 => "bf16",
             DType::F32 => "f32",
             DType::F64 => "f64",
+            DType::F8E4M3FN => "f8e4m3fn",
+            DType::F8E5M2 => "f8e5m2",
         }
     }
 
@@ -89,7 +99,10 @@ impl DType {
 
     /// A floating-point type.
     pub const fn is_float(self) -> bool {
-        matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+        matches!(
+            self,
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 | DType::F8E4M3FN | DType::F8E5M2
+        )
     }
 
     /// A signed integer type.

@@ -21,6 +21,9 @@ fn st_dtype(d: DType) -> &'static str {
         DType::BF16 => "BF16",
         DType::F32 => "F32",
         DType::F64 => "F64",
+        // the safetensors format's names for the FP8 formats
+        DType::F8E4M3FN => "F8_E4M3",
+        DType::F8E5M2 => "F8_E5M2",
     }
 }
 

@@ -51,6 +51,7 @@
 mod alias_header;
 mod bundle;
 mod exec;
+mod float8;
 pub mod ir;
 mod kernels;
 mod literal;
@@ -67,6 +68,7 @@ mod tensor;
 pub use alias_header::with_alias_header;
 pub use bundle::{Bundle, BUNDLE_HLO, BUNDLE_NEFF, BUNDLE_PROTO};
 pub use exec::{ExecStats, Value};
+pub use float8::{F8E4M3FN, F8E5M2};
 pub use kernels::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
 pub use manifest::{Manifest, BUNDLE_MANIFEST};
 pub use program::Program;

@@ -61,6 +61,11 @@ fn number<T: Elem>(tok: &str) -> Result<T, String> {
     .find(|(word, _)| tok.eq_ignore_ascii_case(word))
     .map(|(_, f)| f);
     if let Some(f) = special {
+        if f.is_infinite() && T::DTYPE == DType::F8E4M3FN {
+            return Err(format!(
+                "{tok} is not a value of f8e4m3fn, which has no infinity"
+            ));
+        }
         if T::DTYPE.is_float() || T::DTYPE == DType::Pred || f.is_finite() {
             return Ok(T::from_f64(f));
         }
@@ -90,7 +95,7 @@ fn number<T: Elem>(tok: &str) -> Result<T, String> {
     }
     let f = tok.parse::<f64>().map_err(|_| bad())?;
     let v = T::from_f64(f);
-    if f.is_finite() && v.to_f64().is_infinite() {
+    if f.is_finite() && !v.to_f64().is_finite() {
         return Err(out_of_range());
     }
     Ok(v)
@@ -99,8 +104,18 @@ fn number<T: Elem>(tok: &str) -> Result<T, String> {
 /// Little-endian bytes of a NaN of `dtype` with `payload` in its significand (the quiet
 /// NaN with an empty payload when 0).
 fn nan_bytes(dtype: DType, negative: bool, payload: u64) -> Result<Vec<u8>, String> {
+    if dtype == DType::F8E4M3FN {
+        // its only NaN is S.1111.111
+        return match payload {
+            0 | 0x7 => Ok(vec![(u8::from(negative) << 7) | 0x7f]),
+            _ => Err(format!(
+                "NaN payload 0x{payload:x} is not f8e4m3fn's NaN (its only NaN has payload 0x7)"
+            )),
+        };
+    }
     let (width, significand) = match dtype {
         DType::F64 => (64, 52),
+        DType::F8E5M2 => (8, 2),
         DType::F32 => (32, 23),
         DType::F16 => (16, 10),
         DType::BF16 => (16, 7),

@@ -42,6 +42,9 @@ fn descr_of(d: DType) -> &'static str {
         DType::BF16 => "<V2",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
+        // what numpy writes for ml_dtypes' float8_e4m3fn and float8_e5m2
+        DType::F8E4M3FN => "<V1",
+        DType::F8E5M2 => "<f1",
     }
 }
 
@@ -60,6 +63,8 @@ fn dtype_of(descr: &str) -> Option<DType> {
         "<V2" | "|V2" => DType::BF16,
         "<f4" => DType::F32,
         "<f8" => DType::F64,
+        "<V1" | "|V1" => DType::F8E4M3FN,
+        "<f1" | "|f1" => DType::F8E5M2,
         _ => return None,
     })
 }

@@ -1,10 +1,11 @@
 //! Tensors: row-major ndarray buffers of every HLO element type.
 //!
 //! Every [`Tensor`] is kept in standard (C) layout, so its bytes can be streamed to and from
-//! files and device buffers without a reordering copy. f16 and bf16 are stored as their raw
-//! bits ([`F16`], [`BF16`]) and computed in f32, rounded to nearest-even on store, as XLA's
-//! CPU backend does.
+//! files and device buffers without a reordering copy. f16, bf16 and the FP8 types are
+//! stored as their raw bits ([`F16`], [`BF16`], [`F8E4M3FN`], [`F8E5M2`]) and computed in
+//! f32, rounded to nearest-even on store, as XLA's CPU backend does.
 
+pub use crate::float8::{F8E4M3FN, F8E5M2};
 use ndarray::{ArrayD, IxDyn};
 use statetensor_core::{DType, Error, Result, TensorSpec};
 use std::fmt;
@@ -272,6 +273,35 @@ macro_rules! half_elem {
 half_elem!(F16, F16);
 half_elem!(BF16, BF16);
 
+macro_rules! float8_elem {
+    ($t:ident) => {
+        impl Elem for $t {
+            const DTYPE: DType = DType::$t;
+            fn to_f64(self) -> f64 {
+                self.to_f32() as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                $t::from_f64(v)
+            }
+            fn to_i128(self) -> i128 {
+                self.to_f32() as i128
+            }
+            fn from_i128(v: i128) -> Self {
+                $t::from_f64(v as f64)
+            }
+            fn write_le(self, out: &mut [u8]) {
+                out[0] = self.0;
+            }
+            fn read_le(b: &[u8]) -> Self {
+                $t(b[0])
+            }
+            tensor_access!($t);
+        }
+    };
+}
+float8_elem!(F8E4M3FN);
+float8_elem!(F8E5M2);
+
 /// Typed storage of a tensor.
 #[derive(Clone, PartialEq)]
 #[allow(missing_docs)]
@@ -289,6 +319,8 @@ pub enum Tensor {
     BF16(ArrayD<BF16>),
     F32(ArrayD<f32>),
     F64(ArrayD<f64>),
+    F8E4M3FN(ArrayD<F8E4M3FN>),
+    F8E5M2(ArrayD<F8E5M2>),
 }
 
 /// Runs `$body` with `$a` bound to the typed array of a [`Tensor`] (by value, ref or ref mut,
@@ -311,6 +343,8 @@ macro_rules! with_tensor {
             $crate::Tensor::BF16($a) => $body,
             $crate::Tensor::F32($a) => $body,
             $crate::Tensor::F64($a) => $body,
+            $crate::Tensor::F8E4M3FN($a) => $body,
+            $crate::Tensor::F8E5M2($a) => $body,
         }
     };
 }
@@ -334,6 +368,8 @@ macro_rules! map_tensor {
             $crate::Tensor::BF16($a) => $crate::Tensor::BF16($body),
             $crate::Tensor::F32($a) => $crate::Tensor::F32($body),
             $crate::Tensor::F64($a) => $crate::Tensor::F64($body),
+            $crate::Tensor::F8E4M3FN($a) => $crate::Tensor::F8E4M3FN($body),
+            $crate::Tensor::F8E5M2($a) => $crate::Tensor::F8E5M2($body),
         }
     };
 }
@@ -397,6 +433,14 @@ macro_rules! make_tensor {
                 type $T = f64;
                 $crate::Tensor::F64($body)
             }
+            statetensor_core::DType::F8E4M3FN => {
+                type $T = $crate::F8E4M3FN;
+                $crate::Tensor::F8E4M3FN($body)
+            }
+            statetensor_core::DType::F8E5M2 => {
+                type $T = $crate::F8E5M2;
+                $crate::Tensor::F8E5M2($body)
+            }
         }
     };
 }
@@ -418,6 +462,8 @@ impl Tensor {
             Tensor::BF16(_) => DType::BF16,
             Tensor::F32(_) => DType::F32,
             Tensor::F64(_) => DType::F64,
+            Tensor::F8E4M3FN(_) => DType::F8E4M3FN,
+            Tensor::F8E5M2(_) => DType::F8E5M2,
         }
     }
 

@@ -78,6 +78,8 @@ pub fn dtype_code(d: statetensor_core::DType) -> c_int {
         F32 => 0xA,
         S64 => 0xC,
         F64 => 0x0,
+        F8E4M3FN => 0xE,
+        F8E5M2 => 0xF,
     }
 }
 

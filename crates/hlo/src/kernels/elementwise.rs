@@ -7,7 +7,7 @@
 
 use super::layout::{element, set_element, standard_tensor};
 use super::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
-use crate::tensor::{Elem, Tensor, BF16, F16};
+use crate::tensor::{Elem, Tensor, BF16, F16, F8E4M3FN, F8E5M2};
 use ndarray::{ArrayD, Zip};
 use rayon::prelude::*;
 use statetensor_core::{DType, Result};
@@ -368,6 +368,8 @@ pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
         return match &t {
             Tensor::F16(a) => Tensor::Pred(map_new(a, |x| x.to_f32().is_finite())),
             Tensor::BF16(a) => Tensor::Pred(map_new(a, |x| x.to_f32().is_finite())),
+            Tensor::F8E4M3FN(a) => Tensor::Pred(map_new(a, |x| x.to_f32().is_finite())),
+            Tensor::F8E5M2(a) => Tensor::Pred(map_new(a, |x| x.to_f32().is_finite())),
             Tensor::F32(a) => Tensor::Pred(map_new(a, |x| x.is_finite())),
             Tensor::F64(a) => Tensor::Pred(map_new(a, |x| x.is_finite())),
             _ => t,
@@ -390,6 +392,14 @@ pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
         Tensor::BF16(a) => {
             let f = f32_unary(op);
             map_inplace(a, move |x| BF16::from_f32(f(x.to_f32())))
+        }
+        Tensor::F8E4M3FN(a) => {
+            let f = f32_unary(op);
+            map_inplace(a, move |x| F8E4M3FN::from_f32(f(x.to_f32())))
+        }
+        Tensor::F8E5M2(a) => {
+            let f = f32_unary(op);
+            map_inplace(a, move |x| F8E5M2::from_f32(f(x.to_f32())))
         }
         Tensor::F32(a) => map_inplace(a, f32_unary(op)),
         Tensor::F64(a) => map_inplace(a, f64_unary(op)),
@@ -453,6 +463,18 @@ pub fn binary(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Tensor {
             let f = f32_binary(op);
             zip_inplace(x, y, move |p, q| BF16::from_f32(f(p.to_f32(), q.to_f32())))
         }
+        (Tensor::F8E4M3FN(x), Tensor::F8E4M3FN(y)) => {
+            let f = f32_binary(op);
+            zip_inplace(x, y, move |p, q| {
+                F8E4M3FN::from_f32(f(p.to_f32(), q.to_f32()))
+            })
+        }
+        (Tensor::F8E5M2(x), Tensor::F8E5M2(y)) => {
+            let f = f32_binary(op);
+            zip_inplace(x, y, move |p, q| {
+                F8E5M2::from_f32(f(p.to_f32(), q.to_f32()))
+            })
+        }
         (Tensor::F32(x), Tensor::F32(y)) => float_binary_inplace!(x, y, op, f32, f32_binary),
         (Tensor::F64(x), Tensor::F64(y)) => float_binary_inplace!(x, y, op, f64, f64_binary),
         _ => unreachable!("binary operands are type-checked by the planner"),
@@ -492,18 +514,18 @@ impl BinaryFn for f64 {
         Box::new(f64_binary(op))
     }
 }
-impl BinaryFn for F16 {
-    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
-        let f = f32_binary(op);
-        Box::new(move |p: F16, q: F16| F16::from_f32(f(p.to_f32(), q.to_f32())))
-    }
+/// The narrow floats compute in f32 and round the result to their own type.
+macro_rules! binary_fn_via_f32 {
+    ($($t:ident),*) => {$(
+        impl BinaryFn for $t {
+            fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
+                let f = f32_binary(op);
+                Box::new(move |p: $t, q: $t| $t::from_f32(f(p.to_f32(), q.to_f32())))
+            }
+        }
+    )*};
 }
-impl BinaryFn for BF16 {
-    fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
-        let f = f32_binary(op);
-        Box::new(move |p: BF16, q: BF16| BF16::from_f32(f(p.to_f32(), q.to_f32())))
-    }
-}
+binary_fn_via_f32!(F16, BF16, F8E4M3FN, F8E5M2);
 
 /// A key whose integer order is IEEE totalOrder (-NaN < -inf < ... < -0 < +0 < ... < NaN).
 pub(crate) fn total_key(x: f64) -> i64 {
@@ -553,6 +575,12 @@ pub fn compare(dir: CompareDirection, total_order: bool, a: &Tensor, b: &Tensor)
         (Tensor::U64(x), Tensor::U64(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
         (Tensor::F16(x), Tensor::F16(y)) => float_cmp!(x, y, |v: F16| v.to_f32() as f64),
         (Tensor::BF16(x), Tensor::BF16(y)) => float_cmp!(x, y, |v: BF16| v.to_f32() as f64),
+        (Tensor::F8E4M3FN(x), Tensor::F8E4M3FN(y)) => {
+            float_cmp!(x, y, |v: F8E4M3FN| v.to_f32() as f64)
+        }
+        (Tensor::F8E5M2(x), Tensor::F8E5M2(y)) => {
+            float_cmp!(x, y, |v: F8E5M2| v.to_f32() as f64)
+        }
         (Tensor::F32(x), Tensor::F32(y)) => float_cmp!(x, y, |v: f32| v as f64),
         (Tensor::F64(x), Tensor::F64(y)) => float_cmp!(x, y, |v: f64| v),
         _ => unreachable!("compare operands are type-checked by the planner"),
@@ -591,6 +619,8 @@ pub fn select(pred: &Tensor, mut t: Tensor, f: &Tensor) -> Tensor {
         (Tensor::U64(x), Tensor::U64(y)) => sel!(x, y),
         (Tensor::F16(x), Tensor::F16(y)) => sel!(x, y),
         (Tensor::BF16(x), Tensor::BF16(y)) => sel!(x, y),
+        (Tensor::F8E4M3FN(x), Tensor::F8E4M3FN(y)) => sel!(x, y),
+        (Tensor::F8E5M2(x), Tensor::F8E5M2(y)) => sel!(x, y),
         (Tensor::F32(x), Tensor::F32(y)) => sel!(x, y),
         (Tensor::F64(x), Tensor::F64(y)) => sel!(x, y),
         _ => unreachable!("select operands are type-checked by the planner"),

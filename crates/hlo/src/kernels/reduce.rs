@@ -6,7 +6,7 @@ use super::layout::*;
 use super::movement::broadcast_scalar;
 use super::op_kinds::BinaryOp;
 use crate::map_tensor;
-use crate::tensor::{Elem, Tensor, BF16, F16};
+use crate::tensor::{Elem, Tensor, BF16, F16, F8E4M3FN, F8E5M2};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 use statetensor_core::Result;
@@ -273,6 +273,16 @@ pub fn reduce_binary(
                 let (a, i) = (a.mapv(F16::to_f32), first(&i.mapv(F16::to_f32)));
                 return Tensor::F16(reduce_f32(&a, i, reduced, op, out).mapv(F16::from_f32));
             }
+            (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
+                let (a, i) = (a.mapv(F8E4M3FN::to_f32), first(&i.mapv(F8E4M3FN::to_f32)));
+                let r = reduce_f32(&a, i, reduced, op, out);
+                return Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32));
+            }
+            (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
+                let (a, i) = (a.mapv(F8E5M2::to_f32), first(&i.mapv(F8E5M2::to_f32)));
+                let r = reduce_f32(&a, i, reduced, op, out);
+                return Tensor::F8E5M2(r.mapv(F8E5M2::from_f32));
+            }
             _ => {}
         }
     }
@@ -284,7 +294,7 @@ pub fn reduce_binary(
             }
         };
     }
-    r!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64)
+    r!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
 }
 
 /// Variadic `reduce` with any reducer computation, evaluated on scalars: `f(accs ++ elems)`.
@@ -546,6 +556,16 @@ pub fn reduce_window(
                         let (a, i) = (a.mapv(F16::to_f32), i.mapv(F16::to_f32));
                         let r = native_typed(&a, &i, w, out, op, combiner(op));
                         Tensor::F16(r.mapv(F16::from_f32))
+                    }
+                    (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
+                        let (a, i) = (a.mapv(F8E4M3FN::to_f32), i.mapv(F8E4M3FN::to_f32));
+                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32))
+                    }
+                    (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
+                        let (a, i) = (a.mapv(F8E5M2::to_f32), i.mapv(F8E5M2::to_f32));
+                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        Tensor::F8E5M2(r.mapv(F8E5M2::from_f32))
                     }
                     $((Tensor::$v(a), Tensor::$v(i)) => {
                         Tensor::$v(native_typed(a, i, w, out, op, elementwise_combiner(op)))

@@ -164,8 +164,11 @@ impl<'a> Planner<'a> {
             "reduce-precision" => {
                 want(1)?;
                 let a = arr(0)?;
-                if !a.dtype.is_float() {
-                    return self.err(instr, format!("reduce-precision takes floats, found {a}"));
+                if !matches!(a.dtype, DType::F16 | DType::BF16 | DType::F32 | DType::F64) {
+                    return self.err(
+                        instr,
+                        format!("reduce-precision takes f16, bf16, f32 or f64, found {a}"),
+                    );
                 }
                 let exponent_bits = self.usize_attr(instr, "exponent_bits")?;
                 let mantissa_bits = self.usize_attr(instr, "mantissa_bits")?;

@@ -178,6 +178,10 @@ pub struct LiteralProto {
     pub u16s: Vec<u8>,
     #[prost(bytes = "vec", tag = "17")]
     pub s16s: Vec<u8>,
+    #[prost(bytes = "vec", tag = "19")]
+    pub f8e5m2s: Vec<u8>,
+    #[prost(bytes = "vec", tag = "20")]
+    pub f8e4m3fns: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -341,6 +345,8 @@ pub mod primitive {
     pub const TUPLE: i32 = 13;
     pub const BF16: i32 = 16;
     pub const TOKEN: i32 = 17;
+    pub const F8E5M2: i32 = 19;
+    pub const F8E4M3FN: i32 = 20;
 
     /// XLA's name of an element type statetensor does not execute.
     pub fn other_name(t: i32) -> &'static str {
@@ -349,8 +355,6 @@ pub mod primitive {
             14 => "OPAQUE_TYPE",
             15 => "C64",
             18 => "C128",
-            19 => "F8E5M2",
-            20 => "F8E4M3FN",
             21 => "S4",
             22 => "U4",
             23 => "F8E4M3B11FNUZ",

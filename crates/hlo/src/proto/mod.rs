@@ -194,6 +194,8 @@ fn dtype(t: i32, what: &str) -> Result<DType> {
         BF16 => DType::BF16,
         F32 => DType::F32,
         F64 => DType::F64,
+        F8E4M3FN => DType::F8E4M3FN,
+        F8E5M2 => DType::F8E5M2,
         other => {
             return Err(Error::Unsupported {
                 context: format!("HloModuleProto: {what}"),
@@ -672,6 +674,8 @@ fn literal(l: &LiteralProto, what: &str) -> Result<Tensor> {
         DType::U64 => (le(&l.u64s, u64::to_le_bytes), "u64s"),
         DType::F32 => (le(&l.f32s, f32::to_le_bytes), "f32s"),
         DType::F64 => (le(&l.f64s, f64::to_le_bytes), "f64s"),
+        DType::F8E4M3FN => (l.f8e4m3fns.clone(), "f8e4m3fns"),
+        DType::F8E5M2 => (l.f8e5m2s.clone(), "f8e5m2s"),
     };
     let size = ty.dtype.size_bytes();
     let n = ty.element_count();

@@ -127,7 +127,7 @@ fn inconsistent_region_ops_are_refused() {
         ),
         (
             module("", "  x = s32[4] parameter(0)\n  ROOT r = s32[4] reduce-precision(x), exponent_bits=5, mantissa_bits=2"),
-            "reduce-precision takes floats, found s32[4]",
+            "reduce-precision takes f16, bf16, f32 or f64, found s32[4]",
         ),
         (
             module("", "  x = f32[4] parameter(0)\n  ROOT r = f32[4] reduce-precision(x), exponent_bits=0, mantissa_bits=2"),
