@@ -858,3 +858,21 @@ _b4 = (f8rng.standard_normal(128) * 4).astype(jnp.float8_e4m3fn)
 _a5 = (f8rng.standard_normal(128) * 100).astype(jnp.float8_e5m2)
 _w4 = (f8rng.standard_normal((16, 8))).astype(jnp.float8_e4m3fn)
 fixture("float8", float8_f, [_x8, _a4, _b4, _a5, _w4], F32)
+
+# ---------------------------------------------------------------- nnx and equinox models
+# tools/nnx_eqx_models.py (needs flax and equinox): an nnx decoder that picks its next token
+# with argmax on the device and feeds it back through state with its KV cache; nnx.RNN
+# scanning an LSTM cell over sequence chunks, its carry in state; an equinox MLP whose
+# BatchNorm statistics are eqx.nn.State. Weights resident.
+if not ONLY or ONLY & {"nnx_greedy_decoder", "nnx_rnn_scan", "eqx_batchnorm"}:
+    import nnx_eqx_models
+
+    nrng = np.random.default_rng(20261203)
+    step, args, aliases, weights = nnx_eqx_models.greedy_decoder(nrng)
+    fixture("nnx_greedy_decoder", step, args, F32, steps=6, aliases=aliases, weights=weights)
+    step, args, aliases, weights = nnx_eqx_models.rnn_scan(nrng)
+    fixture("nnx_rnn_scan", step, args, F32, steps=3, aliases=aliases, weights=weights,
+            feeds={0: nrng.standard_normal((3, *args[0].shape)).astype(np.float32)})
+    step, args, aliases, weights = nnx_eqx_models.eqx_batchnorm(nrng)
+    fixture("eqx_batchnorm", step, args, F32, steps=3, aliases=aliases, weights=weights,
+            feeds={0: nrng.standard_normal((3, *args[0].shape)).astype(np.float32)})
