@@ -65,6 +65,8 @@ const PAR_WORK: usize = 1 << 20;
 trait ConvElem: Elem + Send + Sync {
     /// `out = a @ w` (`out` starts at zero).
     fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, out: ArrayViewMut2<Self>);
+    /// `acc + x * w` (wrapping for integers).
+    fn mul_add(acc: Self, x: Self, w: Self) -> Self;
 }
 
 macro_rules! float_conv_elem {
@@ -72,6 +74,9 @@ macro_rules! float_conv_elem {
         impl ConvElem for $t {
             fn product(a: ArrayView2<Self>, w: ArrayView2<Self>, mut out: ArrayViewMut2<Self>) {
                 ndarray::linalg::general_mat_mul(1.0, &a, &w, 0.0, &mut out);
+            }
+            fn mul_add(acc: Self, x: Self, w: Self) -> Self {
+                acc + x * w
             }
         }
     };
@@ -88,6 +93,45 @@ impl ConvElem for i64 {
                 }
                 for (o, &y) in orow.iter_mut().zip(wrow) {
                     *o = o.wrapping_add(x.wrapping_mul(y));
+                }
+            }
+        }
+    }
+    fn mul_add(acc: Self, x: Self, w: Self) -> Self {
+        acc.wrapping_add(x.wrapping_mul(w))
+    }
+}
+
+/// Input features per group up to which a grouped convolution is computed directly, output
+/// row by output row, instead of as one small matrix product per group: a depthwise
+/// convolution's products are `[rows, taps] x [taps, a few]`, where a product's set-up
+/// costs more than its arithmetic.
+const DIRECT_GROUP_FEATURES: usize = 4;
+
+/// Adds one output row of a grouped convolution (`feature_groups` groups, `in_features`
+/// input and `group_out` output features each) over the window positions at `offsets`
+/// (None: padding) of the channels-last input `x`; `kernel` is `[taps * in, out]` row-major.
+fn direct_grouped_row<T: ConvElem>(
+    out_row: &mut [T],
+    x: &[T],
+    offsets: &[Option<usize>],
+    kernel: &[T],
+    in_features: usize,
+    group_out: usize,
+) {
+    let out_features = out_row.len();
+    for (t, offset) in offsets.iter().enumerate() {
+        let Some(o) = *offset else { continue };
+        for i in 0..in_features {
+            let w_row = &kernel[(t * in_features + i) * out_features..][..out_features];
+            let xs = x[o + i..].iter().step_by(in_features);
+            for ((outs, ws), &xv) in out_row
+                .chunks_exact_mut(group_out)
+                .zip(w_row.chunks_exact(group_out))
+                .zip(xs)
+            {
+                for (acc, &w) in outs.iter_mut().zip(ws) {
+                    *acc = T::mul_add(*acc, xv, w);
                 }
             }
         }
@@ -180,12 +224,12 @@ fn conv_in<T: ConvElem>(
             k
         })
         .collect();
+    // a grouped convolution with few input features per group runs directly
+    let direct =
+        c.feature_groups > 1 && c.batch_groups == 1 && in_features <= DIRECT_GROUP_FEATURES;
     let run_block = |(block, out_block): (usize, &mut [T])| {
         let first = block * block_rows;
         let count = out_block.len() / out_features;
-        let mut im2col = vec![T::default(); count * cols];
-        let mut out_view =
-            ArrayViewMut2::from_shape((count, out_features), out_block).expect("output block");
         // per row and window position, the input offset of its feature run (without the
         // group's batch and channel), or None where the window reads padding: the same for
         // every group
@@ -211,6 +255,15 @@ fn conv_in<T: ConvElem>(
                 offsets.push(offset);
             }
         }
+        if direct {
+            let kernel = kernel.as_slice().expect("standard layout");
+            for (r, out_row) in out_block.chunks_exact_mut(out_features).enumerate() {
+                let row_offsets = &offsets[r * taps_per_row..(r + 1) * taps_per_row];
+                direct_grouped_row(out_row, x, row_offsets, kernel, in_features, group_out);
+            }
+            return;
+        }
+        let mut im2col = vec![T::default(); count * cols];
         for g in 0..groups {
             let shift = if c.feature_groups > 1 {
                 g * in_features
@@ -224,6 +277,8 @@ fn conv_in<T: ConvElem>(
                 }
             }
             let cols_of_group = ndarray::s![.., g * group_out..(g + 1) * group_out];
+            let mut out_view = ArrayViewMut2::from_shape((count, out_features), &mut *out_block)
+                .expect("output block");
             T::product(
                 ArrayView2::from_shape((count, cols), &im2col[..]).expect("im2col block"),
                 w.slice(cols_of_group),
