@@ -301,3 +301,57 @@ ENTRY main {
 """, [np.array([1.5, -2.0], np.float32), np.array(5, np.int32), np.array([1.0, 2.0, 3.0], np.float32),
       np.array([10.0, 20.0], np.float32), TOKEN],
      steps=3, carry={3: 0, 2: 1, 1: 2})
+
+# reduce-window with an init that is not the region's identity, over padding and input
+# dilation: XLA folds only the positions inside the (dilated) input, so the init counts
+# once per window, not once per padded position; a window of padding alone gives the
+# init. One-op regions (run natively), a region that must be interpreted, a variadic one.
+case("reduce_window_init", """HloModule reduce_window_init
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+
+add_twice {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  c = f32[] add(a, b)
+  ROOT s = f32[] add(c, b)
+}
+
+mul_s32 {
+  a = s32[] parameter(0)
+  b = s32[] parameter(1)
+  ROOT m = s32[] multiply(a, b)
+}
+
+sum_and_count {
+  a = f32[] parameter(0)
+  n = s32[] parameter(1)
+  x = f32[] parameter(2)
+  k = s32[] parameter(3)
+  s = f32[] add(a, x)
+  c = s32[] add(n, k)
+  ROOT t = (f32[], s32[]) tuple(s, c)
+}
+
+ENTRY main {
+  x = f32[4,2] parameter(0)
+  y = s32[5] parameter(1)
+  ones = s32[4,2] parameter(2)
+  hundred = f32[] constant(100)
+  three = s32[] constant(3)
+  zero = s32[] constant(0)
+  a = f32[2,2] reduce-window(x, hundred), window={size=5x1 stride=3x1 pad=2_2x0_0}, to_apply=add
+  b = f32[6,2] reduce-window(x, hundred), window={size=2x1 stride=1x1 lhs_dilate=2x1}, to_apply=add
+  c = f32[4,2] reduce-window(x, hundred), window={size=3x2 stride=2x1 pad=2_3x0_1}, to_apply=add_twice
+  d = s32[4] reduce-window(y, three), window={size=3 stride=2 pad=2_3}, to_apply=mul_s32
+  e = (f32[4,3], s32[4,3]) reduce-window(x, ones, hundred, zero), window={size=2x2 stride=1x1 pad=1_0x1_1}, to_apply=sum_and_count
+  e0 = f32[4,3] get-tuple-element(e), index=0
+  e1 = s32[4,3] get-tuple-element(e), index=1
+  ROOT t = (f32[2,2], f32[6,2], f32[4,2], s32[4], f32[4,3], s32[4,3]) tuple(a, b, c, d, e0, e1)
+}
+""", [np.arange(8, dtype=np.float32).reshape(4, 2) + 1, np.array([2, -1, 3, 1, -2], np.int32),
+      np.ones((4, 2), np.int32)])

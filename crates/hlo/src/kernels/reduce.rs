@@ -439,14 +439,13 @@ impl Window {
 /// leaves untouched (the features of a pooling) form contiguous runs that are combined
 /// whole, window position by window position; the others step through per-dimension tap
 /// tables. The fold is the interpreted one: from `init`, window positions in row-major
-/// order, padding contributing `init`.
-fn reduce_window_native<T: Elem + BinaryFn>(
+/// order, positions in the padding or a dilation hole skipped.
+fn reduce_window_native<T: Elem>(
     a: &[T],
     init: T,
     idims: &[usize],
     w: &Window,
     out: &[usize],
-    op: BinaryOp,
     run: impl Fn(&mut [T], &[T]),
 ) -> Vec<T> {
     let rank = idims.len();
@@ -462,10 +461,12 @@ fn reduce_window_native<T: Elem + BinaryFn>(
     if count == 0 || inner == 0 {
         return res;
     }
-    let f = T::binary_fn(op);
-    let combine = |acc: &mut [T], src: Option<&[T]>| match src {
-        Some(s) => run(acc, s),
-        None => acc.iter_mut().for_each(|x| *x = f(*x, init)),
+    // XLA visits only the window positions inside the (dilated) input: `init` counts once,
+    // not once per position in the padding
+    let combine = |acc: &mut [T], src: Option<&[T]>| {
+        if let Some(s) = src {
+            run(acc, s)
+        }
     };
     let wsize = &w.size[..outer];
     let mut oidx = vec![0usize; outer];
@@ -491,18 +492,17 @@ fn reduce_window_native<T: Elem + BinaryFn>(
 }
 
 /// [`reduce_window_native`] on an array, combining runs with `run`.
-fn native_typed<T: Elem + BinaryFn>(
+fn native_typed<T: Elem>(
     a: &ArrayD<T>,
     init: &ArrayD<T>,
     w: &Window,
     out: &[usize],
-    op: BinaryOp,
     run: impl Fn(&mut [T], &[T]),
 ) -> ArrayD<T> {
     let iv = init.first().copied().unwrap_or_default();
     let a = a.as_standard_layout();
     let s = a.as_slice().expect("standard layout");
-    let r = reduce_window_native(s, iv, a.shape(), w, out, op, run);
+    let r = reduce_window_native(s, iv, a.shape(), w, out, run);
     ArrayD::from_shape_vec(IxDyn(out), r).expect("reduce-window size")
 }
 
@@ -527,7 +527,9 @@ fn combiner(op: BinaryOp) -> Box<RunCombiner> {
     }
 }
 
-/// `reduce-window(t, init)`: padded and dilated positions take the init value, as in XLA.
+/// `reduce-window(t, init)`: each window folds its elements from `init`, skipping positions
+/// in the padding and in the holes of the input dilation, as XLA does (`init` counts once;
+/// a window of padding alone gives `init`).
 pub fn reduce_window(
     t: &Tensor,
     init: &Tensor,
@@ -544,31 +546,31 @@ pub fn reduce_window(
             ($($v:ident),*) => {
                 match (t, init) {
                     (Tensor::F32(a), Tensor::F32(i)) => {
-                        Tensor::F32(native_typed(a, i, w, out, op, combiner(op)))
+                        Tensor::F32(native_typed(a, i, w, out, combiner(op)))
                     }
                     // f16/bf16 windows accumulate in f32 and round once, as reductions do
                     (Tensor::BF16(a), Tensor::BF16(i)) => {
                         let (a, i) = (a.mapv(BF16::to_f32), i.mapv(BF16::to_f32));
-                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        let r = native_typed(&a, &i, w, out, combiner(op));
                         Tensor::BF16(r.mapv(BF16::from_f32))
                     }
                     (Tensor::F16(a), Tensor::F16(i)) => {
                         let (a, i) = (a.mapv(F16::to_f32), i.mapv(F16::to_f32));
-                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        let r = native_typed(&a, &i, w, out, combiner(op));
                         Tensor::F16(r.mapv(F16::from_f32))
                     }
                     (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
                         let (a, i) = (a.mapv(F8E4M3FN::to_f32), i.mapv(F8E4M3FN::to_f32));
-                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        let r = native_typed(&a, &i, w, out, combiner(op));
                         Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32))
                     }
                     (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
                         let (a, i) = (a.mapv(F8E5M2::to_f32), i.mapv(F8E5M2::to_f32));
-                        let r = native_typed(&a, &i, w, out, op, combiner(op));
+                        let r = native_typed(&a, &i, w, out, combiner(op));
                         Tensor::F8E5M2(r.mapv(F8E5M2::from_f32))
                     }
                     $((Tensor::$v(a), Tensor::$v(i)) => {
-                        Tensor::$v(native_typed(a, i, w, out, op, elementwise_combiner(op)))
+                        Tensor::$v(native_typed(a, i, w, out, elementwise_combiner(op)))
                     })*
                     _ => unreachable!("reduce-window operands are type-checked"),
                 }
@@ -581,8 +583,8 @@ pub fn reduce_window(
 
 /// Variadic `reduce-window(inputs.., inits..)` with any region, interpreted: every window
 /// folds `f(accumulators.., elements..)` from the inits over its positions in row-major
-/// order, a position in the padding (or a hole of the input dilation) contributing the
-/// inits. The inputs share their dims.
+/// order, positions in the padding (or a hole of the input dilation) skipped, as XLA skips
+/// them. The inputs share their dims.
 pub fn reduce_window_general(
     inputs: &[&Tensor],
     inits: &[&Tensor],
@@ -605,12 +607,9 @@ pub fn reduce_window_general(
     loop {
         w.offsets(&taps, &oidx, &istr, &mut offsets);
         let mut acc: Vec<Tensor> = inits.iter().map(|t| (*t).clone()).collect();
-        for off in &offsets {
+        for &k in offsets.iter().flatten() {
             let mut args = acc;
-            match off {
-                Some(k) => args.extend(inputs.iter().map(|t| element(t, *k))),
-                None => args.extend(inits.iter().map(|t| (*t).clone())),
-            }
+            args.extend(inputs.iter().map(|t| element(t, k)));
             acc = f(args)?;
         }
         for (res, a) in results.iter_mut().zip(&acc) {

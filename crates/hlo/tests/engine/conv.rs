@@ -365,7 +365,7 @@ proptest! {
     /// A reduce-window with a one-op region (run natively, the untouched trailing
     /// dimensions as contiguous runs) equals the same window with a region the engine must
     /// interpret, bit for bit: the same fold from init, window positions in row-major
-    /// order, padding contributing init.
+    /// order, positions in the padding skipped.
     #[test]
     fn native_reduce_window_is_the_interpreted_one(c in case(), op in 0usize..3, seed in any::<u64>()) {
         let n = c.n();
