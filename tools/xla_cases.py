@@ -60,10 +60,25 @@ def compile_text(text):
 
 
 def header_aliases(text):
-    """{parameter: output} from the module header's input_output_alias."""
-    m = re.search(r"input_output_alias=\{(.*?)\}\s*(,|\n)", text)
-    pairs = re.findall(r"\{(\d+)\}:\s*\((\d+)", m.group(1)) if m else []
-    return {int(p): int(o) for o, p in pairs}
+    """{parameter: output} from the module header's input_output_alias (whole parameters of
+    a tuple result: `{o}: (p, {}, ...)`); aliases inside tuples need `carry=`."""
+    at = text.find("input_output_alias=")
+    if at < 0:
+        return {}
+    start = text.index("{", at)
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            break
+    body = text[start + 1:end]
+    pairs = re.findall(r"\{([\d,]*)\}:\s*\((\d+),\s*\{([\d,]*)\}", body)
+    aliases = {}
+    for output, param, param_index in pairs:
+        if param_index or "," in output:
+            raise ValueError(f"alias {{{output}}}: ({param}, {{{param_index}}}) is inside a tuple: give carry=")
+        aliases[int(param)] = int(output or 0)
+    return aliases
 
 
 EXACT = dict(rtol=0.0, atol=0.0, why="XLA:CPU ran this module; every output exact")

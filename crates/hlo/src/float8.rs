@@ -1,7 +1,8 @@
 //! The FP8 element types, `f8e4m3fn` and `f8e5m2`, stored as their raw bits.
 //!
-//! Like f16 and bf16 they are computed in f32 and rounded on store. Rounding follows XLA's
-//! `convert`: to nearest, ties to even, subnormals kept; a magnitude past the largest
+//! Like f16 and bf16 they are computed in f32 and rounded on store — through f16, as
+//! XLA:CPU computes FP8 operations in f16 ([`F8E4M3FN::from_f32_via_f16`]). Rounding follows
+//! XLA's `convert`: to nearest, ties to even, subnormals kept; a magnitude past the largest
 //! finite value (by at least half its spacing) overflows — to infinity in `f8e5m2`, and
 //! to NaN in `f8e4m3fn`, which has no infinity (no saturation: that is what XLA:CPU and
 //! ml_dtypes do, checked by the `float8` fixture). Every NaN becomes the format's NaN
@@ -105,6 +106,14 @@ macro_rules! float8 {
             /// Rounds an f32 to the nearest value of the format (ties to even).
             pub fn from_f32(x: f32) -> $name {
                 $name::from_f64(x as f64)
+            }
+
+            /// Rounds the f32 result of an operation on this format: through f16, since
+            /// XLA:CPU computes FP8 operations in f16 (its optimised modules convert to f16,
+            /// operate, convert back) — a sum can round differently than directly.
+            /// `convert` rounds directly ([`Self::from_f32`]).
+            pub fn from_f32_via_f16(x: f32) -> $name {
+                $name::from_f32(crate::tensor::F16::from_f32(x).to_f32())
             }
 
             /// The exact f32 value.

@@ -118,7 +118,7 @@ impl Program {
             }
         }
         // the signature is the arrays inside the parameters and the result, depth first:
-        // a tuple parameter gives one parameter per array (named `p.0`, `p.1.0`, ...), a
+        // a tuple parameter gives one parameter per array (named `p{0}`, `p{1,0}`, ...), a
         // nested result one output per array; tokens carry no data and are left out
         let mut params = Vec::new();
         let mut param_leaves = Vec::new();
@@ -127,10 +127,14 @@ impl Program {
             let instr = &entry.instrs[i];
             param_types.push(instr.ty.clone());
             for (path, a) in instr.ty.leaves() {
-                let name = std::iter::once(instr.name.clone())
-                    .chain(path.iter().map(|k| k.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(".");
+                // `p{1,0}`: braces cannot occur in an HLO name, so no leaf's name can be
+                // another parameter's
+                let name = if matches!(instr.ty, Type::Tuple(_)) {
+                    let index: Vec<String> = path.iter().map(|k| k.to_string()).collect();
+                    format!("{}{{{}}}", instr.name, index.join(","))
+                } else {
+                    instr.name.clone()
+                };
                 params.push(a.spec(name));
                 param_leaves.push((p, path));
             }
@@ -262,7 +266,7 @@ impl Program {
 
     /// Entry parameters, by number (names as in the HLO): the arrays inside the entry's
     /// parameters, depth first — an array parameter is one, a tuple parameter `p` gives
-    /// `p.0`, `p.1`, ... (`p.1.0` inside a nested tuple), a token none.
+    /// `p{0}`, `p{1}`, ... (`p{1,0}` inside a nested tuple), a token none.
     pub fn params(&self) -> &[TensorSpec] {
         &self.params
     }
@@ -454,7 +458,7 @@ ENTRY e {
     fn tuples_flatten_to_their_arrays_with_aliases_at_shape_indices() {
         let p = Program::parse(TUPLES, "t").unwrap();
         let names: Vec<&str> = p.params().iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["p.0", "p.1", "q"]);
+        assert_eq!(names, ["p{0}", "p{1}", "q"]);
         assert_eq!(p.outputs().len(), 3);
         assert_eq!(p.param_location(1), (0, &[1usize][..]));
         assert_eq!(p.output_location(2), &[1, 1]);

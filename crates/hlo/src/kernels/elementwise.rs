@@ -395,11 +395,11 @@ pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
         }
         Tensor::F8E4M3FN(a) => {
             let f = f32_unary(op);
-            map_inplace(a, move |x| F8E4M3FN::from_f32(f(x.to_f32())))
+            map_inplace(a, move |x| F8E4M3FN::from_f32_via_f16(f(x.to_f32())))
         }
         Tensor::F8E5M2(a) => {
             let f = f32_unary(op);
-            map_inplace(a, move |x| F8E5M2::from_f32(f(x.to_f32())))
+            map_inplace(a, move |x| F8E5M2::from_f32_via_f16(f(x.to_f32())))
         }
         Tensor::F32(a) => map_inplace(a, f32_unary(op)),
         Tensor::F64(a) => map_inplace(a, f64_unary(op)),
@@ -466,13 +466,13 @@ pub fn binary(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Tensor {
         (Tensor::F8E4M3FN(x), Tensor::F8E4M3FN(y)) => {
             let f = f32_binary(op);
             zip_inplace(x, y, move |p, q| {
-                F8E4M3FN::from_f32(f(p.to_f32(), q.to_f32()))
+                F8E4M3FN::from_f32_via_f16(f(p.to_f32(), q.to_f32()))
             })
         }
         (Tensor::F8E5M2(x), Tensor::F8E5M2(y)) => {
             let f = f32_binary(op);
             zip_inplace(x, y, move |p, q| {
-                F8E5M2::from_f32(f(p.to_f32(), q.to_f32()))
+                F8E5M2::from_f32_via_f16(f(p.to_f32(), q.to_f32()))
             })
         }
         (Tensor::F32(x), Tensor::F32(y)) => float_binary_inplace!(x, y, op, f32, f32_binary),
@@ -514,18 +514,19 @@ impl BinaryFn for f64 {
         Box::new(f64_binary(op))
     }
 }
-/// The narrow floats compute in f32 and round the result to their own type.
+/// The narrow floats compute in f32 and round the result to their own type (FP8 through
+/// f16, as XLA:CPU computes it).
 macro_rules! binary_fn_via_f32 {
-    ($($t:ident),*) => {$(
+    ($($t:ident: $round:ident),*) => {$(
         impl BinaryFn for $t {
             fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
                 let f = f32_binary(op);
-                Box::new(move |p: $t, q: $t| $t::from_f32(f(p.to_f32(), q.to_f32())))
+                Box::new(move |p: $t, q: $t| $t::$round(f(p.to_f32(), q.to_f32())))
             }
         }
     )*};
 }
-binary_fn_via_f32!(F16, BF16, F8E4M3FN, F8E5M2);
+binary_fn_via_f32!(F16: from_f32, BF16: from_f32, F8E4M3FN: from_f32_via_f16, F8E5M2: from_f32_via_f16);
 
 /// A key whose integer order is IEEE totalOrder (-NaN < -inf < ... < -0 < +0 < ... < NaN).
 pub(crate) fn total_key(x: f64) -> i64 {

@@ -276,12 +276,12 @@ pub fn reduce_binary(
             (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
                 let (a, i) = (a.mapv(F8E4M3FN::to_f32), first(&i.mapv(F8E4M3FN::to_f32)));
                 let r = reduce_f32(&a, i, reduced, op, out);
-                return Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32));
+                return Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32_via_f16));
             }
             (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
                 let (a, i) = (a.mapv(F8E5M2::to_f32), first(&i.mapv(F8E5M2::to_f32)));
                 let r = reduce_f32(&a, i, reduced, op, out);
-                return Tensor::F8E5M2(r.mapv(F8E5M2::from_f32));
+                return Tensor::F8E5M2(r.mapv(F8E5M2::from_f32_via_f16));
             }
             _ => {}
         }
@@ -562,12 +562,12 @@ pub fn reduce_window(
                     (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
                         let (a, i) = (a.mapv(F8E4M3FN::to_f32), i.mapv(F8E4M3FN::to_f32));
                         let r = native_typed(&a, &i, w, out, combiner(op));
-                        Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32))
+                        Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32_via_f16))
                     }
                     (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
                         let (a, i) = (a.mapv(F8E5M2::to_f32), i.mapv(F8E5M2::to_f32));
                         let r = native_typed(&a, &i, w, out, combiner(op));
-                        Tensor::F8E5M2(r.mapv(F8E5M2::from_f32))
+                        Tensor::F8E5M2(r.mapv(F8E5M2::from_f32_via_f16))
                     }
                     $((Tensor::$v(a), Tensor::$v(i)) => {
                         Tensor::$v(native_typed(a, i, w, out, elementwise_combiner(op)))

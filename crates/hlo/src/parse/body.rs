@@ -5,6 +5,10 @@ use crate::ir::{Attr, Computation, Instr, Literal};
 use statetensor_core::Result;
 use std::collections::HashMap;
 
+/// How deep instructions written inline as operands may nest: a bound on the parser's
+/// recursion, so deeply nested text is an error, not a stack overflow.
+const MAX_INLINE_DEPTH: usize = 64;
+
 impl<'a> Parser<'a> {
     pub(super) fn computation(&mut self) -> Result<(Computation, bool)> {
         let pos = self.pos();
@@ -266,7 +270,14 @@ impl<'a> Parser<'a> {
                     let (t, l) = self.ty_with_layout()?;
                     self.skip_ws()?;
                     if self.opcode_follows() {
+                        if self.inline_depth >= MAX_INLINE_DEPTH {
+                            return self.err_at(
+                                opos,
+                                format!("instructions written inline as operands nest deeper than {MAX_INLINE_DEPTH}"),
+                            );
+                        }
                         let inner_name = format!("{name}.operand{}", operands.len());
+                        self.inline_depth += 1;
                         let inner = self.instruction_rhs(
                             opos,
                             inner_name.clone(),
@@ -274,7 +285,9 @@ impl<'a> Parser<'a> {
                             (t, l),
                             b"})",
                             nested,
-                        )?;
+                        );
+                        self.inline_depth -= 1;
+                        let inner = inner?;
                         nested.push(inner);
                         operands.push((inner_name, opos, None));
                         continue;

@@ -27,6 +27,7 @@ pub fn parse_module(text: &str, file: &str) -> Result<Module> {
         line: 1,
         col: 1,
         file,
+        inline_depth: 0,
     };
     p.module()
 }
@@ -51,6 +52,8 @@ pub(super) struct Parser<'a> {
     line: usize,
     col: usize,
     file: &'a str,
+    /// How deep the instruction being read is written inline as an operand.
+    inline_depth: usize,
 }
 
 pub(super) fn is_ident_byte(b: u8) -> bool {

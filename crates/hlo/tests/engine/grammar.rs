@@ -213,3 +213,15 @@ fn instructions_written_as_operands() {
     let e = Program::parse(bad, "g.hlo").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Parse, "{e}");
 }
+
+/// Inline operands nested without end are a parse error, not a stack overflow.
+#[test]
+fn deeply_nested_inline_operands_are_refused() {
+    let mut expr = "x".to_string();
+    for _ in 0..10_000 {
+        expr = format!("f32[2] negate({expr})");
+    }
+    let text = format!("HloModule m\nENTRY e {{\n  x = f32[2] parameter(0)\n  ROOT r = f32[2] negate({expr})\n}}\n");
+    let e = Program::parse(&text, "g.hlo").unwrap_err();
+    assert!(e.to_string().contains("nest deeper than"), "{e}");
+}

@@ -204,3 +204,13 @@ fn random_bits_are_xlas() {
         (vec![1, 2], vec![])
     );
 }
+
+/// FP8 arithmetic rounds through f16, as XLA:CPU computes FP8 operations in f16: the sum
+/// 4.748046875 is 4.75 in f16 (a tie, to even), then 5 in f8e4m3fn (a tie, to even); rounded
+/// directly it would be 4.5.
+#[test]
+fn fp8_results_round_through_f16() {
+    let text = "HloModule m\nadd {\n  a = f8e4m3fn[] parameter(0)\n  b = f8e4m3fn[] parameter(1)\n  ROOT s = f8e4m3fn[] add(a, b)\n}\nENTRY e {\n  x = f8e4m3fn[3] constant({4.5, 0.25, -0.001953125})\n  z = f8e4m3fn[] constant(0)\n  ROOT r = f8e4m3fn[] reduce(x, z), dimensions={0}, to_apply=add\n}\n";
+    let out = Program::parse(text, "m.hlo").unwrap().execute(vec![]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), [5.0]);
+}
