@@ -55,10 +55,16 @@ impl<'a> Parser<'a> {
                     pos,
                     format!("expected a type such as 'f32[2,3]', found {}", self.found()),
                 )
+            } else if matches!(self.peek(), Some(b'(')) || word == "tuple" {
+                // `ROOT r = add(a, b)`: XLA's parser infers the shape; statetensor reads it
+                self.err_at(
+                    pos,
+                    format!("expected the instruction's result type before '{word}' (e.g. 'f32[2,3] {word}(...)'): statetensor needs each instruction's shape written"),
+                )
             } else {
                 self.err_at(
                     pos,
-                    format!("unsupported element type '{word}': expected pred, s8..s64, u8..u64, f16, bf16, f32 or f64"),
+                    format!("unsupported element type '{word}': expected pred, s8..s64, u8..u64, f16, bf16, f32, f64, f8e4m3fn or f8e5m2"),
                 )
             };
         };

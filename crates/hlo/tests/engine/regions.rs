@@ -211,6 +211,9 @@ fn random_bits_are_xlas() {
 #[test]
 fn fp8_results_round_through_f16() {
     let text = "HloModule m\nadd {\n  a = f8e4m3fn[] parameter(0)\n  b = f8e4m3fn[] parameter(1)\n  ROOT s = f8e4m3fn[] add(a, b)\n}\nENTRY e {\n  x = f8e4m3fn[3] constant({4.5, 0.25, -0.001953125})\n  z = f8e4m3fn[] constant(0)\n  ROOT r = f8e4m3fn[] reduce(x, z), dimensions={0}, to_apply=add\n}\n";
-    let out = Program::parse(text, "m.hlo").unwrap().execute(vec![]).unwrap();
+    let out = Program::parse(text, "m.hlo")
+        .unwrap()
+        .execute(vec![])
+        .unwrap();
     assert_eq!(out[0].to_f64_vec(), [5.0]);
 }
