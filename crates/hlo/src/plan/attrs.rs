@@ -99,6 +99,23 @@ impl<'a> Planner<'a> {
         Ok(comp)
     }
 
+    /// The `window=` attribute over `rank` dimensions, or None when it is absent.
+    pub(super) fn window_attr(&self, instr: &Instr, rank: usize) -> Result<Option<Window>> {
+        let Some(spec) = instr.attr("window") else {
+            return Ok(None);
+        };
+        match parse_window(&spec.value, rank) {
+            Some(w) => Ok(Some(w)),
+            None => self.err(
+                instr,
+                format!(
+                    "window={}: expected size=AxB stride=.. pad=lo_hi.. lhs_dilate=.. rhs_dilate=.. rhs_reversal=.. for {rank} dimensions",
+                    spec.value
+                ),
+            ),
+        }
+    }
+
     pub(super) fn plan_of(&self, c: usize) -> &CompPlan {
         self.plans[c].as_ref().expect("callees are compiled first")
     }

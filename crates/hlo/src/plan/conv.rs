@@ -95,19 +95,8 @@ impl<'a> Planner<'a> {
                 ),
             );
         }
-        let window = match instr.attr("window") {
-            Some(a) => match parse_window(&a.value, n) {
-                Some(w) => w,
-                None => {
-                    return self.err(
-                        instr,
-                        format!(
-                            "window={}: expected size=AxB stride=.. pad=lo_hi.. lhs_dilate=.. rhs_dilate=.. rhs_reversal=.. for {n} spatial dimensions",
-                            a.value
-                        ),
-                    )
-                }
-            },
+        let window = match self.window_attr(instr, n)? {
+            Some(w) => w,
             None if n == 0 => parse_window("{}", 0).expect("an empty window"),
             None => {
                 return self.err(

@@ -102,19 +102,8 @@ impl<'a> Planner<'a> {
             );
         }
         let rank = operand.dims.len();
-        let window = match instr.attr("window") {
-            Some(spec) => match parse_window(&spec.value, rank) {
-                Some(w) => w,
-                None => {
-                    return self.err(
-                        instr,
-                        format!(
-                            "window={}: expected size=AxB stride=.. pad=lo_hi.. for {rank} dims",
-                            spec.value
-                        ),
-                    )
-                }
-            },
+        let window = match self.window_attr(instr, rank)? {
+            Some(w) => w,
             // no window: every dimension's window is one element
             None => parse_window("{}", rank).expect("an empty window parses"),
         };

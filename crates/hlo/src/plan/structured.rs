@@ -1,7 +1,6 @@
 //! Structured ops: gather, scatter, dot, reduce, reduce-window, sort, and recognising the
 //! reducer computations real HLO uses.
 
-use super::attrs::parse_window;
 use super::{operand_checks, scalar, Op, Planner, Reducer};
 use crate::ir::{ArrayType, Instr, Type};
 use crate::kernels::{BinaryOp, DotDims, IndexDims};
@@ -461,16 +460,8 @@ impl<'a> Planner<'a> {
                 );
             }
         }
-        let spec = self.attr(instr, "window")?;
-        let Some(w) = parse_window(&spec.value, a.dims.len()) else {
-            return self.err(
-                instr,
-                format!(
-                    "window={}: expected size=AxB stride=.. pad=lo_hi.. for {} dims",
-                    spec.value,
-                    a.dims.len()
-                ),
-            );
+        let Some(w) = self.window_attr(instr, a.dims.len())? else {
+            return self.err(instr, "reduce-window needs attribute 'window'");
         };
         let dims: Vec<usize> = (0..a.dims.len())
             .map(|k| w.output_len(k, a.dims[k]))
