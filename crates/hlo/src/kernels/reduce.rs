@@ -265,26 +265,26 @@ pub fn reduce_binary(
                 let (f, i) = (float_reduce!(f64), i.first().copied().unwrap_or_default());
                 return Tensor::F64(reduce_runs(a, i, reduced, out, |r| f(r, i, op)));
             }
-            (Tensor::BF16(a), Tensor::BF16(i)) => {
-                let (a, i) = (a.mapv(BF16::to_f32), first(&i.mapv(BF16::to_f32)));
-                return Tensor::BF16(reduce_f32(&a, i, reduced, op, out).mapv(BF16::from_f32));
-            }
-            (Tensor::F16(a), Tensor::F16(i)) => {
-                let (a, i) = (a.mapv(F16::to_f32), first(&i.mapv(F16::to_f32)));
-                return Tensor::F16(reduce_f32(&a, i, reduced, op, out).mapv(F16::from_f32));
-            }
-            (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
-                let (a, i) = (a.mapv(F8E4M3FN::to_f32), first(&i.mapv(F8E4M3FN::to_f32)));
-                let r = reduce_f32(&a, i, reduced, op, out);
-                return Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32_via_f16));
-            }
-            (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
-                let (a, i) = (a.mapv(F8E5M2::to_f32), first(&i.mapv(F8E5M2::to_f32)));
-                let r = reduce_f32(&a, i, reduced, op, out);
-                return Tensor::F8E5M2(r.mapv(F8E5M2::from_f32_via_f16));
-            }
             _ => {}
         }
+        // f16, bf16 and FP8 through the f32 path, rounded once at the end
+        macro_rules! narrow {
+            ($($v:ident: $round:path),*) => {
+                match (t, init) {
+                    $((Tensor::$v(a), Tensor::$v(i)) => {
+                        let (a, i) = (a.mapv($v::to_f32), first(&i.mapv($v::to_f32)));
+                        return Tensor::$v(reduce_f32(&a, i, reduced, op, out).mapv($round));
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        narrow!(
+            BF16: BF16::from_f32,
+            F16: F16::from_f32,
+            F8E4M3FN: F8E4M3FN::from_f32_via_f16,
+            F8E5M2: F8E5M2::from_f32_via_f16
+        );
     }
     macro_rules! r {
         ($($v:ident),*) => {
@@ -543,32 +543,17 @@ pub fn reduce_window(
     }
     if let Some(op) = op {
         macro_rules! rw {
-            ($($v:ident),*) => {
+            ($($n:ident: $round:path),*; $($v:ident),*) => {
                 match (t, init) {
                     (Tensor::F32(a), Tensor::F32(i)) => {
                         Tensor::F32(native_typed(a, i, w, out, combiner(op)))
                     }
-                    // f16/bf16 windows accumulate in f32 and round once, as reductions do
-                    (Tensor::BF16(a), Tensor::BF16(i)) => {
-                        let (a, i) = (a.mapv(BF16::to_f32), i.mapv(BF16::to_f32));
-                        let r = native_typed(&a, &i, w, out, combiner(op));
-                        Tensor::BF16(r.mapv(BF16::from_f32))
-                    }
-                    (Tensor::F16(a), Tensor::F16(i)) => {
-                        let (a, i) = (a.mapv(F16::to_f32), i.mapv(F16::to_f32));
-                        let r = native_typed(&a, &i, w, out, combiner(op));
-                        Tensor::F16(r.mapv(F16::from_f32))
-                    }
-                    (Tensor::F8E4M3FN(a), Tensor::F8E4M3FN(i)) => {
-                        let (a, i) = (a.mapv(F8E4M3FN::to_f32), i.mapv(F8E4M3FN::to_f32));
-                        let r = native_typed(&a, &i, w, out, combiner(op));
-                        Tensor::F8E4M3FN(r.mapv(F8E4M3FN::from_f32_via_f16))
-                    }
-                    (Tensor::F8E5M2(a), Tensor::F8E5M2(i)) => {
-                        let (a, i) = (a.mapv(F8E5M2::to_f32), i.mapv(F8E5M2::to_f32));
-                        let r = native_typed(&a, &i, w, out, combiner(op));
-                        Tensor::F8E5M2(r.mapv(F8E5M2::from_f32_via_f16))
-                    }
+                    // f16, bf16 and FP8 windows accumulate in f32 and round once, as
+                    // reductions do
+                    $((Tensor::$n(a), Tensor::$n(i)) => {
+                        let (a, i) = (a.mapv($n::to_f32), i.mapv($n::to_f32));
+                        Tensor::$n(native_typed(&a, &i, w, out, combiner(op)).mapv($round))
+                    })*
                     $((Tensor::$v(a), Tensor::$v(i)) => {
                         Tensor::$v(native_typed(a, i, w, out, elementwise_combiner(op)))
                     })*
@@ -576,7 +561,13 @@ pub fn reduce_window(
                 }
             };
         }
-        return Ok(rw!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F64));
+        return Ok(rw!(
+            BF16: BF16::from_f32,
+            F16: F16::from_f32,
+            F8E4M3FN: F8E4M3FN::from_f32_via_f16,
+            F8E5M2: F8E5M2::from_f32_via_f16;
+            Pred, S8, S16, S32, S64, U8, U16, U32, U64, F64
+        ));
     }
     Ok(reduce_window_general(&[t], &[init], w, out, f)?.remove(0))
 }
