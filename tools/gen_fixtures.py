@@ -65,8 +65,17 @@ BF16_MODEL = dict(rtol=2 ** -7, atol=2 ** -6,
                   why="bf16 model: XLA:CPU keeps some intermediates in f32; a few bf16 ulps of the output scale")
 
 
+# NumPy saves int4, uint4 and float8_e4m3fn alike ('<V1'): the int4 files each fixture
+# wrote, named in its meta.json's "dtypes" so that readers know
+INT4_NAMES = {np.dtype(jnp.int4): "s4", np.dtype(jnp.uint4): "u4"}
+_int4_files = {}
+
+
 def save(path, arr):
-    np.save(path, np.asarray(arr), allow_pickle=False)
+    arr = np.asarray(arr)
+    np.save(path, arr, allow_pickle=False)
+    if arr.dtype in INT4_NAMES:
+        _int4_files[path] = INT4_NAMES[arr.dtype]
 
 
 def with_aliases(text, aliases, must):
@@ -208,6 +217,9 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
             save(os.path.join(d, f"out{s}_{k}.npy"), o)
         for p, o in aliases.items():
             cur[p] = outs[o]
+    hints = {os.path.basename(f): t for f, t in _int4_files.items() if os.path.dirname(f) == d}
+    if hints:
+        meta["dtypes"] = dict(sorted(hints.items()))
     with open(os.path.join(d, "meta.json"), "w") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True)
         fh.write("\n")
@@ -876,3 +888,23 @@ if not ONLY or ONLY & {"nnx_greedy_decoder", "nnx_rnn_scan", "eqx_batchnorm"}:
     step, args, aliases, weights = nnx_eqx_models.eqx_batchnorm(nrng)
     fixture("eqx_batchnorm", step, args, F32, steps=3, aliases=aliases, weights=weights,
             feeds={0: nrng.standard_normal((3, *args[0].shape)).astype(np.float32)})
+
+
+# int4 weight-only quantisation as JAX writes it: s4 weights (resident) with a bf16
+# per-channel scale, dequantised and contracted in f32; an s4 step counter and a u4 ring
+# slot kept as state wrap modulo 16 as they advance; the u4 codes of the output re-quantised.
+def int4_linear(x, w4, scale, acc, step, slot):
+    w = w4.astype(jnp.bfloat16) * scale
+    y = jnp.dot(x.astype(jnp.bfloat16), w, preferred_element_type=jnp.float32)
+    codes = jnp.clip(jnp.round(y * 2 + 8), 0, 15).astype(jnp.uint4)
+    return y, acc + y, step + jnp.int4(3), slot + jnp.uint4(5), codes
+
+
+i4rng = np.random.default_rng(44)
+fixture("int4_linear", int4_linear,
+        [i4rng.standard_normal((2, 32)).astype(np.float32),
+         i4rng.integers(-8, 8, (32, 16)).astype(jnp.int4),
+         (i4rng.random(16) * 0.1 + 0.02).astype(jnp.bfloat16),
+         np.zeros((2, 16), np.float32), np.array(5, jnp.int4), np.array(9, jnp.uint4)],
+        F32, steps=4, aliases={3: 1, 4: 2, 5: 3}, weights=[1, 2],
+        feeds={0: i4rng.standard_normal((4, 2, 32)).astype(np.float32)})

@@ -18,6 +18,7 @@ import re
 import shutil
 import sys
 
+import ml_dtypes
 import numpy as np
 import jax
 
@@ -85,6 +86,9 @@ EXACT = dict(rtol=0.0, atol=0.0, why="XLA:CPU ran this module; every output exac
 F32 = dict(rtol=2e-7, atol=1e-6, why="XLA:CPU contracts a*a-b into one fused multiply-add (one rounding)")
 
 
+INT4_NAMES = {np.dtype(ml_dtypes.int4): "s4", np.dtype(ml_dtypes.uint4): "u4"}
+
+
 def case(name, text, args, steps=1, tol=EXACT, carry=None):
     """Writes fixture `name`: `text` run by XLA:CPU on `args` (the arrays inside the
     parameters, depth first; TOKEN for a token) for `steps` steps, aliased outputs fed back
@@ -103,8 +107,15 @@ def case(name, text, args, steps=1, tol=EXACT, carry=None):
     with open(os.path.join(d, "model.pb"), "wb") as fh:
         fh.write(proto)
     arrays = [np.asarray(a) for a in args if a is not TOKEN]
+    # NumPy saves int4, uint4 and float8_e4m3fn alike ('<V1'): meta.json names the int4 files
+    hints = {}
+
+    def save(file, a):
+        np.save(os.path.join(d, file), a)
+        if a.dtype in INT4_NAMES:
+            hints[file] = INT4_NAMES[a.dtype]
     for p, a in enumerate(arrays):
-        np.save(os.path.join(d, f"arg{p}.npy"), a)
+        save(f"arg{p}.npy", a)
     aliases = header_aliases(printed) if carry is None else carry
     cur = list(arrays)
     for s in range(steps):
@@ -119,11 +130,13 @@ def case(name, text, args, steps=1, tol=EXACT, carry=None):
                 if "token" not in str(e):
                     raise
         for k, o in enumerate(outs):
-            np.save(os.path.join(d, f"out{s}_{k}.npy"), o)
+            save(f"out{s}_{k}.npy", o)
         for p, o in aliases.items():
             cur[p] = outs[o]
     meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"],
             "no_compiled": "hand-written HLO: XLA:CPU's optimised dump is not kept"}
+    if hints:
+        meta["dtypes"] = hints
     with open(os.path.join(d, "meta.json"), "w") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True)
         fh.write("\n")
@@ -370,3 +383,95 @@ ENTRY main {
 }
 """, [np.arange(8, dtype=np.float32).reshape(4, 2) + 1, np.array([2, -1, 3, 1, -2], np.int32),
       np.ones((4, 2), np.int32)])
+
+# int4 as XLA computes it: arithmetic wraps modulo 16, the bit operations see four bits,
+# float-to-int4 converts saturate, int-to-int4 converts wrap, bitcast-convert reads a byte's
+# low nibble first; an s4 counter kept as state wraps from 7 to -8.
+_s4 = np.array([-8, -7, -3, -2, -1, 0, 1, 2, 3, 5, 6, 7, -8, 7, -1, 4], ml_dtypes.int4)
+_t4 = np.array([-1, 3, 2, -2, 0, 0, 5, -8, 1, 7, 3, 1, 0, 7, -1, -3], ml_dtypes.int4)
+_u4 = np.array([0, 1, 2, 3, 7, 8, 9, 14, 15, 5, 6, 12, 0, 15, 10, 11], ml_dtypes.uint4)
+_v4 = np.array([3, 0, 1, 2, 15, 3, 4, 2, 1, 0, 7, 5, 9, 15, 2, 8], ml_dtypes.uint4)
+case("int4_ops", """HloModule int4_ops, input_output_alias={ {0}: (4, {}, may-alias) }
+
+add_s4 {
+  a = s4[] parameter(0)
+  b = s4[] parameter(1)
+  ROOT r = s4[] add(a, b)
+}
+
+less_s4 {
+  a = s4[] parameter(0)
+  b = s4[] parameter(1)
+  ROOT r = pred[] compare(a, b), direction=LT
+}
+
+ENTRY main {
+  a = s4[16] parameter(0)
+  b = s4[16] parameter(1)
+  c = u4[16] parameter(2)
+  d = u4[16] parameter(3)
+  counter = s4[] parameter(4)
+  bytes = u8[4] parameter(5)
+  f = f32[8] parameter(6)
+  wide = s32[8] parameter(7)
+  one = s4[] constant(1)
+  counter_next = s4[] add(counter, one)
+  add = s4[16] add(a, b)
+  sub = s4[16] subtract(a, b)
+  mul = s4[16] multiply(a, b)
+  div = s4[16] divide(a, b)
+  rem = s4[16] remainder(a, b)
+  and = s4[16] and(a, b)
+  or = s4[16] or(a, b)
+  xor = s4[16] xor(a, b)
+  not = s4[16] not(a)
+  neg = s4[16] negate(a)
+  abs = s4[16] abs(a)
+  sign = s4[16] sign(a)
+  pop = s4[16] popcnt(a)
+  clz = s4[16] count-leading-zeros(a)
+  shl = s4[16] shift-left(a, b)
+  srl = s4[16] shift-right-logical(a, b)
+  sra = s4[16] shift-right-arithmetic(a, b)
+  max = s4[16] maximum(a, b)
+  min = s4[16] minimum(a, b)
+  lt = pred[16] compare(a, b), direction=LT
+  uadd = u4[16] add(c, d)
+  usub = u4[16] subtract(c, d)
+  umul = u4[16] multiply(c, d)
+  udiv = u4[16] divide(c, d)
+  urem = u4[16] remainder(c, d)
+  unot = u4[16] not(c)
+  upop = u4[16] popcnt(c)
+  uclz = u4[16] count-leading-zeros(c)
+  ushl = u4[16] shift-left(c, d)
+  usrl = u4[16] shift-right-logical(c, d)
+  usra = u4[16] shift-right-arithmetic(c, d)
+  ugt = pred[16] compare(c, d), direction=GT
+  to_f32 = f32[16] convert(a)
+  from_f32 = s4[8] convert(f)
+  ufrom_f32 = u4[8] convert(f)
+  to_s32 = s32[16] convert(a)
+  from_s32 = s4[8] convert(wide)
+  u_to_s = s4[16] convert(c)
+  s_to_u = u4[16] convert(a)
+  nibbles = u4[4,2] bitcast-convert(bytes)
+  pairs = s4[8,2] reshape(a)
+  packed = s8[8] bitcast-convert(pairs)
+  zero = s4[] constant(0)
+  total = s4[] reduce(a, zero), dimensions={0}, to_apply=add_s4
+  square = s4[4,4] reshape(b)
+  flipped = s4[4,4] transpose(square), dimensions={1,0}
+  joined = s4[32] concatenate(a, b), dimensions={0}
+  part = s4[5] slice(a), slice={[3:13:2]}
+  seven = s4[] constant(7)
+  padded = s4[20] pad(a, seven), padding=2_2
+  back = s4[16] reverse(b), dimensions={0}
+  iota = s4[16] iota(), iota_dimension=0
+  listed = s4[4] constant({-8, -1, 0, 7})
+  sorted = s4[16] sort(a), dimensions={0}, to_apply=less_s4
+  ROOT t = (s4[], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], s4[16], pred[16], u4[16], u4[16], u4[16], u4[16], u4[16], u4[16], u4[16], u4[16], u4[16], u4[16], u4[16], pred[16], f32[16], s4[8], u4[8], s32[16], s4[8], s4[16], u4[16], u4[4,2], s8[8], s4[], s4[4,4], s4[32], s4[5], s4[20], s4[16], s4[16], s4[4], s4[16]) tuple(counter_next, add, sub, mul, div, rem, and, or, xor, not, neg, abs, sign, pop, clz, shl, srl, sra, max, min, lt, uadd, usub, umul, udiv, urem, unot, upop, uclz, ushl, usrl, usra, ugt, to_f32, from_f32, ufrom_f32, to_s32, from_s32, u_to_s, s_to_u, nibbles, packed, total, flipped, joined, part, padded, back, iota, listed, sorted)
+}
+""", [_s4, _t4, _u4, _v4, np.array(5, ml_dtypes.int4), np.array([0x12, 0xef, 0x80, 0x7f], np.uint8),
+      np.array([100.0, -9.5, np.nan, 3.7, -3.7, 7.5, -8.0, 15.9], np.float32),
+      np.array([7, 8, 15, 16, -9, -8, 255, -129], np.int32)], steps=5)

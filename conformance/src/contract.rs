@@ -657,6 +657,41 @@ pub fn snapshot_file_round_trip(h: &dyn Harness) {
     assert_eq!(pos, [0; 4]);
 }
 
+/// int4 state (packed two to a byte on the device) is saved one value per byte as I8/U8, as
+/// safetensors has no int4 type, reads back the same, and a value outside s4's range in
+/// the file is refused without touching the set.
+pub fn int4_state_snapshot_round_trip(h: &dyn Harness) {
+    let d = h.device();
+    let m = d
+        .load_with("int4_linear", &fixture_load_options("int4_linear"))
+        .unwrap();
+    m.create_state_set("s", StateInit::Zeros).unwrap();
+    m.write_state("s", "step.1", 0, &[0x0d]).unwrap(); // s4 -3
+    m.write_state("s", "slot.1", 0, &[0x0e]).unwrap(); // u4 14
+    let mut file = Vec::new();
+    snapshot::save_state_set(&*m, "s", &mut file).unwrap();
+    let text = String::from_utf8_lossy(&file);
+    assert!(
+        text.contains(r#""step.1":{"data_offsets":"#) && text.contains(r#""dtype":"I8""#),
+        "{text}"
+    );
+    let data = &file[file.len() - 2..];
+    // in name order: slot.1 (u4 14), then step.1 (s4 -3, sign-extended)
+    assert_eq!(data, [0x0e, 0xfd], "one value per byte");
+    snapshot::load_state_set(&*m, "t", &mut file.as_slice(), "mem").unwrap();
+    for state in ["acc.1", "step.1", "slot.1"] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        m.read_state_to("s", state, &mut a).unwrap();
+        m.read_state_to("t", state, &mut b).unwrap();
+        assert_eq!(a, b, "{state}");
+    }
+    let n = file.len();
+    file[n - 1] = 9; // no s4 value
+    let e = snapshot::load_state_set(&*m, "u", &mut file.as_slice(), "mem").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("outside s4's range"), "{e}");
+}
+
 /// Every committed fixture's outputs, step by step with state carried on the device, match
 /// JAX's within the fixture's tolerance.
 pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
@@ -717,8 +752,7 @@ pub fn fixtures_match_jax_through_the_backend(h: &dyn Harness) {
                 "{name} step {s}: only the inputs cross host->device (weights are resident)"
             );
             for (i, &o) in sig.returned_outputs().iter().enumerate() {
-                let want =
-                    statetensor_hlo::npy::read_file(&dir.join(format!("out{s}_{o}.npy"))).unwrap();
+                let want = crate::fixtures::fixture_npy(name, &format!("out{s}_{o}.npy"));
                 let got = statetensor_hlo::Tensor::from_le_bytes(
                     outs[i].dtype,
                     outs[i].shape.dims(),
@@ -746,7 +780,7 @@ macro_rules! contract_tests {
             swap_keeps_functional_semantics, failed_execute_poisons_only_its_set, restore_clears_poisoning,
             out_of_device_memory_changes_nothing, state_sets_are_isolated_and_shareable, bad_inputs_are_clear_errors,
             byte_range_access, byte_ranges_outside_a_state_are_refused,
-            missing_names_are_not_found_with_what_exists, threads_two_sets_work_one_set_is_busy, snapshot_file_round_trip,
+            missing_names_are_not_found_with_what_exists, threads_two_sets_work_one_set_is_busy, snapshot_file_round_trip, int4_state_snapshot_round_trip,
             weights_are_resident_uploaded_once_and_shared, bad_weights_are_clear_errors,
             weights_and_state_share_capacity,
             fixtures_match_jax_through_the_backend);

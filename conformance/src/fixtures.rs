@@ -3,7 +3,7 @@
 //! every step and `meta.json` (tolerances, steps). Every test in the workspace finds them
 //! here.
 
-use statetensor_core::{AliasMap, HostTensor, LoadOptions};
+use statetensor_core::{AliasMap, DType, HostTensor, LoadOptions};
 use statetensor_hlo::{npy, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -59,14 +59,29 @@ pub fn fixture_feeds(name: &str) -> Vec<usize> {
     meta_params(name, "feeds")
 }
 
+/// An npy file of fixture `name` (`arg0.npy`, `out2_1.npy`, ...). NumPy saves int4, uint4
+/// and float8_e4m3fn alike (`<V1`); meta.json's `"dtypes"` names the file's type where it
+/// is not what the header alone says.
+pub fn fixture_npy(name: &str, file: &str) -> Tensor {
+    let path = fixture_path(name).join(file);
+    let read = match meta(name)["dtypes"][file].as_str() {
+        Some(hint) => {
+            let want = DType::from_hlo_name(hint)
+                .unwrap_or_else(|| panic!("fixture {name}: meta.json dtypes: '{hint}'"));
+            npy::read_file_as(&path, want)
+        }
+        None => npy::read_file(&path),
+    };
+    read.unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
 /// The value of parameter `p` of fixture `name` at `step`: slice `step` of `feed{p}.npy`
 /// for a parameter fed a new value every step (meta.json's `"feeds"`), else `arg{p}.npy`.
 pub fn fixture_arg(name: &str, p: usize, step: usize) -> Tensor {
-    let dir = fixture_path(name);
     if !fixture_feeds(name).contains(&p) {
-        return npy::read_file(&dir.join(format!("arg{p}.npy"))).expect("fixture arg file");
+        return fixture_npy(name, &format!("arg{p}.npy"));
     }
-    let all = npy::read_file(&dir.join(format!("feed{p}.npy"))).expect("fixture feed file");
+    let all = fixture_npy(name, &format!("feed{p}.npy"));
     let dims = &all.dims()[1..];
     let size = all.size_bytes() / all.dims()[0];
     let bytes = all.to_le_bytes();

@@ -34,7 +34,7 @@ mod trace;
 
 pub use fixtures::{
     fixture_alias_map, fixture_aliases, fixture_arg, fixture_feeds, fixture_hlo,
-    fixture_load_options, fixture_names, fixture_path, fixture_weights, host_tensor,
+    fixture_load_options, fixture_names, fixture_npy, fixture_path, fixture_weights, host_tensor,
 };
 pub use known::{Known, KNOWN_DIFFERENCES};
 pub use reference::Reference;

@@ -190,10 +190,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         let shown = match sig.aliases.param_for(k) {
             Some(q) => {
                 // a small read for display, after the report's totals were taken
-                let take = spec.size_bytes().min(8 * spec.dtype.size_bytes());
-                let mut buf = vec![0u8; take];
+                let count = spec.shape.element_count().min(8);
+                let mut buf = vec![0u8; spec.dtype.packed_bytes(count)];
                 model.read_state(SET, &sig.params[q].name, 0, &mut buf)?;
-                let t = Tensor::from_le_bytes(spec.dtype, &[take / spec.dtype.size_bytes()], &buf)?;
+                let t = Tensor::from_le_bytes(spec.dtype, &[count], &buf)?;
                 let more = if spec.shape.element_count() > 8 {
                     format!(" (first 8 of {})", spec.shape.element_count())
                 } else {

@@ -27,7 +27,7 @@ fn open_npy(
         .map_err(|e| Error::io(format!("{flag} {}: open", spec.name), &what, e))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let h = npy::read_header(&mut r, &what)?;
-    let problem = if h.dtype != spec.dtype {
+    let problem = if !h.reads_as(spec.dtype) {
         Some(format!("{} values", spec.dtype))
     } else {
         check_dims(&h.dims)

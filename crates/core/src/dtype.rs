@@ -9,6 +9,10 @@ use std::fmt;
 pub enum DType {
     /// Boolean, one byte per element.
     Pred,
+    /// Signed 4-bit integer (-8..=7): int4 weights. Packed two to a byte on the device and
+    /// on the wire, the first element in the low nibble (XLA's packing); one per byte while
+    /// the engine computes on it.
+    S4,
     /// Signed 8-bit integer.
     S8,
     /// Signed 16-bit integer.
@@ -17,6 +21,8 @@ pub enum DType {
     S32,
     /// Signed 64-bit integer.
     S64,
+    /// Unsigned 4-bit integer (0..=15), packed as [`DType::S4`].
+    U4,
     /// Unsigned 8-bit integer.
     U8,
     /// Unsigned 16-bit integer.
@@ -43,12 +49,14 @@ pub enum DType {
 
 impl DType {
     /// Every dtype, in a stable order.
-    pub const ALL: [DType; 15] = [
+    pub const ALL: [DType; 17] = [
         DType::Pred,
+        DType::S4,
         DType::S8,
         DType::S16,
         DType::S32,
         DType::S64,
+        DType::U4,
         DType::U8,
         DType::U16,
         DType::U32,
@@ -61,10 +69,18 @@ impl DType {
         DType::F8E5M2,
     ];
 
-    /// Bytes per element.
+    /// Bytes one element takes while the engine computes on it (an int4 element takes a
+    /// whole byte there, as in an XLA literal). The size of a tensor on the device and on
+    /// the wire is [`DType::packed_bytes`].
     pub const fn size_bytes(self) -> usize {
         match self {
-            DType::Pred | DType::S8 | DType::U8 | DType::F8E4M3FN | DType::F8E5M2 => 1,
+            DType::Pred
+            | DType::S4
+            | DType::U4
+            | DType::S8
+            | DType::U8
+            | DType::F8E4M3FN
+            | DType::F8E5M2 => 1,
             DType::S16 | DType::U16 | DType::F16 | DType::BF16 => 2,
             DType::S32 | DType::U32 | DType::F32 => 4,
             DType::S64 | DType::U64 | DType::F64 => 8,
@@ -75,6 +91,8 @@ impl DType {
     pub const fn hlo_name(self) -> &'static str {
         match self {
             DType::Pred => "pred",
+            DType::S4 => "s4",
+            DType::U4 => "u4",
             DType::S8 => "s8",
             DType::S16 => "s16",
             DType::S32 => "s32",
@@ -107,12 +125,18 @@ impl DType {
 
     /// A signed integer type.
     pub const fn is_signed_int(self) -> bool {
-        matches!(self, DType::S8 | DType::S16 | DType::S32 | DType::S64)
+        matches!(
+            self,
+            DType::S4 | DType::S8 | DType::S16 | DType::S32 | DType::S64
+        )
     }
 
     /// An unsigned integer type.
     pub const fn is_unsigned_int(self) -> bool {
-        matches!(self, DType::U8 | DType::U16 | DType::U32 | DType::U64)
+        matches!(
+            self,
+            DType::U4 | DType::U8 | DType::U16 | DType::U32 | DType::U64
+        )
     }
 
     /// Any integer type (not pred).
@@ -120,9 +144,28 @@ impl DType {
         self.is_signed_int() || self.is_unsigned_int()
     }
 
-    /// Bit width of one element (pred counts as 8, as stored).
+    /// Bit width of one element (pred counts as 8, as stored; int4 as 4).
     pub const fn bits(self) -> u32 {
-        (self.size_bytes() * 8) as u32
+        match self {
+            DType::S4 | DType::U4 => 4,
+            _ => (self.size_bytes() * 8) as u32,
+        }
+    }
+
+    /// True for the sub-byte types, stored packed on the device and on the wire.
+    pub const fn is_packed(self) -> bool {
+        self.bits() < 8
+    }
+
+    /// Bytes `count` elements take on the device and on the wire: `count * size_bytes()`,
+    /// except the int4 types, two to a byte (an odd count rounds up, as XLA's packing
+    /// does); saturates instead of overflowing.
+    pub const fn packed_bytes(self, count: usize) -> usize {
+        if self.is_packed() {
+            count.div_ceil(8 / self.bits() as usize)
+        } else {
+            count.saturating_mul(self.size_bytes())
+        }
     }
 }
 
@@ -149,5 +192,10 @@ mod tests {
         assert_eq!(DType::BF16.size_bytes(), 2);
         assert_eq!(DType::Pred.size_bytes(), 1);
         assert_eq!(DType::U64.size_bytes(), 8);
+        assert_eq!(DType::S4.bits(), 4);
+        assert_eq!(DType::U4.packed_bytes(5), 3);
+        assert_eq!(DType::S4.packed_bytes(4), 2);
+        assert_eq!(DType::F32.packed_bytes(3), 12);
+        assert_eq!(DType::F32.packed_bytes(usize::MAX), usize::MAX);
     }
 }

@@ -9,7 +9,8 @@ pub struct HostTensor {
     pub dtype: DType,
     /// Dimensions.
     pub shape: Shape,
-    /// `shape.element_count() * dtype.size_bytes()` bytes.
+    /// `dtype.packed_bytes(shape.element_count())` bytes (int4 packed two to a byte, the
+    /// first element in the low nibble).
     pub data: Vec<u8>,
 }
 
@@ -17,7 +18,7 @@ impl HostTensor {
     /// A tensor from its parts; the byte count must match.
     pub fn new(dtype: DType, dims: impl Into<Vec<usize>>, data: Vec<u8>) -> Result<HostTensor> {
         let shape = Shape::new(dims);
-        let want = shape.element_count() * dtype.size_bytes();
+        let want = dtype.packed_bytes(shape.element_count());
         if data.len() != want {
             return Err(Error::invalid_input(
                 "host tensor",

@@ -24,6 +24,7 @@ mod load_options;
 mod locking;
 mod model;
 mod names;
+pub mod packing;
 mod signature;
 pub mod snapshot;
 mod spec;

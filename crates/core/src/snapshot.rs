@@ -2,13 +2,18 @@
 //! between the device and the file in bounded chunks, never as a second full host copy.
 //!
 //! Works over any [`StatefulModel`], so the simulator and the driver write the same files.
+//! safetensors has no int4 type: an `s4`/`u4` state is written as `I8`/`U8`, one value per
+//! byte, and range-checked when read back.
 
-use crate::{DType, Error, Result, StatefulModel, TensorSpec};
+use crate::{packing, DType, Error, Result, StatefulModel, TensorSpec, STREAM_CHUNK};
 use std::io::{Read, Write};
 
 fn st_dtype(d: DType) -> &'static str {
     match d {
         DType::Pred => "BOOL",
+        // safetensors has no int4 type: one value per byte, in the 8-bit type
+        DType::S4 => "I8",
+        DType::U4 => "U8",
         DType::S8 => "I8",
         DType::S16 => "I16",
         DType::S32 => "I32",
@@ -27,6 +32,61 @@ fn st_dtype(d: DType) -> &'static str {
     }
 }
 
+/// Bytes a state takes in the file: its wire size, except int4, one value per byte.
+fn file_bytes(spec: &TensorSpec) -> u64 {
+    if spec.dtype.is_packed() {
+        spec.shape.element_count() as u64
+    } else {
+        spec.size_bytes() as u64
+    }
+}
+
+/// Streams an int4 state to `w` one value per byte (sign-extended for `s4`).
+fn write_unpacked(
+    model: &dyn StatefulModel,
+    set: &str,
+    spec: &TensorSpec,
+    w: &mut dyn Write,
+) -> Result<()> {
+    packing::stream_unpacked(
+        spec.dtype,
+        spec.shape.element_count(),
+        STREAM_CHUNK,
+        |off, buf| model.read_state(set, &spec.name, off as u64, buf),
+        |values| {
+            w.write_all(values)
+                .map_err(|e| Error::io("save state set", set, e))
+        },
+    )
+}
+
+/// Reads an int4 state written one value per byte, checking each value's range.
+fn read_unpacked(
+    model: &dyn StatefulModel,
+    set: &str,
+    spec: &TensorSpec,
+    r: &mut dyn Read,
+) -> Result<()> {
+    let count = spec.shape.element_count();
+    let what = format!("state '{}'", spec.name);
+    packing::stream_packed(
+        spec.dtype,
+        count,
+        STREAM_CHUNK,
+        false,
+        &what,
+        |done, values| {
+            r.read_exact(values).map_err(|e| {
+                Error::invalid_input(
+                    &what,
+                    format!("needs {count} bytes; the source ended after {done}: {e}"),
+                )
+            })
+        },
+        |off, packed| model.write_state(set, &spec.name, off as u64, packed),
+    )
+}
+
 /// Writes every state of `set` as a safetensors file (tensors named by state, in name order).
 pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -> Result<u64> {
     let sig = model.signature();
@@ -39,7 +99,7 @@ pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
     let mut off = 0u64;
     for s in &states {
-        let size = s.size_bytes() as u64;
+        let size = file_bytes(s);
         header.insert(
             s.name.clone(),
             serde_json::json!({"dtype": st_dtype(s.dtype), "shape": s.shape.dims(), "data_offsets": [off, off + size]}),
@@ -56,7 +116,11 @@ pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -
         .map_err(io)?;
     w.write_all(text.as_bytes()).map_err(io)?;
     for s in &states {
-        model.read_state_to(set, &s.name, w)?;
+        if s.dtype.is_packed() {
+            write_unpacked(model, set, s, w)?;
+        } else {
+            model.read_state_to(set, &s.name, w)?;
+        }
     }
     w.flush().map_err(io)?;
     Ok(8 + text.len() as u64 + off)
@@ -115,13 +179,11 @@ pub fn load_state_set(
             .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
             .unwrap_or_default();
         match offs[..] {
-            [a, b] if b >= a && b - a == spec.size_bytes() as u64 => {
-                plan.push((a, b, name.clone()))
-            }
+            [a, b] if b >= a && b - a == file_bytes(spec) => plan.push((a, b, name.clone())),
             _ => {
                 return Err(bad(format!(
                     "'{name}' has data_offsets {offs:?}; expected {} bytes",
-                    spec.size_bytes()
+                    file_bytes(spec)
                 )))
             }
         }
@@ -147,7 +209,13 @@ pub fn load_state_set(
     // creates the set, or attaches to it when it exists (it is then overwritten whole)
     model.create_state_set(set, crate::StateInit::Zeros)?;
     for (_, _, name) in &plan {
-        if let Err(e) = model.write_state_from(set, name, r) {
+        let spec = &sig.params[sig.state_param("load state set", name)?];
+        let written = if spec.dtype.is_packed() {
+            read_unpacked(model, set, spec, r)
+        } else {
+            model.write_state_from(set, name, r).map(|_| ())
+        };
+        if let Err(e) = written {
             let _ = model.reset(set);
             return Err(bad(format!("{e}; the state set was reset")));
         }

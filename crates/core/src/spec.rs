@@ -70,11 +70,10 @@ impl TensorSpec {
         }
     }
 
-    /// Size in bytes of the whole tensor; saturates instead of overflowing.
+    /// Size in bytes of the whole tensor on the device and on the wire (int4 packed two to
+    /// a byte); saturates instead of overflowing.
     pub fn size_bytes(&self) -> usize {
-        self.shape
-            .element_count()
-            .saturating_mul(self.dtype.size_bytes())
+        self.dtype.packed_bytes(self.shape.element_count())
     }
 
     /// `f32[2,3]`, as HLO prints a type.

@@ -59,9 +59,9 @@ impl ArrayType {
         self.dims.iter().product()
     }
 
-    /// Size in bytes.
+    /// Size in bytes on the device (int4 packed two to a byte).
     pub fn size_bytes(&self) -> usize {
-        self.element_count() * self.dtype.size_bytes()
+        self.dtype.packed_bytes(self.element_count())
     }
 
     /// The spec of a tensor of this type under `name`.

@@ -2,8 +2,10 @@
 //! `inf`, `-nan`, NaN payloads (`-nan(0x7f)`), `true`; `/*i0=0*/` index comments (what
 //! XLA's printer writes in rank-4+ literals) are skipped.
 //!
-//! The nesting must follow the shape (a `[2,3]` literal is two braces of three values), and
-//! a single value without braces fills an array of any shape. A value that does not fit
+//! The nesting must follow the shape (a `[2,3]` literal is two braces of three values); a
+//! single value without braces for an array sets its first element and leaves the rest
+//! zero, as XLA's parser does (XLA:CPU computes `{{1,0,0},{0,0,0}}` for
+//! `s32[2,3] constant(1)`, checked through jaxlib). A value that does not fit
 //! the element type is refused (u8 `300`, u32 `4294967296`, bf16 `1e100`), as XLA refuses
 //! it, instead of wrapping or turning into infinity.
 
@@ -239,7 +241,8 @@ pub(crate) fn parse_literal(text: &str, ty: &ArrayType) -> Result<Tensor, String
     let toks = tokens(text)?;
     let n = ty.element_count();
     let mut values = Vec::with_capacity(n);
-    // one value without braces fills an array of any shape
+    // one value without braces for an array: XLA's parser sets the first element to it and
+    // leaves the rest zero (`s32[2,3] constant(1)` is {{1,0,0},{0,0,0}}), and so does this
     let fill = !ty.dims.is_empty() && toks.len() == 1 && toks[0] != "{";
     let mut at = 0;
     if fill {
@@ -269,7 +272,7 @@ pub(crate) fn parse_literal(text: &str, ty: &ArrayType) -> Result<Tensor, String
             }))
             .collect();
         if fill && n > 1 {
-            v = vec![v[0]; n];
+            v.resize(n, T::default());
         }
         ArrayD::from_shape_vec(IxDyn(&ty.dims), v).map_err(|e| e.to_string())?
     });
@@ -325,9 +328,10 @@ mod tests {
     }
 
     #[test]
-    fn one_value_fills_an_array() {
+    fn one_value_for_an_array_sets_its_first_element_as_xla_does() {
+        // XLA:CPU through jaxlib: s32[2,3] constant(7) is {{7,0,0},{0,0,0}}
         let t = parse_literal("7", &at(DType::S32, &[2, 3])).unwrap();
-        assert_eq!(t.to_f64_vec(), vec![7.0; 6]);
+        assert_eq!(t.to_f64_vec(), vec![7.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         let t = parse_literal("1", &at(DType::S32, &[3, 0])).unwrap();
         assert!(t.is_empty());
     }

@@ -209,14 +209,19 @@ impl Manifest {
 
 /// The value of parameter `p` (`spec`) in npy file `file`, which must hold its type.
 pub fn read_value(file: &Path, p: usize, spec: &TensorSpec) -> Result<HostTensor> {
-    let t = npy::read_file(file)?;
-    if t.dtype() != spec.dtype || t.dims() != spec.shape.dims() {
+    let what = file.display().to_string();
+    let f = std::fs::File::open(file).map_err(|e| Error::io("open", &what, e))?;
+    let mut r = std::io::BufReader::new(f);
+    let h = npy::read_header(&mut r, &what)?;
+    if !h.reads_as(spec.dtype) || h.dims != spec.shape.dims() {
         return Err(spec.wrong_argument(
-            &format!("read '{}'", file.display()),
+            &format!("read '{what}'"),
             p,
-            &format!("{}{:?}", t.dtype(), t.dims()),
+            &format!("{}{:?}", h.dtype, h.dims),
         ));
     }
+    let mut t = crate::Tensor::zeros(spec.dtype, &h.dims);
+    npy::read_data_into(&mut r, &mut t, &what)?;
     HostTensor::new(t.dtype(), t.dims().to_vec(), t.to_le_bytes())
 }
 

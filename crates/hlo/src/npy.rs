@@ -1,9 +1,12 @@
 //! `.npy` files, streamed: a tensor is read straight into its buffer and written straight
 //! from it in bounded chunks, so a 512 MiB state never needs a second full host copy.
 //!
-//! Supported: little-endian C-order f64 f32 f16 i64 i32 i16 i8 u64 u32 u16 u8 bool, and
-//! bf16 as 2-byte void (`<V2`, how NumPy saves `ml_dtypes.bfloat16`) when the caller
-//! expects bf16. Format versions 1.0, 2.0 and 3.0.
+//! Supported: little-endian C-order f64 f32 f16 i64 i32 i16 i8 u64 u32 u16 u8 bool, and the
+//! `ml_dtypes` types as NumPy saves them: bf16 as 2-byte void (`<V2`), float8_e5m2 as `<f1`,
+//! and float8_e4m3fn, int4 and uint4 all as 1-byte void (`<V1`) — which of the three a `<V1`
+//! file holds only the reader can say ([`NpyHeader::reads_as`]; without a hint it is
+//! float8_e4m3fn). int4 files hold one value per byte (in the low nibble, as `ml_dtypes`
+//! stores it); the tensor packs them. Format versions 1.0, 2.0 and 3.0.
 
 use crate::tensor::Tensor;
 use statetensor_core::{DType, Error, Result};
@@ -15,12 +18,24 @@ const CHUNK: usize = 1 << 20;
 /// The header of a `.npy` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NpyHeader {
-    /// Element type (`V2` maps to bf16).
+    /// Element type (`V2` maps to bf16, `V1` to f8e4m3fn unless [`NpyHeader::reads_as`]
+    /// says otherwise).
     pub dtype: DType,
     /// Dimensions.
     pub dims: Vec<usize>,
     /// The header's `descr` as written.
     pub descr: String,
+}
+
+impl NpyHeader {
+    /// True when the file can be read as `want`: its own dtype, or, for a 1-byte void file
+    /// (`<V1`: what NumPy writes for `ml_dtypes`' float8_e4m3fn, int4 and uint4 alike), any
+    /// of those three.
+    pub fn reads_as(&self, want: DType) -> bool {
+        self.dtype == want
+            || (matches!(self.descr.as_str(), "<V1" | "|V1")
+                && matches!(want, DType::F8E4M3FN | DType::S4 | DType::U4))
+    }
 }
 
 fn bad(what: &str, msg: impl Into<String>) -> Error {
@@ -42,8 +57,8 @@ fn descr_of(d: DType) -> &'static str {
         DType::BF16 => "<V2",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
-        // what numpy writes for ml_dtypes' float8_e4m3fn and float8_e5m2
-        DType::F8E4M3FN => "<V1",
+        // what numpy writes for ml_dtypes' float8_e4m3fn, int4, uint4 and float8_e5m2
+        DType::F8E4M3FN | DType::S4 | DType::U4 => "<V1",
         DType::F8E5M2 => "<f1",
     }
 }
@@ -147,7 +162,7 @@ pub fn read_header<R: Read + ?Sized>(r: &mut R, what: &str) -> Result<NpyHeader>
     let dtype = dtype_of(&descr).ok_or_else(|| {
         bad(
             what,
-            format!("dtype '{descr}' is not supported: expected little-endian f8 f4 f2 i8 i4 i2 i1 u8 u4 u2 u1 b1, or V2 for bf16"),
+            format!("dtype '{descr}' is not supported: expected little-endian f8 f4 f2 i8 i4 i2 i1 u8 u4 u2 u1 b1, or an ml_dtypes type (V2 for bf16, f1 for float8_e5m2, V1 for float8_e4m3fn, int4 or uint4)"),
         )
     })?;
     if dims
@@ -169,8 +184,29 @@ pub fn read<R: Read + ?Sized>(r: &mut R, what: &str) -> Result<Tensor> {
     Ok(t)
 }
 
+/// Reads a whole tensor of dtype `want` (which the file must hold: see
+/// [`NpyHeader::reads_as`]), streaming the data into its buffer.
+pub fn read_as<R: Read + ?Sized>(r: &mut R, want: DType, what: &str) -> Result<Tensor> {
+    let h = read_header(r, what)?;
+    if !h.reads_as(want) {
+        return Err(bad(
+            what,
+            format!(
+                "the file holds {} ('{}'); expected {want}",
+                h.dtype, h.descr
+            ),
+        ));
+    }
+    let mut t = Tensor::zeros(want, &h.dims);
+    read_data_into(r, &mut t, what)?;
+    Ok(t)
+}
+
 /// Streams the data part of an npy file (after [`read_header`]) into `t`.
 pub fn read_data_into<R: Read + ?Sized>(r: &mut R, t: &mut Tensor, what: &str) -> Result<()> {
+    if t.dtype().is_packed() {
+        return read_int4_into(r, t, what);
+    }
     let total = t.size_bytes();
     let mut buf = vec![0u8; CHUNK.min(total.max(1))];
     let mut off = 0;
@@ -186,6 +222,28 @@ pub fn read_data_into<R: Read + ?Sized>(r: &mut R, t: &mut Tensor, what: &str) -
         off += n;
     }
     Ok(())
+}
+
+/// Reads int4 values one per byte (the value's low nibble, as `ml_dtypes` stores it, or the
+/// value sign-extended), checks their range and packs them into `t`.
+fn read_int4_into<R: Read + ?Sized>(r: &mut R, t: &mut Tensor, what: &str) -> Result<()> {
+    let (count, dtype) = (t.len(), t.dtype());
+    statetensor_core::packing::stream_packed(
+        dtype,
+        count,
+        CHUNK,
+        true,
+        &format!("read npy '{what}'"),
+        |_, values| {
+            r.read_exact(values).map_err(|_| {
+                bad(
+                    what,
+                    format!("file holds fewer data bytes than its header's {count}"),
+                )
+            })
+        },
+        |off, packed| t.write_bytes(off, packed),
+    )
 }
 
 /// The header bytes for a tensor of `dtype` and `dims` (version 1.0, 64-byte aligned).
@@ -219,6 +277,17 @@ pub fn write<W: Write + ?Sized>(w: &mut W, t: &Tensor, what: &str) -> Result<()>
     let io = |e: std::io::Error| Error::io("write npy", what, e);
     w.write_all(&header_bytes(t.dtype(), t.dims()))
         .map_err(io)?;
+    if t.dtype().is_packed() {
+        // one value per byte, in the low nibble, as ml_dtypes writes int4
+        statetensor_core::packing::stream_unpacked(
+            DType::U4,
+            t.len(),
+            CHUNK,
+            |off, buf| t.read_bytes(off, buf),
+            |values| w.write_all(values).map_err(io),
+        )?;
+        return w.flush().map_err(io);
+    }
     let total = t.size_bytes();
     let mut buf = vec![0u8; CHUNK.min(total.max(1))];
     let mut off = 0;
@@ -236,6 +305,13 @@ pub fn read_file(path: &std::path::Path) -> Result<Tensor> {
     let what = path.display().to_string();
     let f = std::fs::File::open(path).map_err(|e| Error::io("open", &what, e))?;
     read(&mut std::io::BufReader::new(f), &what)
+}
+
+/// Reads a tensor of dtype `want` from a file (see [`read_as`]).
+pub fn read_file_as(path: &std::path::Path, want: DType) -> Result<Tensor> {
+    let what = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| Error::io("open", &what, e))?;
+    read_as(&mut std::io::BufReader::new(f), want, &what)
 }
 
 /// Writes a tensor to a file.
@@ -260,10 +336,44 @@ mod tests {
             }
             let mut buf = Vec::new();
             write(&mut buf, &t, "mem").unwrap();
-            assert_eq!(buf.len() % 64, (t.size_bytes()) % 64);
-            let back = read(&mut buf.as_slice(), "mem").unwrap();
+            let data = if d.is_packed() {
+                t.len()
+            } else {
+                t.size_bytes()
+            };
+            assert_eq!(buf.len() % 64, data % 64);
+            let back = read_as(&mut buf.as_slice(), d, "mem").unwrap();
             assert_eq!(back, t, "{d}");
         }
+    }
+
+    #[test]
+    fn int4_files_as_ml_dtypes_writes_them() {
+        // np.save of np.array([1, -2, 7, -8], dtype=ml_dtypes.int4): '<V1', low nibbles
+        let mut f = header_bytes(DType::S4, &[4]);
+        assert!(String::from_utf8_lossy(&f).contains("'<V1'"));
+        f.extend_from_slice(&[0x01, 0x0e, 0x07, 0x08]);
+        let t = read_as(&mut f.as_slice(), DType::S4, "int4.npy").unwrap();
+        assert_eq!(t.to_f64_vec(), [1.0, -2.0, 7.0, -8.0]);
+        assert_eq!(t.to_le_bytes(), [0xe1, 0x87]);
+        let u = read_as(&mut f.as_slice(), DType::U4, "uint4.npy").unwrap();
+        assert_eq!(u.to_f64_vec(), [1.0, 14.0, 7.0, 8.0]);
+        // without a hint a '<V1' file is float8_e4m3fn; f1 never reads as int4
+        assert_eq!(
+            read(&mut f.as_slice(), "x").unwrap().dtype(),
+            DType::F8E4M3FN
+        );
+        let mut e5 = header_bytes(DType::F8E5M2, &[4]);
+        e5.extend_from_slice(&[0; 4]);
+        assert!(read_as(&mut e5.as_slice(), DType::S4, "e5.npy").is_err());
+        // a byte that is no int4 value is refused, naming it
+        let n = f.len();
+        f[n - 1] = 0x1e;
+        let e = read_as(&mut f.as_slice(), DType::S4, "bad.npy").unwrap_err();
+        assert!(e.to_string().contains("element 3"), "{e}");
+        let mut back = Vec::new();
+        write(&mut back, &t, "mem").unwrap();
+        assert!(back.ends_with(&[0x01, 0x0e, 0x07, 0x08]));
     }
 
     #[test]

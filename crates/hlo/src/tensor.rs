@@ -3,9 +3,11 @@
 //! Every [`Tensor`] is kept in standard (C) layout, so its bytes can be streamed to and from
 //! files and device buffers without a reordering copy. f16, bf16 and the FP8 types are
 //! stored as their raw bits ([`F16`], [`BF16`], [`F8E4M3FN`], [`F8E5M2`]) and computed in
-//! f32, rounded to nearest-even on store, as XLA's CPU backend does.
+//! f32, rounded to nearest-even on store, as XLA's CPU backend does. The int4 types hold one
+//! value per element ([`I4`], [`U4`]); their byte image is packed two to a byte.
 
 pub use crate::float8::{F8E4M3FN, F8E5M2};
+pub use crate::int4::{I4, U4};
 use ndarray::{ArrayD, IxDyn};
 use statetensor_core::{DType, Error, Result, TensorSpec};
 use std::fmt;
@@ -190,6 +192,43 @@ int_elem!(u16, U16);
 int_elem!(u32, U32);
 int_elem!(u64, U64);
 
+/// The int4 types: XLA's integer semantics at four bits (conversions wrap, or saturate from
+/// floats); one byte per element in [`Elem::write_le`]'s form (sign-extended for `s4`, as
+/// an XLA literal proto holds them).
+macro_rules! int4_elem {
+    ($t:ident, $d:ident, $min:expr, $max:expr) => {
+        impl Elem for $t {
+            const DTYPE: DType = DType::$d;
+            fn to_f64(self) -> f64 {
+                self.get() as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                // saturating, NaN to 0, as XLA's float-to-int convert
+                $t::wrap(if v.is_nan() {
+                    0
+                } else {
+                    v.clamp($min, $max) as i64
+                })
+            }
+            fn to_i128(self) -> i128 {
+                self.get() as i128
+            }
+            fn from_i128(v: i128) -> Self {
+                $t::wrap(v as i64)
+            }
+            fn write_le(self, out: &mut [u8]) {
+                out[0] = self.get() as u8;
+            }
+            fn read_le(b: &[u8]) -> Self {
+                $t::wrap(b[0] as i64)
+            }
+            tensor_access!($d);
+        }
+    };
+}
+int4_elem!(I4, S4, -8.0, 7.0);
+int4_elem!(U4, U4, 0.0, 15.0);
+
 impl Elem for bool {
     const DTYPE: DType = DType::Pred;
     fn to_f64(self) -> f64 {
@@ -307,6 +346,8 @@ float8_elem!(F8E5M2);
 #[allow(missing_docs)]
 pub enum Tensor {
     Pred(ArrayD<bool>),
+    S4(ArrayD<I4>),
+    U4(ArrayD<U4>),
     S8(ArrayD<i8>),
     S16(ArrayD<i16>),
     S32(ArrayD<i32>),
@@ -331,6 +372,8 @@ macro_rules! with_tensor {
     ($t:expr, $a:ident => $body:expr) => {
         match $t {
             $crate::Tensor::Pred($a) => $body,
+            $crate::Tensor::S4($a) => $body,
+            $crate::Tensor::U4($a) => $body,
             $crate::Tensor::S8($a) => $body,
             $crate::Tensor::S16($a) => $body,
             $crate::Tensor::S32($a) => $body,
@@ -349,6 +392,19 @@ macro_rules! with_tensor {
     };
 }
 
+/// Invokes macro `$m` with the name of every [`Tensor`] variant, for kernels that match two
+/// tensors of one dtype (`$m!(Pred, S4, ...)`): one list, so a new type is added once.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! every_variant {
+    ($m:ident) => {
+        $m!(
+            Pred, S4, U4, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN,
+            F8E5M2
+        )
+    };
+}
+
 /// Like [`with_tensor!`], wrapping the body's array result back into the same variant.
 #[macro_export]
 #[doc(hidden)]
@@ -356,6 +412,8 @@ macro_rules! map_tensor {
     ($t:expr, $a:ident => $body:expr) => {
         match $t {
             $crate::Tensor::Pred($a) => $crate::Tensor::Pred($body),
+            $crate::Tensor::S4($a) => $crate::Tensor::S4($body),
+            $crate::Tensor::U4($a) => $crate::Tensor::U4($body),
             $crate::Tensor::S8($a) => $crate::Tensor::S8($body),
             $crate::Tensor::S16($a) => $crate::Tensor::S16($body),
             $crate::Tensor::S32($a) => $crate::Tensor::S32($body),
@@ -384,6 +442,14 @@ macro_rules! make_tensor {
             statetensor_core::DType::Pred => {
                 type $T = bool;
                 $crate::Tensor::Pred($body)
+            }
+            statetensor_core::DType::S4 => {
+                type $T = $crate::I4;
+                $crate::Tensor::S4($body)
+            }
+            statetensor_core::DType::U4 => {
+                type $T = $crate::U4;
+                $crate::Tensor::U4($body)
             }
             statetensor_core::DType::S8 => {
                 type $T = i8;
@@ -450,6 +516,8 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         match self {
             Tensor::Pred(_) => DType::Pred,
+            Tensor::S4(_) => DType::S4,
+            Tensor::U4(_) => DType::U4,
             Tensor::S8(_) => DType::S8,
             Tensor::S16(_) => DType::S16,
             Tensor::S32(_) => DType::S32,
@@ -482,9 +550,9 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// Size in bytes.
+    /// Size in bytes of the byte image (int4 packed two to a byte).
     pub fn size_bytes(&self) -> usize {
-        self.len() * self.dtype().size_bytes()
+        self.dtype().packed_bytes(self.len())
     }
 
     /// A zero-filled tensor.
@@ -507,15 +575,21 @@ impl Tensor {
         )
     }
 
-    /// A tensor from little-endian bytes in row-major order; the byte count must be exact.
+    /// A tensor from little-endian bytes in row-major order (int4 packed two to a byte, the
+    /// first element in the low nibble); the byte count must be exact.
     pub fn from_le_bytes(dtype: DType, dims: &[usize], bytes: &[u8]) -> Result<Tensor> {
         let n: usize = dims.iter().product();
-        let want = n * dtype.size_bytes();
+        let want = dtype.packed_bytes(n);
         if bytes.len() != want {
             return Err(Error::invalid_input(
                 "tensor from bytes",
                 format!("{dtype}{dims:?} needs {want} bytes, got {}", bytes.len()),
             ));
+        }
+        if dtype.is_packed() {
+            let mut t = Tensor::zeros(dtype, dims);
+            t.write_bytes(0, bytes)?;
+            return Ok(t);
         }
         let sz = dtype.size_bytes();
         Ok(make_tensor!(dtype, T => {
@@ -535,6 +609,10 @@ impl Tensor {
     /// Copies bytes `[offset, offset + out.len())` of the tensor's row-major image into `out`.
     pub fn read_bytes(&self, offset: usize, out: &mut [u8]) -> Result<()> {
         self.check_range("read tensor bytes", offset, out.len())?;
+        if self.dtype().is_packed() {
+            with_tensor!(self, a => copy_out_packed(a.as_slice().ok_or_else(not_standard)?, offset, out));
+            return Ok(());
+        }
         with_tensor!(self, a => copy_out(a.as_slice().ok_or_else(not_standard)?, offset, out));
         Ok(())
     }
@@ -542,6 +620,10 @@ impl Tensor {
     /// Overwrites bytes `[offset, offset + src.len())` of the tensor's row-major image.
     pub fn write_bytes(&mut self, offset: usize, src: &[u8]) -> Result<()> {
         self.check_range("write tensor bytes", offset, src.len())?;
+        if self.dtype().is_packed() {
+            with_tensor!(self, a => copy_in_packed(a.as_slice_mut().ok_or_else(not_standard)?, offset, src));
+            return Ok(());
+        }
         with_tensor!(self, a => copy_in(a.as_slice_mut().ok_or_else(not_standard)?, offset, src));
         Ok(())
     }
@@ -613,6 +695,27 @@ fn copy_out<T: Elem>(data: &[T], offset: usize, out: &mut [u8]) {
     k += whole * sz;
     if k < out.len() {
         partial(&mut k, out);
+    }
+}
+
+/// [`copy_out`] for the int4 types: byte `b` of the image holds elements `2b` (low nibble)
+/// and `2b + 1` (high nibble; zero past the end).
+fn copy_out_packed<T: Elem>(data: &[T], offset: usize, out: &mut [u8]) {
+    let nibble = |i: usize| data.get(i).map_or(0, |v| (v.to_i128() & 0xf) as u8);
+    for (k, o) in out.iter_mut().enumerate() {
+        let i = 2 * (offset + k);
+        *o = nibble(i) | (nibble(i + 1) << 4);
+    }
+}
+
+/// [`copy_in`] for the int4 types (the high nibble of an odd count's last byte is ignored).
+fn copy_in_packed<T: Elem>(data: &mut [T], offset: usize, src: &[u8]) {
+    for (k, &b) in src.iter().enumerate() {
+        let i = 2 * (offset + k);
+        data[i] = T::from_i128((b & 0xf) as i128);
+        if let Some(v) = data.get_mut(i + 1) {
+            *v = T::from_i128((b >> 4) as i128);
+        }
     }
 }
 
@@ -701,5 +804,23 @@ mod tests {
         assert_eq!(out, [0, 9, 9]);
         assert!(t.write_bytes(7, &[1, 1]).is_err());
         assert!(t.read_bytes(usize::MAX, &mut out).is_err());
+    }
+
+    #[test]
+    fn int4_byte_image_is_packed_low_nibble_first() {
+        let t = Tensor::from_f64s(DType::S4, &[3], &[1.0, -2.0, 7.0]).unwrap();
+        assert_eq!(t.size_bytes(), 2);
+        assert_eq!(t.to_le_bytes(), [0xe1, 0x07]);
+        let mut u = Tensor::from_le_bytes(DType::U4, &[3], &[0xe1, 0xf7]).unwrap();
+        assert_eq!(u.to_f64_vec(), [1.0, 14.0, 7.0]);
+        u.write_bytes(1, &[0x05]).unwrap();
+        assert_eq!(u.to_f64_vec(), [1.0, 14.0, 5.0]);
+        let mut one = [0u8; 1];
+        u.read_bytes(1, &mut one).unwrap();
+        assert_eq!(one, [0x05]);
+        assert!(Tensor::from_le_bytes(DType::S4, &[3], &[0, 0, 0]).is_err());
+        // floats convert saturating, integers wrap, as XLA's convert
+        let s = Tensor::from_f64s(DType::S4, &[3], &[100.0, -9.5, f64::NAN]).unwrap();
+        assert_eq!(s.to_f64_vec(), [7.0, -8.0, 0.0]);
     }
 }

@@ -77,7 +77,8 @@ pub fn dtype_code(d: statetensor_core::DType) -> c_int {
         U32 => 0x9,
         F32 => 0xA,
         S64 => 0xC,
-        F64 => 0x0,
+        // no nrt code: NRT_DTYPE_UNKNOWN (int4 tensors are packed bytes to the runtime)
+        F64 | S4 | U4 => 0x0,
         F8E4M3FN => 0xE,
         F8E5M2 => 0xF,
     }

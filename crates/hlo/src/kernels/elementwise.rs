@@ -7,7 +7,7 @@
 
 use super::layout::{element, set_element, standard_tensor};
 use super::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
-use crate::tensor::{Elem, Tensor, BF16, F16, F8E4M3FN, F8E5M2};
+use crate::tensor::{Elem, Tensor, BF16, F16, F8E4M3FN, F8E5M2, I4, U4};
 use ndarray::{ArrayD, Zip};
 use rayon::prelude::*;
 use statetensor_core::{DType, Result};
@@ -260,6 +260,107 @@ int_ops!(u16, u16, false);
 int_ops!(u32, u32, false);
 int_ops!(u64, u64, false);
 
+/// The int4 types: each operation computed on the value and wrapped to four bits; the bit
+/// operations shift and count within the nibble (a logical right shift of `s4` -1 by one
+/// is 7), except `popcnt`, which XLA:CPU takes of the byte the value is widened to.
+macro_rules! int4_ops {
+    ($t:ident, $signed:expr) => {
+        impl IntElem for $t {
+            fn wadd(self, o: Self) -> Self {
+                $t::wrap(self.get() as i64 + o.get() as i64)
+            }
+            fn wsub(self, o: Self) -> Self {
+                $t::wrap(self.get() as i64 - o.get() as i64)
+            }
+            fn wmul(self, o: Self) -> Self {
+                $t::wrap(self.get() as i64 * o.get() as i64)
+            }
+            fn xdiv(self, o: Self) -> Self {
+                if o.get() == 0 {
+                    $t::wrap(-1)
+                } else {
+                    // -8 / -1 overflows to -8, as in every width
+                    $t::wrap(self.get() as i64 / o.get() as i64)
+                }
+            }
+            fn xrem(self, o: Self) -> Self {
+                if o.get() == 0 {
+                    self
+                } else {
+                    $t::wrap(self.get() as i64 % o.get() as i64)
+                }
+            }
+            fn band(self, o: Self) -> Self {
+                $t::wrap((self.bits() & o.bits()) as i64)
+            }
+            fn bor(self, o: Self) -> Self {
+                $t::wrap((self.bits() | o.bits()) as i64)
+            }
+            fn bxor(self, o: Self) -> Self {
+                $t::wrap((self.bits() ^ o.bits()) as i64)
+            }
+            fn bnot(self) -> Self {
+                $t::wrap(!self.bits() as i64)
+            }
+            fn wneg(self) -> Self {
+                $t::wrap(-(self.get() as i64))
+            }
+            fn wabs(self) -> Self {
+                $t::wrap((self.get() as i64).abs())
+            }
+            fn sign(self) -> Self {
+                $t::wrap((self.get() as i64).signum())
+            }
+            fn popcnt(self) -> Self {
+                // XLA:CPU counts the bits of the value widened to a byte (sign-extended for
+                // s4: popcnt of s4 -1 is 8, which wraps to -8); clz counts within the nibble
+                $t::wrap((self.get() as u8).count_ones() as i64)
+            }
+            fn clz(self) -> Self {
+                $t::wrap((self.bits().leading_zeros() - 4) as i64)
+            }
+            fn shl(self, o: Self) -> Self {
+                match o.bits() {
+                    n @ 0..4 => $t::wrap((self.bits() << n) as i64),
+                    _ => $t::wrap(0),
+                }
+            }
+            fn shr_logical(self, o: Self) -> Self {
+                match o.bits() {
+                    n @ 0..4 => $t::wrap((self.bits() >> n) as i64),
+                    _ => $t::wrap(0),
+                }
+            }
+            fn shr_arith(self, o: Self) -> Self {
+                // the top bit of the nibble fills, for u4 too (as for every unsigned width)
+                let v = ((self.bits() << 4) as i8 >> 4) as i64;
+                $t::wrap(v >> o.bits().min(3))
+            }
+            fn ipow(self, o: Self) -> Self {
+                if $signed && (o.get() as i64) < 0 {
+                    return match self.get() as i64 {
+                        1 => self,
+                        -1 if o.bits() & 1 == 1 => self,
+                        -1 => $t::wrap(1),
+                        _ => $t::wrap(0),
+                    };
+                }
+                let (mut base, mut e, mut acc) = (self.get() as i64, o.get() as u32, 1i64);
+                while e > 0 {
+                    if e & 1 == 1 {
+                        acc = $t::wrap(acc * base).get() as i64;
+                    }
+                    base = $t::wrap(base * base).get() as i64;
+                    e >>= 1;
+                }
+                $t::wrap(acc)
+            }
+        }
+    };
+}
+int4_ops!(I4, true);
+int4_ops!(U4, false);
+
 fn int_unary<T: IntElem>(op: UnaryOp) -> fn(T) -> T {
     use UnaryOp::*;
     match op {
@@ -377,6 +478,8 @@ pub fn unary(op: UnaryOp, mut t: Tensor) -> Tensor {
     }
     match &mut t {
         Tensor::Pred(a) => map_inplace(a, |x| !x),
+        Tensor::S4(a) => map_inplace(a, int_unary(op)),
+        Tensor::U4(a) => map_inplace(a, int_unary(op)),
         Tensor::S8(a) => map_inplace(a, int_unary(op)),
         Tensor::S16(a) => map_inplace(a, int_unary(op)),
         Tensor::S32(a) => map_inplace(a, int_unary(op)),
@@ -447,6 +550,8 @@ macro_rules! float_binary_inplace {
 pub fn binary(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Tensor {
     match (&mut a, b) {
         (Tensor::Pred(x), Tensor::Pred(y)) => zip_inplace(x, y, pred_binary(op)),
+        (Tensor::S4(x), Tensor::S4(y)) => zip_inplace(x, y, int_binary(op)),
+        (Tensor::U4(x), Tensor::U4(y)) => zip_inplace(x, y, int_binary(op)),
         (Tensor::S8(x), Tensor::S8(y)) => zip_inplace(x, y, int_binary(op)),
         (Tensor::S16(x), Tensor::S16(y)) => zip_inplace(x, y, int_binary(op)),
         (Tensor::S32(x), Tensor::S32(y)) => zip_inplace(x, y, int_binary(op)),
@@ -497,7 +602,7 @@ macro_rules! binary_fn_int {
         }
     )*};
 }
-binary_fn_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+binary_fn_int!(I4, U4, i8, i16, i32, i64, u8, u16, u32, u64);
 
 impl BinaryFn for bool {
     fn binary_fn(op: BinaryOp) -> Box<dyn Fn(Self, Self) -> Self + Send + Sync> {
@@ -566,6 +671,8 @@ pub fn compare(dir: CompareDirection, total_order: bool, a: &Tensor, b: &Tensor)
     }
     Tensor::Pred(match (a, b) {
         (Tensor::Pred(x), Tensor::Pred(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::S4(x), Tensor::S4(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
+        (Tensor::U4(x), Tensor::U4(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
         (Tensor::S8(x), Tensor::S8(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
         (Tensor::S16(x), Tensor::S16(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
         (Tensor::S32(x), Tensor::S32(y)) => cmp_map(x, y, move |p, q| dir.test(p, q)),
@@ -610,6 +717,8 @@ pub fn select(pred: &Tensor, mut t: Tensor, f: &Tensor) -> Tensor {
     }
     match (&mut t, f) {
         (Tensor::Pred(x), Tensor::Pred(y)) => sel!(x, y),
+        (Tensor::S4(x), Tensor::S4(y)) => sel!(x, y),
+        (Tensor::U4(x), Tensor::U4(y)) => sel!(x, y),
         (Tensor::S8(x), Tensor::S8(y)) => sel!(x, y),
         (Tensor::S16(x), Tensor::S16(y)) => sel!(x, y),
         (Tensor::S32(x), Tensor::S32(y)) => sel!(x, y),

@@ -62,5 +62,5 @@ pub(crate) fn set_element(t: &mut Tensor, offset: usize, v: &Tensor) {
             }
         };
     }
-    s!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
+    crate::every_variant!(s)
 }

@@ -112,7 +112,7 @@ pub fn dynamic_update_slice(t: &mut Tensor, update: &Tensor, starts: &[i64]) {
             }
         };
     }
-    dus!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
+    crate::every_variant!(dus)
 }
 
 /// `concatenate(ts...), dimensions={dim}`.
@@ -127,7 +127,7 @@ pub fn concatenate(ts: &[&Tensor], dim: usize) -> Tensor {
             }
         };
     }
-    cat!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
+    crate::every_variant!(cat)
 }
 
 /// `reverse(t), dimensions=dims`.
@@ -201,5 +201,5 @@ pub fn pad(t: &Tensor, value: &Tensor, lo: &[i64], interior: &[usize], out: &[us
             }
         };
     }
-    padk!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
+    crate::every_variant!(padk)
 }

@@ -294,7 +294,7 @@ pub fn reduce_binary(
             }
         };
     }
-    r!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
+    crate::every_variant!(r)
 }
 
 /// Variadic `reduce` with any reducer computation, evaluated on scalars: `f(accs ++ elems)`.
@@ -566,7 +566,7 @@ pub fn reduce_window(
             F16: F16::from_f32,
             F8E4M3FN: F8E4M3FN::from_f32_via_f16,
             F8E5M2: F8E5M2::from_f32_via_f16;
-            Pred, S8, S16, S32, S64, U8, U16, U32, U64, F64
+            Pred, S4, U4, S8, S16, S32, S64, U8, U16, U32, U64, F64
         ));
     }
     Ok(reduce_window_general(&[t], &[init], w, out, f)?.remove(0))

@@ -279,7 +279,7 @@ fn move_elements(dst: &mut Tensor, src: &Tensor, pairs: impl Iterator<Item = (us
             }
         };
     }
-    m!(Pred, S8, S16, S32, S64, U8, U16, U32, U64, F16, BF16, F32, F64, F8E4M3FN, F8E5M2)
+    crate::every_variant!(m)
 }
 
 /// The first `k` elements along the last axis of `t` in the strict order `key` gives

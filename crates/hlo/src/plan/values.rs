@@ -153,7 +153,9 @@ impl<'a> Planner<'a> {
             "bitcast-convert" => {
                 want(1)?;
                 let (a, d) = (arr(0)?, declared()?);
-                if a.size_bytes() != d.size_bytes() {
+                if a.element_count() * a.dtype.bits() as usize
+                    != d.element_count() * d.dtype.bits() as usize
+                {
                     return self.err(
                         instr,
                         format!("bitcast-convert from {a} to {d} changes the byte size"),

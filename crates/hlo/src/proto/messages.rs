@@ -182,6 +182,11 @@ pub struct LiteralProto {
     pub f8e5m2s: Vec<u8>,
     #[prost(bytes = "vec", tag = "20")]
     pub f8e4m3fns: Vec<u8>,
+    /// One value per byte (an XLA literal is unpacked; only device buffers pack int4).
+    #[prost(bytes = "vec", tag = "21")]
+    pub s4s: Vec<u8>,
+    #[prost(bytes = "vec", tag = "22")]
+    pub u4s: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -347,6 +352,8 @@ pub mod primitive {
     pub const TOKEN: i32 = 17;
     pub const F8E5M2: i32 = 19;
     pub const F8E4M3FN: i32 = 20;
+    pub const S4: i32 = 21;
+    pub const U4: i32 = 22;
 
     /// XLA's name of an element type statetensor does not execute.
     pub fn other_name(t: i32) -> &'static str {
@@ -355,8 +362,6 @@ pub mod primitive {
             14 => "OPAQUE_TYPE",
             15 => "C64",
             18 => "C128",
-            21 => "S4",
-            22 => "U4",
             23 => "F8E4M3B11FNUZ",
             24 => "F8E5M2FNUZ",
             25 => "F8E4M3FNUZ",

@@ -182,6 +182,8 @@ fn dtype(t: i32, what: &str) -> Result<DType> {
     use primitive::*;
     Ok(match t {
         PRED => DType::Pred,
+        S4 => DType::S4,
+        U4 => DType::U4,
         S8 => DType::S8,
         S16 => DType::S16,
         S32 => DType::S32,
@@ -662,6 +664,8 @@ fn literal(l: &LiteralProto, what: &str) -> Result<Tensor> {
     }
     let (bytes, field): (Vec<u8>, &str) = match ty.dtype {
         DType::Pred => (l.preds.iter().map(|&b| b as u8).collect(), "preds"),
+        DType::S4 => (l.s4s.clone(), "s4s"),
+        DType::U4 => (l.u4s.clone(), "u4s"),
         DType::S8 => (l.s8s.clone(), "s8s"),
         DType::U8 => (l.u8s.clone(), "u8s"),
         DType::S16 => (l.s16s.clone(), "s16s"),
@@ -690,6 +694,13 @@ fn literal(l: &LiteralProto, what: &str) -> Result<Tensor> {
     }
     let order = shape.layout.as_ref().map(|l| l.minor_to_major.as_slice());
     let bytes = row_major(bytes, &ty.dims, order.unwrap_or(&[]), size, what)?;
+    if ty.dtype.is_packed() {
+        // one value per byte in the literal (its low nibble, as ml_dtypes stores int4)
+        statetensor_core::packing::check_int4_values(ty.dtype, &bytes, true, what)?;
+        let mut packed = vec![0; ty.dtype.packed_bytes(n)];
+        statetensor_core::packing::pack_nibbles(&bytes, &mut packed);
+        return Tensor::from_le_bytes(ty.dtype, &ty.dims, &packed);
+    }
     Tensor::from_le_bytes(ty.dtype, &ty.dims, &bytes)
 }
 

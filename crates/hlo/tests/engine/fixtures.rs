@@ -2,10 +2,10 @@
 //! aliased state carried between steps as a device would keep it.
 
 use statetensor_conformance::{
-    fixture_alias_map, fixture_arg, fixture_feeds, fixture_names, fixture_path,
+    fixture_alias_map, fixture_arg, fixture_feeds, fixture_names, fixture_npy, fixture_path,
 };
 use statetensor_core::DType;
-use statetensor_hlo::{npy, Program, Tensor};
+use statetensor_hlo::{Program, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -114,8 +114,7 @@ fn run_fixture_bytes(
             .execute(args.clone())
             .map_err(|e| format!("{name}/{model} step {s}: {e}"))?;
         for (k, got) in outs.iter().enumerate() {
-            let want =
-                npy::read_file(&dir.join(format!("out{s}_{k}.npy"))).expect("expected output file");
+            let want = fixture_npy(&name, &format!("out{s}_{k}.npy"));
             assert_close(
                 &format!("{name}/{model} step {s} output {k}"),
                 got,
