@@ -10,8 +10,11 @@ use std::collections::HashMap;
 const MAX_INLINE_DEPTH: usize = 64;
 
 impl<'a> Parser<'a> {
-    pub(super) fn computation(&mut self) -> Result<(Computation, bool)> {
+    /// A computation, whether it is the ENTRY, and the indices of its instructions whose
+    /// result type the source leaves out.
+    pub(super) fn computation(&mut self) -> Result<(Computation, bool, Vec<usize>)> {
         let pos = self.pos();
+        self.untyped.clear();
         let mut name = self.ident("a computation name")?;
         let mut is_entry = false;
         if name == "ENTRY" {
@@ -156,6 +159,10 @@ impl<'a> Parser<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         let root = root.unwrap_or(instrs.len() - 1);
+        let untyped = std::mem::take(&mut self.untyped)
+            .iter()
+            .map(|n| by_name[n])
+            .collect();
         Ok((
             Computation {
                 name,
@@ -165,6 +172,7 @@ impl<'a> Parser<'a> {
                 pos,
             },
             is_entry,
+            untyped,
         ))
     }
 
@@ -182,7 +190,13 @@ impl<'a> Parser<'a> {
         self.skip_ws()?;
         self.expect(b'=', &format!("after instruction name '{name}'"))?;
         self.skip_ws()?;
-        let (ty, layout) = self.ty_with_layout()?;
+        // XLA's text may leave out a result type it can infer: `t = tuple(a, b)`
+        let (ty, layout) = if self.opcode_follows() {
+            self.untyped.push(name.clone());
+            (crate::ir::Type::Tuple(Vec::new()), None)
+        } else {
+            self.ty_with_layout()?
+        };
         self.skip_ws()?;
         let mut nested = Vec::new();
         let (instr, operands) =
@@ -263,36 +277,46 @@ impl<'a> Parser<'a> {
                     self.expect(b',', "between operands")?;
                     self.skip_ws()?;
                 }
-                // torch-xla and older XLA print a type before each operand.
+                // torch-xla and older XLA print a type before each operand; an instruction
+                // may be written inline as an operand, with or without its type
                 let mut ty = None;
                 let opos = self.pos();
+                let mut inline = None;
                 if self.peek() == Some(b'(') || self.starts_with_type() {
                     let (t, l) = self.ty_with_layout()?;
                     self.skip_ws()?;
                     if self.opcode_follows() {
-                        if self.inline_depth >= MAX_INLINE_DEPTH {
-                            return self.err_at(
-                                opos,
-                                format!("instructions written inline as operands nest deeper than {MAX_INLINE_DEPTH}"),
-                            );
-                        }
-                        let inner_name = format!("{name}.operand{}", operands.len());
-                        self.inline_depth += 1;
-                        let inner = self.instruction_rhs(
-                            opos,
-                            inner_name.clone(),
-                            percent,
-                            (t, l),
-                            b"})",
-                            nested,
-                        );
-                        self.inline_depth -= 1;
-                        let inner = inner?;
-                        nested.push(inner);
-                        operands.push((inner_name, opos, None));
-                        continue;
+                        inline = Some((t, l));
+                    } else {
+                        ty = Some(t);
                     }
-                    ty = Some(t);
+                } else if self.opcode_follows() {
+                    self.untyped
+                        .push(format!("{name}.operand{}", operands.len()));
+                    inline = Some((crate::ir::Type::Tuple(Vec::new()), None));
+                }
+                if let Some((t, l)) = inline {
+                    if self.inline_depth >= MAX_INLINE_DEPTH {
+                        return self.err_at(
+                            opos,
+                            format!("instructions written inline as operands nest deeper than {MAX_INLINE_DEPTH}"),
+                        );
+                    }
+                    let inner_name = format!("{name}.operand{}", operands.len());
+                    self.inline_depth += 1;
+                    let inner = self.instruction_rhs(
+                        opos,
+                        inner_name.clone(),
+                        percent,
+                        (t, l),
+                        b"})",
+                        nested,
+                    );
+                    self.inline_depth -= 1;
+                    let inner = inner?;
+                    nested.push(inner);
+                    operands.push((inner_name, opos, None));
+                    continue;
                 }
                 let opos = self.pos();
                 let n = self.ident("an operand name")?;

@@ -22,6 +22,8 @@ impl<'a> Parser<'a> {
         }
         self.skip_ws()?;
         let name = self.ident("a module name")?;
+        // XLA's lexer reads `name:` as one name token, so `HloModule m:` is accepted
+        self.eat(b':');
         let mut aliases = Vec::new();
         let mut buffer_donors = Vec::new();
         let mut entry_layout = None;
@@ -161,6 +163,7 @@ impl<'a> Parser<'a> {
         entry_layout: Option<(Vec<Type>, Type, Pos)>,
     ) -> Result<Module> {
         let mut computations: Vec<Computation> = Vec::new();
+        let mut untyped = Vec::new();
         let mut entry = None;
         loop {
             self.skip_ws()?;
@@ -175,7 +178,7 @@ impl<'a> Parser<'a> {
             }
             (self.at, self.line, self.col) = save;
             let pos = self.pos();
-            let (comp, is_entry) = self.computation()?;
+            let (comp, is_entry, comp_untyped) = self.computation()?;
             if computations.iter().any(|c| c.name == comp.name) {
                 return self.err_at(pos, format!("computation '{}' is defined twice", comp.name));
             }
@@ -187,6 +190,24 @@ impl<'a> Parser<'a> {
                 entry = Some(computations.len());
             }
             computations.push(comp);
+            untyped.push(comp_untyped);
+            // attributes after the closing brace: `}, execution_thread="parallel_thread"`
+            loop {
+                self.skip_ws()?;
+                if self.peek() != Some(b',') {
+                    break;
+                }
+                self.bump();
+                self.skip_ws()?;
+                let attr = self.ident("a computation attribute name")?;
+                self.skip_ws()?;
+                self.expect(b'=', &format!("after computation attribute '{attr}'"))?;
+                self.skip_ws()?;
+                self.raw_value(&[])?;
+            }
+        }
+        if let Err((pos, message)) = super::infer::infer_types(&mut computations, &untyped) {
+            return self.err_at(pos, message);
         }
         let entry = match entry {
             Some(e) => e,

@@ -3,7 +3,7 @@
 //! This module holds the entry point and the lexer (positions, whitespace and comments,
 //! identifiers, numbers, raw attribute values); `header` reads the `HloModule` line and
 //! the debug sections, `body` computations and instructions, `types` element and tuple
-//! types.
+//! types, `infer` the result types the source leaves out.
 //!
 //! Accepts what XLA prints: JAX's `lowered.as_text(dialect="hlo")`, XLA's own dumps
 //! (`%`-prefixed names, computation signatures, `is_scheduled`, `FileNames`/`StackFrames`
@@ -28,6 +28,7 @@ pub fn parse_module(text: &str, file: &str) -> Result<Module> {
         col: 1,
         file,
         inline_depth: 0,
+        untyped: Vec::new(),
     };
     p.module()
 }
@@ -54,6 +55,9 @@ pub(super) struct Parser<'a> {
     file: &'a str,
     /// How deep the instruction being read is written inline as an operand.
     inline_depth: usize,
+    /// Instructions of the computation being read whose source leaves out the result type
+    /// (inferred once the module is read: `infer`).
+    untyped: Vec<String>,
 }
 
 pub(super) fn is_ident_byte(b: u8) -> bool {
@@ -315,6 +319,7 @@ impl<'a> Parser<'a> {
 mod attr_names;
 mod body;
 mod header;
+mod infer;
 mod types;
 
 #[cfg(test)]

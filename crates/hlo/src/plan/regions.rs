@@ -7,8 +7,9 @@ use statetensor_core::{DType, Result};
 
 impl<'a> Planner<'a> {
     /// `map(x0, x1, ..), dimensions={0,..,r-1}, to_apply=f`: `f` over the operands'
-    /// elements at each index (the operands share their dims; `dimensions`, when given,
-    /// must name every dimension in order, as XLA requires).
+    /// elements at each index (the operands share their dims). A map always maps every
+    /// dimension: XLA's parser reads `dimensions` only as a list and builds the map without
+    /// it (`dimensions={}` on a rank-2 map is accepted and maps both), and so does this.
     pub(super) fn map_op(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
         if ots.is_empty() {
             return self.err(instr, "map takes at least one operand");
@@ -29,16 +30,7 @@ impl<'a> Planner<'a> {
             );
         }
         if instr.attr("dimensions").is_some() {
-            let given = self.usize_list(instr, "dimensions")?;
-            if given != (0..dims.len()).collect::<Vec<_>>() {
-                return self.err(
-                    instr,
-                    format!(
-                        "map dimensions={given:?}: expected every dimension in order, {:?}",
-                        (0..dims.len()).collect::<Vec<_>>()
-                    ),
-                );
-            }
+            self.usize_list(instr, "dimensions")?;
         }
         let comp = self.comp_attr(instr, "to_apply")?;
         let p = self.plan_of(comp);

@@ -41,7 +41,7 @@ impl<'a> Planner<'a> {
     }
 
     /// `custom-call(x), custom_call_target="TopK", to_apply=comparator`; `k` from the
-    /// declared result.
+    /// declared result. Without a comparator it takes the largest.
     pub(super) fn top_k_custom_call(&self, instr: &Instr, ots: &[&Type]) -> Result<(Op, Type)> {
         let x = self.top_k_operand(instr, ots)?;
         let k = match &instr.ty {
@@ -62,8 +62,18 @@ impl<'a> Planner<'a> {
         };
         let comp = if instr.attr("to_apply").is_some() {
             self.comp_attr(instr, "to_apply")?
-        } else {
+        } else if instr.attr("called_computations").is_some() {
             self.comp_attr(instr, "called_computations")?
+        } else {
+            // no comparator: the k largest, descending, as the `topk` op with largest=true
+            // (what XLA:CPU computes for a bare TopK custom-call)
+            let key = SortKey {
+                operand: 0,
+                direction: CompareDirection::Gt,
+                total_order: x.dtype.is_float(),
+                key: KeyFn::Identity,
+            };
+            return self.top_k_result(instr, x, k, key);
         };
         let plan = self.plan_of(comp);
         let strict = |key: &SortKey| {

@@ -225,3 +225,43 @@ fn deeply_nested_inline_operands_are_refused() {
     let e = Program::parse(&text, "g.hlo").unwrap_err();
     assert!(e.to_string().contains("nest deeper than"), "{e}");
 }
+
+/// Result types XLA's parser infers may be left out: elementwise ops, tuple,
+/// get-tuple-element, compare, select, concatenate, pad, call and map, and instructions
+/// written inline as operands without their type; what cannot be inferred is named.
+#[test]
+fn result_types_left_out_are_inferred() {
+    let text = "HloModule m\nneg {\n  a = f32[] parameter(0)\n  ROOT n = negate(a)\n}\ntwice {\n  v = f32[2] parameter(0)\n  ROOT d = add(v, v)\n}\nENTRY e {\n  x = f32[2] parameter(0)\n  y = f32[2] parameter(1)\n  t = tuple(x, y)\n  a = get-tuple-element(t), index=1\n  s = add(x, a)\n  lt = compare(x, a), direction=LT\n  m = select(lt, s, x)\n  c = call(m), to_apply=twice\n  n = map(c), dimensions={0}, to_apply=neg\n  j = concatenate(n, x), dimensions={0}\n  z = f32[] constant(0)\n  ROOT p = pad(j, z), padding=1_2\n}\n";
+    let prog = Program::parse(text, "g.hlo").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(prog.outputs()[0].type_string(), "f32[7]");
+    // x=[1,5], y=[2,1]: s=[3,6]; lt=[T,F]; m=[3,5]; c=[6,10]; n=[-6,-10]
+    assert_eq!(
+        run_f32(text, &[(&[2], &[1., 5.]), (&[2], &[2., 1.])]),
+        [0., -6., -10., 1., 5., 0., 0.]
+    );
+    let text = "HloModule m\nENTRY e {\n  a = f32[3] parameter(0)\n  b = f32[3] parameter(1)\n  ROOT r = f32[3] negate(add(add(a, b), b))\n}\n";
+    assert_eq!(
+        run_f32(text, &[(&[3], &[1., 2., 3.]), (&[3], &[1., 1., 1.])]),
+        [-3., -4., -5.]
+    );
+    // a type only the source can give is asked for, naming the instruction and opcode
+    let text = "HloModule m\nENTRY e {\n  a = f32[4] parameter(0)\n  ROOT r = reshape(a)\n}\n";
+    let e = Program::parse(text, "g.hlo").unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("g.hlo:4:3")
+            && msg.contains("'r' has no result type")
+            && msg.contains("'reshape'"),
+        "{msg}"
+    );
+}
+
+/// `HloModule name:` (XLA's lexer takes the colon with the name), attributes after a
+/// computation's closing brace, and a map's `dimensions`, which XLA's parser does not use
+/// (a map maps every dimension), are accepted.
+#[test]
+fn other_forms_xla_accepts() {
+    let text = "HloModule no_root:\nregion {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT r = f32[] add(a, b)\n}, execution_thread=\"parallel_thread\"\nENTRY e {\n  p = f32[2,2] parameter(0)\n  q = f32[2,2] map(p, p), dimensions={}, to_apply=region\n  z = f32[] constant(0)\n  r = f32[] reduce(q, z), dimensions={0,1}, to_apply=region\n}\n";
+    // no ROOT: the last instruction is the root
+    assert_eq!(run_f32(text, &[(&[2, 2], &[1., 2., 3., 4.])]), [20.]);
+}

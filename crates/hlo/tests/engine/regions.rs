@@ -94,8 +94,8 @@ fn inconsistent_region_ops_are_refused() {
             "map computation 'add' must take (f32[]) and return a scalar",
         ),
         (
-            module(ge, "  x = f32[4,2] parameter(0)\n  y = f32[4,2] parameter(1)\n  ROOT m = f32[4,2] map(x, y), dimensions={1}, to_apply=add"),
-            "expected every dimension in order",
+            module(ge, "  x = f32[4,2] parameter(0)\n  y = f32[4,2] parameter(1)\n  ROOT m = f32[4,2] map(x, y), dimensions=one, to_apply=add"),
+            "expected a list like",
         ),
         (
             module(ge, "  x = f32[4] parameter(0)\n  y = f32[5] parameter(1)\n  ROOT m = f32[4] map(x, y), dimensions={0}, to_apply=add"),

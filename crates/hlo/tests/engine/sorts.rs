@@ -114,3 +114,21 @@ proptest! {
         prop_assert_eq!(run(&native, x.clone()), run(&interpreted, x), "{}", native);
     }
 }
+
+/// A `TopK` custom-call without a comparator takes the k largest, descending, with their
+/// indices (what XLA:CPU computes for it; XLA's SPMD partitioner test writes one).
+#[test]
+fn top_k_custom_call_without_a_comparator_takes_the_largest() {
+    let text = "HloModule t\nENTRY e {\n  p = f32[2,6] parameter(0)\n  ROOT t = (f32[2,2], s32[2,2]) custom-call(p), custom_call_target=\"TopK\"\n}\n";
+    let x: Vec<u8> = [3f32, 1., 4., 1., 5., 9., 2., 6., 5., 3., 5., 8.]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let x = Arc::new(Tensor::from_le_bytes(DType::F32, &[2, 6], &x).unwrap());
+    let out = Program::parse(text, "t.hlo")
+        .unwrap()
+        .execute(vec![x])
+        .unwrap();
+    assert_eq!(out[0].to_f64_vec(), [9., 5., 8., 6.]);
+    assert_eq!(out[1].to_f64_vec(), [5., 4., 5., 1.]);
+}
