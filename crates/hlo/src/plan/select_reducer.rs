@@ -11,9 +11,12 @@
 //! are 18 such cases; evaluating the region once per case gives a table saying, for each,
 //! whether each output keeps the accumulator or takes the element — exactly the region's
 //! behaviour on every input, which a native kernel then applies without interpreting
-//! anything. Any other region runs through the interpreter as before.
+//! anything. A region may reach its selects through `call`s and `fusion`s (XLA's optimised
+//! dumps wrap it so) and `get-tuple-element`s of their results, and may pick an index with
+//! `minimum`/`maximum` (indices are integers: equal means identical). Any other region runs
+//! through the interpreter as before.
 
-use crate::ir::{Computation, Instr};
+use crate::ir::{Computation, Instr, Module};
 use crate::kernels::{CompareDirection, SelectTable, SELECT_CASES};
 
 /// How two scalars compare.
@@ -100,18 +103,58 @@ fn holds(dir: CompareDirection, r: Rel) -> bool {
     }
 }
 
-fn eval(comp: &Computation, k: usize, case: &Case, depth: usize) -> Option<Sym> {
+/// Evaluates instruction `k` of `comp` for `case`, its parameters bound to `env` (the
+/// region's own parameters at the top; a callee's operands inside a call or fusion).
+fn eval(
+    module: &Module,
+    comp: &Computation,
+    k: usize,
+    env: &[Sym],
+    case: &Case,
+    depth: usize,
+) -> Option<Sym> {
     if depth > 64 {
         return None;
     }
     let instr: &Instr = &comp.instrs[k];
-    let arg = |i: usize| eval(comp, *instr.operands.get(i)?, case, depth + 1);
+    let arg = |i: usize| eval(module, comp, *instr.operands.get(i)?, env, case, depth + 1);
     let boolean = |i: usize| match arg(i)? {
         Sym::Bool(b) => Some(b),
         _ => None,
     };
     Some(match instr.opcode.as_str() {
-        "parameter" => Sym::Param(instr.parameter_number?),
+        "parameter" => *env.get(instr.parameter_number?)?,
+        "call" | "fusion" => {
+            let callee = instr.attr(if instr.opcode == "call" {
+                "to_apply"
+            } else {
+                "calls"
+            })?;
+            let callee = module
+                .computations
+                .iter()
+                .find(|c| c.name == callee.value.trim().trim_start_matches('%'))?;
+            let args = (0..instr.operands.len())
+                .map(arg)
+                .collect::<Option<Vec<_>>>()?;
+            eval(module, callee, callee.root, &args, case, depth + 1)?
+        }
+        "get-tuple-element" => match (arg(0)?, instr.attr("index")?.value.trim()) {
+            (Sym::Pair(a, _), "0") => Sym::Param(a),
+            (Sym::Pair(_, b), "1") => Sym::Param(b),
+            _ => return None,
+        },
+        // of the two indices (integers, so that equal means the same value)
+        "minimum" | "maximum" if instr.operands.len() == 2 => match (arg(0)?, arg(1)?) {
+            (Sym::Param(x @ (1 | 3)), Sym::Param(y @ (1 | 3))) => {
+                let x_first = match case.rel(x, y)? {
+                    Rel::Lt | Rel::Eq => instr.opcode == "minimum",
+                    _ => instr.opcode == "maximum",
+                };
+                Sym::Param(if x_first { x } else { y })
+            }
+            _ => return None,
+        },
         "compare" => {
             if instr.operands.len() != 2
                 || instr
@@ -149,7 +192,11 @@ fn eval(comp: &Computation, k: usize, case: &Case, depth: usize) -> Option<Sym> 
 
 /// The table of a (value, index) reducer region with parameters (value acc, index acc,
 /// value, index) and integer indices, or `None` when the region is not one.
-pub(super) fn select_table(comp: &Computation, index_is_integer: bool) -> Option<SelectTable> {
+pub(super) fn select_table(
+    module: &Module,
+    comp: &Computation,
+    index_is_integer: bool,
+) -> Option<SelectTable> {
     if comp.params.len() != 4 || !index_is_integer {
         return None;
     }
@@ -158,7 +205,8 @@ pub(super) fn select_table(comp: &Computation, index_is_integer: bool) -> Option
         index_from_acc: [false; SELECT_CASES],
     };
     for k in 0..SELECT_CASES {
-        match eval(comp, comp.root, &Case::nth(k), 0)? {
+        let params = [Sym::Param(0), Sym::Param(1), Sym::Param(2), Sym::Param(3)];
+        match eval(module, comp, comp.root, &params, &Case::nth(k), 0)? {
             Sym::Pair(v @ (0 | 2), i @ (1 | 3)) => {
                 table.value_from_acc[k] = v == 0;
                 table.index_from_acc[k] = i == 1;
@@ -196,7 +244,7 @@ mod tests {
         let text =
             format!("HloModule m\n{region}\nENTRY e {{\n  ROOT x = f32[] parameter(0)\n}}\n");
         let m = crate::parse::parse_module(&text, "t.hlo").unwrap();
-        select_table(&m.computations[0], true)
+        select_table(&m, &m.computations[0], true)
     }
 
     #[test]
@@ -211,6 +259,50 @@ mod tests {
         assert!(t.value_from_acc[case(3, 2)] && !t.value_from_acc[case(4, 0)]);
     }
 
+    /// XLA's optimised form (multi_output_fusion_test): the region calls a fusion with its
+    /// parameters reordered, and takes the smaller index of equal values with `minimum`.
+    #[test]
+    fn a_region_wrapped_in_a_fusion_is_recognised() {
+        let text = "HloModule m
+fused {
+  v0 = f32[] parameter(0)
+  v1 = f32[] parameter(1)
+  ge = pred[] compare(v0, v1), direction=GE
+  v = f32[] select(ge, v0, v1)
+  eq = pred[] compare(v0, v1), direction=EQ
+  i0 = s32[] parameter(2)
+  i1 = s32[] parameter(3)
+  lo = s32[] minimum(i0, i1)
+  pick = s32[] select(ge, i0, i1)
+  i = s32[] select(eq, lo, pick)
+  ROOT t = (f32[], s32[]) tuple(v, i)
+}
+region {
+  a = f32[] parameter(0)
+  c = f32[] parameter(2)
+  b = s32[] parameter(1)
+  d = s32[] parameter(3)
+  ROOT f = (f32[], s32[]) fusion(a, c, b, d), kind=kLoop, calls=fused
+}
+ENTRY e {
+  ROOT x = f32[] parameter(0)
+}
+";
+        let m = crate::parse::parse_module(text, "t.hlo").unwrap();
+        let t = select_table(&m, &m.computations[1], true).expect("recognised");
+        let case = |acc: usize, idx: usize| acc * 3 + idx;
+        // a larger element wins; a smaller one does not
+        assert!(!t.value_from_acc[case(0, 0)] && !t.index_from_acc[case(0, 0)]);
+        assert!(t.value_from_acc[case(2, 2)] && t.index_from_acc[case(2, 2)]);
+        // equal values: the smaller index, whichever side holds it
+        assert!(t.index_from_acc[case(1, 0)] && !t.index_from_acc[case(1, 2)]);
+        // a minimum of values is no choice between parameters (-0 and +0 compare equal):
+        // left to the interpreter
+        let bad = text.replace("v = f32[] select(ge, v0, v1)", "v = f32[] minimum(v0, v1)");
+        let m = crate::parse::parse_module(&bad, "t.hlo").unwrap();
+        assert!(select_table(&m, &m.computations[1], true).is_none());
+    }
+
     #[test]
     fn anything_beyond_compare_and_select_is_left_to_the_interpreter() {
         for (from, to) in [
@@ -223,15 +315,11 @@ mod tests {
         ] {
             assert!(table(&ARGMAX.replace(from, to)).is_none(), "{to}");
         }
-        assert!(select_table(
-            &crate::parse::parse_module(
-                &format!("HloModule m\n{ARGMAX}\nENTRY e {{\n  ROOT x = f32[] parameter(0)\n}}\n"),
-                "t"
-            )
-            .unwrap()
-            .computations[0],
-            false
+        let m = crate::parse::parse_module(
+            &format!("HloModule m\n{ARGMAX}\nENTRY e {{\n  ROOT x = f32[] parameter(0)\n}}\n"),
+            "t",
         )
-        .is_none());
+        .unwrap();
+        assert!(select_table(&m, &m.computations[0], false).is_none());
     }
 }

@@ -396,8 +396,12 @@ impl<'a> Planner<'a> {
             1 => self.reducer(comp),
             2 => {
                 let integer_index = dtypes[1].is_signed_int() || dtypes[1].is_unsigned_int();
-                super::select_reducer::select_table(&self.module.computations[comp], integer_index)
-                    .map_or(Reducer::General, Reducer::Select)
+                super::select_reducer::select_table(
+                    self.module,
+                    &self.module.computations[comp],
+                    integer_index,
+                )
+                .map_or(Reducer::General, Reducer::Select)
             }
             _ => Reducer::General,
         };
