@@ -516,10 +516,13 @@ fn take0(ops: &mut [Value]) -> Result<Value> {
         .ok_or_else(|| internal("missing operand"))
 }
 
+/// Start indices: one scalar operand per dimension, or (XLA's legacy form) one vector.
 fn read_starts(ops: &[Value]) -> Result<Vec<i64>> {
-    ops.iter()
-        .map(|v| Ok(k::to_i64_vec(v.tensor()?).first().copied().unwrap_or(0)))
-        .collect()
+    let mut starts = Vec::new();
+    for v in ops {
+        starts.extend(k::to_i64_vec(v.tensor()?));
+    }
+    Ok(starts)
 }
 
 fn value_bytes(v: &Value) -> u64 {

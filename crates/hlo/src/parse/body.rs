@@ -5,6 +5,18 @@ use crate::ir::{Attr, Computation, Instr, Literal};
 use statetensor_core::Result;
 use std::collections::HashMap;
 
+/// Attributes whose value names a computation, which XLA's text may also write inline.
+const COMPUTATION_ATTRS: [&str; 8] = [
+    "to_apply",
+    "calls",
+    "condition",
+    "body",
+    "select",
+    "scatter",
+    "comparator",
+    "called_computations",
+];
+
 /// How deep instructions written inline as operands may nest: a bound on the parser's
 /// recursion, so deeply nested text is an error, not a stack overflow.
 const MAX_INLINE_DEPTH: usize = 64;
@@ -14,7 +26,6 @@ impl<'a> Parser<'a> {
     /// result type the source leaves out.
     pub(super) fn computation(&mut self) -> Result<(Computation, bool, Vec<usize>)> {
         let pos = self.pos();
-        self.untyped.clear();
         let mut name = self.ident("a computation name")?;
         let mut is_entry = false;
         if name == "ENTRY" {
@@ -68,6 +79,30 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        let (comp, untyped) = self.computation_body(name, pos)?;
+        Ok((comp, is_entry, untyped))
+    }
+
+    /// A computation's instructions, from its `{` to its `}`, and the indices of those
+    /// whose result type the source leaves out.
+    pub(super) fn computation_body(
+        &mut self,
+        name: String,
+        pos: crate::ir::Pos,
+    ) -> Result<(Computation, Vec<usize>)> {
+        let outer_untyped = std::mem::take(&mut self.untyped);
+        let body = self.computation_instructions(name, pos);
+        let untyped = std::mem::replace(&mut self.untyped, outer_untyped);
+        let (comp, by_name) = body?;
+        let untyped = untyped.iter().map(|n| by_name[n]).collect();
+        Ok((comp, untyped))
+    }
+
+    fn computation_instructions(
+        &mut self,
+        name: String,
+        pos: crate::ir::Pos,
+    ) -> Result<(Computation, HashMap<String, usize>)> {
         self.expect(b'{', "to open a computation")?;
         let mut instrs: Vec<Instr> = Vec::new();
         let mut operand_names: Vec<Vec<ParsedOperand>> = Vec::new();
@@ -159,10 +194,6 @@ impl<'a> Parser<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         let root = root.unwrap_or(instrs.len() - 1);
-        let untyped = std::mem::take(&mut self.untyped)
-            .iter()
-            .map(|n| by_name[n])
-            .collect();
         Ok((
             Computation {
                 name,
@@ -171,8 +202,7 @@ impl<'a> Parser<'a> {
                 params,
                 pos,
             },
-            is_entry,
-            untyped,
+            by_name,
         ))
     }
 
@@ -229,11 +259,27 @@ impl<'a> Parser<'a> {
         follows
     }
 
+    /// Whether the cursor is at `{ name =`: a computation written inline as an attribute's
+    /// value (a braced list of numbers or names is not one).
+    fn computation_follows(&mut self) -> bool {
+        let save = (self.at, self.line, self.col);
+        let follows = self.eat(b'{')
+            && self.skip_ws().is_ok()
+            && self.ident("").is_ok()
+            && self.skip_ws().is_ok()
+            && self.peek() == Some(b'=');
+        (self.at, self.line, self.col) = save;
+        follows
+    }
+
     /// Whether the cursor is at `opcode(`: an instruction written inline as an operand
     /// (after its type).
     fn opcode_follows(&mut self) -> bool {
         let save = (self.at, self.line, self.col);
-        let follows = self.ident("").is_ok() && self.skip_ws().is_ok() && self.peek() == Some(b'(');
+        // `b(` opens XLA's buffer type `b(f32[4])`; no opcode is named `b`
+        let follows = self.ident("").is_ok_and(|w| w != "b")
+            && self.skip_ws().is_ok()
+            && self.peek() == Some(b'(');
         (self.at, self.line, self.col) = save;
         follows
     }
@@ -352,7 +398,21 @@ impl<'a> Parser<'a> {
                 }
                 _ => {}
             }
-            let value = self.raw_value(stop)?;
+            let value = if COMPUTATION_ATTRS.contains(&aname.as_str()) && self.computation_follows()
+            {
+                // a computation written inline as the value: `to_apply={ x = ... }`
+                let inner = format!("{name}.{aname}");
+                let (comp, untyped) = self.computation_body(inner.clone(), apos)?;
+                self.inline_computations.push((comp, untyped));
+                inner
+            } else if aname == "literal" && self.starts_with_type() {
+                // custom-call's `literal=s32[] 1`: a type, then the value
+                let ty = self.raw_value(stop)?;
+                self.skip_ws()?;
+                format!("{ty} {}", self.raw_value(stop)?)
+            } else {
+                self.raw_value(stop)?
+            };
             attrs.push(Attr {
                 name: aname,
                 value,

@@ -179,6 +179,18 @@ impl<'a> Parser<'a> {
             (self.at, self.line, self.col) = save;
             let pos = self.pos();
             let (comp, is_entry, comp_untyped) = self.computation()?;
+            for (inline, inline_untyped) in std::mem::take(&mut self.inline_computations) {
+                if computations.iter().any(|c| c.name == inline.name) {
+                    return self.err_at(
+                        inline.pos,
+                        format!("computation '{}' is defined twice", inline.name),
+                    );
+                }
+                // before the computation that holds it, which stays the last when no
+                // computation is marked ENTRY
+                computations.push(inline);
+                untyped.push(inline_untyped);
+            }
             if computations.iter().any(|c| c.name == comp.name) {
                 return self.err_at(pos, format!("computation '{}' is defined twice", comp.name));
             }

@@ -29,6 +29,7 @@ pub fn parse_module(text: &str, file: &str) -> Result<Module> {
         file,
         inline_depth: 0,
         untyped: Vec::new(),
+        inline_computations: Vec::new(),
     };
     p.module()
 }
@@ -58,6 +59,9 @@ pub(super) struct Parser<'a> {
     /// Instructions of the computation being read whose source leaves out the result type
     /// (inferred once the module is read: `infer`).
     untyped: Vec<String>,
+    /// Computations written inline as attribute values (`to_apply={...}`), with their
+    /// untyped instructions, for the module to take in.
+    inline_computations: Vec<(crate::ir::Computation, Vec<usize>)>,
 }
 
 pub(super) fn is_ident_byte(b: u8) -> bool {

@@ -49,6 +49,16 @@ impl<'a> Parser<'a> {
             self.expect(b']', "after 'token['")?;
             return Ok((Type::Token, None));
         }
+        if word == "b" && self.peek() == Some(b'(') {
+            // XLA's buffer type `b(f32[32])` (what Pin/Unpin custom-calls take and give):
+            // read as the array it holds
+            self.bump();
+            self.skip_ws()?;
+            let inner = self.ty_with_layout()?;
+            self.skip_ws()?;
+            self.expect(b')', "to close a buffer type 'b(...)'")?;
+            return Ok(inner);
+        }
         let Some(dtype) = DType::from_hlo_name(word) else {
             return if word.is_empty() {
                 self.err_at(
@@ -56,15 +66,14 @@ impl<'a> Parser<'a> {
                     format!("expected a type such as 'f32[2,3]', found {}", self.found()),
                 )
             } else if matches!(self.peek(), Some(b'(')) || word == "tuple" {
-                // `ROOT r = add(a, b)`: XLA's parser infers the shape; statetensor reads it
                 self.err_at(
                     pos,
-                    format!("expected the instruction's result type before '{word}' (e.g. 'f32[2,3] {word}(...)'): statetensor needs each instruction's shape written"),
+                    format!("expected a type before '{word}' (e.g. 'f32[2,3] {word}(...)')"),
                 )
             } else {
                 self.err_at(
                     pos,
-                    format!("unsupported element type '{word}': expected pred, s8..s64, u8..u64, f16, bf16, f32, f64, f8e4m3fn or f8e5m2"),
+                    format!("unsupported element type '{word}': expected pred, s4, s8..s64, u4, u8..u64, f16, bf16, f32, f64, f8e4m3fn or f8e5m2"),
                 )
             };
         };

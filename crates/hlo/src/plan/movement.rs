@@ -146,8 +146,7 @@ impl<'a> Planner<'a> {
             }
             "dynamic-slice" => {
                 let a = arr(0)?;
-                want(1 + a.dims.len())?;
-                self.check_scalar_ints(instr, ots, 1)?;
+                self.check_start_indices(instr, ots, 1, a)?;
                 let sizes = self.usize_list(instr, "dynamic_slice_sizes")?;
                 if sizes.len() != a.dims.len() || sizes.iter().zip(&a.dims).any(|(s, d)| s > d) {
                     return self.err(
@@ -165,7 +164,7 @@ impl<'a> Planner<'a> {
             }
             "dynamic-update-slice" => {
                 let a = arr(0)?;
-                want(2 + a.dims.len())?;
+                self.check_start_indices(instr, ots, 2, a)?;
                 let u = arr(1)?;
                 if u.dtype != a.dtype
                     || u.dims.len() != a.dims.len()
@@ -173,7 +172,6 @@ impl<'a> Planner<'a> {
                 {
                     return self.err(instr, format!("update {u} does not fit operand {a}"));
                 }
-                self.check_scalar_ints(instr, ots, 2)?;
                 (Op::DynamicUpdateSlice, Type::Array(a.clone()))
             }
             "concatenate" => {
@@ -274,6 +272,34 @@ impl<'a> Planner<'a> {
             }
             _ => return self.misrouted(instr, "movement"),
         })
+    }
+
+    /// The start indices of a dynamic slice or update of `a`, from operand `from` on: one
+    /// integer scalar per dimension, or XLA's legacy form, one integer vector of them.
+    fn check_start_indices(
+        &self,
+        instr: &Instr,
+        ots: &[&Type],
+        from: usize,
+        a: &ArrayType,
+    ) -> Result<()> {
+        if let [Type::Array(v)] = &ots[from.min(ots.len())..] {
+            if v.dims.len() == 1 && v.dims[0] == a.dims.len() && v.dtype.is_int() {
+                return Ok(());
+            }
+        }
+        if ots.len() != from + a.dims.len() {
+            return self.err(
+                instr,
+                format!(
+                    "{} of {a} takes {} start index operands (one per dimension), found {}",
+                    instr.opcode,
+                    a.dims.len(),
+                    ots.len().saturating_sub(from)
+                ),
+            );
+        }
+        self.check_scalar_ints(instr, ots, from)
     }
 
     pub(super) fn check_scalar_ints(

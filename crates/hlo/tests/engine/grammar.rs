@@ -264,4 +264,37 @@ fn other_forms_xla_accepts() {
     let text = "HloModule no_root:\nregion {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT r = f32[] add(a, b)\n}, execution_thread=\"parallel_thread\"\nENTRY e {\n  p = f32[2,2] parameter(0)\n  q = f32[2,2] map(p, p), dimensions={}, to_apply=region\n  z = f32[] constant(0)\n  r = f32[] reduce(q, z), dimensions={0,1}, to_apply=region\n}\n";
     // no ROOT: the last instruction is the root
     assert_eq!(run_f32(text, &[(&[2, 2], &[1., 2., 3., 4.])]), [20.]);
+    // a computation written inline as an attribute value
+    let text = "HloModule m\nENTRY e {\n  a = f32[2] parameter(0)\n  b = f32[2] parameter(1)\n  ROOT c = f32[2] call(a, b), to_apply={\n    x = f32[2] parameter(0)\n    y = f32[2] parameter(1)\n    ROOT s = subtract(x, y)\n  }\n}\n";
+    assert_eq!(
+        run_f32(text, &[(&[2], &[5., 1.]), (&[2], &[2., 3.])]),
+        [3., -2.]
+    );
+    // XLA's buffer type b(...) and custom-call's literal=TYPE VALUE parse (the custom-calls
+    // themselves are backend kernels, refused as unsupported, not as bad text)
+    for text in [
+        "HloModule m\nENTRY e {\n  p = f32[4] parameter(0)\n  ROOT a = b(f32[4]) custom-call(p), custom_call_target=\"Pin\"\n}\n",
+        "HloModule m\nENTRY e {\n  ROOT a = s32[] custom-call(), custom_call_target=\"foo\", literal=s32[] 1\n}\n",
+    ] {
+        let e = Program::parse(text, "g.hlo").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    }
+}
+
+/// XLA's legacy dynamic-slice and dynamic-update-slice take their start indices as one
+/// vector operand (XLA's parser still accepts it); clamped as the scalar form is.
+#[test]
+fn legacy_start_index_vectors() {
+    let text = "HloModule m\nENTRY e {\n  x = f32[2,3] parameter(0)\n  i = s32[2] constant({1, 5})\n  u = f32[1,2] constant({{7, 8}})\n  d = f32[2,3] dynamic-update-slice(x, u, i)\n  ROOT s = f32[1,2] dynamic-slice(d, i), dynamic_slice_sizes={1,2}\n}\n";
+    // the column start 5 clamps to 1 in both
+    assert_eq!(
+        run_f32(text, &[(&[2, 3], &[0., 1., 2., 3., 4., 5.])]),
+        [7., 8.]
+    );
+    let bad = "HloModule m\nENTRY e {\n  x = f32[2,3] parameter(0)\n  i = s32[3] constant({1, 5, 0})\n  ROOT s = f32[1,2] dynamic-slice(x, i), dynamic_slice_sizes={1,2}\n}\n";
+    let e = Program::parse(bad, "g.hlo").unwrap_err();
+    assert!(
+        e.to_string().contains("takes 2 start index operands"),
+        "{e}"
+    );
 }
