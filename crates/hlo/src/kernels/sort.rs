@@ -167,6 +167,37 @@ pub struct SortKey {
     pub total_order: bool,
     /// What is applied to each element before comparing.
     pub key: KeyFn,
+    /// A second key that decides when this one does not: where `compare(a, b)` and
+    /// `compare(b, a)` give the same answer (neither is before the other), the comparator
+    /// answers with the tie-break's comparison — XLA's TopK decomposition, sorting by value
+    /// and then by index.
+    pub then: Option<TieBreak>,
+}
+
+/// The second key of a [`SortKey`]: a comparison of one operand's (keyed) elements.
+#[derive(Clone, Copy, Debug)]
+pub struct TieBreak {
+    /// The operand whose elements are compared.
+    pub operand: usize,
+    /// The comparison's direction.
+    pub direction: CompareDirection,
+    /// `type=TOTALORDER` on a float operand.
+    pub total_order: bool,
+    /// What is applied to each element before comparing.
+    pub key: KeyFn,
+}
+
+impl TieBreak {
+    /// The tie-break as a key of its own.
+    pub(crate) fn as_key(&self) -> SortKey {
+        SortKey {
+            operand: self.operand,
+            direction: self.direction,
+            total_order: self.total_order,
+            key: self.key,
+            then: None,
+        }
+    }
 }
 
 /// The keys a recognised comparator compares, one per element of the keyed operand, in
@@ -221,7 +252,20 @@ impl Keys {
 /// the region's values — the same order as interpreting the region.
 pub fn sort_by_key(ts: &[&Tensor], dim: usize, key: &SortKey) -> Vec<Tensor> {
     let keys = Keys::of(ts[key.operand], key);
-    sort_rows(ts, dim, &mut |a, b| keys.test(key.direction, a, b))
+    match key.then {
+        None => sort_rows(ts, dim, &mut |a, b| keys.test(key.direction, a, b)),
+        Some(t) => {
+            let second = Keys::of(ts[t.operand], &t.as_key());
+            sort_rows(ts, dim, &mut |a, b| {
+                let first = keys.test(key.direction, a, b);
+                if first == keys.test(key.direction, b, a) {
+                    second.test(t.direction, a, b)
+                } else {
+                    first
+                }
+            })
+        }
+    }
 }
 
 /// Sorts every row of `ts` along `dim` with `less` over flat element offsets, and moves

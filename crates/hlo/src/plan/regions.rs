@@ -133,7 +133,8 @@ impl<'a> Planner<'a> {
                 ),
             );
         }
-        let key = super::sort_comparator::recognise(sp, &[operand.dtype]);
+        let key =
+            super::sort_comparator::recognise(sp, &[operand.dtype]).filter(|k| k.then.is_none());
         Ok((
             Op::SelectAndScatter {
                 window,

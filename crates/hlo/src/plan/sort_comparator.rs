@@ -1,4 +1,5 @@
-//! Recognising sort comparators that order by one key, so `sort` compares natively.
+//! Recognising sort comparators that order by one key (or one key and a tie-break), so
+//! `sort` compares natively.
 //!
 //! A comparator `less(a0, b0, a1, b1, ...)` is recognised when its root is
 //! `compare(g(a_k), g(b_k))` for one operand `k`, any direction and comparison type, with
@@ -12,7 +13,9 @@
 //! `jnp.sort`, `jnp.argsort` (values with an iota), `sort` with `descending=True`, and
 //! torch-xla's `sort` lower this way. XLA's own total-order comparator (the float's bits
 //! as a signed integer, flipped below zero: what its `TopK` custom-call carries) is
-//! recognised too. Any other comparator runs through the interpreter.
+//! recognised too, as is the comparator XLA's TopK decomposition writes: that key, and on a
+//! tie (neither element before the other) a second comparison, of the indices. Any other
+//! comparator runs through the interpreter.
 
 use super::{CompPlan, Op, Step};
 use crate::kernels::{KeyFn, SortKey};
@@ -20,19 +23,65 @@ use crate::tensor::Elem;
 use statetensor_core::DType;
 use std::collections::HashMap;
 
-/// The single-key order `plan` (a sort comparator over operands of `dtypes`) implements,
-/// if it is one.
+/// The order `plan` (a sort comparator over operands of `dtypes`) implements, if it is one
+/// key's comparison, or one key's with a second deciding ties:
+/// `select(compare(p, q) EQ, second, p)` with `p = compare(k(a), k(b))` and `q` the same
+/// comparison of `k(b), k(a)` (XLA's TopK decomposition: by value, then by index).
 pub(super) fn recognise(plan: &CompPlan, dtypes: &[DType]) -> Option<SortKey> {
     let producers: HashMap<usize, &Step> = plan.steps.iter().map(|s| (s.out, s)).collect();
+    if let Some(key) = compare_key(plan, &producers, dtypes, plan.root) {
+        return Some(key);
+    }
     let root = producers.get(&plan.root)?;
-    let Op::Compare(direction, total_order) = root.op else {
+    let (Op::Select, &[tie, second, first]) = (&root.op, &root.operands[..]) else {
         return None;
     };
-    let [a, b] = root.operands[..] else {
+    let tie = producers.get(&tie)?;
+    let (Op::Compare(crate::kernels::CompareDirection::Eq, false), &[p, q]) =
+        (&tie.op, &tie.operands[..])
+    else {
         return None;
     };
-    let (pa, fa) = key_fn(plan, &producers, a)?;
-    let (pb, fb) = key_fn(plan, &producers, b)?;
+    let swapped = |x: usize, y: usize| {
+        let (sx, sy) = (producers.get(&x)?, producers.get(&y)?);
+        let same_cmp = matches!((&sx.op, &sy.op), (Op::Compare(d1, t1), Op::Compare(d2, t2)) if d1 == d2 && t1 == t2);
+        (same_cmp
+            && sx.operands.len() == 2
+            && sx.operands[0] == sy.operands[1]
+            && sx.operands[1] == sy.operands[0])
+            .then_some(())
+    };
+    if p != first {
+        return None;
+    }
+    swapped(p, q)?;
+    let mut key = compare_key(plan, &producers, dtypes, first)?;
+    let second = compare_key(plan, &producers, dtypes, second)?;
+    key.then = Some(crate::kernels::TieBreak {
+        operand: second.operand,
+        direction: second.direction,
+        total_order: second.total_order,
+        key: second.key,
+    });
+    Some(key)
+}
+
+/// The key of the comparison computed at `slot`: `compare(g(a_k), g(b_k))`.
+fn compare_key(
+    plan: &CompPlan,
+    producers: &HashMap<usize, &Step>,
+    dtypes: &[DType],
+    slot: usize,
+) -> Option<SortKey> {
+    let step = producers.get(&slot)?;
+    let Op::Compare(direction, total_order) = step.op else {
+        return None;
+    };
+    let [a, b] = step.operands[..] else {
+        return None;
+    };
+    let (pa, fa) = key_fn(plan, producers, a)?;
+    let (pb, fb) = key_fn(plan, producers, b)?;
     if pa % 2 != 0 || pb != pa + 1 || !fa.same(&fb) {
         return None;
     }
@@ -52,6 +101,7 @@ pub(super) fn recognise(plan: &CompPlan, dtypes: &[DType]) -> Option<SortKey> {
         direction,
         total_order: total_order && float,
         key: fa,
+        then: None,
     })
 }
 
@@ -78,25 +128,35 @@ fn signed_bits(
     let flip = match op(flipped)? {
         (Op::Binary(crate::kernels::BinaryOp::Xor), &[m, b3]) if b3 == b => m,
         (Op::Binary(crate::kernels::BinaryOp::Xor), &[b3, m]) if b3 == b => m,
+        // bitcast(C - bitcast_unsigned(x)), which for the negative floats it is selected
+        // for (bits 0x8000_0000 + v) is C - 0x8000_0000 - v = C ^ bits when C = 0x7fff_ffff
+        (Op::BitcastConvert, &[sub]) => match op(sub)? {
+            (Op::Binary(crate::kernels::BinaryOp::Subtract), &[m, ux]) => match op(ux)? {
+                (Op::BitcastConvert, &[x2]) if x2 == x => m,
+                _ => return None,
+            },
+            _ => return None,
+        },
         _ => return None,
     };
     if b2 != b {
         return None;
     }
     let int = |s: usize| match &producers.get(&s)?.op {
-        Op::Constant(t) if t.len() == 1 && t.dtype() == bits => {
+        Op::Constant(t)
+            if t.len() == 1 && t.dtype().bits() == bits.bits() && t.dtype().is_int() =>
+        {
             crate::with_tensor!(&**t, a => a.iter().next().map(|x| x.to_i128()))
         }
         _ => None,
     };
-    Some((
-        p,
-        KeyFn::SignedBits {
-            bits,
-            below: int(below)?,
-            flip: int(flip)?,
-        },
-    ))
+    let (below, flip) = (int(below)?, int(flip)?);
+    let subtracted = matches!(op(flipped)?.0, Op::BitcastConvert);
+    if subtracted && (flip != (1 << (bits.bits() - 1)) - 1 || below != 0) {
+        // the subtraction equals the xor only for C = 0x7f..f, selected below zero
+        return None;
+    }
+    Some((p, KeyFn::SignedBits { bits, below, flip }))
 }
 
 fn param_of(plan: &CompPlan, slot: usize) -> Option<usize> {
@@ -206,6 +266,62 @@ mod tests {
         .expect("recognised");
         assert_eq!((key.operand, key.direction), (1, CompareDirection::Gt));
         assert!(!key.total_order);
+    }
+
+    /// XLA's TopK decomposition: total-order bits compared GT, ties broken by index LT.
+    #[test]
+    fn a_key_with_a_tie_break_is_recognised() {
+        let body = "  a = f32[] parameter(0)
+  ba = s32[] bitcast-convert(a)
+  zero = s32[] constant(0)
+  na = pred[] compare(ba, zero), direction=LT
+  maxi = s32[] constant(2147483647)
+  fa = s32[] xor(maxi, ba)
+  ka = s32[] select(na, fa, ba)
+  b = f32[] parameter(1)
+  bb = s32[] bitcast-convert(b)
+  nb = pred[] compare(bb, zero), direction=LT
+  fb = s32[] xor(maxi, bb)
+  kb = s32[] select(nb, fb, bb)
+  gt_ab = pred[] compare(ka, kb), direction=GT
+  gt_ba = pred[] compare(kb, ka), direction=GT
+  tie = pred[] compare(gt_ab, gt_ba), direction=EQ
+  i = s32[] parameter(2)
+  j = s32[] parameter(3)
+  by_index = pred[] compare(i, j), direction=LT
+  ROOT r = pred[] select(tie, by_index, gt_ab)";
+        let key = sort_key(body).expect("recognised");
+        assert_eq!((key.operand, key.direction), (0, CompareDirection::Gt));
+        let then = key.then.expect("a tie-break");
+        assert_eq!((then.operand, then.direction), (1, CompareDirection::Lt));
+        assert!(matches!(
+            key.key,
+            KeyFn::SignedBits {
+                flip: 0x7fff_ffff,
+                below: 0,
+                ..
+            }
+        ));
+        // XLA's spmd partitioner writes the flip as an unsigned subtraction
+        let sub = body
+            .replace("fa = s32[] xor(maxi, ba)", "ua = u32[] bitcast-convert(a)\n  mu = u32[] constant(2147483647)\n  da = u32[] subtract(mu, ua)\n  fa = s32[] bitcast-convert(da)")
+            .replace("fb = s32[] xor(maxi, bb)", "ub = u32[] bitcast-convert(b)\n  mv = u32[] constant(2147483647)\n  db = u32[] subtract(mv, ub)\n  fb = s32[] bitcast-convert(db)");
+        let key = sort_key(&sub).expect("recognised");
+        assert!(
+            matches!(
+                key.key,
+                KeyFn::SignedBits {
+                    flip: 0x7fff_ffff,
+                    ..
+                }
+            ) && key.then.is_some()
+        );
+        // the tie test must compare the same comparison with its operands swapped
+        assert!(sort_key(&body.replace(
+            "compare(kb, ka), direction=GT",
+            "compare(ka, kb), direction=GT"
+        ))
+        .is_none());
     }
 
     #[test]

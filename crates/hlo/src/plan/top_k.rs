@@ -36,6 +36,7 @@ impl<'a> Planner<'a> {
             },
             total_order: x.dtype.is_float(),
             key: KeyFn::Identity,
+            then: None,
         };
         self.top_k_result(instr, x, k, key)
     }
@@ -72,6 +73,7 @@ impl<'a> Planner<'a> {
                 direction: CompareDirection::Gt,
                 total_order: x.dtype.is_float(),
                 key: KeyFn::Identity,
+                then: None,
             };
             return self.top_k_result(instr, x, k, key);
         };
@@ -79,6 +81,7 @@ impl<'a> Planner<'a> {
         let strict = |key: &SortKey| {
             (key.total_order || !x.dtype.is_float() || matches!(key.key, KeyFn::SignedBits { .. }))
                 && matches!(key.direction, CompareDirection::Lt | CompareDirection::Gt)
+                && key.then.is_none()
         };
         match super::sort_comparator::recognise(plan, &[x.dtype]).filter(strict) {
             Some(key) => self.top_k_result(instr, x, k, key),

@@ -132,3 +132,73 @@ fn top_k_custom_call_without_a_comparator_takes_the_largest() {
     assert_eq!(out[0].to_f64_vec(), [9., 5., 8., 6.]);
     assert_eq!(out[1].to_f64_vec(), [5., 4., 5., 1.]);
 }
+
+/// XLA's TopK decomposition comparator (spmd_partitioner_test): the float's total-order
+/// bits compared GT, and where neither element is greater, the indices compared LT.
+fn two_key_module(n: usize, wrap: bool) -> String {
+    let root = if wrap {
+        "  r = pred[] select(tie, by_index, gt_ab)\n  ROOT w = pred[] and(r, r)"
+    } else {
+        "  ROOT r = pred[] select(tie, by_index, gt_ab)"
+    };
+    format!(
+        "HloModule s
+less {{
+  a = f32[] parameter(0)
+  ba = s32[] bitcast-convert(a)
+  zero = s32[] constant(0)
+  na = pred[] compare(ba, zero), direction=LT
+  maxi = u32[] constant(2147483647)
+  ua = u32[] bitcast-convert(a)
+  fa = u32[] subtract(maxi, ua)
+  sa = s32[] bitcast-convert(fa)
+  ka = s32[] select(na, sa, ba)
+  b = f32[] parameter(1)
+  bb = s32[] bitcast-convert(b)
+  nb = pred[] compare(bb, zero), direction=LT
+  ub = u32[] bitcast-convert(b)
+  fb = u32[] subtract(maxi, ub)
+  sb = s32[] bitcast-convert(fb)
+  kb = s32[] select(nb, sb, bb)
+  gt_ab = pred[] compare(ka, kb), direction=GT
+  gt_ba = pred[] compare(kb, ka), direction=GT
+  tie = pred[] compare(gt_ab, gt_ba), direction=EQ
+  i = s32[] parameter(2)
+  j = s32[] parameter(3)
+  by_index = pred[] compare(i, j), direction=LT
+{root}
+}}
+ENTRY e {{
+  x = f32[2,{n}] parameter(0)
+  k = s32[2,{n}] parameter(1)
+  ROOT s = (f32[2,{n}], s32[2,{n}]) sort(x, k), dimensions={{1}}, to_apply=less
+}}
+"
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: crate::cases(48), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The recognised two-key comparator sorts exactly as the interpreted region, with
+    /// ties, NaNs, signed zeros and indices in any order (not only an iota).
+    #[test]
+    fn a_key_with_an_index_tie_break_sorts_as_the_interpreted_region(
+        cols in 1usize..30,
+        raw in prop::collection::vec((0u32..12, -3i32..4, -5i32..5), 60),
+    ) {
+        let dims = [2, cols];
+        let n = 2 * cols;
+        let x: Vec<u8> = raw[..n].iter()
+            .flat_map(|&(k, i, _)| (if k < 8 { special(k) } else { i as f32 }).to_le_bytes())
+            .collect();
+        let idx: Vec<u8> = raw[..n].iter().flat_map(|&(_, _, j)| j.to_le_bytes()).collect();
+        let x = Arc::new(Tensor::from_le_bytes(DType::F32, &dims, &x).unwrap());
+        let k = Arc::new(Tensor::from_le_bytes(DType::S32, &dims, &idx).unwrap());
+        let go = |text: &str| -> Vec<Vec<u8>> {
+            Program::parse(text, "s.hlo").unwrap().execute(vec![x.clone(), k.clone()]).unwrap()
+                .iter().map(|t| t.to_le_bytes()).collect()
+        };
+        prop_assert_eq!(go(&two_key_module(cols, false)), go(&two_key_module(cols, true)));
+    }
+}
