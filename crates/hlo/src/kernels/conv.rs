@@ -108,9 +108,16 @@ impl ConvElem for i64 {
 /// costs more than its arithmetic.
 const DIRECT_GROUP_FEATURES: usize = 4;
 
-/// Adds one output row of a grouped convolution (`feature_groups` groups, `in_features`
-/// input and `group_out` output features each) over the window positions at `offsets`
-/// (None: padding) of the channels-last input `x`; `kernel` is `[taps * in, out]` row-major.
+/// A block whose window positions fall in the input fewer than one time in this many (a
+/// window far larger than its input, almost all padding, as XLA's swap-conv-operands test
+/// writes) is computed directly over the positions inside, instead of multiplying the
+/// padding's zeros in an im2col product.
+const SPARSE_WINDOW: usize = 8;
+
+/// Adds one output row of a (grouped) convolution (`feature_groups` groups, one or more,
+/// `in_features` input and `group_out` output features each) over the window positions at
+/// `offsets` (None: padding, skipped) of the channels-last input `x`; `kernel` is
+/// `[taps * in, out]` row-major.
 fn direct_grouped_row<T: ConvElem>(
     out_row: &mut [T],
     x: &[T],
@@ -255,7 +262,8 @@ fn conv_in<T: ConvElem>(
                 offsets.push(offset);
             }
         }
-        if direct {
+        let inside = offsets.iter().filter(|o| o.is_some()).count();
+        if direct || (c.batch_groups == 1 && inside * SPARSE_WINDOW < offsets.len()) {
             let kernel = kernel.as_slice().expect("standard layout");
             for (r, out_row) in out_block.chunks_exact_mut(out_features).enumerate() {
                 let row_offsets = &offsets[r * taps_per_row..(r + 1) * taps_per_row];
