@@ -659,7 +659,7 @@ pub fn snapshot_file_round_trip(h: &dyn Harness) {
 
 /// int4 state (packed two to a byte on the device) is saved one value per byte as I8/U8, as
 /// safetensors has no int4 type, reads back the same, and a value outside s4's range in
-/// the file is refused without touching the set.
+/// the file is refused (and the set reset, never left half-written).
 pub fn int4_state_snapshot_round_trip(h: &dyn Harness) {
     let d = h.device();
     let m = d

@@ -5,7 +5,7 @@ use crate::output::write_atomically;
 use crate::report::{bytes, seconds, Report, RoundTrip, StepReport};
 use crate::values::prepare;
 use clap::Args;
-use statetensor_core::{Error, Result};
+use statetensor_core::{snapshot, Error, Result};
 use statetensor_hlo::{npy, Tensor};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -126,7 +126,8 @@ pub fn run(a: RunArgs) -> Result<()> {
                 Some(q) => write_atomically(&file, |w| {
                     w.write_all(&npy::header_bytes(spec.dtype, spec.shape.dims()))
                         .map_err(|e| Error::io("write", file.display().to_string(), e))?;
-                    model.read_state_to(SET, &sig.params[q].name, w).map(|_| ())
+                    // int4: one value per byte in the file (ml_dtypes' form), packed in the state
+                    snapshot::write_state_values(model, SET, &sig.params[q], w, true)
                 })?,
                 None => {
                     let i = returned.iter().position(|&o| o == k).unwrap_or(0);

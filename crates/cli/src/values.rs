@@ -4,7 +4,8 @@
 
 use crate::model_args::{split_assignment, ModelArgs};
 use statetensor_core::{
-    resolve_param, Error, HostTensor, PreparedInputs, Result, StateInit, StatefulModel, TensorSpec,
+    resolve_param, snapshot, Error, HostTensor, PreparedInputs, Result, StateInit, StatefulModel,
+    TensorSpec,
 };
 use statetensor_hlo::{npy, Bundle, Tensor};
 use std::io::{BufReader, Seek, SeekFrom};
@@ -281,7 +282,8 @@ pub(crate) fn prepare(
                     (dims != spec.shape.dims()).then(|| format!("shape {:?}", spec.shape.dims()))
                 };
                 let (mut r, _) = open_npy("--state", p, spec, &file, exact)?;
-                model.write_state_from(set, &spec.name, &mut r)?;
+                // int4: one value per byte in the file, packed in the state
+                snapshot::read_state_values(model, set, spec, &mut r, true)?;
             }
             None => zeros.push(spec.name.clone()),
         }

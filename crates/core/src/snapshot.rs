@@ -41,45 +41,56 @@ fn file_bytes(spec: &TensorSpec) -> u64 {
     }
 }
 
-/// Streams an int4 state to `w` one value per byte (sign-extended for `s4`).
-fn write_unpacked(
+/// Streams state `spec` of `set` to `w` as a file holds it: its wire bytes, except int4,
+/// one value per byte — its low nibble with `nibbles` (how NumPy saves `ml_dtypes.int4`),
+/// else sign-extended for `s4` (an `I8` tensor, as safetensors holds it).
+pub fn write_state_values(
     model: &dyn StatefulModel,
     set: &str,
     spec: &TensorSpec,
     w: &mut dyn Write,
+    nibbles: bool,
 ) -> Result<()> {
+    if !spec.dtype.is_packed() {
+        return model.read_state_to(set, &spec.name, w).map(|_| ());
+    }
     packing::stream_unpacked(
-        spec.dtype,
+        if nibbles { DType::U4 } else { spec.dtype },
         spec.shape.element_count(),
         STREAM_CHUNK,
         |off, buf| model.read_state(set, &spec.name, off as u64, buf),
         |values| {
             w.write_all(values)
-                .map_err(|e| Error::io("save state set", set, e))
+                .map_err(|e| Error::io("read state", &spec.name, e))
         },
     )
 }
 
-/// Reads an int4 state written one value per byte, checking each value's range.
-fn read_unpacked(
+/// Streams state `spec` of `set` from `r` holding it as [`write_state_values`] writes it
+/// (int4 range-checked; with `nibbles`, a low-nibble byte is accepted too).
+pub fn read_state_values(
     model: &dyn StatefulModel,
     set: &str,
     spec: &TensorSpec,
     r: &mut dyn Read,
+    nibbles: bool,
 ) -> Result<()> {
+    if !spec.dtype.is_packed() {
+        return model.write_state_from(set, &spec.name, r).map(|_| ());
+    }
     let count = spec.shape.element_count();
-    let what = format!("state '{}'", spec.name);
+    let what = format!("write state '{}'", spec.name);
     packing::stream_packed(
         spec.dtype,
         count,
         STREAM_CHUNK,
-        false,
+        nibbles,
         &what,
         |done, values| {
             r.read_exact(values).map_err(|e| {
                 Error::invalid_input(
                     &what,
-                    format!("needs {count} bytes; the source ended after {done}: {e}"),
+                    format!("needs {count} values; the source ended after {done}: {e}"),
                 )
             })
         },
@@ -116,11 +127,7 @@ pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -
         .map_err(io)?;
     w.write_all(text.as_bytes()).map_err(io)?;
     for s in &states {
-        if s.dtype.is_packed() {
-            write_unpacked(model, set, s, w)?;
-        } else {
-            model.read_state_to(set, &s.name, w)?;
-        }
+        write_state_values(model, set, s, w, false)?;
     }
     w.flush().map_err(io)?;
     Ok(8 + text.len() as u64 + off)
@@ -210,12 +217,7 @@ pub fn load_state_set(
     model.create_state_set(set, crate::StateInit::Zeros)?;
     for (_, _, name) in &plan {
         let spec = &sig.params[sig.state_param("load state set", name)?];
-        let written = if spec.dtype.is_packed() {
-            read_unpacked(model, set, spec, r)
-        } else {
-            model.write_state_from(set, name, r).map(|_| ())
-        };
-        if let Err(e) = written {
+        if let Err(e) = read_state_values(model, set, spec, r, false) {
             let _ = model.reset(set);
             return Err(bad(format!("{e}; the state set was reset")));
         }

@@ -1,6 +1,6 @@
 //! `statetensor run`: the walkthrough, values and flags, the report, exit codes.
 
-use crate::support::{npy_f32, root, run, stderr, tmpdir, write_npy_f32};
+use crate::support::{bin, emulator, npy_f32, root, run, stderr, tmpdir, write_npy_f32};
 
 #[test]
 fn walkthrough_writes_outputs_and_report() {
@@ -242,4 +242,62 @@ fn states_that_start_at_zeros_are_named() {
     let o = run(&["run", d, "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["states_started_at_zeros"], serde_json::json!([]));
+}
+
+/// int4 state through the CLI: `--state` reads an ml_dtypes int4 file (one value per byte)
+/// into the packed state, and `--out` writes it back one value per byte, on both backends.
+#[test]
+fn int4_state_in_and_out() {
+    let d = tmpdir("int4-state");
+    let model = d.join("m.hlo");
+    std::fs::write(
+        &model,
+        "HloModule m, input_output_alias={ {}: (0, {}, may-alias) }\nENTRY e {\n  s = s4[5] parameter(0)\n  one = s4[] constant(1)\n  b = s4[5] broadcast(one), dimensions={}\n  ROOT r = s4[5] add(s, b)\n}\n",
+    )
+    .unwrap();
+    // np.save(np.array([1, -2, 7, -8, 3], ml_dtypes.int4)): '<V1', low nibbles
+    let mut file = statetensor_hlo::npy::header_bytes(statetensor_core::DType::S4, &[5]);
+    file.extend_from_slice(&[0x01, 0x0e, 0x07, 0x08, 0x03]);
+    std::fs::write(d.join("state.npy"), &file).unwrap();
+    for nrt in [false, true] {
+        let out = d.join("out");
+        let state = format!("0={}", d.join("state.npy").display());
+        let mut cmd = bin();
+        cmd.current_dir(root()).args([
+            "run",
+            model.to_str().unwrap(),
+            "--state",
+            &state,
+            "--steps",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        if nrt {
+            cmd.args(["--backend", "nrt"])
+                .env("STATETENSOR_LIBNRT", emulator());
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let got = std::fs::read(out.join("output_0.npy")).unwrap();
+        // +2 each, wrapping: [3, 0, -7, -6, 5]
+        assert!(
+            got.ends_with(&[0x03, 0x00, 0x09, 0x0a, 0x05]),
+            "nrt {nrt}: {got:?}"
+        );
+        let t = statetensor_hlo::npy::read_file_as(
+            &out.join("output_0.npy"),
+            statetensor_core::DType::S4,
+        )
+        .unwrap();
+        assert_eq!(t.to_f64_vec(), [3.0, 0.0, -7.0, -6.0, 5.0]);
+    }
+    // a byte that is no int4 value is refused, naming it
+    let n = file.len();
+    file[n - 1] = 0x13;
+    std::fs::write(d.join("bad.npy"), &file).unwrap();
+    let state = format!("0={}", d.join("bad.npy").display());
+    let o = run(&["run", model.to_str().unwrap(), "--state", &state]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("element 4"), "{}", stderr(&o));
 }

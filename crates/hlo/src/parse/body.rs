@@ -6,8 +6,10 @@ use statetensor_core::Result;
 use std::collections::HashMap;
 
 /// Attributes whose value names a computation, which XLA's text may also write inline.
-const COMPUTATION_ATTRS: [&str; 8] = [
+const COMPUTATION_ATTRS: [&str; 10] = [
     "to_apply",
+    "true_computation",
+    "false_computation",
     "calls",
     "condition",
     "body",
@@ -401,7 +403,13 @@ impl<'a> Parser<'a> {
             let value = if COMPUTATION_ATTRS.contains(&aname.as_str()) && self.computation_follows()
             {
                 // a computation written inline as the value: `to_apply={ x = ... }`
-                let inner = format!("{name}.{aname}");
+                // unique in the module: two computations may each have an instruction `r`
+                let mut inner = format!("{name}.{aname}");
+                let mut k = 1;
+                while !self.inline_names.insert(inner.clone()) {
+                    k += 1;
+                    inner = format!("{name}.{aname}.{k}");
+                }
                 let (comp, untyped) = self.computation_body(inner.clone(), apos)?;
                 self.inline_computations.push((comp, untyped));
                 inner

@@ -5,8 +5,9 @@
 //! and an instruction written inline as an operand, `negate(add(a, b))`). The parser reads
 //! such an instruction with a placeholder type and this pass fills it in once every
 //! computation is read (a `call` or `map` needs its callee's result type), in dependency
-//! order. Opcodes whose result needs more than the operands (`reshape`, `broadcast`,
-//! `convert`, `dot`, ...) must be written with their type, as XLA requires too.
+//! order. Other opcodes (`reshape`, `broadcast` and `convert` need more than their operands;
+//! XLA can infer a few more, such as `dot`, that statetensor does not yet) must be written
+//! with their type; the error says so.
 
 use crate::ir::{ArrayType, Computation, Instr, Pos, Type};
 use statetensor_core::DType;
@@ -198,12 +199,20 @@ fn infer(
             let mut dims = Vec::new();
             for (d, part) in cfg.split('x').enumerate() {
                 let v: Option<Vec<i64>> = part.split('_').map(|x| x.parse().ok()).collect();
-                match (v.as_deref(), a.dims.get(d)) {
-                    (Some([lo, hi]), Some(&s)) => dims.push(lo + hi + s as i64),
-                    (Some([lo, hi, int]), Some(&s)) => {
-                        dims.push(lo + hi + s as i64 + (s as i64 - 1).max(0) * int)
-                    }
-                    _ => return fail(instr, format!("padding={cfg} does not fit {a}")),
+                // checked: a padding near i64::MAX is refused, not an overflow
+                let size = match (v.as_deref(), a.dims.get(d)) {
+                    (Some(&[lo, hi]), Some(&s)) => lo.checked_add(hi).and_then(|x| x.checked_add(s as i64)),
+                    (Some(&[lo, hi, int]), Some(&s)) => (s as i64 - 1)
+                        .max(0)
+                        .checked_mul(int)
+                        .and_then(|x| x.checked_add(lo))
+                        .and_then(|x| x.checked_add(hi))
+                        .and_then(|x| x.checked_add(s as i64)),
+                    _ => None,
+                };
+                match size {
+                    Some(size) => dims.push(size),
+                    None => return fail(instr, format!("padding={cfg} does not fit {a}")),
                 }
             }
             if dims.len() != a.dims.len() || dims.iter().any(|&d| d < 0) {

@@ -30,6 +30,7 @@ pub fn parse_module(text: &str, file: &str) -> Result<Module> {
         inline_depth: 0,
         untyped: Vec::new(),
         inline_computations: Vec::new(),
+        inline_names: Default::default(),
     };
     p.module()
 }
@@ -62,6 +63,8 @@ pub(super) struct Parser<'a> {
     /// Computations written inline as attribute values (`to_apply={...}`), with their
     /// untyped instructions, for the module to take in.
     inline_computations: Vec<(crate::ir::Computation, Vec<usize>)>,
+    /// The names given to inline computations so far (unique in the module).
+    inline_names: std::collections::HashSet<String>,
 }
 
 pub(super) fn is_ident_byte(b: u8) -> bool {

@@ -270,6 +270,9 @@ fn other_forms_xla_accepts() {
         run_f32(text, &[(&[2], &[5., 1.]), (&[2], &[2., 3.])]),
         [3., -2.]
     );
+    // two computations each with an instruction `c` holding one: named apart
+    let text = "HloModule m\nother {\n  a = f32[2] parameter(0)\n  ROOT c = f32[2] call(a), to_apply={\n    x = f32[2] parameter(0)\n    ROOT n = negate(x)\n  }\n}\nENTRY e {\n  a = f32[2] parameter(0)\n  d = f32[2] call(a), to_apply=other\n  ROOT c = f32[2] call(d), to_apply={\n    x = f32[2] parameter(0)\n    ROOT s = add(x, x)\n  }\n}\n";
+    assert_eq!(run_f32(text, &[(&[2], &[5., 1.])]), [-10., -2.]);
     // XLA's buffer type b(...) and custom-call's literal=TYPE VALUE parse (the custom-calls
     // themselves are backend kernels, refused as unsupported, not as bad text)
     for text in [
