@@ -11,6 +11,11 @@ use crate::{DType, Error, Result};
 /// Packs one value per byte (low nibble significant, as `ml_dtypes` stores them) into two
 /// per byte; `out` must hold `values.len().div_ceil(2)` bytes.
 pub fn pack_nibbles(values: &[u8], out: &mut [u8]) {
+    assert_eq!(
+        out.len(),
+        values.len().div_ceil(2),
+        "pack_nibbles: output size"
+    );
     for (o, pair) in out.iter_mut().zip(values.chunks(2)) {
         let hi = pair.get(1).map_or(0, |&v| v & 0xf);
         *o = (pair[0] & 0xf) | (hi << 4);
@@ -20,6 +25,11 @@ pub fn pack_nibbles(values: &[u8], out: &mut [u8]) {
 /// Unpacks `out.len()` int4 values from two-per-byte `packed` bytes into one per byte:
 /// sign-extended for `s4` (so `-1` is `0xff`, an `i8`), zero-extended for `u4`.
 pub fn unpack_nibbles(dtype: DType, packed: &[u8], out: &mut [u8]) {
+    assert_eq!(
+        packed.len(),
+        out.len().div_ceil(2),
+        "unpack_nibbles: input size"
+    );
     let signed = dtype.is_signed_int();
     for (i, o) in out.iter_mut().enumerate() {
         let nib = (packed[i / 2] >> (4 * (i % 2))) & 0xf;
@@ -33,10 +43,12 @@ pub fn unpack_nibbles(dtype: DType, packed: &[u8], out: &mut [u8]) {
 
 /// Checks that one-value-per-byte data (an `I8`/`U8` tensor standing for `dtype`, `s4` or
 /// `u4`) fits in four bits: -8..=7 or 0..=15. `ml_dtypes` bytes (the value's low nibble,
-/// high nibble zero) are accepted too when `nibble_bytes` is set.
+/// high nibble zero) are accepted too when `nibble_bytes` is set. `first` is the element
+/// number of `values[0]`, for the message.
 pub fn check_int4_values(
     dtype: DType,
     values: &[u8],
+    first: usize,
     nibble_bytes: bool,
     what: &str,
 ) -> Result<()> {
@@ -59,7 +71,10 @@ pub fn check_int4_values(
             };
             Err(Error::invalid_input(
                 what,
-                format!("element {i} is {v}, outside {dtype}'s range {range}"),
+                format!(
+                    "element {} is {v}, outside {dtype}'s range {range}",
+                    first + i
+                ),
             ))
         }
     }
@@ -106,9 +121,7 @@ pub fn stream_packed(
     while done < count {
         let n = (count - done).min(values.len());
         read(done, &mut values[..n])?;
-        check_int4_values(dtype, &values[..n], nibble_bytes, what).map_err(|e| {
-            Error::invalid_input(what, format!("{e}, counting from element {done}"))
-        })?;
+        check_int4_values(dtype, &values[..n], done, nibble_bytes, what)?;
         let bytes = n.div_ceil(2);
         pack_nibbles(&values[..n], &mut packed[..bytes]);
         write_packed(done / 2, &packed[..bytes])?;
@@ -135,10 +148,12 @@ mod tests {
 
     #[test]
     fn range_checks_name_the_element() {
-        assert!(check_int4_values(DType::S4, &[7, (-8i8) as u8], false, "t").is_ok());
-        let e = check_int4_values(DType::S4, &[0, 8], false, "t").unwrap_err();
+        assert!(check_int4_values(DType::S4, &[7, (-8i8) as u8], 0, false, "t").is_ok());
+        let e = check_int4_values(DType::S4, &[0, 8], 0, false, "t").unwrap_err();
         assert!(e.to_string().contains("element 1 is 8"), "{e}");
-        assert!(check_int4_values(DType::S4, &[0x0e], true, "t").is_ok());
-        assert!(check_int4_values(DType::U4, &[16], false, "t").is_err());
+        let e = check_int4_values(DType::U4, &[1, 16], 1 << 20, false, "t").unwrap_err();
+        assert!(e.to_string().contains("element 1048577 is 16"), "{e}");
+        assert!(check_int4_values(DType::S4, &[0x0e], 0, true, "t").is_ok());
+        assert!(check_int4_values(DType::U4, &[16], 0, false, "t").is_err());
     }
 }

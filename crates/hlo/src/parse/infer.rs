@@ -11,7 +11,7 @@
 
 use crate::ir::{ArrayType, Computation, Instr, Pos, Type};
 use statetensor_core::DType;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Opcodes whose result has the type of their first operand.
 const SAME_AS_FIRST: &[&str] = &[
@@ -57,7 +57,6 @@ const SAME_AS_FIRST: &[&str] = &[
     "add-dependency",
     "optimization-barrier",
     "reduce-precision",
-    "stochastic-convert",
 ];
 
 /// Fills in the types of the instructions listed in `untyped[c]` (indices into
@@ -71,17 +70,19 @@ pub(super) fn infer_types(
         .enumerate()
         .flat_map(|(c, is)| is.iter().map(move |&i| (c, i)))
         .collect();
+    let mut untyped_now: HashSet<(usize, usize)> = pending.iter().copied().collect();
     // a computation's result type once its root is typed
-    let known = |comps: &[Computation], pending: &[(usize, usize)]| -> HashMap<String, Type> {
-        comps
-            .iter()
-            .enumerate()
-            .filter(|(c, comp)| !pending.contains(&(*c, comp.root)))
-            .map(|(_, comp)| (comp.name.clone(), comp.instrs[comp.root].ty.clone()))
-            .collect()
-    };
+    let known =
+        |comps: &[Computation], untyped_now: &HashSet<(usize, usize)>| -> HashMap<String, Type> {
+            comps
+                .iter()
+                .enumerate()
+                .filter(|(c, comp)| !untyped_now.contains(&(*c, comp.root)))
+                .map(|(_, comp)| (comp.name.clone(), comp.instrs[comp.root].ty.clone()))
+                .collect()
+        };
     while !pending.is_empty() {
-        let roots = known(comps, &pending);
+        let roots = known(comps, &untyped_now);
         let mut progress = false;
         let mut k = 0;
         while k < pending.len() {
@@ -90,7 +91,7 @@ pub(super) fn infer_types(
             let waiting = comp.instrs[i]
                 .operands
                 .iter()
-                .any(|&o| pending.contains(&(c, o)));
+                .any(|&o| untyped_now.contains(&(c, o)));
             if waiting {
                 k += 1;
                 continue;
@@ -98,7 +99,8 @@ pub(super) fn infer_types(
             match infer(comp, &comp.instrs[i], &roots)? {
                 Some(ty) => {
                     comps[c].instrs[i].ty = ty;
-                    pending.remove(k);
+                    untyped_now.remove(&(c, i));
+                    pending.swap_remove(k);
                     progress = true;
                 }
                 None => k += 1,

@@ -696,7 +696,7 @@ fn literal(l: &LiteralProto, what: &str) -> Result<Tensor> {
     let bytes = row_major(bytes, &ty.dims, order.unwrap_or(&[]), size, what)?;
     if ty.dtype.is_packed() {
         // one value per byte in the literal (its low nibble, as ml_dtypes stores int4)
-        statetensor_core::packing::check_int4_values(ty.dtype, &bytes, true, what)?;
+        statetensor_core::packing::check_int4_values(ty.dtype, &bytes, 0, true, what)?;
         let mut packed = vec![0; ty.dtype.packed_bytes(n)];
         statetensor_core::packing::pack_nibbles(&bytes, &mut packed);
         return Tensor::from_le_bytes(ty.dtype, &ty.dims, &packed);

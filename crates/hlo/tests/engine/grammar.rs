@@ -244,6 +244,18 @@ fn result_types_left_out_are_inferred() {
         run_f32(text, &[(&[3], &[1., 2., 3.]), (&[3], &[1., 1., 1.])]),
         [-3., -4., -5.]
     );
+    // a conversion's type is never inferred; a padding that overflows is refused, not a panic
+    for (body, what) in [
+        ("ROOT r = stochastic-convert(a, a)", "'stochastic-convert'"),
+        (
+            "z = f32[] constant(0)\n  ROOT r = pad(a, z), padding=9223372036854775807_1",
+            "does not fit",
+        ),
+    ] {
+        let text = format!("HloModule m\nENTRY e {{\n  a = f32[4] parameter(0)\n  {body}\n}}\n");
+        let e = Program::parse(&text, "g.hlo").unwrap_err();
+        assert!(e.to_string().contains(what), "{e}");
+    }
     // a type only the source can give is asked for, naming the instruction and opcode
     let text = "HloModule m\nENTRY e {\n  a = f32[4] parameter(0)\n  ROOT r = reshape(a)\n}\n";
     let e = Program::parse(text, "g.hlo").unwrap_err();
