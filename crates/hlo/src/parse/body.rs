@@ -251,21 +251,19 @@ impl<'a> Parser<'a> {
     /// Whether the cursor is at `, name =`: an attribute follows (not another operand, as
     /// after an instruction written inline as an operand).
     fn attribute_follows(&mut self) -> bool {
-        let save = (self.at, self.line, self.col);
-        let follows = self.eat(b',')
-            && self.skip_ws().is_ok()
-            && self.ident("").is_ok()
-            && self.skip_ws().is_ok()
-            && self.peek() == Some(b'=');
-        (self.at, self.line, self.col) = save;
-        follows
+        self.assignment_follows(b',')
     }
 
     /// Whether the cursor is at `{ name =`: a computation written inline as an attribute's
     /// value (a braced list of numbers or names is not one).
     fn computation_follows(&mut self) -> bool {
+        self.assignment_follows(b'{')
+    }
+
+    /// Whether the cursor is at `open name =`, without moving it.
+    fn assignment_follows(&mut self, open: u8) -> bool {
         let save = (self.at, self.line, self.col);
-        let follows = self.eat(b'{')
+        let follows = self.eat(open)
             && self.skip_ws().is_ok()
             && self.ident("").is_ok()
             && self.skip_ws().is_ok()
