@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fixture_io import FixtureFiles, header_alias_span
 from models import decoder_args, decoder_layer, decoder_lm, decoder_lm_aliases, decoder_lm_args, mlp_cache
 
 jax.config.update("jax_enable_x64", True)
@@ -65,19 +66,6 @@ BF16_MODEL = dict(rtol=2 ** -7, atol=2 ** -6,
                   why="bf16 model: XLA:CPU keeps some intermediates in f32; a few bf16 ulps of the output scale")
 
 
-# NumPy saves int4, uint4 and float8_e4m3fn alike ('<V1'): the int4 files each fixture
-# wrote, named in its meta.json's "dtypes" so that readers know
-INT4_NAMES = {np.dtype(jnp.int4): "s4", np.dtype(jnp.uint4): "u4"}
-_int4_files = {}
-
-
-def save(path, arr):
-    arr = np.asarray(arr)
-    np.save(path, arr, allow_pickle=False)
-    if arr.dtype in INT4_NAMES:
-        _int4_files[path] = INT4_NAMES[arr.dtype]
-
-
 def with_aliases(text, aliases, must):
     """Sets the module header's input_output_alias to `aliases` ({param: output}).
 
@@ -87,14 +75,9 @@ def with_aliases(text, aliases, must):
     """
     lines = text.split("\n")
     head = lines[0]
-    if "input_output_alias=" in head:
-        start = head.index("input_output_alias=")
-        depth, end = 0, start
-        for end in range(head.index("{", start), len(head)):
-            depth += {"{": 1, "}": -1}.get(head[end], 0)
-            if depth == 0:
-                break
-        head = head[:start].rstrip(", ") + head[end + 1:]
+    span = header_alias_span(head)
+    if span is not None:
+        head = head[:span[0]] + head[span[1]:]
     if aliases:
         kind = "must-alias" if must else "may-alias"
         entries = ", ".join(f"{{{o}}}: ({p}, {{}}, {kind})" for p, o in sorted(aliases.items()))
@@ -178,6 +161,7 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
     d = os.path.join(ROOT, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
+    files = FixtureFiles(d)
     args = [np.asarray(a) for a in args]
     aliases = aliases or {}
     in_hlo = {} if external else aliases
@@ -199,14 +183,14 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
     if feeds:
         meta["feeds"] = sorted(feeds)
         for p, v in feeds.items():
-            save(os.path.join(d, f"feed{p}.npy"), v)
+            files.save(f"feed{p}.npy", v)
     if compiled is True:
         with open(os.path.join(d, "compiled.hlo"), "w") as fh:
             fh.write(with_aliases(lowered.compile().as_text(), in_hlo, must))
     else:
         meta["no_compiled"] = compiled
     for p, a in enumerate(args):
-        save(os.path.join(d, f"arg{p}.npy"), a)
+        files.save(f"arg{p}.npy", a)
     cur = list(args)
     for s in range(steps):
         for p, v in feeds.items():
@@ -214,15 +198,10 @@ def fixture(name, f, args, tol, steps=1, aliases=None, must=False, compiled=True
         outs = jax.jit(f, keep_unused=True)(*cur)
         outs = [np.asarray(o) for o in jax.tree_util.tree_leaves(outs)]
         for k, o in enumerate(outs):
-            save(os.path.join(d, f"out{s}_{k}.npy"), o)
+            files.save(f"out{s}_{k}.npy", o)
         for p, o in aliases.items():
             cur[p] = outs[o]
-    hints = {os.path.basename(f): t for f, t in _int4_files.items() if os.path.dirname(f) == d}
-    if hints:
-        meta["dtypes"] = dict(sorted(hints.items()))
-    with open(os.path.join(d, "meta.json"), "w") as fh:
-        json.dump(meta, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    files.write_meta(meta)
     if manifest_names:
         params = []
         for p, n in enumerate(manifest_names):

@@ -12,7 +12,6 @@ meta.json), so the Rust fixture tests check statetensor against XLA on them.
     pip install jax          # jaxlib 0.10 was used
     python3 tools/xla_cases.py [name ...]
 """
-import json
 import os
 import re
 import shutil
@@ -23,7 +22,9 @@ import numpy as np
 import jax
 
 jax.config.update("jax_enable_x64", True)
-from jax._src.lib import _jax, hlo  # noqa: E402
+from jax._src.lib import hlo  # noqa: E402
+
+from fixture_io import FixtureFiles, xla_cpu_executable  # noqa: E402
 
 ONLY = set(sys.argv[1:])
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "fixtures")
@@ -33,31 +34,12 @@ rng = np.random.default_rng(20261129)
 TOKEN = object()  # an argument that is a token: XLA takes an empty buffer, the fixture none
 
 
-def without_aliases(text):
-    """`text` without its header's input_output_alias (PJRT flattens tuple parameters and
-    results, so an alias at a shape index inside a tuple no longer exists there; aliasing
-    does not change what a step computes)."""
-    at = text.find(", input_output_alias=")
-    if at < 0:
-        return text
-    depth = 0
-    for end in range(text.index("{", at), len(text)):
-        depth += {"{": 1, "}": -1}.get(text[end], 0)
-        if depth == 0:
-            return text[:at] + text[end + 1:]
-    raise ValueError("input_output_alias={ is not closed")
-
-
 def compile_text(text):
     """The module as XLA's parser reads and prints it (names made unique across
     computations), as a serialized HloModuleProto, and XLA:CPU's executable for it (whose
     parameters and results are the arrays and tokens inside the module's, flattened)."""
     module = hlo.hlo_module_from_text(text)
-    proto = module.as_serialized_hlo_module_proto()
-    run = hlo.hlo_module_from_text(without_aliases(text)).as_serialized_hlo_module_proto()
-    stablehlo = _jax.mlir.hlo_to_stablehlo(run)
-    devices = jax.devices("cpu")[:1]
-    return module.to_string(), proto, devices[0].client.compile_and_load(stablehlo, devices)
+    return module.to_string(), module.as_serialized_hlo_module_proto(), xla_cpu_executable(text)
 
 
 def header_aliases(text):
@@ -86,9 +68,6 @@ EXACT = dict(rtol=0.0, atol=0.0, why="XLA:CPU ran this module; every output exac
 F32 = dict(rtol=2e-7, atol=1e-6, why="XLA:CPU contracts a*a-b into one fused multiply-add (one rounding)")
 
 
-INT4_NAMES = {np.dtype(ml_dtypes.int4): "s4", np.dtype(ml_dtypes.uint4): "u4"}
-
-
 def case(name, text, args, steps=1, tol=EXACT, carry=None):
     """Writes fixture `name`: `text` run by XLA:CPU on `args` (the arrays inside the
     parameters, depth first; TOKEN for a token) for `steps` steps, aliased outputs fed back
@@ -107,15 +86,9 @@ def case(name, text, args, steps=1, tol=EXACT, carry=None):
     with open(os.path.join(d, "model.pb"), "wb") as fh:
         fh.write(proto)
     arrays = [np.asarray(a) for a in args if a is not TOKEN]
-    # NumPy saves int4, uint4 and float8_e4m3fn alike ('<V1'): meta.json names the int4 files
-    hints = {}
-
-    def save(file, a):
-        np.save(os.path.join(d, file), a)
-        if a.dtype in INT4_NAMES:
-            hints[file] = INT4_NAMES[a.dtype]
+    files = FixtureFiles(d)
     for p, a in enumerate(arrays):
-        save(f"arg{p}.npy", a)
+        files.save(f"arg{p}.npy", a)
     aliases = header_aliases(printed) if carry is None else carry
     cur = list(arrays)
     for s in range(steps):
@@ -130,16 +103,12 @@ def case(name, text, args, steps=1, tol=EXACT, carry=None):
                 if "token" not in str(e):
                     raise
         for k, o in enumerate(outs):
-            save(f"out{s}_{k}.npy", o)
+            files.save(f"out{s}_{k}.npy", o)
         for p, o in aliases.items():
             cur[p] = outs[o]
     meta = {"steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"],
             "no_compiled": "hand-written HLO: XLA:CPU's optimised dump is not kept"}
-    if hints:
-        meta["dtypes"] = hints
-    with open(os.path.join(d, "meta.json"), "w") as fh:
-        json.dump(meta, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    files.write_meta(meta)
     print(f"{name}: {steps} step(s), {len(outs)} output(s)")
 
 
