@@ -3,7 +3,7 @@
 //! every step and `meta.json` (tolerances, steps). Every test in the workspace finds them
 //! here.
 
-use statetensor_core::{AliasMap, DType, HostTensor, LoadOptions};
+use statetensor_core::{packing, AliasMap, DType, HostTensor, LoadOptions};
 use statetensor_hlo::{npy, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -81,12 +81,26 @@ pub fn fixture_arg(name: &str, p: usize, step: usize) -> Tensor {
     if !fixture_feeds(name).contains(&p) {
         return fixture_npy(name, &format!("arg{p}.npy"));
     }
-    let all = fixture_npy(name, &format!("feed{p}.npy"));
+    step_slice(&fixture_npy(name, &format!("feed{p}.npy")), step)
+}
+
+/// Slice `step` of `all` along its leading (step) axis.
+fn step_slice(all: &Tensor, step: usize) -> Tensor {
     let dims = &all.dims()[1..];
-    let size = all.size_bytes() / all.dims()[0];
-    let bytes = all.to_le_bytes();
-    Tensor::from_le_bytes(all.dtype(), dims, &bytes[step * size..(step + 1) * size])
-        .expect("a slice of the feed")
+    let per_step = all.len() / all.dims()[0];
+    let (dtype, bytes) = (all.dtype(), all.to_le_bytes());
+    let step_bytes = if dtype.is_packed() {
+        // int4 is packed two to a byte: a step may start in the middle of one
+        let mut values = vec![0u8; all.len()];
+        packing::unpack_nibbles(dtype, &bytes, &mut values);
+        let mut packed = vec![0u8; per_step.div_ceil(2)];
+        packing::pack_nibbles(&values[step * per_step..(step + 1) * per_step], &mut packed);
+        packed
+    } else {
+        let size = dtype.size_bytes() * per_step;
+        bytes[step * size..(step + 1) * size].to_vec()
+    };
+    Tensor::from_le_bytes(dtype, dims, &step_bytes).expect("a slice of the feed")
 }
 
 /// The alias map a fixture keeps outside its HLO (meta.json's `"aliases"`, as torch-neuronx
@@ -136,4 +150,21 @@ pub fn fixture_load_options(name: &str) -> LoadOptions {
 /// (`header`).
 pub fn fixture_alias_map(name: &str, header: &AliasMap) -> AliasMap {
     fixture_aliases(name).unwrap_or_else(|| header.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A feed of s4[2,3]: step 1 starts in the middle of a packed byte.
+    #[test]
+    fn int4_feeds_are_sliced_by_elements() {
+        let mut packed = [0u8; 3];
+        packing::pack_nibbles(&[1, 2, 3, 0xc, 0xd, 7], &mut packed); // 1 2 3 | -4 -3 7
+        let all = Tensor::from_le_bytes(DType::S4, &[2, 3], &packed).unwrap();
+        assert_eq!(step_slice(&all, 0).to_f64_vec(), [1.0, 2.0, 3.0]);
+        assert_eq!(step_slice(&all, 1).to_f64_vec(), [-4.0, -3.0, 7.0]);
+        let f = Tensor::from_le_bytes(DType::F32, &[2, 1], &[0, 0, 128, 63, 0, 0, 0, 64]).unwrap();
+        assert_eq!(step_slice(&f, 1).to_f64_vec(), [2.0]);
+    }
 }

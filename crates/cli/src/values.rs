@@ -7,11 +7,11 @@ use statetensor_core::{
     resolve_param, snapshot, Error, HostTensor, PreparedInputs, Result, StateInit, StatefulModel,
     TensorSpec,
 };
-use statetensor_hlo::{npy, Bundle, Tensor};
-use std::io::{BufReader, Seek, SeekFrom};
+use statetensor_hlo::{npy, Bundle};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-type NpyReader = BufReader<std::fs::File>;
+type NpyReader = npy::FileReader;
 
 /// Opens an npy file and checks it holds `spec`'s dtype, with dims `check_dims` accepts
 /// (it says what was expected otherwise); returns the reader positioned at the data, and
@@ -24,10 +24,7 @@ fn open_npy(
     check_dims: impl Fn(&[usize]) -> Option<String>,
 ) -> Result<(NpyReader, Vec<usize>)> {
     let what = file.display().to_string();
-    let f = std::fs::File::open(file)
-        .map_err(|e| Error::io(format!("{flag} {}: open", spec.name), &what, e))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let h = npy::read_header(&mut r, &what)?;
+    let (r, h) = npy::open(file, &format!("{flag} {}: open", spec.name))?;
     let problem = if !h.reads_as(spec.dtype) {
         Some(format!("{} values", spec.dtype))
     } else {
@@ -49,13 +46,6 @@ fn open_npy(
     Ok((r, h.dims))
 }
 
-/// One value of `spec` read from `r`.
-fn read_value(r: &mut NpyReader, spec: &TensorSpec, what: &str) -> Result<HostTensor> {
-    let mut t = Tensor::zeros(spec.dtype, spec.shape.dims());
-    npy::read_data_into(r, &mut t, what)?;
-    HostTensor::new(spec.dtype, spec.shape.dims().to_vec(), t.to_le_bytes())
-}
-
 /// The value of parameter `p` (`spec`) in npy file `file`, which must hold exactly its
 /// dtype and shape (`flag` names where it was given).
 pub(crate) fn read_npy_value(
@@ -68,7 +58,7 @@ pub(crate) fn read_npy_value(
         (dims != spec.shape.dims()).then(|| format!("shape {:?}", spec.shape.dims()))
     };
     let (mut r, _) = open_npy(flag, p, spec, file, exact)?;
-    read_value(&mut r, spec, &file.display().to_string())
+    npy::read_host_value(&mut r, spec, &file.display().to_string())
 }
 
 /// A parameter fed one value per step from an npy file.
@@ -133,7 +123,7 @@ impl StepInputs {
                     ),
                 ));
             }
-            self.inputs[f.slot] = read_value(&mut f.reader, &f.spec, &f.file)?;
+            self.inputs[f.slot] = npy::read_host_value(&mut f.reader, &f.spec, &f.file)?;
         }
         model.execute(set, &self.inputs)
     }

@@ -210,9 +210,7 @@ impl Manifest {
 /// The value of parameter `p` (`spec`) in npy file `file`, which must hold its type.
 pub fn read_value(file: &Path, p: usize, spec: &TensorSpec) -> Result<HostTensor> {
     let what = file.display().to_string();
-    let f = std::fs::File::open(file).map_err(|e| Error::io("open", &what, e))?;
-    let mut r = std::io::BufReader::new(f);
-    let h = npy::read_header(&mut r, &what)?;
+    let (mut r, h) = npy::open(file, "open")?;
     if !h.reads_as(spec.dtype) || h.dims != spec.shape.dims() {
         return Err(spec.wrong_argument(
             &format!("read '{what}'"),
@@ -220,9 +218,7 @@ pub fn read_value(file: &Path, p: usize, spec: &TensorSpec) -> Result<HostTensor
             &format!("{}{:?}", h.dtype, h.dims),
         ));
     }
-    let mut t = crate::Tensor::zeros(spec.dtype, &h.dims);
-    npy::read_data_into(&mut r, &mut t, &what)?;
-    HostTensor::new(t.dtype(), t.dims().to_vec(), t.to_le_bytes())
+    npy::read_host_value(&mut r, spec, &what)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! stores it); the tensor packs them. Format versions 1.0, 2.0 and 3.0.
 
 use crate::tensor::Tensor;
-use statetensor_core::{DType, Error, Result};
+use statetensor_core::{DType, Error, HostTensor, Result, TensorSpec};
 use std::io::{Read, Write};
 
 /// Chunk size for streaming.
@@ -176,30 +176,64 @@ pub fn read_header<R: Read + ?Sized>(r: &mut R, what: &str) -> Result<NpyHeader>
     Ok(NpyHeader { dtype, dims, descr })
 }
 
+/// A buffered reader of an npy file.
+pub type FileReader = std::io::BufReader<std::fs::File>;
+
+/// Opens npy file `path` and reads its header, leaving the reader at the data; `context`
+/// says what the file is for in the error when it cannot be opened.
+pub fn open(path: &std::path::Path, context: &str) -> Result<(FileReader, NpyHeader)> {
+    let what = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| Error::io(context, &what, e))?;
+    let mut r = std::io::BufReader::with_capacity(CHUNK, f);
+    let h = read_header(&mut r, &what)?;
+    Ok((r, h))
+}
+
+/// The data after header `h`, read as a tensor of `dtype` (the header's, or one it
+/// [`reads_as`](NpyHeader::reads_as): refused otherwise).
+fn read_body<R: Read + ?Sized>(
+    r: &mut R,
+    h: &NpyHeader,
+    dtype: DType,
+    what: &str,
+) -> Result<Tensor> {
+    if !h.reads_as(dtype) {
+        return Err(bad(
+            what,
+            format!(
+                "the file holds {} ('{}'); expected {dtype}",
+                h.dtype, h.descr
+            ),
+        ));
+    }
+    let mut t = Tensor::zeros(dtype, &h.dims);
+    read_data_into(r, &mut t, what)?;
+    Ok(t)
+}
+
 /// Reads a whole tensor, streaming the data into its buffer.
 pub fn read<R: Read + ?Sized>(r: &mut R, what: &str) -> Result<Tensor> {
     let h = read_header(r, what)?;
-    let mut t = Tensor::zeros(h.dtype, &h.dims);
-    read_data_into(r, &mut t, what)?;
-    Ok(t)
+    read_body(r, &h, h.dtype, what)
 }
 
 /// Reads a whole tensor of dtype `want` (which the file must hold: see
 /// [`NpyHeader::reads_as`]), streaming the data into its buffer.
 pub fn read_as<R: Read + ?Sized>(r: &mut R, want: DType, what: &str) -> Result<Tensor> {
     let h = read_header(r, what)?;
-    if !h.reads_as(want) {
-        return Err(bad(
-            what,
-            format!(
-                "the file holds {} ('{}'); expected {want}",
-                h.dtype, h.descr
-            ),
-        ));
-    }
-    let mut t = Tensor::zeros(want, &h.dims);
+    read_body(r, &h, want, what)
+}
+
+/// One value of `spec` read from the data at `r` (after a header the caller has checked
+/// against `spec`), as a host tensor.
+pub fn read_host_value<R: Read + ?Sized>(
+    r: &mut R,
+    spec: &TensorSpec,
+    what: &str,
+) -> Result<HostTensor> {
+    let mut t = Tensor::zeros(spec.dtype, spec.shape.dims());
     read_data_into(r, &mut t, what)?;
-    Ok(t)
+    HostTensor::new(spec.dtype, spec.shape.dims().to_vec(), t.to_le_bytes())
 }
 
 /// Streams the data part of an npy file (after [`read_header`]) into `t`.
@@ -302,16 +336,14 @@ pub fn write<W: Write + ?Sized>(w: &mut W, t: &Tensor, what: &str) -> Result<()>
 
 /// Reads a tensor from a file.
 pub fn read_file(path: &std::path::Path) -> Result<Tensor> {
-    let what = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| Error::io("open", &what, e))?;
-    read(&mut std::io::BufReader::new(f), &what)
+    let (mut r, h) = open(path, "open")?;
+    read_body(&mut r, &h, h.dtype, &path.display().to_string())
 }
 
 /// Reads a tensor of dtype `want` from a file (see [`read_as`]).
 pub fn read_file_as(path: &std::path::Path, want: DType) -> Result<Tensor> {
-    let what = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| Error::io("open", &what, e))?;
-    read_as(&mut std::io::BufReader::new(f), want, &what)
+    let (mut r, h) = open(path, "open")?;
+    read_body(&mut r, &h, want, &path.display().to_string())
 }
 
 /// Writes a tensor to a file.
