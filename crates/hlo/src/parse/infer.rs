@@ -4,10 +4,11 @@
 //! operands (`ROOT t = tuple(a, b)`, `x = get-tuple-element(t), index=0`, `s = add(a, b)`,
 //! and an instruction written inline as an operand, `negate(add(a, b))`). The parser reads
 //! such an instruction with a placeholder type and this pass fills it in once every
-//! computation is read (a `call` or `map` needs its callee's result type), in dependency
-//! order. Other opcodes (`reshape`, `broadcast` and `convert` need more than their operands;
-//! XLA can infer a few more, such as `dot`, that statetensor does not yet) must be written
-//! with their type; the error says so.
+//! computation is read (a `call`, `map` or `conditional` needs its callee's result type),
+//! in dependency order. The opcodes inferred are the ones XLA's parser infers, by the same
+//! rules (XLA's ShapeInference), except `convolution` and `gather`; the others (`reshape`,
+//! `convert`, `slice`, ... need more than their operands, in XLA too) must be written with
+//! their type, and the error says so.
 
 use crate::ir::{ArrayType, Computation, Instr, Pos, Type};
 use statetensor_core::DType;
@@ -57,6 +58,9 @@ const SAME_AS_FIRST: &[&str] = &[
     "add-dependency",
     "optimization-barrier",
     "reduce-precision",
+    "reverse",
+    "while",
+    "select-and-scatter",
 ];
 
 /// Fills in the types of the instructions listed in `untyped[c]` (indices into
@@ -198,29 +202,157 @@ fn infer(
             let (Some(a), Some(cfg)) = (array(0), attr("padding")) else {
                 return fail(instr, "pad needs an array operand and padding=".into());
             };
-            let mut dims = Vec::new();
-            for (d, part) in cfg.split('x').enumerate() {
-                let v: Option<Vec<i64>> = part.split('_').map(|x| x.parse().ok()).collect();
-                // checked: a padding near i64::MAX is refused, not an overflow
-                let size = match (v.as_deref(), a.dims.get(d)) {
-                    (Some(&[lo, hi]), Some(&s)) => lo.checked_add(hi).and_then(|x| x.checked_add(s as i64)),
-                    (Some(&[lo, hi, int]), Some(&s)) => (s as i64 - 1)
-                        .max(0)
-                        .checked_mul(int)
-                        .and_then(|x| x.checked_add(lo))
-                        .and_then(|x| x.checked_add(hi))
-                        .and_then(|x| x.checked_add(s as i64)),
-                    _ => None,
-                };
-                match size {
-                    Some(size) => dims.push(size),
-                    None => return fail(instr, format!("padding={cfg} does not fit {a}")),
+            let pads = crate::plan::parse_padding(&cfg).filter(|p| p.len() == a.dims.len());
+            // checked: a padding near i64::MAX is refused, not an overflow
+            let dims: Option<Vec<usize>> = pads.and_then(|pads| {
+                pads.iter()
+                    .zip(&a.dims)
+                    .map(|(&(lo, hi, interior), &s)| {
+                        let s = i64::try_from(s).ok()?;
+                        let size = (s - 1)
+                            .max(0)
+                            .checked_mul(interior)?
+                            .checked_add(lo)?
+                            .checked_add(hi)?
+                            .checked_add(s)?;
+                        usize::try_from(size).ok()
+                    })
+                    .collect()
+            });
+            match dims {
+                Some(dims) => Type::Array(ArrayType { dtype: a.dtype, dims }),
+                None => return fail(instr, format!("padding={cfg} does not fit {a}")),
+            }
+        }
+        "sort" if n == 1 => operand(0),
+        "sort" => Type::Tuple((0..n).map(operand).collect()),
+        "scatter" => {
+            // operands..., indices, updates...: the result has the operands' types
+            if n < 3 || n % 2 == 0 {
+                return fail(instr, format!("scatter needs 2N+1 operands, found {n}"));
+            }
+            match n / 2 {
+                1 => operand(0),
+                k => Type::Tuple((0..k).map(operand).collect()),
+            }
+        }
+        "get-dimension-size" => Type::Array(ArrayType { dtype: DType::S32, dims: Vec::new() }),
+        "transpose" => {
+            needs(1)?;
+            let perm = attr("dimensions").and_then(|v| crate::plan::int_list(&v));
+            match (array(0), perm) {
+                (Some(a), Some(p)) if is_permutation(&p, a.dims.len()) => Type::Array(ArrayType {
+                    dtype: a.dtype,
+                    dims: p.iter().map(|&d| a.dims[d as usize]).collect(),
+                }),
+                (a, _) => return fail(instr, format!("transpose needs an array operand and dimensions= permuting its {} dimensions", a.map_or(0, |a| a.dims.len()))),
+            }
+        }
+        "broadcast" => {
+            // XLA's rule when the shape is left out: the listed sizes, then the operand's
+            // dimensions (for a scalar operand without dimensions=, a scalar)
+            needs(1)?;
+            let sizes = match attr("dimensions") {
+                Some(v) => crate::plan::int_list(&v),
+                None => Some(Vec::new()),
+            };
+            match (array(0), sizes) {
+                (Some(a), Some(s)) if s.iter().all(|&x| x >= 0) => {
+                    let mut dims: Vec<usize> = s.iter().map(|&x| x as usize).collect();
+                    dims.extend(&a.dims);
+                    Type::Array(ArrayType { dtype: a.dtype, dims })
                 }
+                _ => return fail(instr, "broadcast needs an array operand and dimensions= sizes".into()),
             }
-            if dims.len() != a.dims.len() || dims.iter().any(|&d| d < 0) {
-                return fail(instr, format!("padding={cfg} does not fit {a}"));
+        }
+        "dot" => {
+            needs(2)?;
+            let list = |name: &str| match attr(name) {
+                Some(v) => crate::plan::int_list(&v),
+                None => Some(Vec::new()),
+            };
+            let dims = (
+                list("lhs_batch_dims"),
+                list("lhs_contracting_dims"),
+                list("rhs_batch_dims"),
+                list("rhs_contracting_dims"),
+            );
+            match (array(0), array(1), dims) {
+                (Some(l), Some(r), (Some(lb), Some(lc), Some(rb), Some(rc)))
+                    if l.dtype == r.dtype
+                        && lb.len() == rb.len()
+                        && lc.len() == rc.len()
+                        && lb.iter().chain(&lc).all(|&d| d >= 0 && (d as usize) < l.dims.len())
+                        && rb.iter().chain(&rc).all(|&d| d >= 0 && (d as usize) < r.dims.len()) =>
+                {
+                    let free = |a: &ArrayType, used: &[i64]| {
+                        (0..a.dims.len())
+                            .filter(|d| !used.contains(&(*d as i64)))
+                            .map(|d| a.dims[d])
+                            .collect::<Vec<_>>()
+                    };
+                    let mut dims: Vec<usize> = lb.iter().map(|&d| l.dims[d as usize]).collect();
+                    dims.extend(free(&l, &[lb.as_slice(), &lc].concat()));
+                    dims.extend(free(&r, &[rb.as_slice(), &rc].concat()));
+                    Type::Array(ArrayType { dtype: l.dtype, dims })
+                }
+                _ => return fail(instr, "dot needs two array operands of one element type and dimension numbers within them (operands of two types: write the result type)".into()),
             }
-            Type::Array(ArrayType { dtype: a.dtype, dims: dims.into_iter().map(|d| d as usize).collect() })
+        }
+        "reduce" | "reduce-window" => {
+            // inputs..., inits...: each result has its input's shape reduced and its init's
+            // element type
+            if n == 0 || n % 2 == 1 {
+                return fail(instr, format!("{op} needs N inputs and N initial values, found {n} operands"));
+            }
+            let k = n / 2;
+            let (Some(inputs), Some(inits)) = (
+                (0..k).map(array).collect::<Option<Vec<_>>>(),
+                (k..n).map(array).collect::<Option<Vec<_>>>(),
+            ) else {
+                return fail(instr, format!("{op} needs array operands"));
+            };
+            let rank = inputs[0].dims.len();
+            let dims = if op == "reduce" {
+                let reduced = attr("dimensions").and_then(|v| crate::plan::int_list(&v));
+                match reduced {
+                    Some(r) if r.iter().all(|&d| d >= 0 && (d as usize) < rank) => (0..rank)
+                        .filter(|d| !r.contains(&(*d as i64)))
+                        .map(|d| inputs[0].dims[d])
+                        .collect::<Vec<_>>(),
+                    _ => return fail(instr, format!("reduce needs dimensions= within its input's {rank}")),
+                }
+            } else {
+                let window = attr("window").and_then(|v| crate::plan::parse_window(&v, rank));
+                // pads far beyond any real extent are refused, not an overflow
+                match window.filter(|w| w.pad_lo.iter().chain(&w.pad_hi).all(|p| p.abs() < 1 << 40)) {
+                    Some(w) => (0..rank).map(|d| w.output_len(d, inputs[0].dims[d])).collect(),
+                    None => return fail(instr, format!("reduce-window needs window= over its input's {rank} dimensions")),
+                }
+            };
+            let results: Vec<Type> = inits
+                .iter()
+                .map(|i| Type::Array(ArrayType { dtype: i.dtype, dims: dims.clone() }))
+                .collect();
+            match results.len() {
+                1 => results[0].clone(),
+                _ => Type::Tuple(results),
+            }
+        }
+        "conditional" => {
+            let branch = attr("true_computation").or_else(|| {
+                attr("branch_computations").and_then(|v| {
+                    let inner = v.trim().strip_prefix('{')?.strip_suffix('}')?.to_string();
+                    inner.split(',').next().map(|b| b.trim().to_string())
+                })
+            });
+            let Some(branch) = branch else {
+                return fail(instr, "conditional needs true_computation= or branch_computations=".into());
+            };
+            match roots.get(branch.trim_start_matches('%')) {
+                Some(result) => result.clone(),
+                None => return Ok(None),
+            }
         }
         "call" | "map" => {
             let Some(callee) = attr("to_apply") else {
@@ -241,8 +373,21 @@ fn infer(
         }
         _ => {
             return fail(instr, format!(
-                "statetensor infers the result type of elementwise ops, compare, select, clamp, tuple, get-tuple-element, after-all, concatenate, pad, call and map; write the type of '{op}' (as XLA requires too where it cannot infer it)"
+                "statetensor infers the result type of elementwise ops, compare, select, clamp, tuple, get-tuple-element, after-all, concatenate, pad, broadcast, transpose, reverse, dot, reduce, reduce-window, sort, scatter, select-and-scatter, while, conditional, call, map and get-dimension-size; write the type of '{op}'"
             ))
         }
     }))
+}
+
+/// Whether `p` lists each of `0..rank` once.
+fn is_permutation(p: &[i64], rank: usize) -> bool {
+    let mut seen = vec![false; rank];
+    p.len() == rank
+        && p.iter().all(|&d| {
+            let fresh = d >= 0 && (d as usize) < rank && !seen[d as usize];
+            if fresh {
+                seen[d as usize] = true;
+            }
+            fresh
+        })
 }

@@ -4,16 +4,35 @@ use super::Parser;
 use crate::ir::{ArrayType, Type};
 use statetensor_core::{DType, Result};
 
+/// XLA's element types statetensor does not compute in: recognised as types where one may
+/// stand (so that the error names the type, not the syntax around it), then refused.
+const OTHER_XLA_TYPES: &[&str] = &[
+    "s1",
+    "s2",
+    "u1",
+    "u2",
+    "c64",
+    "c128",
+    "f8e4m3",
+    "f8e3m4",
+    "f8e4m3fnuz",
+    "f8e5m2fnuz",
+    "f8e4m3b11fnuz",
+    "f8e8m0fnu",
+    "f4e2m1fn",
+];
+
 impl<'a> Parser<'a> {
-    /// Whether the text at the cursor is a dtype followed by `[`.
+    /// Whether the text at the cursor is an element type of XLA's followed by `[`.
     pub(super) fn starts_with_type(&self) -> bool {
         let mut k = self.at;
         while self.src.get(k).is_some_and(|b| b.is_ascii_alphanumeric()) {
             k += 1;
         }
         self.src.get(k) == Some(&b'[')
-            && std::str::from_utf8(&self.src[self.at..k])
-                .is_ok_and(|w| DType::from_hlo_name(w).is_some() || w == "token")
+            && std::str::from_utf8(&self.src[self.at..k]).is_ok_and(|w| {
+                DType::from_hlo_name(w).is_some() || w == "token" || OTHER_XLA_TYPES.contains(&w)
+            })
     }
 
     /// A type: `f32[2,3]{1,0}`, `(f32[], s32[2])`, `token[]`.

@@ -165,7 +165,7 @@ pub(super) fn parse_slice(s: &str) -> Option<Vec<(usize, usize, usize)>> {
 }
 
 /// `0_1_0x2_2` into (lo, hi, interior) per dim (interior defaults to 0).
-pub(super) fn parse_padding(s: &str) -> Option<Vec<(i64, i64, i64)>> {
+pub(crate) fn parse_padding(s: &str) -> Option<Vec<(i64, i64, i64)>> {
     let s = s.trim();
     if s.is_empty() {
         return Some(Vec::new());
@@ -186,7 +186,7 @@ pub(super) fn parse_padding(s: &str) -> Option<Vec<(i64, i64, i64)>> {
 }
 
 /// `{size=1x2 stride=1x2 pad=0_0x0_1 lhs_dilate=1x1 rhs_dilate=1x1}`.
-pub(super) fn parse_window(s: &str, rank: usize) -> Option<Window> {
+pub(crate) fn parse_window(s: &str, rank: usize) -> Option<Window> {
     let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
     let ones = vec![1usize; rank];
     let mut w = Window {

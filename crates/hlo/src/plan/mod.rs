@@ -190,7 +190,7 @@ mod structured;
 mod top_k;
 mod values;
 
-pub(crate) use attrs::{int_list, scalar};
+pub(crate) use attrs::{int_list, parse_padding, parse_window, scalar};
 
 /// The ops of the entry computation's plan, in schedule order (for the planner's tests).
 #[cfg(test)]
@@ -372,7 +372,7 @@ impl<'a> Planner<'a> {
         match opc {
             "constant" | "iota" | "compare" | "select" | "clamp" | "convert"
             | "bitcast-convert" | "reduce-precision" | "rng-bit-generator" | "partition-id"
-            | "replica-id" => self.value_op(instr, ots),
+            | "replica-id" | "get-dimension-size" => self.value_op(instr, ots),
             "bitcast"
             | "reshape"
             | "broadcast"

@@ -245,6 +245,23 @@ impl<'a> Planner<'a> {
                     scalar(DType::U32),
                 )
             }
+            "get-dimension-size" => {
+                // every dimension is static here: the size is a constant
+                want(1)?;
+                let a = arr(0)?;
+                let size = match self.usize_list(instr, "dimensions")?[..] {
+                    [d] if d < a.dims.len() => a.dims[d],
+                    _ => {
+                        return self
+                            .err(instr, format!("dimensions= must name one dimension of {a}"))
+                    }
+                };
+                let Ok(size) = i32::try_from(size) else {
+                    return self.err(instr, format!("dimension size {size} does not fit s32"));
+                };
+                let value = Tensor::from_le_bytes(DType::S32, &[], &size.to_le_bytes())?;
+                (Op::Constant(Arc::new(value)), scalar(DType::S32))
+            }
             _ => return self.misrouted(instr, "value"),
         })
     }

@@ -5,15 +5,14 @@ use statetensor_core::{DType, ErrorKind};
 use statetensor_hlo::{Program, Tensor};
 use std::sync::Arc;
 
+fn f32_tensor(dims: &[usize], v: &[f32]) -> Arc<Tensor> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    Arc::new(Tensor::from_le_bytes(DType::F32, dims, &bytes).unwrap())
+}
+
 fn run_f32(text: &str, args: &[(&[usize], &[f32])]) -> Vec<f32> {
     let prog = Program::parse(text, "g.hlo").unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let args = args
-        .iter()
-        .map(|(dims, v)| {
-            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            Arc::new(Tensor::from_le_bytes(DType::F32, dims, &bytes).unwrap())
-        })
-        .collect();
+    let args = args.iter().map(|(dims, v)| f32_tensor(dims, v)).collect();
     let out = prog.execute(args).unwrap();
     out[0].to_f64_vec().iter().map(|&x| x as f32).collect()
 }
@@ -265,6 +264,133 @@ fn result_types_left_out_are_inferred() {
             && msg.contains("'r' has no result type")
             && msg.contains("'reshape'"),
         "{msg}"
+    );
+}
+
+/// The other result types XLA's parser infers (transpose, dot, reduce, reduce-window,
+/// reverse, sort, while, conditional, scatter, get-dimension-size) are inferred by its
+/// rules: the module with those types removed has the same signature and outputs.
+#[test]
+fn inferred_types_equal_the_types_written() {
+    let typed = "HloModule m
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+lt {
+  p0 = f32[] parameter(0)
+  p1 = f32[] parameter(1)
+  ROOT c = pred[] compare(p0, p1), direction=LT
+}
+cond {
+  st = (s32[], f32[2,3]) parameter(0)
+  i = s32[] get-tuple-element(st), index=0
+  n = s32[] constant(3)
+  ROOT c = pred[] compare(i, n), direction=LT
+}
+body {
+  st = (s32[], f32[2,3]) parameter(0)
+  i = s32[] get-tuple-element(st), index=0
+  v = f32[2,3] get-tuple-element(st), index=1
+  one = s32[] constant(1)
+  j = s32[] add(i, one)
+  w = f32[2,3] add(v, v)
+  ROOT r = (s32[], f32[2,3]) tuple(j, w)
+}
+yes {
+  y = f32[3,2] parameter(0)
+  ROOT n = f32[3,2] negate(y)
+}
+no {
+  y = f32[3,2] parameter(0)
+  ROOT n = f32[3,2] copy(y)
+}
+ENTRY e {
+  x = f32[2,3] parameter(0)
+  k = pred[] parameter(1)
+  u = f32[1,3] parameter(2)
+  t = f32[3,2] transpose(x), dimensions={1,0}
+  d = f32[2,2] dot(x, t), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  bd = f32[2,3,3] dot(t, t), lhs_batch_dims={1}, rhs_batch_dims={1}, lhs_contracting_dims={}, rhs_contracting_dims={}
+  z = f32[] constant(0)
+  r = f32[2] reduce(x, z), dimensions={1}, to_apply=add
+  rw = f32[2,2] reduce-window(x, z), window={size=1x2}, to_apply=add
+  rv = f32[2,3] reverse(x), dimensions={1}
+  s = f32[2,3] sort(x), dimensions={1}, to_apply=lt
+  i0 = s32[] constant(0)
+  init = (s32[], f32[2,3]) tuple(i0, x)
+  w = (s32[], f32[2,3]) while(init), condition=cond, body=body
+  c = f32[3,2] conditional(k, t, t), true_computation=yes, false_computation=no
+  sz = s32[] get-dimension-size(x), dimensions={1}
+  ix = s32[1,1] constant({{1}})
+  sc = f32[2,3] scatter(x, ix, u), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+  ROOT out = (f32[3,2], f32[2,2], f32[2,3,3], f32[2], f32[2,2], f32[2,3], f32[2,3], (s32[], f32[2,3]), f32[3,2], s32[], f32[2,3]) tuple(t, d, bd, r, rw, rv, s, w, c, sz, sc)
+}
+";
+    let inferable = [
+        "transpose",
+        "dot",
+        "reduce",
+        "reduce-window",
+        "reverse",
+        "sort",
+        "while",
+        "conditional",
+        "get-dimension-size",
+        "scatter",
+        "tuple",
+    ];
+    let untyped: String = typed
+        .lines()
+        .map(|line| {
+            let cut = line.split_once(" = ").and_then(|(name, rhs)| {
+                let at = inferable
+                    .iter()
+                    .find_map(|op| rhs.find(&format!(" {op}(")))?;
+                Some(format!("{name} = {}\n", &rhs[at + 1..]))
+            });
+            cut.unwrap_or(format!("{line}\n"))
+        })
+        .collect();
+    assert_eq!(untyped.matches(" = transpose(").count(), 1, "{untyped}");
+    assert_eq!(untyped.matches(" = while(").count(), 1, "{untyped}");
+    assert!(!untyped.contains("(s32[], f32[2,3]) tuple"), "{untyped}");
+    let a = Program::parse(typed, "typed.hlo").unwrap_or_else(|e| panic!("{e}"));
+    let b = Program::parse(&untyped, "untyped.hlo").unwrap_or_else(|e| panic!("{e}\n{untyped}"));
+    assert_eq!(a.outputs(), b.outputs());
+    let x: Vec<f32> = vec![3., -1., 2., 0.5, 4., -2.];
+    let args = vec![
+        f32_tensor(&[2, 3], &x),
+        Arc::new(Tensor::from_le_bytes(DType::Pred, &[], &[1]).unwrap()),
+        f32_tensor(&[1, 3], &[10., 20., 30.]),
+    ];
+    let (oa, ob) = (a.execute(args.clone()).unwrap(), b.execute(args).unwrap());
+    for (k, (p, q)) in oa.iter().zip(&ob).enumerate() {
+        assert_eq!(p.to_le_bytes(), q.to_le_bytes(), "output {k}");
+    }
+    // a scalar broadcast without dimensions= is a scalar (XLA: the sizes listed, then the
+    // operand's dimensions); operands of two element types need the dot's type written
+    let text = "HloModule m\nENTRY e {\n  a = f32[] parameter(0)\n  ROOT b = broadcast(a)\n}\n";
+    assert_eq!(
+        Program::parse(text, "g.hlo").unwrap().outputs()[0].type_string(),
+        "f32[]"
+    );
+    let text = "HloModule m\nENTRY e {\n  a = f32[2] parameter(0)\n  b = bf16[2] parameter(1)\n  ROOT d = dot(a, b), lhs_contracting_dims={0}, rhs_contracting_dims={0}\n}\n";
+    let e = Program::parse(text, "g.hlo").unwrap_err();
+    assert!(e.to_string().contains("write the result type"), "{e}");
+}
+
+/// An operand written with an element type statetensor does not compute in is refused
+/// for its type, not as a syntax error.
+#[test]
+fn an_unsupported_operand_type_is_named() {
+    let text = "HloModule m\nENTRY e {\n  x = f32[2] parameter(0)\n  ROOT r = f32[2] real(c64[2] convert(x))\n}\n";
+    let e = Program::parse(text, "g.hlo").unwrap_err();
+    assert!(
+        e.to_string().contains("g.hlo:4:24")
+            && e.to_string().contains("unsupported element type 'c64'"),
+        "{e}"
     );
 }
 
