@@ -150,10 +150,11 @@ def write_index(out: Path, kept, meta: dict, args) -> None:
     lines = [
         "# A sample of XLA's own test modules, with XLA:CPU's outputs",
         "",
-        "Written by `python3 tools/xla_corpus.py keep` from a corpus report (engine commit "
-        f"{(meta.get('engine_commit') or '?')[:12]}, XLA commit {(meta.get('xla_commit') or '?')[:12]}): "
-        f"{len(kept)} modules that matched XLA:CPU, chosen to cover {len(covered)} opcodes, "
-        "element types and custom-call targets, rerun on fresh random inputs. Each directory "
+        "Written by `python3 tools/xla_corpus.py keep` from a corpus report ("
+        + (f"engine commit {meta['engine_commit'][:12]}, " if meta.get("engine_commit") else "")
+        + f"XLA commit {(meta.get('xla_commit') or '?')[:12]}): "
+        f"{len(kept)} modules that matched XLA:CPU, chosen to cover as many opcodes, element "
+        "types and custom-call targets as they can, rerun on fresh random inputs. Each directory "
         "holds the module as XLA's test wrote it (`model.hlo`), its inputs (`arg{p}.npy`), "
         "XLA:CPU's outputs (`out0_{k}.npy`) and `meta.json` (source, per-output tolerance). "
         "`crates/hlo/tests/engine/xla_corpus.rs` runs them all.",
@@ -165,5 +166,7 @@ def write_index(out: Path, kept, meta: dict, args) -> None:
         "|---|---|",
     ]
     lines += [f"| {name} | `{source}` |" for name, source, _ in sorted(kept)]
-    lines += ["", "Covered: " + ", ".join(f"`{f}`" for f in covered), ""]
+    lines += ["", "Opcodes, element types and custom-call targets in the kept modules' text (a few "
+              "only in code the entry never reaches, which statetensor, like XLA, does not run): "
+              + ", ".join(f"`{f}`" for f in covered), ""]
     (out / "README.md").write_text("\n".join(lines))

@@ -13,6 +13,7 @@ mod proto_fuzz;
 mod regions;
 mod sorts;
 mod transposed_dots;
+mod xla_corpus;
 
 /// Proptest case count: `PROPTEST_CASES` when set, else `default`.
 pub fn cases(default: u32) -> u32 {
