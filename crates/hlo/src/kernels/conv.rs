@@ -114,21 +114,86 @@ const DIRECT_GROUP_FEATURES: usize = 4;
 /// padding's zeros in an im2col product.
 const SPARSE_WINDOW: usize = 8;
 
+/// The input offset of a window position that reads padding or a hole of the input
+/// dilation. Offsets are sums of per-dimension parts added with saturation, so one such
+/// part makes the sum at least this: no branch per dimension.
+const PAD: usize = 1 << (usize::BITS - 2);
+
+/// Appends to `out` the input offsets of one output row's window positions, in row-major
+/// window order: `base` (the row's batch offset) plus, per spatial dimension, one part of
+/// `parts[d]` (the row's parts for each window position along d: index times stride, or
+/// [`PAD`]). `scratch` is reused between rows.
+fn row_offsets(
+    base: usize,
+    parts: &[&[usize]],
+    out: &mut Vec<usize>,
+    scratch: &mut [Vec<usize>; 2],
+) {
+    let Some((last, outer)) = parts.split_last() else {
+        out.push(base);
+        return;
+    };
+    let [cur, next] = scratch;
+    cur.clear();
+    cur.push(base);
+    for dim in outer {
+        next.clear();
+        for &o in cur.iter() {
+            next.extend(dim.iter().map(|&p| o.saturating_add(p)));
+        }
+        std::mem::swap(cur, next);
+    }
+    for &o in cur.iter() {
+        out.extend(last.iter().map(|&p| o.saturating_add(p)));
+    }
+}
+
+/// Refills `im2col` with runs of `features` elements, one per offset, from `x` shifted by
+/// `shift`: zeros where an offset is [`PAD`], and one copy for each stretch of offsets that
+/// are consecutive in `x` (a window row over a channels-last input is one stretch).
+fn gather_runs<T: Copy + Default>(
+    im2col: &mut Vec<T>,
+    x: &[T],
+    offsets: &[usize],
+    shift: usize,
+    features: usize,
+) {
+    im2col.clear();
+    let mut t = 0;
+    while t < offsets.len() {
+        let o = offsets[t];
+        if o >= PAD {
+            im2col.resize(im2col.len() + features, T::default());
+            t += 1;
+            continue;
+        }
+        let mut end = t + 1;
+        while end < offsets.len() && offsets[end] == o + (end - t) * features {
+            end += 1;
+        }
+        let src = o + shift;
+        im2col.extend_from_slice(&x[src..src + (end - t) * features]);
+        t = end;
+    }
+}
+
 /// Adds one output row of a (grouped) convolution (`feature_groups` groups, one or more,
 /// `in_features` input and `group_out` output features each) over the window positions at
-/// `offsets` (None: padding, skipped) of the channels-last input `x`; `kernel` is
+/// `offsets` ([`PAD`]: padding, skipped) of the channels-last input `x`; `kernel` is
 /// `[taps * in, out]` row-major.
 fn direct_grouped_row<T: ConvElem>(
     out_row: &mut [T],
     x: &[T],
-    offsets: &[Option<usize>],
+    offsets: &[usize],
     kernel: &[T],
     in_features: usize,
     group_out: usize,
 ) {
     let out_features = out_row.len();
-    for (t, offset) in offsets.iter().enumerate() {
-        let Some(o) = *offset else { continue };
+    for (t, &o) in offsets.iter().enumerate() {
+        if o >= PAD {
+            continue;
+        }
         for i in 0..in_features {
             let w_row = &kernel[(t * in_features + i) * out_features..][..out_features];
             let xs = x[o + i..].iter().step_by(in_features);
@@ -205,9 +270,6 @@ fn conv_in<T: ConvElem>(
     if rows == 0 || out_features == 0 {
         return finish::<T>(result, c, out_batch, &spatial_out, out_features, out);
     }
-    let taps: Vec<Vec<Option<usize>>> = (0..n)
-        .map(|d| c.window.taps(d, spatial_in[d], spatial_out[d]))
-        .collect();
     // element strides of the channels-last input
     let mut shape = vec![batch];
     shape.extend(&spatial_in);
@@ -216,21 +278,20 @@ fn conv_in<T: ConvElem>(
     for k in (0..=n).rev() {
         in_stride[k] = in_stride[k + 1] * shape[k + 1];
     }
+    // per spatial dimension, for each (output position, window position): the input
+    // offset's part along it, or PAD where the window reads padding or a dilation hole
+    let parts: Vec<Vec<usize>> = (0..n)
+        .map(|d| {
+            c.window
+                .taps(d, spatial_in[d], spatial_out[d])
+                .into_iter()
+                .map(|i| i.map_or(PAD, |i| i * in_stride[d + 1]))
+                .collect()
+        })
+        .collect();
     let w = ArrayView2::from_shape((cols, out_features), kernel.as_slice().expect("standard"))
         .expect("kernel matrix");
     let block_rows = (BLOCK_ELEMENTS / cols.max(1)).clamp(1, rows);
-    // each window position's index per spatial dimension
-    let tap_index: Vec<usize> = (0..taps_per_row)
-        .flat_map(|t| {
-            let mut k = vec![0usize; n];
-            let mut rest = t;
-            for d in (0..n).rev() {
-                k[d] = rest % window[d];
-                rest /= window[d];
-            }
-            k
-        })
-        .collect();
     // a grouped convolution with few input features per group runs directly
     let direct =
         c.feature_groups > 1 && c.batch_groups == 1 && in_features <= DIRECT_GROUP_FEATURES;
@@ -238,31 +299,25 @@ fn conv_in<T: ConvElem>(
         let first = block * block_rows;
         let count = out_block.len() / out_features;
         // per row and window position, the input offset of its feature run (without the
-        // group's batch and channel), or None where the window reads padding: the same for
+        // group's batch and channel), or PAD where the window reads padding: the same for
         // every group
-        let mut offsets: Vec<Option<usize>> = Vec::with_capacity(count * taps_per_row);
-        let mut pos = vec![0usize; n];
+        let mut offsets: Vec<usize> = Vec::with_capacity(count * taps_per_row);
+        let mut scratch = [Vec::new(), Vec::new()];
+        let mut row_parts: Vec<&[usize]> = Vec::with_capacity(n);
         for r in 0..count {
             let row = first + r;
             let (b, mut point) = (row / points, row % points);
+            row_parts.clear();
             for d in (0..n).rev() {
-                pos[d] = point % spatial_out[d];
+                let pos = point % spatial_out[d];
                 point /= spatial_out[d];
+                row_parts.push(&parts[d][pos * window[d]..(pos + 1) * window[d]]);
             }
+            row_parts.reverse();
             // (a convolution without spatial dimensions has one window position)
-            for t in 0..taps_per_row {
-                let k = &tap_index[t * n..(t + 1) * n];
-                let mut offset = Some(b * in_stride[0]);
-                for d in 0..n {
-                    offset = match (offset, taps[d][pos[d] * window[d] + k[d]]) {
-                        (Some(o), Some(i)) => Some(o + i * in_stride[d + 1]),
-                        _ => None,
-                    };
-                }
-                offsets.push(offset);
-            }
+            row_offsets(b * in_stride[0], &row_parts, &mut offsets, &mut scratch);
         }
-        let inside = offsets.iter().filter(|o| o.is_some()).count();
+        let inside = offsets.iter().filter(|&&o| o < PAD).count();
         if direct || (c.batch_groups == 1 && inside * SPARSE_WINDOW < offsets.len()) {
             let kernel = kernel.as_slice().expect("standard layout");
             for (r, out_row) in out_block.chunks_exact_mut(out_features).enumerate() {
@@ -271,19 +326,14 @@ fn conv_in<T: ConvElem>(
             }
             return;
         }
-        let mut im2col = vec![T::default(); count * cols];
+        let mut im2col = Vec::with_capacity(count * cols);
         for g in 0..groups {
             let shift = if c.feature_groups > 1 {
                 g * in_features
             } else {
                 g * out_batch * in_stride[0]
             };
-            for (run, offset) in im2col.chunks_exact_mut(in_features).zip(&offsets) {
-                match offset {
-                    Some(o) => run.copy_from_slice(&x[o + shift..o + shift + in_features]),
-                    None => run.fill(T::default()),
-                }
-            }
+            gather_runs(&mut im2col, x, &offsets, shift, in_features);
             let cols_of_group = ndarray::s![.., g * group_out..(g + 1) * group_out];
             let mut out_view = ArrayViewMut2::from_shape((count, out_features), &mut *out_block)
                 .expect("output block");

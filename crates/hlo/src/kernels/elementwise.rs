@@ -395,6 +395,31 @@ fn int_binary<T: IntElem>(op: BinaryOp) -> fn(T, T) -> T {
     }
 }
 
+/// XLA's `maximum` and `minimum` of floats: NaN when either operand is NaN. Inlined where
+/// a loop applies them, so that it vectorises.
+macro_rules! nan_min_max {
+    ($($t:ident: $max:ident, $min:ident);*) => {$(
+        #[inline(always)]
+        pub(crate) fn $max(a: $t, b: $t) -> $t {
+            if a.is_nan() || b.is_nan() {
+                $t::NAN
+            } else {
+                a.max(b)
+            }
+        }
+
+        #[inline(always)]
+        pub(crate) fn $min(a: $t, b: $t) -> $t {
+            if a.is_nan() || b.is_nan() {
+                $t::NAN
+            } else {
+                a.min(b)
+            }
+        }
+    )*};
+}
+nan_min_max!(f32: max_f32, min_f32; f64: max_f64, min_f64);
+
 pub(crate) fn f32_binary(op: BinaryOp) -> fn(f32, f32) -> f32 {
     use BinaryOp::*;
     match op {
@@ -404,20 +429,8 @@ pub(crate) fn f32_binary(op: BinaryOp) -> fn(f32, f32) -> f32 {
         Divide => |a, b| a / b,
         Remainder => |a, b| a % b,
         Power => f32::powf,
-        Maximum => |a, b| {
-            if a.is_nan() || b.is_nan() {
-                f32::NAN
-            } else {
-                a.max(b)
-            }
-        },
-        Minimum => |a, b| {
-            if a.is_nan() || b.is_nan() {
-                f32::NAN
-            } else {
-                a.min(b)
-            }
-        },
+        Maximum => max_f32,
+        Minimum => min_f32,
         Atan2 => f32::atan2,
         _ => |a, _| a,
     }
@@ -432,20 +445,8 @@ fn f64_binary(op: BinaryOp) -> fn(f64, f64) -> f64 {
         Divide => |a, b| a / b,
         Remainder => |a, b| a % b,
         Power => f64::powf,
-        Maximum => |a, b| {
-            if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else {
-                a.max(b)
-            }
-        },
-        Minimum => |a, b| {
-            if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else {
-                a.min(b)
-            }
-        },
+        Maximum => max_f64,
+        Minimum => min_f64,
         Atan2 => f64::atan2,
         _ => |a, _| a,
     }
@@ -535,12 +536,14 @@ fn zip_inplace<T: Elem>(a: &mut ArrayD<T>, b: &ArrayD<T>, f: impl Fn(T, T) -> T 
 /// [`f32_binary`]'s function pointers every element was an indirect call, and nothing
 /// vectorised).
 macro_rules! float_binary_inplace {
-    ($x:expr, $y:expr, $op:expr, $t:ty, $generic:ident) => {
+    ($x:expr, $y:expr, $op:expr, $t:ty, $generic:ident, $max:ident, $min:ident) => {
         match $op {
             BinaryOp::Add => zip_inplace($x, $y, |a: $t, b: $t| a + b),
             BinaryOp::Subtract => zip_inplace($x, $y, |a: $t, b: $t| a - b),
             BinaryOp::Multiply => zip_inplace($x, $y, |a: $t, b: $t| a * b),
             BinaryOp::Divide => zip_inplace($x, $y, |a: $t, b: $t| a / b),
+            BinaryOp::Maximum => zip_inplace($x, $y, $max),
+            BinaryOp::Minimum => zip_inplace($x, $y, $min),
             op => zip_inplace($x, $y, $generic(op)),
         }
     };
@@ -580,8 +583,12 @@ pub fn binary(op: BinaryOp, mut a: Tensor, b: &Tensor) -> Tensor {
                 F8E5M2::from_f32_via_f16(f(p.to_f32(), q.to_f32()))
             })
         }
-        (Tensor::F32(x), Tensor::F32(y)) => float_binary_inplace!(x, y, op, f32, f32_binary),
-        (Tensor::F64(x), Tensor::F64(y)) => float_binary_inplace!(x, y, op, f64, f64_binary),
+        (Tensor::F32(x), Tensor::F32(y)) => {
+            float_binary_inplace!(x, y, op, f32, f32_binary, max_f32, min_f32)
+        }
+        (Tensor::F64(x), Tensor::F64(y)) => {
+            float_binary_inplace!(x, y, op, f64, f64_binary, max_f64, min_f64)
+        }
         _ => unreachable!("binary operands are type-checked by the planner"),
     }
     a

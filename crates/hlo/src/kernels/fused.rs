@@ -18,7 +18,9 @@
 //! with how the compiler orders a commutative instruction's operands, fused or not.
 //! Floats (f32, bf16, f16) and predicates fuse; integer and f64 chains run unfused.
 
-use super::elementwise::{f32_binary, f32_unary, pred_binary, splits, total_key, PAR_CHUNK};
+use super::elementwise::{
+    f32_binary, f32_unary, max_f32, min_f32, pred_binary, splits, total_key, PAR_CHUNK,
+};
 use super::op_kinds::{BinaryOp, CompareDirection, UnaryOp};
 use crate::tensor::{Tensor, BF16, F16};
 use ndarray::{ArrayD, IxDyn};
@@ -344,6 +346,11 @@ fn broadcast_run<T: Copy, U: Copy>(
 struct Lanes {
     inputs: Vec<Lane>,
     nodes: Vec<Lane>,
+    /// Per node, for a broadcast: where in its source the lane's values start and how
+    /// many it holds (the source index, the elements before it moves on, the count). A
+    /// block that starts at the same place reads the same values: a per-channel vector
+    /// broadcast over an activation is loaded once, not once per block.
+    broadcast_loaded: Vec<Option<(usize, usize, usize)>>,
 }
 
 impl Lanes {
@@ -365,7 +372,12 @@ impl Lanes {
                 sources[*k].load_broadcast(0..BLOCK, 1, 1, lane);
             }
         }
-        Lanes { inputs, nodes }
+        let broadcast_loaded = vec![None; nodes.len()];
+        Lanes {
+            inputs,
+            nodes,
+            broadcast_loaded,
+        }
     }
 
     /// Computes every node over elements `range`; the result is the last node's lane.
@@ -392,8 +404,10 @@ impl Lanes {
             let (done, rest) = self.nodes.split_at_mut(j);
             if let (NodeOp::Broadcast { div, modulo }, [Arg::Input(k)]) = (node.op, &node.args[..])
             {
-                if modulo > 1 {
+                let at = ((range.start / div) % modulo, range.start % div, n);
+                if modulo > 1 && self.broadcast_loaded[j] != Some(at) {
                     sources[*k].load_broadcast(range.clone(), div, modulo, &mut rest[0]);
+                    self.broadcast_loaded[j] = Some(at);
                 }
                 continue;
             }
@@ -455,6 +469,14 @@ fn eval_node<'l>(node: &Node, arg: &dyn Fn(usize) -> View<'l>, out: &mut Lane, n
                     .iter_mut()
                     .zip(x.iter().zip(y))
                     .for_each(|(o, (a, b))| *o = a / b),
+                BinaryOp::Maximum => o
+                    .iter_mut()
+                    .zip(x.iter().zip(y))
+                    .for_each(|(o, (a, b))| *o = max_f32(*a, *b)),
+                BinaryOp::Minimum => o
+                    .iter_mut()
+                    .zip(x.iter().zip(y))
+                    .for_each(|(o, (a, b))| *o = min_f32(*a, *b)),
                 b => {
                     let g = f32_binary(b);
                     o.iter_mut()
@@ -486,10 +508,9 @@ fn eval_node<'l>(node: &Node, arg: &dyn Fn(usize) -> View<'l>, out: &mut Lane, n
         }
         (NodeOp::Clamp, Lane::F(o)) => {
             let (lo, x, hi) = (arg(0).f(), arg(1).f(), arg(2).f());
-            let (max, min) = (f32_binary(BinaryOp::Maximum), f32_binary(BinaryOp::Minimum));
             // as the unfused kernel: maximum with lo, rounded; then minimum with hi, rounded
             let r = |v: f32| round.map_or(v, |r| r(v));
-            (0..n).for_each(|i| o[i] = r(min(r(max(x[i], lo[i])), hi[i])));
+            (0..n).for_each(|i| o[i] = r(min_f32(r(max_f32(x[i], lo[i])), hi[i])));
         }
         (NodeOp::Convert { from }, out) => match (out, arg(0)) {
             // to its own type: a copy
