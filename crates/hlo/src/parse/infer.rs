@@ -207,16 +207,7 @@ fn infer(
             let dims: Option<Vec<usize>> = pads.and_then(|pads| {
                 pads.iter()
                     .zip(&a.dims)
-                    .map(|(&(lo, hi, interior), &s)| {
-                        let s = i64::try_from(s).ok()?;
-                        let size = (s - 1)
-                            .max(0)
-                            .checked_mul(interior)?
-                            .checked_add(lo)?
-                            .checked_add(hi)?
-                            .checked_add(s)?;
-                        usize::try_from(size).ok()
-                    })
+                    .map(|(&(lo, hi, interior), &n)| crate::plan::padded_size(n, lo, hi, interior))
                     .collect()
             });
             match dims {

@@ -185,6 +185,23 @@ pub(crate) fn parse_padding(s: &str) -> Option<Vec<(i64, i64, i64)>> {
         .collect()
 }
 
+/// The size of a dimension of `n` elements padded by `lo` and `hi` at its ends (negative:
+/// cropped) and `interior` between its elements, or None when the padding is invalid (a
+/// negative interior or size) or the size overflows.
+pub(crate) fn padded_size(n: usize, lo: i64, hi: i64, interior: i64) -> Option<usize> {
+    if interior < 0 {
+        return None;
+    }
+    let n = i64::try_from(n).ok()?;
+    let size = (n - 1)
+        .max(0)
+        .checked_mul(interior)?
+        .checked_add(lo)?
+        .checked_add(hi)?
+        .checked_add(n)?;
+    usize::try_from(size).ok()
+}
+
 /// `{size=1x2 stride=1x2 pad=0_0x0_1 lhs_dilate=1x1 rhs_dilate=1x1}`.
 pub(crate) fn parse_window(s: &str, rank: usize) -> Option<Window> {
     let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?.trim();

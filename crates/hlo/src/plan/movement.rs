@@ -1,7 +1,7 @@
 //! Data movement: reshape and bitcast, broadcast, transpose, copies, slices, dynamic slices
 //! and updates, concatenate, pad, reverse.
 
-use super::attrs::{parse_padding, parse_slice};
+use super::attrs::{padded_size, parse_padding, parse_slice};
 use super::{operand_checks, Op, Planner};
 use crate::ir::{ArrayType, Instr, Type};
 use statetensor_core::Result;
@@ -236,15 +236,13 @@ impl<'a> Planner<'a> {
                 }
                 let mut dims = Vec::new();
                 for (k, &(lo, hi, int)) in cfg.iter().enumerate() {
-                    let n = a.dims[k] as i64;
-                    let size = lo + hi + n + (n - 1).max(0) * int;
-                    if int < 0 || size < 0 {
+                    let Some(size) = padded_size(a.dims[k], lo, hi, int) else {
                         return self.err(
                             instr,
                             format!("padding {lo}_{hi}_{int} is invalid for dimension {k} of {a}"),
                         );
-                    }
-                    dims.push(size as usize);
+                    };
+                    dims.push(size);
                 }
                 let op = Op::Pad {
                     lo: cfg.iter().map(|c| c.0).collect(),

@@ -243,8 +243,13 @@ fn result_types_left_out_are_inferred() {
         run_f32(text, &[(&[3], &[1., 2., 3.]), (&[3], &[1., 1., 1.])]),
         [-3., -4., -5.]
     );
-    // a conversion's type is never inferred; a padding that overflows is refused, not a panic
+    // a conversion's type is never inferred; a padding that overflows is refused, not a
+    // panic, written with its type or without
     for (body, what) in [
+        (
+            "z = f32[] constant(0)\n  ROOT r = f32[4] pad(a, z), padding=9223372036854775807_1",
+            "is invalid for dimension 0",
+        ),
         ("ROOT r = stochastic-convert(a, a)", "'stochastic-convert'"),
         (
             "z = f32[] constant(0)\n  ROOT r = pad(a, z), padding=9223372036854775807_1",
