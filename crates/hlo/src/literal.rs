@@ -107,11 +107,11 @@ fn number<T: Elem>(tok: &str) -> Result<T, String> {
 /// NaN with an empty payload when 0).
 fn nan_bytes(dtype: DType, negative: bool, payload: u64) -> Result<Vec<u8>, String> {
     if dtype == DType::F8E4M3FN {
-        // its only NaN is S.1111.111
+        // its only NaN is S.1111.111, and XLA's parser refuses a payload written for it
         return match payload {
-            0 | 0x7 => Ok(vec![(u8::from(negative) << 7) | 0x7f]),
+            0 => Ok(vec![(u8::from(negative) << 7) | 0x7f]),
             _ => Err(format!(
-                "NaN payload 0x{payload:x} is not f8e4m3fn's NaN (its only NaN has payload 0x7)"
+                "NaN payload 0x{payload:x}: f8e4m3fn has one NaN and takes no payload (write nan or -nan)"
             )),
         };
     }
@@ -379,6 +379,16 @@ mod tests {
         let t = parse_literal("nan(0x200)", &at(DType::F16, &[])).unwrap();
         assert_eq!(t.to_le_bytes(), 0x7e00u16.to_le_bytes());
         assert!(parse_literal("nan(0x800)", &at(DType::F16, &[])).is_err());
+        // FP8: f8e5m2 takes a 2-bit payload; f8e4m3fn has one NaN and, as in XLA, no payload
+        let t = parse_literal("{-nan(0x1), nan}", &at(DType::F8E5M2, &[2])).unwrap();
+        assert_eq!(t.to_le_bytes(), [0xfd, 0x7e]);
+        assert!(parse_literal("nan(0x4)", &at(DType::F8E5M2, &[])).is_err());
+        let t = parse_literal("{-nan, nan}", &at(DType::F8E4M3FN, &[2])).unwrap();
+        assert_eq!(t.to_le_bytes(), [0xff, 0x7f]);
+        for payload in ["nan(0x7)", "nan(0x1)"] {
+            let e = parse_literal(payload, &at(DType::F8E4M3FN, &[])).unwrap_err();
+            assert!(e.contains("takes no payload"), "{e}");
+        }
         assert!(parse_literal("nan", &at(DType::S32, &[])).is_err());
     }
 }
