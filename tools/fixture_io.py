@@ -75,9 +75,13 @@ class FixtureFiles:
 
 def header_alias_span(text: str) -> tuple[int, int] | None:
     """Where `, input_output_alias={...}` (its leading comma and spaces included) sits in
-    the module header, or None. The attribute exists only in the header, so its first
-    occurrence is the header's."""
-    at = text.find("input_output_alias=")
+    the module header (the `HloModule` line), or None; text elsewhere (a comment of a lit
+    test, say) is not looked at."""
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("HloModule", start):
+        return None
+    line_end = text.find("\n", start)
+    at = text.find("input_output_alias=", start, len(text) if line_end < 0 else line_end)
     if at < 0:
         return None
     start = at

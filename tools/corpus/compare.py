@@ -1,5 +1,7 @@
 """How an output of statetensor's is compared with XLA:CPU's: exact for integers, pred and
 data movement; floats within per-type tolerances, NaN equal to NaN."""
+from __future__ import annotations
+
 from pathlib import Path
 
 from fixture_io import np_dtype

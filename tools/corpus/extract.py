@@ -1,5 +1,7 @@
 """Every HLO module in an XLA git directory: `.hlo` files split at lit's separators and
 C++ raw-string literals that contain an ENTRY computation; identical texts written once."""
+from __future__ import annotations
+
 import json
 import re
 import shutil

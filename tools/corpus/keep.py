@@ -4,6 +4,8 @@ fresh random inputs and written with XLA:CPU's outputs under
 conformance/fixtures/xla_corpus/<module>/ (model.hlo as XLA's test wrote it, arg{p}.npy,
 out0_{k}.npy, meta.json with the source, the XLA commit and each output's tolerance).
 The Rust test crates/hlo/tests/engine/xla_corpus.rs runs every one of them."""
+from __future__ import annotations
+
 import json
 import random
 import re

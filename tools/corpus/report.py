@@ -1,5 +1,7 @@
 """The printed summary of a report: counts by status, refusals grouped by message, and
 every finding listed."""
+from __future__ import annotations
+
 import collections
 import json
 import re

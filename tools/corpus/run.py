@@ -1,5 +1,7 @@
 """One module through statetensor's CLI and XLA:CPU: the report entry that says what
 happened (see xla_corpus.py's docstring for the statuses)."""
+from __future__ import annotations
+
 import json
 import random
 import re

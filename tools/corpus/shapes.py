@@ -1,5 +1,7 @@
 """Shapes as XLA prints them in entry_computation_layout, their array leaves, and the
 random inputs the comparison feeds them."""
+from __future__ import annotations
+
 import re
 
 from fixture_io import np_dtype

@@ -1,6 +1,8 @@
 """XLA:CPU as the oracle: a worker process (a CHECK failure in XLA aborts the process; a
 compile can hang) serving parse and run requests, and the rewrites of XLA's optimised
 forms that XLA:CPU will not compile from text."""
+from __future__ import annotations
+
 import json
 import os
 import re

@@ -354,19 +354,27 @@ impl Window {
     /// The number of window positions along dimension `d` over an input of `input`
     /// elements: the input dilated by `base_dilation`, padded, then a window of `size`
     /// taps `window_dilation` apart stepped by `stride` (0 when the window does not fit).
-    /// The output extent of reduce-window and of a convolution's spatial dimensions.
-    pub(crate) fn output_len(&self, d: usize, input: usize) -> usize {
+    /// The output extent of reduce-window and of a convolution's spatial dimensions; None
+    /// when an extent overflows (a window no real input has, refused where it is planned).
+    pub(crate) fn output_len(&self, d: usize, input: usize) -> Option<usize> {
+        let int = |v: usize| i64::try_from(v).ok();
         let dilated = if input == 0 {
             0
         } else {
-            (input as i64 - 1) * self.base_dilation[d] as i64 + 1
+            (int(input)? - 1)
+                .checked_mul(int(self.base_dilation[d])?)?
+                .checked_add(1)?
         };
-        let padded = dilated + self.pad_lo[d] + self.pad_hi[d];
-        let span = (self.size[d] as i64 - 1) * self.window_dilation[d] as i64 + 1;
+        let padded = dilated
+            .checked_add(self.pad_lo[d])?
+            .checked_add(self.pad_hi[d])?;
+        let span = (int(self.size[d])? - 1)
+            .checked_mul(int(self.window_dilation[d])?)?
+            .checked_add(1)?;
         if padded < span {
-            0
+            Some(0)
         } else {
-            ((padded - span) / self.stride[d] as i64 + 1) as usize
+            usize::try_from((padded - span) / int(self.stride[d])? + 1).ok()
         }
     }
 

@@ -85,6 +85,7 @@ pub(super) fn infer_types(
                 .map(|(_, comp)| (comp.name.clone(), comp.instrs[comp.root].ty.clone()))
                 .collect()
         };
+    let names: HashSet<String> = comps.iter().map(|c| c.name.clone()).collect();
     while !pending.is_empty() {
         let roots = known(comps, &untyped_now);
         let mut progress = false;
@@ -100,7 +101,7 @@ pub(super) fn infer_types(
                 k += 1;
                 continue;
             }
-            match infer(comp, &comp.instrs[i], &roots)? {
+            match infer(comp, &comp.instrs[i], &roots, &names)? {
                 Some(ty) => {
                     comps[c].instrs[i].ty = ty;
                     untyped_now.remove(&(c, i));
@@ -126,11 +127,13 @@ pub(super) fn infer_types(
 }
 
 /// The type of `instr` from its (typed) operands, or `None` while its callee's result type
-/// is still unknown.
+/// is still unknown (`roots`: the computations whose result types are known; `names`: every
+/// computation's).
 fn infer(
     comp: &Computation,
     instr: &Instr,
     roots: &HashMap<String, Type>,
+    names: &HashSet<String>,
 ) -> Result<Option<Type>, (Pos, String)> {
     fn fail<T>(instr: &Instr, msg: String) -> Result<T, (Pos, String)> {
         Err((
@@ -315,10 +318,10 @@ fn infer(
                 }
             } else {
                 let window = attr("window").and_then(|v| crate::plan::parse_window(&v, rank));
-                // pads far beyond any real extent are refused, not an overflow
-                match window.filter(|w| w.pad_lo.iter().chain(&w.pad_hi).all(|p| p.abs() < 1 << 40)) {
-                    Some(w) => (0..rank).map(|d| w.output_len(d, inputs[0].dims[d])).collect(),
-                    None => return fail(instr, format!("reduce-window needs window= over its input's {rank} dimensions")),
+                // an extent that overflows is refused, not a panic
+                match window.and_then(|w| (0..rank).map(|d| w.output_len(d, inputs[0].dims[d])).collect()) {
+                    Some(dims) => dims,
+                    None => return fail(instr, format!("reduce-window needs a window= over its input's {rank} dimensions whose extents fit")),
                 }
             };
             let results: Vec<Type> = inits
@@ -340,17 +343,23 @@ fn infer(
             let Some(branch) = branch else {
                 return fail(instr, "conditional needs true_computation= or branch_computations=".into());
             };
-            match roots.get(branch.trim_start_matches('%')) {
+            let branch = branch.trim_start_matches('%');
+            match roots.get(branch) {
                 Some(result) => result.clone(),
-                None => return Ok(None),
+                None if names.contains(branch) => return Ok(None),
+                None => return fail(instr, format!("no computation named '{branch}'")),
             }
         }
         "call" | "map" => {
             let Some(callee) = attr("to_apply") else {
                 return fail(instr, format!("{op} needs to_apply="));
             };
-            let Some(result) = roots.get(callee.trim_start_matches('%')) else {
-                return Ok(None);
+            let callee = callee.trim_start_matches('%');
+            let Some(result) = roots.get(callee) else {
+                if names.contains(callee) {
+                    return Ok(None);
+                }
+                return fail(instr, format!("no computation named '{callee}'"));
             };
             if op == "call" {
                 result.clone()

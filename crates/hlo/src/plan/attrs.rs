@@ -248,8 +248,12 @@ pub(crate) fn parse_window(s: &str, rank: usize) -> Option<Window> {
             return None;
         }
     }
+    // sizes, strides and dilations are positive, as XLA's shape inference requires
     let positive = |v: &[usize]| v.iter().all(|&x| x > 0);
     (rank == 0
-        || (positive(&w.stride) && positive(&w.base_dilation) && positive(&w.window_dilation)))
+        || (positive(&w.size)
+            && positive(&w.stride)
+            && positive(&w.base_dilation)
+            && positive(&w.window_dilation)))
     .then_some(w)
 }

@@ -150,7 +150,12 @@ impl<'a> Planner<'a> {
                     window.size[d]
                 ));
             }
-            dims[os[d]] = window.output_len(d, l.dims[ls[d]]);
+            match window.output_len(d, l.dims[ls[d]]) {
+                Some(len) => dims[os[d]] = len,
+                None => problems.push(format!(
+                    "the window's extent over spatial dimension {d} overflows"
+                )),
+            }
         }
         let numeric = |t: &ArrayType| t.dtype != DType::Pred;
         if !numeric(l) || !numeric(r) || !numeric(declared) {

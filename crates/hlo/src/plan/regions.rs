@@ -99,9 +99,15 @@ impl<'a> Planner<'a> {
             // no window: every dimension's window is one element
             None => parse_window("{}", rank).expect("an empty window parses"),
         };
-        let expected: Vec<usize> = (0..rank)
+        let Some(expected) = (0..rank)
             .map(|d| window.output_len(d, operand.dims[d]))
-            .collect();
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return self.err(
+                instr,
+                format!("the window's extent over {operand} overflows"),
+            );
+        };
         if source.dims != expected {
             return self.err(
                 instr,

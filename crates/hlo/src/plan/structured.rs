@@ -467,9 +467,12 @@ impl<'a> Planner<'a> {
         let Some(w) = self.window_attr(instr, a.dims.len())? else {
             return self.err(instr, "reduce-window needs attribute 'window'");
         };
-        let dims: Vec<usize> = (0..a.dims.len())
+        let Some(dims) = (0..a.dims.len())
             .map(|k| w.output_len(k, a.dims[k]))
-            .collect();
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return self.err(instr, format!("the window's extent over {a} overflows"));
+        };
         let dtypes: Vec<DType> = inputs.iter().map(|x| x.dtype).collect();
         let comp = self.combining_region(instr, &dtypes)?;
         let reducer = match self.reducer(comp) {

@@ -230,7 +230,9 @@ fn case() -> impl Strategy<Value = Case> {
                 prop::collection::vec(1usize..=2, n),
                 prop::collection::vec(any::<bool>(), n),
             ),
-            (1usize..=3, 1usize..=3, 1usize..=3, 0usize..3, 1usize..=3),
+            // in_per_group up to 7: grouped convolutions with more than
+            // DIRECT_GROUP_FEATURES inputs per group take the im2col path with a group shift
+            (1usize..=3, 1usize..=7, 1usize..=3, 0usize..3, 1usize..=3),
             prop::collection::vec(any::<u32>(), 3 * (n + 2)),
         )
             .prop_map(

@@ -374,6 +374,28 @@ ENTRY e {
     for (k, (p, q)) in oa.iter().zip(&ob).enumerate() {
         assert_eq!(p.to_le_bytes(), q.to_le_bytes(), "output {k}");
     }
+    // windows whose extents overflow, or of size 0, are refused with or without the type
+    // written, never a panic; a callee that does not exist is named
+    let add = "add {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n";
+    // (a padding that crops more than the input leaves no window position: an empty result)
+    let text = format!("HloModule m\n{add}ENTRY e {{\n  x = f32[3] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = reduce-window(x, z), window={{size=1 pad=-9223372036854775808_0}}, to_apply=add\n}}\n");
+    let prog = Program::parse(&text, "g.hlo").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(prog.outputs()[0].type_string(), "f32[0]");
+    for window in [
+        "size=1 stride=18446744073709551615",
+        "size=1 lhs_dilate=4611686018427387904",
+        "size=2 rhs_dilate=9223372036854775808",
+        "size=1 pad=9000000000000000000_9000000000000000000",
+        "size=0",
+    ] {
+        for ty in ["", "f32[3] "] {
+            let text = format!("HloModule m\n{add}ENTRY e {{\n  x = f32[3] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = {ty}reduce-window(x, z), window={{{window}}}, to_apply=add\n}}\n");
+            assert!(Program::parse(&text, "g.hlo").is_err(), "{window} {ty}");
+        }
+    }
+    let text = format!("HloModule m\n{add}ENTRY e {{\n  x = f32[3] parameter(0)\n  ROOT r = call(x, x), to_apply=ad\n}}\n");
+    let e = Program::parse(&text, "g.hlo").unwrap_err();
+    assert!(e.to_string().contains("no computation named 'ad'"), "{e}");
     // a scalar broadcast without dimensions= is a scalar (XLA: the sizes listed, then the
     // operand's dimensions); operands of two element types need the dot's type written
     let text = "HloModule m\nENTRY e {\n  a = f32[] parameter(0)\n  ROOT b = broadcast(a)\n}\n";
