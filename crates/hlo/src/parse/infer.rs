@@ -233,11 +233,13 @@ fn infer(
         "get-dimension-size" => Type::Array(ArrayType { dtype: DType::S32, dims: Vec::new() }),
         "transpose" => {
             needs(1)?;
-            let perm = attr("dimensions").and_then(|v| crate::plan::int_list(&v));
+            let perm = attr("dimensions")
+                .and_then(|v| crate::plan::int_list(&v))
+                .and_then(|p| p.into_iter().map(|d| usize::try_from(d).ok()).collect::<Option<Vec<usize>>>());
             match (array(0), perm) {
-                (Some(a), Some(p)) if is_permutation(&p, a.dims.len()) => Type::Array(ArrayType {
+                (Some(a), Some(p)) if crate::plan::is_permutation(&p, a.dims.len()) => Type::Array(ArrayType {
                     dtype: a.dtype,
-                    dims: p.iter().map(|&d| a.dims[d as usize]).collect(),
+                    dims: p.iter().map(|&d| a.dims[d]).collect(),
                 }),
                 (a, _) => return fail(instr, format!("transpose needs an array operand and dimensions= permuting its {} dimensions", a.map_or(0, |a| a.dims.len()))),
             }
@@ -377,17 +379,4 @@ fn infer(
             ))
         }
     }))
-}
-
-/// Whether `p` lists each of `0..rank` once.
-fn is_permutation(p: &[i64], rank: usize) -> bool {
-    let mut seen = vec![false; rank];
-    p.len() == rank
-        && p.iter().all(|&d| {
-            let fresh = d >= 0 && (d as usize) < rank && !seen[d as usize];
-            if fresh {
-                seen[d as usize] = true;
-            }
-            fresh
-        })
 }

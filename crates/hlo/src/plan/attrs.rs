@@ -185,6 +185,13 @@ pub(crate) fn parse_padding(s: &str) -> Option<Vec<(i64, i64, i64)>> {
         .collect()
 }
 
+/// Whether `perm` lists each of `0..rank` once (a transpose's `dimensions`).
+pub(crate) fn is_permutation(perm: &[usize], rank: usize) -> bool {
+    let mut sorted = perm.to_vec();
+    sorted.sort_unstable();
+    sorted.iter().copied().eq(0..rank)
+}
+
 /// The size of a dimension of `n` elements padded by `lo` and `hi` at its ends (negative:
 /// cropped) and `interior` between its elements, or None when the padding is invalid (a
 /// negative interior or size) or the size overflows.

@@ -190,7 +190,9 @@ mod structured;
 mod top_k;
 mod values;
 
-pub(crate) use attrs::{int_list, padded_size, parse_padding, parse_window, scalar};
+pub(crate) use attrs::{
+    int_list, is_permutation, padded_size, parse_padding, parse_window, scalar,
+};
 
 /// The ops of the entry computation's plan, in schedule order (for the planner's tests).
 #[cfg(test)]

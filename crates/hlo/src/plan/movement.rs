@@ -1,7 +1,7 @@
 //! Data movement: reshape and bitcast, broadcast, transpose, copies, slices, dynamic slices
 //! and updates, concatenate, pad, reverse.
 
-use super::attrs::{padded_size, parse_padding, parse_slice};
+use super::attrs::{is_permutation, padded_size, parse_padding, parse_slice};
 use super::{operand_checks, Op, Planner};
 use crate::ir::{ArrayType, Instr, Type};
 use statetensor_core::Result;
@@ -72,9 +72,7 @@ impl<'a> Planner<'a> {
                 want(1)?;
                 let a = arr(0)?;
                 let perm = self.usize_list(instr, "dimensions")?;
-                let mut sorted = perm.clone();
-                sorted.sort_unstable();
-                if sorted != (0..a.dims.len()).collect::<Vec<_>>() {
+                if !is_permutation(&perm, a.dims.len()) {
                     return self.err(
                         instr,
                         format!(
