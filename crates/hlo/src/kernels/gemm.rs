@@ -26,6 +26,15 @@ const GEMV_ROW_BLOCKS: usize = 8;
 /// machine). How each sum is formed depends only on the shape.
 const DOT4_MIN_LEN: usize = 1024;
 
+/// Row length (elements) from which a matrix-vector product over contiguous rows reads eight
+/// rows per pass ([`accumulate_rows`]); shorter rows are read one at a time. The matrices
+/// of a decoder step do not fit the cache, and eight short rows per pass read memory in an
+/// order the prefetchers follow badly: one row per pass against eight, over 16 MiB of
+/// distinct matrices (a harness alternating the two in one process, AMD EPYC, 2 vCPUs),
+/// 1.6–1.8x the bandwidth at 1,024x64 (attention over a cache), 1.2–1.7x at 512x512,
+/// 1.4–1.5x at 2,048x512, but 0.6x at 512x1,024 and 512x2,048. Either way the same bits.
+const MULTI_ROW_MIN_LEN: usize = 1024;
+
 /// Rows below which a block of a matrix-vector product is not worth a task of its own.
 const GEMV_MIN_ROWS: usize = 64;
 
@@ -219,10 +228,12 @@ fn accumulate_rows_with<'w, T: LinalgScalar>(
     rows: std::ops::Range<usize>,
     out: &mut [T],
 ) {
-    // eight rows per pass: an eighth of the loads and stores of `out`; the sum is still
-    // accumulated row by row, in order
+    // Long rows: eight rows per pass, an eighth of the loads and stores of `out`. Short
+    // rows: one row per pass, so the matrix is read in address order. Either way each
+    // element of `out` is accumulated row by row, in order: the same bits.
     let mut kk = rows.start;
-    while kk + 8 <= rows.end {
+    let eight_per_pass = out.len() >= MULTI_ROW_MIN_LEN;
+    while eight_per_pass && kk + 8 <= rows.end {
         // every row cut to out's length, so the compiler drops the bounds checks and
         // vectorises across columns
         let len = out.len();
