@@ -41,6 +41,19 @@ fn to_tensor(h: &HostTensor) -> Result<Tensor> {
     Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data)
 }
 
+/// `t`, with its memory backed by huge pages where the OS grants them: a buffer that stays
+/// on the simulated device (a resident weight, a state) is read every step, and with 4 KiB
+/// pages a step's working set outruns the TLB (see statetensor-hugepages). Never changes a
+/// value.
+fn resident(t: Tensor) -> Tensor {
+    statetensor_hlo::with_tensor!(&t, a => {
+        if let Some(data) = a.as_slice_memory_order() {
+            statetensor_hugepages::prefer_huge_pages(data);
+        }
+    });
+    t
+}
+
 fn to_host(t: &Tensor) -> HostTensor {
     HostTensor {
         dtype: t.dtype(),
@@ -91,7 +104,7 @@ impl SimModel {
                     bytes,
                     device.profile.h2d_seconds(bytes),
                 );
-                Ok(t)
+                Ok(resident(t))
             },
             |spec| device.hbm.free(spec.size_bytes() as u64),
         );
@@ -162,7 +175,7 @@ impl SimModel {
                 Some(v) => (**v).clone(),
                 None => Tensor::zeros(slot.spec.dtype, slot.spec.shape.dims()),
             };
-            slot.buf = Some(Arc::new(t));
+            slot.buf = Some(Arc::new(resident(t)));
         }
     }
 }
@@ -322,7 +335,7 @@ impl StatefulModel for SimModel {
                     .as_ref()
                     .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
                 self.record(Direction::DeviceToDevice, spec.size_bytes() as u64);
-                *dst = Some(Arc::new((**v).clone()));
+                *dst = Some(Arc::new(resident((**v).clone())));
                 Ok(())
             },
         )
