@@ -1,8 +1,9 @@
 //! The engine's threads: the pool a step runs on, the helpers that keep its other threads
 //! ready during a step, and the test every kernel makes before splitting its work.
 //!
-//! A step runs *on* one of the pool's threads, so a split kernel shares its work with the
-//! thread that was already running it. While the step runs, every other pool thread runs a
+//! A step with helpers runs *on* one of the pool's threads, so a split kernel shares its
+//! work with the thread that was already running it; a step without runs on the caller's
+//! thread and never enters the pool. While a helped step runs, every other pool thread runs a
 //! helper: it polls for work (taking every piece a kernel hands out) and stamps a
 //! heartbeat each time round. A kernel splits only when a helper stamped it within the last
 //! [`READY_WITHIN`] ([`helpers_ready`]); otherwise it runs on its own thread.
@@ -33,7 +34,9 @@
 //! shared machine makes helping cost more than it gives (the step's own thread preempted by
 //! its helper, a helper woken onto a core another process holds). The recent step times
 //! with helpers and without decide how the next step runs, and one step in
-//! [`SPLIT_EXPLORE`] runs the other way, so the choice follows the machine's load.
+//! [`SPLIT_EXPLORE`] runs the other way, so the choice follows the machine's load. The
+//! times include handing a helped step to the pool and back, which a step alone skips: on
+//! a busy machine the steps then run as fast as on one thread, or faster.
 //!
 //! Splitting depends on whether a helper is ready, never on what a result is: kernels split
 //! their work by shape, never by thread count, and combine partial results in a fixed
@@ -145,7 +148,9 @@ impl Helpers {
 /// that polled within [`READY_WITHIN`]. When none is, parked helpers are woken for the
 /// kernels that follow, and this kernel runs on its own thread.
 pub(crate) fn helpers_ready() -> bool {
-    if rayon::current_num_threads() < 2 {
+    // a step alone runs on the caller's thread, outside the pool: it has no helpers, and a
+    // split there would hand work to a pool it is not part of
+    if rayon::current_thread_index().is_none() || rayon::current_num_threads() < 2 {
         return false;
     }
     let h = helpers();
@@ -215,12 +220,20 @@ impl StepTimes {
 }
 
 impl SplitChoice {
-    /// Runs a step `f` on the current pool thread, with helpers or alone as measured best.
-    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs a step `f` the way measured best: on one of `pool`'s threads with helpers on the
+    /// others, or alone on the caller's thread. A step alone never enters the pool: handing
+    /// it to a pool thread and back costs two wake-ups, which beside a busy process took
+    /// ~150 µs of a 1.7 ms decoder step (the woken thread waits for a core). The time
+    /// measured includes that hand-off, so the choice weighs what helping really costs.
+    pub(crate) fn run<R: Send>(&self, pool: &rayon::ThreadPool, f: impl FnOnce() -> R + Send) -> R {
         let n = self.steps.fetch_add(1, Ordering::Relaxed);
-        let helped = self.helps(n);
+        let helped = pool.current_num_threads() > 1 && self.helps(n) && !helpers().machine_busy();
         let start = Instant::now();
-        let out = if helped { with_helpers(f) } else { f() };
+        let out = if helped {
+            pool.install(|| with_helpers(f))
+        } else {
+            f()
+        };
         if n >= SPLIT_WARM_UP {
             self.record(helped, start.elapsed());
         }
@@ -309,8 +322,8 @@ fn help(done: &AtomicBool) {
     }
 }
 
-/// The engine's worker threads, one per core (or `RAYON_NUM_THREADS`). A step runs *on*
-/// one of them (see the module docs). Run from the caller's thread instead, every parallel
+/// The engine's worker threads, one per core (or `RAYON_NUM_THREADS`). A step with helpers
+/// runs *on* one of them (see the module docs). Run from the caller's thread instead, every parallel
 /// kernel woke all the workers while the caller slept, and between kernels the spinning
 /// workers competed with the caller for the cores: on two cores that was 86 context
 /// switches and a quarter of the time of a large decoder step. `None` if the threads cannot

@@ -369,7 +369,7 @@ impl Program {
     ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
         self.check_args(&args)?;
         match crate::pool::engine_pool() {
-            Some(pool) if self.threaded => pool.install(|| self.split.run(|| self.run_entry(args))),
+            Some(pool) if self.threaded => self.split.run(pool, || self.run_entry(args)),
             _ => self.run_entry(args),
         }
     }

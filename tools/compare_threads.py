@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""A threaded step against the same step on one thread: `statetensor run` of the benchmark
+models (tools/compare_xla.py's decoder layer at medium size, its greedy LM, its flax CNN)
+with the engine's default pool and with `RAYON_NUM_THREADS=1`, the two alternated round by
+round so that the machine's drift falls on both alike; per-step time from two runs of
+different lengths (parsing, planning and loading cancel out), the median of the rounds.
+
+Run from the repository root after `cargo build --release -p statetensor-cli`:
+    python3 tools/compare_threads.py [--busy] [--rounds 7] [--only medium,lm,cnn]
+
+`--busy` runs one competing busy process (a spinning Python loop) beside every measurement.
+STATETENSOR_BIN names another build of the CLI.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare_xla as cx  # noqa: E402
+from models import decoder_args, decoder_lm_aliases, decoder_lm_args  # noqa: E402
+
+
+def bundle_medium(d):
+    dim, heads, s = cx.SIZES["medium"]
+    args = decoder_args(np.random.default_rng(0), dim, heads, s)
+    cx.write_bundle(d, "decoder_medium.hlo", args, cx.manifest_roles({9: 1, 10: 2, 11: 3}, inputs=(0,)))
+    return 20, 170
+
+
+def bundle_lm(d):
+    args = decoder_lm_args(np.random.default_rng(7), **cx.LM)
+    cx.write_bundle(d, "decoder_lm.hlo", args, cx.manifest_roles(decoder_lm_aliases(cx.LM["layers"])))
+    return 10, 110
+
+
+def bundle_cnn(d):
+    import jax
+    from flax_models import cnn
+
+    step, args, aliases, _ = cnn(np.random.default_rng(3), **cx.CNN)
+    text = jax.jit(step, keep_unused=True).lower(*args).as_text(dialect="hlo")
+    cx.write_bundle(d, None, args, cx.manifest_roles(aliases, inputs=range(min(aliases))), text=text)
+    return 20, 120
+
+
+BUNDLES = {"medium": bundle_medium, "lm": bundle_lm, "cnn": bundle_cnn}
+
+
+def per_step_ms(d, threads, n1, n2):
+    env = dict(os.environ)
+    env.pop("RAYON_NUM_THREADS", None)
+    if threads:
+        env["RAYON_NUM_THREADS"] = str(threads)
+
+    def wall(n):
+        out = subprocess.run([cx.BIN, "run", d, "--steps", str(n), "--json"], check=True,
+                             capture_output=True, text=True, env=env)
+        return json.loads(out.stdout)["wall_s"]
+
+    return (wall(n2) - wall(n1)) / (n2 - n1) * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--busy", action="store_true", help="run a competing busy process beside every measurement")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per model")
+    ap.add_argument("--only", default="medium,lm,cnn", help="comma-separated models")
+    opts = ap.parse_args()
+    if not os.path.exists(cx.BIN):
+        sys.exit(f"build the CLI first: cargo build --release -p statetensor-cli ({cx.BIN} is missing)")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if opts.busy else None
+    try:
+        print(f"{os.cpu_count()} CPUs" + ("; one busy process beside" if busy else "")
+              + f"; medians of {opts.rounds} alternating rounds, ms per step")
+        print(f"{'model':<8} {'pool':>9} {'1 thread':>9} {'ratio':>7}")
+        for name in opts.only.split(","):
+            with tempfile.TemporaryDirectory() as d:
+                n1, n2 = BUNDLES[name](d)
+                pool, one = [], []
+                for r in range(opts.rounds):
+                    order = [(pool, None), (one, 1)]
+                    for times, threads in (order if r % 2 == 0 else order[::-1]):
+                        times.append(per_step_ms(d, threads, n1, n2))
+                p, o = statistics.median(pool), statistics.median(one)
+                print(f"{name:<8} {p:>9.3f} {o:>9.3f} {p / o:>6.2f}x")
+    finally:
+        if busy:
+            busy.kill()
+
+
+if __name__ == "__main__":
+    main()
