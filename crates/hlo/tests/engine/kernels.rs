@@ -433,3 +433,28 @@ fn argmax_and_argmin_match_their_interpreted_regions() {
         }
     }
 }
+
+/// A matrix-vector product over contiguous rows (`v @ W`) below the threaded size adds each
+/// output's terms row by row, in order, whatever the row width: every width the kernel
+/// treats apart (32 and 64 held in registers, short rows one per pass, long rows eight per
+/// pass) and the widths beside them give the bits of that plain f32 loop.
+#[test]
+fn row_gemv_adds_rows_in_order_at_every_width() {
+    for n in [1, 8, 31, 32, 33, 63, 64, 65, 100, 512, 1023, 1024, 1025] {
+        for k in [1, 7, 8, 9, 17, 60] {
+            let (v, w) = (values(k, n as u64), values(k * n, 7 * k as u64 + 1));
+            let text = format!(
+                "HloModule g\nENTRY e {{\n  v = f32[{k}] parameter(0)\n  w = f32[{k},{n}] parameter(1)\n  ROOT d = f32[{n}] dot(v, w), lhs_contracting_dims={{0}}, rhs_contracting_dims={{0}}\n}}\n"
+            );
+            let got = run(&text, vec![tensor(&[k], &v), tensor(&[k, n], &w)]);
+            for (j, g) in got.iter().enumerate() {
+                let want = (0..k).fold(0f32, |acc, kk| acc + v[kk] * w[kk * n + j]);
+                assert_eq!(
+                    (*g as f32).to_bits(),
+                    want.to_bits(),
+                    "{k}x{n}, output {j}: {g} vs {want}"
+                );
+            }
+        }
+    }
+}
