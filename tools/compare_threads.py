@@ -3,7 +3,8 @@
 models (tools/compare_xla.py's decoder layer at medium size, its greedy LM, its flax CNN)
 with the engine's default pool and with `RAYON_NUM_THREADS=1`, the two alternated round by
 round so that the machine's drift falls on both alike; per-step time from two runs of
-different lengths (parsing, planning and loading cancel out), the median of the rounds.
+different lengths (parsing, planning and loading cancel out; the best of three each), the
+median of the rounds.
 
 Run from the repository root after `cargo build --release -p statetensor-cli`:
     python3 tools/compare_threads.py [--busy] [--rounds 7] [--only medium,lm,cnn]
@@ -12,7 +13,6 @@ Run from the repository root after `cargo build --release -p statetensor-cli`:
 STATETENSOR_BIN names another build of the CLI.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -23,29 +23,25 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_xla as cx  # noqa: E402
-from models import decoder_args, decoder_lm_aliases, decoder_lm_args  # noqa: E402
+from models import decoder_args, decoder_lm_args  # noqa: E402
 
 
 def bundle_medium(d):
     dim, heads, s = cx.SIZES["medium"]
-    args = decoder_args(np.random.default_rng(0), dim, heads, s)
-    cx.write_bundle(d, "decoder_medium.hlo", args, cx.manifest_roles({9: 1, 10: 2, 11: 3}, inputs=(0,)))
+    cx.decoder_bundle(d, "medium", decoder_args(np.random.default_rng(0), dim, heads, s))
     return 20, 170
 
 
 def bundle_lm(d):
-    args = decoder_lm_args(np.random.default_rng(7), **cx.LM)
-    cx.write_bundle(d, "decoder_lm.hlo", args, cx.manifest_roles(decoder_lm_aliases(cx.LM["layers"])))
+    cx.lm_bundle(d, decoder_lm_args(np.random.default_rng(7), **cx.LM))
     return 10, 110
 
 
 def bundle_cnn(d):
-    import jax
     from flax_models import cnn
 
     step, args, aliases, _ = cnn(np.random.default_rng(3), **cx.CNN)
-    text = jax.jit(step, keep_unused=True).lower(*args).as_text(dialect="hlo")
-    cx.write_bundle(d, None, args, cx.manifest_roles(aliases, inputs=range(min(aliases))), text=text)
+    cx.cnn_bundle(d, step, args, aliases)
     return 20, 120
 
 
@@ -57,13 +53,7 @@ def per_step_ms(d, threads, n1, n2):
     env.pop("RAYON_NUM_THREADS", None)
     if threads:
         env["RAYON_NUM_THREADS"] = str(threads)
-
-    def wall(n):
-        out = subprocess.run([cx.BIN, "run", d, "--steps", str(n), "--json"], check=True,
-                             capture_output=True, text=True, env=env)
-        return json.loads(out.stdout)["wall_s"]
-
-    return (wall(n2) - wall(n1)) / (n2 - n1) * 1e3
+    return cx.time_statetensor_dir(d, n1, n2, env=env) * 1e3
 
 
 def main():

@@ -71,13 +71,15 @@ def time_xla(args, s):
     return best_per_step(run, state, warm=5, steps=40)
 
 
-def time_statetensor_dir(d, n1, n2):
-    """Wall time per step of `statetensor run` on model directory `d`."""
+def time_statetensor_dir(d, n1, n2, env=None):
+    """Wall time per step of `statetensor run` on model directory `d` (in environment `env`,
+    default this process's)."""
 
     def wall(n):
         best = float("inf")
         for _ in range(3):
-            out = subprocess.run([BIN, "run", d, "--steps", str(n), "--json"], check=True, capture_output=True, text=True)
+            out = subprocess.run([BIN, "run", d, "--steps", str(n), "--json"], check=True, capture_output=True, text=True,
+                                 env=env)
             best = min(best, json.loads(out.stdout)["wall_s"])
         return best
 
@@ -111,11 +113,16 @@ def manifest_roles(aliases, inputs=()):
     return role
 
 
+def decoder_bundle(d, name, args):
+    """The decoder layer as a bundle in `d`: x an input, the weights resident, the caches and
+    position state."""
+    write_bundle(d, f"decoder_{name}.hlo", args, manifest_roles({9: 1, 10: 2, 11: 3}, inputs=(0,)))
+
+
 def time_statetensor(name, args, s):
-    """`statetensor run` of the decoder layer: x an input, the weights resident, the caches
-    and position state."""
+    """`statetensor run` of the decoder layer."""
     with tempfile.TemporaryDirectory() as d:
-        write_bundle(d, f"decoder_{name}.hlo", args, manifest_roles({9: 1, 10: 2, 11: 3}, inputs=(0,)))
+        decoder_bundle(d, name, args)
         return time_statetensor_dir(d, 10, min(s - 1, 110))
 
 
@@ -135,10 +142,15 @@ def time_xla_lm(args):
     return best_per_step(run, state, warm=5, steps=40)
 
 
+def lm_bundle(d, args):
+    """The LM as a bundle in `d`: weights resident, the token and caches state."""
+    write_bundle(d, "decoder_lm.hlo", args, manifest_roles(decoder_lm_aliases(LM["layers"])))
+
+
 def time_statetensor_lm(args):
-    """`statetensor run` of the LM as a bundle: weights resident, the token and caches state."""
+    """`statetensor run` of the LM."""
     with tempfile.TemporaryDirectory() as d:
-        write_bundle(d, "decoder_lm.hlo", args, manifest_roles(decoder_lm_aliases(LM["layers"])))
+        lm_bundle(d, args)
         return time_statetensor_dir(d, 10, 110)
 
 
@@ -166,11 +178,18 @@ def time_cnn():
         return state
 
     xla = best_per_step(run, state, warm=3, steps=20)
-    # the manifest gives the states and their outputs; the HLO needs no alias header
-    text = jax.jit(step, keep_unused=True).lower(*args).as_text(dialect="hlo")
     with tempfile.TemporaryDirectory() as d:
-        write_bundle(d, None, args, manifest_roles(aliases, inputs=range(first)), text=text)
+        cnn_bundle(d, step, args, aliases)
         return xla, time_statetensor_dir(d, 3, 23)
+
+
+def cnn_bundle(d, step, args, aliases):
+    """The CNN step as a bundle in `d`: images an input, the weights resident, the statistics
+    state. The manifest gives the states and their outputs; the HLO needs no alias header."""
+    import jax
+
+    text = jax.jit(step, keep_unused=True).lower(*args).as_text(dialect="hlo")
+    write_bundle(d, None, args, manifest_roles(aliases, inputs=range(min(aliases))), text=text)
 
 
 def time_dispatch():

@@ -8,6 +8,7 @@ use statetensor_core::{
     TransferLedger,
 };
 use statetensor_hlo::{Program, Tensor};
+use statetensor_hugepages::When;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -43,12 +44,14 @@ fn to_tensor(h: &HostTensor) -> Result<Tensor> {
 
 /// `t`, with its memory backed by huge pages where the OS grants them: a buffer that stays
 /// on the simulated device (a resident weight, a state) is read every step, and with 4 KiB
-/// pages a step's working set outruns the TLB (see statetensor-hugepages). Never changes a
-/// value.
-fn resident(t: Tensor) -> Tensor {
+/// pages a step's working set outruns the TLB (see statetensor-hugepages). A weight, filled
+/// once, moves at once ([`When::Now`]); a state only as it is written ([`When::AsTouched`]:
+/// a zeroed cache costs no memory until used, and a reset or copy is not copied twice).
+/// Never changes a value.
+fn resident(t: Tensor, when: When) -> Tensor {
     statetensor_hlo::with_tensor!(&t, a => {
         if let Some(data) = a.as_slice_memory_order() {
-            statetensor_hugepages::prefer_huge_pages(data);
+            statetensor_hugepages::prefer_huge_pages(data, when);
         }
     });
     t
@@ -104,7 +107,7 @@ impl SimModel {
                     bytes,
                     device.profile.h2d_seconds(bytes),
                 );
-                Ok(resident(t))
+                Ok(resident(t, When::Now))
             },
             |spec| device.hbm.free(spec.size_bytes() as u64),
         );
@@ -175,7 +178,7 @@ impl SimModel {
                 Some(v) => (**v).clone(),
                 None => Tensor::zeros(slot.spec.dtype, slot.spec.shape.dims()),
             };
-            slot.buf = Some(Arc::new(resident(t)));
+            slot.buf = Some(Arc::new(resident(t, When::AsTouched)));
         }
     }
 }
@@ -335,7 +338,7 @@ impl StatefulModel for SimModel {
                     .as_ref()
                     .ok_or_else(|| Error::runtime(&op, "internal: state buffer missing"))?;
                 self.record(Direction::DeviceToDevice, spec.size_bytes() as u64);
-                *dst = Some(Arc::new(resident((**v).clone())));
+                *dst = Some(Arc::new(resident((**v).clone(), When::AsTouched)));
                 Ok(())
             },
         )

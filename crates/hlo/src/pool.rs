@@ -150,7 +150,8 @@ impl Helpers {
 pub(crate) fn helpers_ready() -> bool {
     // a step alone runs on the caller's thread, outside the pool: it has no helpers, and a
     // split there would hand work to a pool it is not part of
-    if rayon::current_thread_index().is_none() || rayon::current_num_threads() < 2 {
+    let on_engine_pool = engine_pool().is_some_and(|p| p.current_thread_index().is_some());
+    if !on_engine_pool || rayon::current_num_threads() < 2 {
         return false;
     }
     let h = helpers();
@@ -182,7 +183,7 @@ const SPLIT_SAMPLES: usize = 5;
 /// they run: each step runs the way whose recent steps took less (the median of the last
 /// [`SPLIT_SAMPLES`]), and one step in [`SPLIT_EXPLORE`] the other way, to follow the
 /// machine's load. A median, not a mean: a shared machine's noise comes in outliers (a step
-/// descheduled, a backoff that ran a helped step alone), and a few of them must not flip
+/// descheduled), and a few of them must not flip
 /// the choice. The heartbeat and the backoff react within a step; this is the guarantee
 /// over many: where helping does not pay (a busy machine, cores that share too much), the
 /// steps settle on one thread and are not slower than one thread would be. Which way a

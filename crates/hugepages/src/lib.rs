@@ -1,25 +1,30 @@
 //! statetensor-hugepages: asks the operating system to back a long-lived buffer — a resident
-//! weight, a state tensor — with transparent huge pages (2 MiB on x86-64 and arm64 Linux).
+//! weight, a state tensor — with transparent huge pages (2 MiB on x86-64, and on arm64 with
+//! 4 KiB base pages; where the huge page is larger the advice covers less or nothing).
 //!
 //! Why: a decoder step streams every weight and the whole KV cache through the cores once,
 //! and with 4 KiB pages a 16 MiB working set spans 4,096 pages, more than the core's TLB
-//! holds, so the matrix-vector products wait on page walks as well as on memory. Backed by
-//! huge pages the same step ran 1.26x as fast (decoder step medium, 1.81 vs 1.43 ms, medians
-//! of seven alternating runs on a 2-vCPU AMD EPYC), and a bare matrix-vector product over
-//! 16 MiB of matrices 1.2–1.45x. Many Linux systems (Debian, Ubuntu) ship transparent huge
-//! pages in `madvise` mode: a process gets them only for memory it asks for.
+//! holds, so the matrix-vector products wait on page walks as well as on memory. With the
+//! whole heap on huge pages the same step ran 1.26x as fast (decoder step medium, 1.81 vs
+//! 1.43 ms, medians of seven alternating runs on a 2-vCPU AMD EPYC); with the resident
+//! weights and states advised here, 1.61 vs 1.43 ms (buffers under 4 MiB may hold no whole
+//! huge page); a bare matrix-vector product over 16 MiB of matrices 1.2–1.45x. Many Linux
+//! systems (Debian, Ubuntu) ship transparent huge pages in `madvise` mode: a process gets
+//! them only for memory it asks for.
 //!
 //! Design choices:
 //! - **Advice, never a requirement.** [`prefer_huge_pages`] advises the whole 2 MiB pages
-//!   that lie inside the buffer (`MADV_HUGEPAGE`, so pages touched later come huge) and asks
-//!   for the pages already there to be collapsed now (`MADV_COLLAPSE`, Linux 6.1+). Either
-//!   may be refused (huge pages disabled, an older kernel, another OS); the buffer then
-//!   stays as it was, and nothing else changes: neither advice alters a buffer's contents.
+//!   that lie inside the buffer (`MADV_HUGEPAGE`, so pages touched later come huge) and,
+//!   with [`When::Now`], asks for the pages already there to be collapsed at once
+//!   (`MADV_COLLAPSE`, Linux 6.1+: a copy of each page, so only for buffers filled once and
+//!   read every step, as weights are; a zeroed state left to [`When::AsTouched`] costs no
+//!   memory until it is written). Either may be refused (huge pages disabled, an older
+//!   kernel, another OS); the buffer then stays as it was: neither advice alters contents.
 //! - **Only the inside of a buffer.** The advised range starts at the first 2 MiB boundary
 //!   in the buffer and ends at the last, so no memory outside it is touched; a buffer
 //!   smaller than 4 MiB may contain no whole huge page, and is left alone.
 //! - **Its own crate because it is FFI.** `madvise` is a system call; the workspace keeps
-//!   `unsafe` to the crates that call foreign code, and this one holds one call.
+//!   `unsafe` to the crates that call foreign code, and this one holds one `unsafe` block.
 
 #![allow(unsafe_code)]
 
@@ -52,47 +57,62 @@ pub fn huge_page_span<T>(data: &[T]) -> Option<(usize, usize)> {
     (last > first).then(|| (first, last - first))
 }
 
+/// When the pages already under a buffer move onto huge pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// At once (`MADV_COLLAPSE`): for a buffer already filled that stays, such as a weight.
+    Now,
+    /// Only pages touched from now on come huge (and the kernel's background thread may
+    /// collapse the rest later): for a buffer not yet written, such as a zeroed state.
+    AsTouched,
+}
+
 /// Asks the OS to back the whole huge pages inside `data` with transparent huge pages (see
 /// the crate docs). Never changes the contents of `data`.
-pub fn prefer_huge_pages<T>(data: &[T]) -> Backing {
+pub fn prefer_huge_pages<T>(data: &[T], when: When) -> Backing {
     match huge_page_span(data) {
         None => Backing::TooSmall,
-        Some((addr, len)) => os::advise(addr, len),
+        Some(_) => os::advise(data, when),
     }
 }
 
 #[cfg(target_os = "linux")]
 mod os {
-    use super::Backing;
+    use super::{huge_page_span, Backing, When};
 
     /// `MADV_COLLAPSE` from the kernel's ABI (linux/mman.h, Linux 6.1); libc names it only
     /// for some C libraries.
     const MADV_COLLAPSE: libc::c_int = 25;
 
-    fn madvise(addr: usize, len: usize, advice: libc::c_int) -> bool {
-        // SAFETY: `addr..addr + len` lies inside a buffer the caller borrows (it comes from
-        // `huge_page_span`), so it is mapped memory of this process; MADV_HUGEPAGE and
-        // MADV_COLLAPSE change only which physical pages back the range, never its
-        // contents or its mapping (madvise(2)), so no Rust reference is invalidated.
+    /// Gives `advice` for the whole huge pages inside `data`; false if the OS refused.
+    fn madvise<T>(data: &[T], advice: libc::c_int) -> bool {
+        let Some((addr, len)) = huge_page_span(data) else {
+            return false;
+        };
+        // SAFETY: `addr..addr + len` lies inside `data` (huge_page_span), mapped memory this
+        // process holds a borrow of. MADV_HUGEPAGE and MADV_COLLAPSE change only which
+        // physical pages back the range and how the kernel books it (the hint may split the
+        // mapping's bookkeeping in two, or fail), never its contents or its addresses
+        // (madvise(2)), so no Rust reference is invalidated.
         unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) == 0 }
     }
 
-    pub(super) fn advise(addr: usize, len: usize) -> Backing {
-        if !madvise(addr, len, libc::MADV_HUGEPAGE) {
+    pub(super) fn advise<T>(data: &[T], when: When) -> Backing {
+        if !madvise(data, libc::MADV_HUGEPAGE) {
             return Backing::Refused;
         }
         Backing::Advised {
-            bytes: len,
-            collapsed: madvise(addr, len, MADV_COLLAPSE),
+            bytes: huge_page_span(data).map_or(0, |(_, len)| len),
+            collapsed: when == When::Now && madvise(data, MADV_COLLAPSE),
         }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod os {
-    use super::Backing;
+    use super::{Backing, When};
 
-    pub(super) fn advise(_addr: usize, _len: usize) -> Backing {
+    pub(super) fn advise<T>(_data: &[T], _when: When) -> Backing {
         Backing::Refused
     }
 }
@@ -113,7 +133,7 @@ mod tests {
         // a buffer smaller than a huge page holds none
         assert_eq!(huge_page_span(&buf[..HUGE_PAGE_BYTES - 1]), None);
         assert_eq!(
-            prefer_huge_pages(&buf[..HUGE_PAGE_BYTES / 2]),
+            prefer_huge_pages(&buf[..HUGE_PAGE_BYTES / 2], When::Now),
             Backing::TooSmall
         );
         // an empty slice and a slice of zero-sized values hold none
@@ -124,7 +144,7 @@ mod tests {
     #[test]
     fn advising_keeps_the_contents_and_follows_the_systems_setting() {
         let buf: Vec<u32> = (0..3 * HUGE_PAGE_BYTES as u32 / 4).collect();
-        let backing = prefer_huge_pages(&buf);
+        let backing = prefer_huge_pages(&buf, When::Now);
         assert!(buf.iter().enumerate().all(|(i, &x)| x == i as u32));
         let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
         match setting {
@@ -139,5 +159,15 @@ mod tests {
                 Backing::Refused | Backing::Advised { .. }
             )),
         }
+        // advice for pages touched later never collapses the pages already there
+        let later = prefer_huge_pages(&buf, When::AsTouched);
+        assert!(matches!(
+            later,
+            Backing::Refused
+                | Backing::Advised {
+                    collapsed: false,
+                    ..
+                }
+        ));
     }
 }

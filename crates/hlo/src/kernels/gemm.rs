@@ -27,7 +27,7 @@ const GEMV_ROW_BLOCKS: usize = 8;
 const DOT4_MIN_LEN: usize = 1024;
 
 /// Row length (elements) from which a matrix-vector product over contiguous rows reads eight
-/// rows per pass ([`accumulate_rows`]); shorter rows are read one at a time. The matrices
+/// rows per pass ([`accumulate_rows_with`]); shorter rows are read one at a time. The matrices
 /// of a decoder step do not fit the cache, and eight short rows per pass read memory in an
 /// order the prefetchers follow badly: one row per pass against eight, over 16 MiB of
 /// distinct matrices (a harness alternating the two in one process, AMD EPYC, 2 vCPUs),
@@ -231,9 +231,10 @@ fn accumulate_rows_with<'w, T: LinalgScalar>(
     // Long rows: eight rows per pass, an eighth of the loads and stores of `out`. Short
     // rows: one row per pass, so the matrix is read in address order. Either way each
     // element of `out` is accumulated row by row, in order: the same bits.
-    match out.len() {
-        64 => return accumulate_rows_in_registers::<T, 64>(v, row, rows, out),
-        32 => return accumulate_rows_in_registers::<T, 32>(v, row, rows, out),
+    // 64 f32 fill eight AVX registers; 64 wider elements would spill
+    match (out.len(), std::mem::size_of::<T>()) {
+        (64, 4) => return accumulate_rows_in_registers::<T, 64>(v, row, rows, out),
+        (32, 4 | 8) => return accumulate_rows_in_registers::<T, 32>(v, row, rows, out),
         _ => {}
     }
     let mut kk = rows.start;

@@ -458,3 +458,31 @@ fn row_gemv_adds_rows_in_order_at_every_width() {
         }
     }
 }
+
+/// Above the threaded size a row GEMV sums blocks of rows (each from zero, rows in order)
+/// and adds the blocks in order, split across threads or not: the register-held widths
+/// (32, 64) and a width beside them give that block-ordered f32 loop's bits.
+#[test]
+fn blocked_row_gemv_adds_blocks_in_order() {
+    for (k, n) in [(4096, 32), (2048, 64), (2048, 65)] {
+        let (v, w) = (values(k, 3 + n as u64), values(k * n, 11 * k as u64));
+        let text = format!(
+            "HloModule g\nENTRY e {{\n  v = f32[{k}] parameter(0)\n  w = f32[{k},{n}] parameter(1)\n  ROOT d = f32[{n}] dot(v, w), lhs_contracting_dims={{0}}, rhs_contracting_dims={{0}}\n}}\n"
+        );
+        let got = run(&text, vec![tensor(&[k], &v), tensor(&[k, n], &w)]);
+        // the kernel's blocks: an eighth of the rows each, at least 64
+        let per_block = k.div_ceil(8).max(64);
+        for (j, g) in got.iter().enumerate() {
+            let block = |b: usize| {
+                (b * per_block..((b + 1) * per_block).min(k))
+                    .fold(0f32, |acc, kk| acc + v[kk] * w[kk * n + j])
+            };
+            let want = (1..k.div_ceil(per_block)).fold(block(0), |acc, b| acc + block(b));
+            assert_eq!(
+                (*g as f32).to_bits(),
+                want.to_bits(),
+                "{k}x{n}, output {j}: {g} vs {want}"
+            );
+        }
+    }
+}
