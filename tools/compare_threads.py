@@ -15,7 +15,6 @@ STATETENSOR_BIN names another build of the CLI.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -64,8 +63,7 @@ def main():
     opts = ap.parse_args()
     if not os.path.exists(cx.BIN):
         sys.exit(f"build the CLI first: cargo build --release -p statetensor-cli ({cx.BIN} is missing)")
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if opts.busy else None
-    try:
+    with cx.busy_process(opts.busy) as busy:
         print(f"{os.cpu_count()} CPUs" + ("; one busy process beside" if busy else "")
               + f"; medians of {opts.rounds} alternating rounds, ms per step")
         print(f"{'model':<8} {'pool':>9} {'1 thread':>9} {'ratio':>7}")
@@ -79,9 +77,6 @@ def main():
                         times.append(per_step_ms(d, threads, n1, n2))
                 p, o = statistics.median(pool), statistics.median(one)
                 print(f"{name:<8} {p:>9.3f} {o:>9.3f} {p / o:>6.2f}x")
-    finally:
-        if busy:
-            busy.kill()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ STATETENSOR_BIN names another build of the CLI (to compare two builds in one sit
 as CI, a parallel `cargo test` or a notebook beside a build would.
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -43,6 +44,18 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BIN = os.environ.get("STATETENSOR_BIN", os.path.join(ROOT, "target", "release", "statetensor"))
 SIZES = {"small": (256, 4, 256), "medium": (512, 8, 1024), "large": (1024, 16, 2048)}
 LM = dict(vocab=8192, d=512, heads=8, s=1024, layers=2)  # as tools/gen_fixtures.py writes it
+
+
+@contextlib.contextmanager
+def busy_process(enabled):
+    """One competing busy process (a spinning Python loop) while the block runs, if `enabled`;
+    yields whether one runs."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if enabled else None
+    try:
+        yield busy is not None
+    finally:
+        if busy:
+            busy.kill()
 
 
 def best_per_step(run, state, warm, steps):
@@ -216,8 +229,7 @@ def main():
     rows = set(opts.only.split(","))
     if not os.path.exists(BIN):
         sys.exit(f"build the CLI first: cargo build --release -p statetensor-cli ({BIN} is missing)")
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if opts.busy else None
-    try:
+    with busy_process(opts.busy) as busy:
         print(f"XLA:CPU via JAX {jax.__version__}; {os.cpu_count()} CPUs" + ("; one busy process beside" if busy else ""))
         print(f"{'size':<8} {'XLA:CPU':>12} {'statetensor':>12} {'ratio':>7}")
         for name, (d, heads, s) in SIZES.items():
@@ -238,9 +250,6 @@ def main():
         if "dispatch" in rows:
             x, st = time_dispatch()
             print(f"dispatch-bound step (examples/mlp_cache): JAX call {x * 1e6:.1f}us, statetensor step {st * 1e6:.1f}us, {st / x:.2f}x")
-    finally:
-        if busy:
-            busy.kill()
 
 
 if __name__ == "__main__":

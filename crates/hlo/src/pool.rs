@@ -183,8 +183,7 @@ const SPLIT_SAMPLES: usize = 5;
 /// they run: each step runs the way whose recent steps took less (the median of the last
 /// [`SPLIT_SAMPLES`]), and one step in [`SPLIT_EXPLORE`] the other way, to follow the
 /// machine's load. A median, not a mean: a shared machine's noise comes in outliers (a step
-/// descheduled), and a few of them must not flip
-/// the choice. The heartbeat and the backoff react within a step; this is the guarantee
+/// descheduled), and a few of them must not flip the choice. The heartbeat and the backoff react within a step; this is the guarantee
 /// over many: where helping does not pay (a busy machine, cores that share too much), the
 /// steps settle on one thread and are not slower than one thread would be. Which way a
 /// step runs never changes its result.
@@ -260,12 +259,10 @@ impl SplitChoice {
 }
 
 /// Runs `f` on the current pool thread with a helper on each of the pool's other threads
-/// for as long as `f` runs (see the module docs).
-pub(crate) fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+/// for as long as `f` runs (see the module docs). [`SplitChoice::run`] has already decided
+/// that the step is helped (the pool has other threads, the machine is not busy).
+fn with_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let count = rayon::current_num_threads().saturating_sub(1);
-    if count == 0 || helpers().machine_busy() {
-        return f();
-    }
     /// Releases the helpers when the step ends, also when a kernel panics (the scope would
     /// otherwise wait for helpers polling forever, and a bug would hang instead of fail).
     struct Release<'a>(&'a AtomicBool);

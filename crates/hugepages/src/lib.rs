@@ -89,11 +89,12 @@ mod os {
         let Some((addr, len)) = huge_page_span(data) else {
             return false;
         };
-        // SAFETY: `addr..addr + len` lies inside `data` (huge_page_span), mapped memory this
-        // process holds a borrow of. MADV_HUGEPAGE and MADV_COLLAPSE change only which
-        // physical pages back the range and how the kernel books it (the hint may split the
-        // mapping's bookkeeping in two, or fail), never its contents or its addresses
-        // (madvise(2)), so no Rust reference is invalidated.
+        // `addr..addr + len` lies inside `data` (huge_page_span), mapped memory this process
+        // holds a borrow of. MADV_HUGEPAGE and MADV_COLLAPSE change only which physical pages
+        // back the range and how the kernel books it (the hint may split the mapping's
+        // bookkeeping in two, or fail), never its contents or its addresses (madvise(2)).
+        // SAFETY: the range is mapped memory borrowed from `data`, and these advices move no
+        // byte and no address, so no Rust reference is invalidated (see above).
         unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) == 0 }
     }
 

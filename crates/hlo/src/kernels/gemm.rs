@@ -228,15 +228,16 @@ fn accumulate_rows_with<'w, T: LinalgScalar>(
     rows: std::ops::Range<usize>,
     out: &mut [T],
 ) {
-    // Long rows: eight rows per pass, an eighth of the loads and stores of `out`. Short
-    // rows: one row per pass, so the matrix is read in address order. Either way each
-    // element of `out` is accumulated row by row, in order: the same bits.
-    // 64 f32 fill eight AVX registers; 64 wider elements would spill
+    // rows an attention head wide: `out` in registers (64 f32 fill eight AVX registers;
+    // 64 wider elements would spill)
     match (out.len(), std::mem::size_of::<T>()) {
         (64, 4) => return accumulate_rows_in_registers::<T, 64>(v, row, rows, out),
         (32, 4 | 8) => return accumulate_rows_in_registers::<T, 32>(v, row, rows, out),
         _ => {}
     }
+    // Long rows: eight rows per pass, an eighth of the loads and stores of `out`. Short
+    // rows: one row per pass, so the matrix is read in address order. Either way each
+    // element of `out` is accumulated row by row, in order: the same bits.
     let mut kk = rows.start;
     let eight_per_pass = out.len() >= MULTI_ROW_MIN_LEN;
     while eight_per_pass && kk + 8 <= rows.end {
