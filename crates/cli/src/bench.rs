@@ -108,7 +108,7 @@ fn one_way(
         time_kind: model
             .backend()
             .parse::<statetensor_open::Backend>()
-            .map_or("modelled", crate::run::time_kind)
+            .map_or("modelled", crate::report::time_kind)
             .into(),
         model: String::new(),
         transfers_d2d: d.d2d.transfers,
@@ -148,7 +148,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let n = a.steps as f64;
     let per = |x: u64| bytes((x as f64 / n).round() as u64);
-    let time_kind = crate::run::time_kind(a.m.backend);
+    let time_kind = crate::report::time_kind(a.m.backend);
     let mut out = format!(
         "bench {} on {} ({}), {} steps each way; per step:\n",
         aliased.model, aliased.backend, aliased.device, a.steps

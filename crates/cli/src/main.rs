@@ -11,10 +11,11 @@ mod output;
 mod plot;
 mod probe;
 mod progress;
-mod report;
 mod run;
 mod sweep;
 mod values;
+
+use statetensor_open::report;
 
 use clap::{Parser, Subcommand};
 use statetensor_core::{Error, ErrorKind};

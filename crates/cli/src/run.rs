@@ -2,7 +2,7 @@
 
 use crate::model_args::{ModelArgs, Opened};
 use crate::output::write_atomically;
-use crate::report::{bytes, seconds, Report, RoundTrip, StepReport};
+use crate::report::{bytes, seconds, Report, RunFacts, StepReport};
 use crate::values::prepare;
 use clap::Args;
 use statetensor_core::{snapshot, Error, Result};
@@ -70,51 +70,19 @@ pub fn run(a: RunArgs) -> Result<()> {
         last = step_inputs.execute_next(model, SET)?;
         per_step.push(StepReport::from_ledger(&(model.ledger() - before)));
     }
-    let total = model.ledger();
-    let mem = model.memory();
-    let p = &profile;
-    // without state tensors every state is read out and written back each step
-    let states: Vec<u64> = sig
-        .state_params()
-        .iter()
-        .map(|&q| sig.params[q].size_bytes() as u64)
-        .collect();
-    let n = states.len() as u64 * a.steps;
-    let extra_s: f64 = states
-        .iter()
-        .map(|&b| p.h2d_seconds(b) + p.d2h_seconds(b))
-        .sum::<f64>()
-        * a.steps as f64;
-    let report = Report {
-        backend: model.backend().to_string(),
-        device,
-        steps: a.steps,
-        bytes_h2d: total.h2d.bytes,
-        bytes_d2h: total.d2h.bytes,
-        bytes_d2d: total.d2d.bytes,
-        transfers_h2d: total.h2d.transfers,
-        transfers_d2h: total.d2h.transfers,
-        state_bytes: sig.state_bytes(),
-        hbm_peak_bytes: mem.peak,
-        hbm_capacity_bytes: mem.capacity,
-        modelled_s: total.total_seconds(),
-        wall_s: start.elapsed().as_secs_f64(),
-        time_kind: time_kind(a.m.backend).into(),
-        model: bundle.source().to_string(),
-        transfers_d2d: total.d2d.transfers,
-        execute_s: total.execute_seconds,
-        fed_bytes_per_step: step_inputs.fed_bytes_per_step(),
-        states_started_at_zeros: zeros,
-        weight_bytes: sig.weight_bytes(),
-        without_state_tensors: Some(RoundTrip {
-            bytes_h2d: total.h2d.bytes + sig.state_bytes() * a.steps,
-            bytes_d2h: total.d2h.bytes + sig.state_bytes() * a.steps,
-            transfers_h2d: total.h2d.transfers + n,
-            transfers_d2h: total.d2h.transfers + n,
-            modelled_s: total.total_seconds() + extra_s,
-        }),
-        per_step,
-    };
+    let report = Report::of_run(
+        model,
+        RunFacts {
+            backend: a.m.backend,
+            device,
+            profile,
+            model: bundle.source().to_string(),
+            per_step,
+            wall_s: start.elapsed().as_secs_f64(),
+            fed_bytes_per_step: step_inputs.fed_bytes_per_step(),
+            states_started_at_zeros: zeros,
+        },
+    );
     // outputs of the last step: returned ones from the host, state ones read back streaming
     let returned = sig.returned_outputs();
     if let Some(dir) = &a.out {
@@ -137,8 +105,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 }
             }
         }
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::runtime("report", e.to_string()))?;
+        let json = report.to_json()?;
         write_atomically(&dir.join("report.json"), |w| {
             w.write_all(json.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
@@ -146,8 +113,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         })?;
     }
     if a.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::runtime("report", e.to_string()))?;
+        let json = report.to_json()?;
         return crate::output::emit(&format!("{json}\n"));
     }
     let mut out = String::new();
@@ -212,13 +178,4 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     out.push_str(&report.human());
     crate::output::emit(&out)
-}
-
-/// "measured" where the backend measures time (libnrt), "modelled" where it models it.
-pub(crate) fn time_kind(backend: statetensor_open::Backend) -> &'static str {
-    if backend.measures_time() {
-        "measured"
-    } else {
-        "modelled"
-    }
 }

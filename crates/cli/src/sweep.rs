@@ -51,7 +51,7 @@ pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
     let mut progress = Progress::new(2 * a.steps * lens.len() as u64);
     let mut csv = String::from("cache_len,state_bytes,aliased_s_per_step,round_trip_s_per_step,aliased_h2d_per_step,round_trip_h2d_per_step,aliased_d2h_per_step,round_trip_d2h_per_step,time\n");
     let (mut xs, mut ta, mut tr) = (Vec::new(), Vec::new(), Vec::new());
-    let kind = crate::run::time_kind(a.m.backend);
+    let kind = crate::report::time_kind(a.m.backend);
     for &len in &lens {
         let file = dir.join(format!("kv_decoder_{len}.hlo"));
         let text = models::kv_decoder(len, a.width as usize);

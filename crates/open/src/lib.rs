@@ -37,6 +37,8 @@
 //! assert_eq!(model.backend(), "sim");
 //! ```
 
+pub mod report;
+
 use statetensor_core::{Error, LoadOptions, Result, StatefulModel};
 use statetensor_hw::{NrtDevice, NrtModel};
 use statetensor_sim::{SimDevice, SimModel};

@@ -1,30 +1,48 @@
-//! The run report: `report.json`, `--json`, and the human-readable table.
+//! The run report: what `statetensor run` writes as `report.json` and prints, and what the
+//! Python package's `Model.report()` returns — one definition, so the two never disagree.
 
+use crate::{Backend, DeviceProfile};
 use serde::Serialize;
-use statetensor_core::TransferLedger;
+use statetensor_core::{StatefulModel, TransferLedger};
 
 /// Totals over a run (docs/architecture.md §9). Field names are a contract: scripts read them.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The backend's name (`sim`, `nrt`).
     pub backend: String,
+    /// The device: a profile's name, or the libnrt loaded.
     pub device: String,
+    /// Executes counted.
     pub steps: u64,
+    /// Bytes host -> device (from the load: weights and initial states included).
     pub bytes_h2d: u64,
+    /// Bytes device -> host.
     pub bytes_d2h: u64,
+    /// Bytes copied device -> device (state copies).
     pub bytes_d2d: u64,
+    /// Transfers host -> device.
     pub transfers_h2d: u64,
+    /// Transfers device -> host.
     pub transfers_d2h: u64,
+    /// Bytes of one state set.
     pub state_bytes: u64,
+    /// Peak device memory in use.
     pub hbm_peak_bytes: u64,
+    /// Device memory capacity.
     pub hbm_capacity_bytes: u64,
+    /// Total modelled (or, on libnrt, measured) time of the transfers and executes.
     pub modelled_s: f64,
+    /// Wall time on this machine.
     pub wall_s: f64,
     /// How `modelled_s` and the per-step times were obtained: "modelled" by the simulator's
     /// cost model, or "measured" on the device (libnrt).
     pub time_kind: String,
     // fields beyond the contract's minimum
+    /// The model's source (file or directory).
     pub model: String,
+    /// Transfers device -> device.
     pub transfers_d2d: u64,
+    /// Time in executes.
     pub execute_s: f64,
     /// Bytes of `--feed` values sent each step (included in the host -> device figures).
     pub fed_bytes_per_step: u64,
@@ -42,25 +60,38 @@ pub struct Report {
     pub without_state_tensors: Option<RoundTrip>,
 }
 
+/// What one step moved, and its time.
 #[derive(Clone, Debug, Serialize)]
 pub struct StepReport {
+    /// Bytes host -> device.
     pub bytes_h2d: u64,
+    /// Bytes device -> host.
     pub bytes_d2h: u64,
+    /// Transfers host -> device.
     pub transfers_h2d: u64,
+    /// Transfers device -> host.
     pub transfers_d2h: u64,
+    /// Modelled (or measured) time.
     pub modelled_s: f64,
 }
 
+/// The same run without state tensors (every state copied out and back each step).
 #[derive(Clone, Debug, Serialize)]
 pub struct RoundTrip {
+    /// Bytes host -> device.
     pub bytes_h2d: u64,
+    /// Bytes device -> host.
     pub bytes_d2h: u64,
+    /// Transfers host -> device.
     pub transfers_h2d: u64,
+    /// Transfers device -> host.
     pub transfers_d2h: u64,
+    /// Modelled time.
     pub modelled_s: f64,
 }
 
 impl StepReport {
+    /// The step that moved the ledger by `d`.
     pub fn from_ledger(d: &TransferLedger) -> StepReport {
         StepReport {
             bytes_h2d: d.h2d.bytes,
@@ -122,7 +153,86 @@ pub fn row(widths: &[usize], cells: &[String]) -> String {
     line
 }
 
+/// What a run was, beyond what the model's ledger knows.
+#[derive(Clone, Debug)]
+pub struct RunFacts {
+    /// The backend.
+    pub backend: Backend,
+    /// The device as reports name it ([`crate::Device::describe`]).
+    pub device: String,
+    /// The cost model pricing the "without state tensors" estimate.
+    pub profile: DeviceProfile,
+    /// The model's source.
+    pub model: String,
+    /// Each step's transfers and time.
+    pub per_step: Vec<StepReport>,
+    /// Wall time so far.
+    pub wall_s: f64,
+    /// Bytes fed per step (a run's `--feed` values).
+    pub fed_bytes_per_step: u64,
+    /// States that had no initial value.
+    pub states_started_at_zeros: Vec<String>,
+}
+
 impl Report {
+    /// The report of `model`'s run so far: its ledger's totals since load, its memory, and
+    /// the same steps without state tensors (every state read out and written back each
+    /// step, priced by `facts.profile`).
+    pub fn of_run(model: &dyn StatefulModel, facts: RunFacts) -> Report {
+        let sig = model.signature();
+        let total = model.ledger();
+        let mem = model.memory();
+        let steps = facts.per_step.len() as u64;
+        let states: Vec<u64> = sig
+            .state_params()
+            .iter()
+            .map(|&q| sig.params[q].size_bytes() as u64)
+            .collect();
+        let n = states.len() as u64 * steps;
+        let p = &facts.profile;
+        let extra_s: f64 = states
+            .iter()
+            .map(|&b| p.h2d_seconds(b) + p.d2h_seconds(b))
+            .sum::<f64>()
+            * steps as f64;
+        Report {
+            backend: model.backend().to_string(),
+            device: facts.device,
+            steps,
+            bytes_h2d: total.h2d.bytes,
+            bytes_d2h: total.d2h.bytes,
+            bytes_d2d: total.d2d.bytes,
+            transfers_h2d: total.h2d.transfers,
+            transfers_d2h: total.d2h.transfers,
+            state_bytes: sig.state_bytes(),
+            hbm_peak_bytes: mem.peak,
+            hbm_capacity_bytes: mem.capacity,
+            modelled_s: total.total_seconds(),
+            wall_s: facts.wall_s,
+            time_kind: time_kind(facts.backend).into(),
+            model: facts.model,
+            transfers_d2d: total.d2d.transfers,
+            execute_s: total.execute_seconds,
+            fed_bytes_per_step: facts.fed_bytes_per_step,
+            states_started_at_zeros: facts.states_started_at_zeros,
+            weight_bytes: sig.weight_bytes(),
+            without_state_tensors: Some(RoundTrip {
+                bytes_h2d: total.h2d.bytes + sig.state_bytes() * steps,
+                bytes_d2h: total.d2h.bytes + sig.state_bytes() * steps,
+                transfers_h2d: total.h2d.transfers + n,
+                transfers_d2h: total.d2h.transfers + n,
+                modelled_s: total.total_seconds() + extra_s,
+            }),
+            per_step: facts.per_step,
+        }
+    }
+
+    /// The report as pretty-printed JSON (`report.json`).
+    pub fn to_json(&self) -> statetensor_core::Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| statetensor_core::Error::runtime("report", e.to_string()))
+    }
+
     /// The human-readable summary.
     pub fn human(&self) -> String {
         let mut out = String::new();
@@ -202,5 +312,14 @@ impl Report {
             seconds(self.wall_s)
         ));
         out
+    }
+}
+
+/// "measured" where the backend measures time (libnrt), "modelled" where it models it.
+pub fn time_kind(backend: Backend) -> &'static str {
+    if backend.measures_time() {
+        "measured"
+    } else {
+        "modelled"
     }
 }

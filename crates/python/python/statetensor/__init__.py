@@ -1,0 +1,23 @@
+"""statetensor: develop, test and measure state tensors for AWS Neuron without a Neuron
+machine.
+
+- :func:`load` a model (HLO text, an HloModuleProto, a bundle) on the simulator or libnrt;
+- :func:`statetensor.jax.trace` a JAX step with donated state;
+- :func:`statetensor.torch.trace` a PyTorch module, as ``torch_neuronx.trace`` would.
+
+Each returns a :class:`Model` whose state tensors stay on the device across calls, and
+whose :meth:`Model.report` tells what crossed host↔device and what that would have been
+without state tensors.
+"""
+
+from . import errors
+from ._model import DEFAULT_STATE_SET, Model, Output, Param, load
+from ._native import __version__
+from .errors import (AliasError, BackendUnavailable, Error, InvalidInputError, NotFoundError,
+                     OutOfDeviceMemory, PoisonedError, UnsupportedError)
+
+__all__ = [
+    "load", "Model", "Param", "Output", "DEFAULT_STATE_SET", "errors", "Error",
+    "InvalidInputError", "NotFoundError", "OutOfDeviceMemory", "AliasError", "PoisonedError",
+    "UnsupportedError", "BackendUnavailable", "__version__",
+]

@@ -1,0 +1,211 @@
+//! NumPy arrays in and out, without a second host copy.
+//!
+//! Arrays come in through NumPy's `__array_interface__` (the limited C API of Python 3.9,
+//! which an abi3 wheel is built against, has no buffer protocol): the array is checked —
+//! a NumPy array, C-contiguous, little-endian, of a dtype statetensor knows, its item size
+//! what the dtype needs — and its memory is read in place while the GIL is held. Arrays go
+//! out as `bytearray`s the engine writes into once; the Python side views them with
+//! `numpy.frombuffer` (writable, no copy).
+//!
+//! dtypes are matched by NumPy's name for them, which is how `ml_dtypes` types (bfloat16,
+//! float8, int4) identify themselves: their array interface says only "void".
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyDict, PyTuple};
+use statetensor_core::{DType, Error, HostTensor, Result, TensorSpec};
+
+/// NumPy's (and ml_dtypes') name for each dtype statetensor accepts.
+const NUMPY_NAMES: [(&str, DType); 17] = [
+    ("bool", DType::Pred),
+    ("int4", DType::S4),
+    ("int8", DType::S8),
+    ("int16", DType::S16),
+    ("int32", DType::S32),
+    ("int64", DType::S64),
+    ("uint4", DType::U4),
+    ("uint8", DType::U8),
+    ("uint16", DType::U16),
+    ("uint32", DType::U32),
+    ("uint64", DType::U64),
+    ("float16", DType::F16),
+    ("bfloat16", DType::BF16),
+    ("float32", DType::F32),
+    ("float64", DType::F64),
+    ("float8_e4m3fn", DType::F8E4M3FN),
+    ("float8_e5m2", DType::F8E5M2),
+];
+
+/// The NumPy name of `dtype` (what `numpy.dtype(...)` or `ml_dtypes` takes).
+pub(crate) fn numpy_name(dtype: DType) -> &'static str {
+    NUMPY_NAMES
+        .iter()
+        .find(|(_, d)| *d == dtype)
+        .map(|(n, _)| *n)
+        .unwrap_or("void")
+}
+
+/// Bytes per element of the NumPy array holding `dtype`: int4 takes a byte per value there
+/// (ml_dtypes' layout), packed two to a byte on the device.
+fn numpy_item_bytes(dtype: DType) -> usize {
+    if dtype.is_packed() {
+        1
+    } else {
+        dtype.size_bytes()
+    }
+}
+
+/// A NumPy array checked for reading in place: kept referenced, so its memory lives as long
+/// as this does.
+pub(crate) struct ArrayIn<'py> {
+    _array: Bound<'py, PyAny>,
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub dims: Vec<usize>,
+    addr: usize,
+    len: usize,
+}
+
+impl<'py> ArrayIn<'py> {
+    /// Checks `obj` (`what` names it in errors) and takes its address.
+    pub fn borrow(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<ArrayIn<'py>> {
+        let py = obj.py();
+        let ndarray = py.import("numpy")?.getattr("ndarray")?;
+        if !obj.is_instance(&ndarray)? {
+            return Err(PyTypeError::new_err(format!(
+                "{what}: expected a numpy.ndarray, got {}",
+                obj.get_type().name()?
+            )));
+        }
+        let bad = |m: String| crate::errors::to_py(py, Error::invalid_input(what, m));
+        let np_dtype = obj.getattr("dtype")?;
+        let name: String = np_dtype.getattr("name")?.extract()?;
+        let dtype = NUMPY_NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .ok_or_else(|| {
+                let known: Vec<&str> = NUMPY_NAMES.iter().map(|(n, _)| *n).collect();
+                bad(format!(
+                    "dtype {name} is not one statetensor holds; expected one of {}",
+                    known.join(", ")
+                ))
+            })?;
+        let byteorder: String = np_dtype.getattr("byteorder")?.extract()?;
+        if byteorder == ">" || (byteorder == "=" && cfg!(target_endian = "big")) {
+            return Err(bad(format!(
+                "a big-endian {name} array; expected little-endian \
+                 (a.astype(a.dtype.newbyteorder('<')))"
+            )));
+        }
+        let itemsize: usize = np_dtype.getattr("itemsize")?.extract()?;
+        if itemsize != numpy_item_bytes(dtype) {
+            return Err(bad(format!(
+                "{name} items of {itemsize} bytes; expected {}",
+                numpy_item_bytes(dtype)
+            )));
+        }
+        let contiguous: bool = obj.getattr("flags")?.get_item("C_CONTIGUOUS")?.extract()?;
+        if !contiguous {
+            return Err(bad(
+                "the array is not C-contiguous (a view with strides, a transpose); \
+                 pass numpy.ascontiguousarray(a)"
+                    .into(),
+            ));
+        }
+        let dims: Vec<usize> = obj.getattr("shape")?.extract()?;
+        let len: usize = obj.getattr("nbytes")?.extract()?;
+        let interface = obj.getattr("__array_interface__")?;
+        let data = interface.get_item("data")?;
+        let data = data.cast::<PyTuple>()?;
+        let addr: usize = data.get_item(0)?.extract()?;
+        let want = dims.iter().product::<usize>() * itemsize;
+        if len != want {
+            return Err(bad(format!("{len} bytes for {want} bytes of elements")));
+        }
+        Ok(ArrayIn {
+            _array: obj.clone(),
+            dtype,
+            dims,
+            addr,
+            len,
+        })
+    }
+
+    /// The array's bytes, in place.
+    pub fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `addr` and `len` are the data pointer and byte size NumPy reports for the
+        // array `_array`, which this value keeps referenced, so the memory stays allocated
+        // while the borrow lives; the array was checked C-contiguous, so those `len` bytes
+        // are exactly its elements. The GIL is held for 'py, so no Python code moves or
+        // frees the buffer meanwhile (NumPy never moves an array's data while it is alive).
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+
+    /// `dtype[dims]` as errors print types.
+    pub fn type_string(&self) -> String {
+        HostTensor {
+            dtype: self.dtype,
+            shape: statetensor_core::Shape::new(self.dims.clone()),
+            data: Vec::new(),
+        }
+        .type_string()
+    }
+
+    /// The array as a value of parameter `p` specified by `spec`: the type must match
+    /// exactly (no silent conversions); int4 is packed.
+    pub fn to_host(&self, op: &str, p: usize, spec: &TensorSpec) -> Result<HostTensor> {
+        if self.dtype != spec.dtype || self.dims != spec.shape.dims() {
+            return Err(spec.wrong_argument(op, p, &self.type_string()));
+        }
+        statetensor_hlo::npy::read_host_value(&mut self.bytes(), spec, op)
+    }
+}
+
+/// A `bytearray` of `len` bytes filled by `fill` (outputs, states read back).
+pub(crate) fn bytearray_with<'py>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> PyResult<Bound<'py, PyByteArray>> {
+    let mut failure = None;
+    let out = PyByteArray::new_with(py, len, |buf| {
+        if let Err(e) = fill(buf) {
+            failure = Some(e);
+        }
+        Ok(())
+    })?;
+    match failure {
+        Some(e) => Err(crate::errors::to_py(py, e)),
+        None => Ok(out),
+    }
+}
+
+/// A host tensor's values as a NumPy array holds them: int4 one value per byte.
+pub(crate) fn host_to_bytearray<'py>(
+    py: Python<'py>,
+    t: &HostTensor,
+) -> PyResult<Bound<'py, PyByteArray>> {
+    if !t.dtype.is_packed() {
+        return Ok(PyByteArray::new(py, &t.data));
+    }
+    let count = t.shape.element_count();
+    bytearray_with(py, count, |out| {
+        statetensor_core::packing::unpack_nibbles(DType::U4, &t.data, out);
+        Ok(())
+    })
+}
+
+/// `{name, dtype, shape}` of a spec, for the Python side.
+pub(crate) fn spec_dict<'py>(py: Python<'py>, spec: &TensorSpec) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", &spec.name)?;
+    d.set_item("dtype", numpy_name(spec.dtype))?;
+    d.set_item("shape", PyTuple::new(py, spec.shape.dims())?)?;
+    d.set_item("type", spec.type_string())?;
+    Ok(d)
+}

@@ -1,0 +1,460 @@
+//! `statetensor._native.NativeModel`: one loaded model, its state sets and its run record.
+//!
+//! Everything Python-facing that needs care lives in Python (`statetensor/_model.py`:
+//! argument handling, dtype objects, the report as a dict); this class is the narrow waist
+//! to the engine: values in as checked NumPy arrays, values out as `bytearray`s, errors as
+//! `statetensor.errors` exceptions. Steps run with the GIL released.
+
+use crate::arrays::{bytearray_with, host_to_bytearray, spec_dict, ArrayIn};
+use crate::errors::{to_py, IntoPy};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyDict, PyList};
+use statetensor_core::{
+    resolve_param, snapshot, AliasMap, Error, LoadOptions, Result, Role, StateInit, StatefulModel,
+};
+use statetensor_open::report::{Report, RunFacts, StepReport};
+use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the report needs beyond the model's ledger.
+struct Record {
+    per_step: Vec<StepReport>,
+    states_started_at_zeros: Vec<String>,
+}
+
+/// A model loaded on a device (simulator or libnrt).
+#[pyclass(frozen, module = "statetensor._native")]
+pub(crate) struct NativeModel {
+    model: Box<dyn StatefulModel>,
+    backend: Backend,
+    device: String,
+    profile: DeviceProfile,
+    source: String,
+    loaded_at: Instant,
+    record: Mutex<Record>,
+}
+
+/// A parameter reference from Python: its number or its name.
+#[derive(FromPyObject)]
+pub(crate) enum ParamRef {
+    Number(usize),
+    Name(String),
+}
+
+impl ParamRef {
+    fn resolve(&self, op: &str, params: &[statetensor_core::TensorSpec]) -> Result<usize> {
+        match self {
+            ParamRef::Number(n) => resolve_param(op, &n.to_string(), params),
+            ParamRef::Name(s) => resolve_param(op, s, params),
+        }
+    }
+}
+
+/// The model's source: a path (HLO text, an HloModuleProto, a bundle directory) or the
+/// bytes of a serialized HloModuleProto.
+#[derive(FromPyObject)]
+pub(crate) enum Source {
+    Bytes(Vec<u8>),
+    Path(std::path::PathBuf),
+}
+
+#[pymethods]
+impl NativeModel {
+    /// Loads a model. `aliases`: `{param: output}` replacing the module's own map;
+    /// `weights`: `{param: array}` made resident; `names`: `{param: name}`.
+    #[staticmethod]
+    #[pyo3(signature = (source, name, aliases, weights, names, backend, device))]
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        py: Python<'_>,
+        source: Source,
+        name: String,
+        aliases: Option<Vec<(ParamRef, usize)>>,
+        weights: Vec<(ParamRef, Bound<'_, PyAny>)>,
+        names: Vec<(ParamRef, String)>,
+        backend: &str,
+        device: &str,
+    ) -> PyResult<NativeModel> {
+        let backend: Backend = backend.parse().py_err(py)?;
+        let profile = DeviceProfile::resolve(device).py_err(py)?;
+        let bundle = match source {
+            Source::Bytes(b) => py.detach(|| Bundle::from_bytes(b, &name)),
+            Source::Path(p) => py.detach(|| Bundle::open(&p)),
+        }
+        .py_err(py)?;
+        let params = bundle.params();
+        let mut opts = LoadOptions::default();
+        if let Some(pairs) = aliases {
+            let mut map = AliasMap::new();
+            for (p, o) in pairs {
+                let p = p.resolve("aliases", &params).py_err(py)?;
+                map.insert(p, o).py_err(py)?;
+            }
+            opts.aliases = Some(map);
+        }
+        for (p, n) in names {
+            let p = p.resolve("names", &params).py_err(py)?;
+            opts.names.insert(p, n);
+        }
+        for (p, value) in weights {
+            let p = p.resolve("weights", &params).py_err(py)?;
+            let array = ArrayIn::borrow(&value, &format!("weight {p} ({})", params[p].name))?;
+            let value = array.to_host("weights", p, &params[p]).py_err(py)?;
+            if opts.weights.insert(p, Some(value)).is_some() {
+                return Err(to_py(
+                    py,
+                    Error::invalid_input(
+                        "weights",
+                        format!("parameter {p} ({}) is given twice", params[p].name),
+                    ),
+                ));
+            }
+        }
+        let (dev, model) = py
+            .detach(|| -> Result<_> {
+                let dev = Device::open(backend, &profile)?;
+                let model = dev.load(&bundle, &opts)?;
+                Ok((dev, model))
+            })
+            .py_err(py)?;
+        Ok(NativeModel {
+            model,
+            backend,
+            device: dev.describe(),
+            profile,
+            source: bundle.source().to_string(),
+            loaded_at: Instant::now(),
+            record: Mutex::new(Record {
+                per_step: Vec::new(),
+                states_started_at_zeros: Vec::new(),
+            }),
+        })
+    }
+
+    /// `{"params": [...], "outputs": [...]}`: each parameter's name, dtype, shape, role
+    /// (`input`, `state`, `weight`) and, for a state, its output; each output's dtype, shape
+    /// and the state it updates (or `None`).
+    fn signature<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let sig = self.model.signature();
+        let params = PyList::empty(py);
+        for (p, spec) in sig.params.iter().enumerate() {
+            let d = spec_dict(py, spec)?;
+            match sig.role(p) {
+                Role::Input => d.set_item("role", "input")?,
+                Role::Weight => d.set_item("role", "weight")?,
+                Role::State { output } => {
+                    d.set_item("role", "state")?;
+                    d.set_item("output", output)?;
+                }
+            }
+            params.append(d)?;
+        }
+        let outputs = PyList::empty(py);
+        for (k, spec) in sig.outputs.iter().enumerate() {
+            let d = spec_dict(py, spec)?;
+            d.set_item("state", sig.aliases.param_for(k))?;
+            outputs.append(d)?;
+        }
+        let out = PyDict::new(py);
+        out.set_item("params", params)?;
+        out.set_item("outputs", outputs)?;
+        Ok(out)
+    }
+
+    /// The backend's name.
+    #[getter]
+    fn backend(&self) -> &str {
+        self.model.backend()
+    }
+
+    /// The device as reports name it.
+    #[getter]
+    fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Runs one step on state set `set`: `inputs` are the input parameters' arrays in order.
+    /// Returns the outputs not aliased to state, in order, as bytearrays.
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        set: &str,
+        inputs: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyByteArray>>> {
+        let sig = self.model.signature();
+        let order = sig.input_params();
+        if inputs.len() != order.len() {
+            return Err(to_py(
+                py,
+                Error::invalid_input(
+                    "call",
+                    format!(
+                        "{} input(s) given; the model takes {}: {}",
+                        inputs.len(),
+                        order.len(),
+                        describe_params(sig, &order)
+                    ),
+                ),
+            ));
+        }
+        let mut host = Vec::with_capacity(inputs.len());
+        for (obj, &p) in inputs.iter().zip(&order) {
+            let spec = &sig.params[p];
+            let array = ArrayIn::borrow(obj, &format!("input {p} ({})", spec.name))?;
+            host.push(array.to_host("call", p, spec).py_err(py)?);
+        }
+        let model = &*self.model;
+        let (outputs, step) = py
+            .detach(|| -> Result<_> {
+                let before = model.ledger();
+                let outputs = model.execute(set, &host)?;
+                Ok((outputs, StepReport::from_ledger(&(model.ledger() - before))))
+            })
+            .py_err(py)?;
+        self.record().per_step.push(step);
+        outputs.iter().map(|t| host_to_bytearray(py, t)).collect()
+    }
+
+    /// The number of state `state` (a number or a name), or the error naming the states;
+    /// `op` names the caller's operation in that error.
+    fn state_number(&self, py: Python<'_>, op: &str, state: ParamRef) -> PyResult<usize> {
+        self.state_param(op, &state).py_err(py)
+    }
+
+    /// Raises `NotFoundError` unless state set `set` exists on the device.
+    fn check_state_set(&self, py: Python<'_>, set: &str) -> PyResult<()> {
+        let sig = self.model.signature();
+        match sig.state_params().first() {
+            // a zero-byte read finds the set, or says it is missing
+            Some(&p) => match self.model.read_state(set, &sig.params[p].name, 0, &mut []) {
+                Err(Error::NotFound {
+                    what, name, hint, ..
+                }) => Err(to_py(
+                    py,
+                    Error::NotFound {
+                        op: "select_state_set".into(),
+                        what,
+                        name,
+                        hint,
+                    },
+                )),
+                other => other.py_err(py),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The whole of state `state` of `set`, as a NumPy array holds it (int4 a byte a value).
+    fn read_state<'py>(
+        &self,
+        py: Python<'py>,
+        set: &str,
+        state: ParamRef,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let p = self.state_param("read_state", &state).py_err(py)?;
+        let spec = &self.model.signature().params[p];
+        let len = if spec.dtype.is_packed() {
+            spec.shape.element_count()
+        } else {
+            spec.size_bytes()
+        };
+        let model = &*self.model;
+        bytearray_with(py, len, |buf| {
+            snapshot::write_state_values(model, set, spec, &mut &mut buf[..], true)
+        })
+    }
+
+    /// Overwrites the whole of state `state` of `set` with `value` (checked against the
+    /// state's dtype and shape before anything is written).
+    fn write_state(
+        &self,
+        py: Python<'_>,
+        set: &str,
+        state: ParamRef,
+        value: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let p = self.state_param("write_state", &state).py_err(py)?;
+        let spec = &self.model.signature().params[p];
+        let array = ArrayIn::borrow(&value, &format!("state {p} ({})", spec.name))?;
+        if array.dtype != spec.dtype || array.dims != spec.shape.dims() {
+            return Err(to_py(
+                py,
+                spec.wrong_argument("write_state", p, &array.type_string()),
+            ));
+        }
+        snapshot::read_state_values(&*self.model, set, spec, &mut array.bytes(), true).py_err(py)
+    }
+
+    /// Creates state set `set`: zeros, or `values` (`{state: array}`; states not named
+    /// start at zeros). Attaches to an existing set of that name on the device.
+    fn create_state_set(
+        &self,
+        py: Python<'_>,
+        set: &str,
+        values: Vec<(ParamRef, Bound<'_, PyAny>)>,
+    ) -> PyResult<()> {
+        let sig = self.model.signature();
+        let mut given = Vec::new();
+        for (r, value) in &values {
+            let p = self.state_param("create_state_set", r).py_err(py)?;
+            let spec = &sig.params[p];
+            let array = ArrayIn::borrow(value, &format!("state {p} ({})", spec.name))?;
+            given.push((
+                spec.name.clone(),
+                array.to_host("create_state_set", p, spec).py_err(py)?,
+            ));
+        }
+        let zeros: Vec<String> = sig
+            .state_specs()
+            .map(|s| s.name.clone())
+            .filter(|n| !given.iter().any(|(g, _)| g == n))
+            .collect();
+        let init = if given.is_empty() {
+            StateInit::Zeros
+        } else {
+            // states not given start at zeros
+            for q in sig.state_params() {
+                let spec = &sig.params[q];
+                if zeros.contains(&spec.name) {
+                    given.push((spec.name.clone(), statetensor_core::HostTensor::zeros(spec)));
+                }
+            }
+            StateInit::Values(given)
+        };
+        let model = &*self.model;
+        py.detach(|| model.create_state_set(set, init)).py_err(py)?;
+        let mut record = self.record();
+        for z in zeros {
+            if !record.states_started_at_zeros.contains(&z) {
+                record.states_started_at_zeros.push(z);
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees state set `set`.
+    fn drop_state_set(&self, py: Python<'_>, set: &str) -> PyResult<()> {
+        self.model.drop_state_set(set).py_err(py)
+    }
+
+    /// Zeros every state of `set`, or restores the values it was created with.
+    fn reset(&self, py: Python<'_>, set: &str) -> PyResult<()> {
+        self.model.reset(set).py_err(py)
+    }
+
+    /// Copies state set `from_set` into `to_set` on the device (creating it if needed).
+    fn copy_state_set(&self, py: Python<'_>, from_set: &str, to_set: &str) -> PyResult<()> {
+        let model = &*self.model;
+        py.detach(|| model.copy_state_set(from_set, to_set))
+            .py_err(py)
+    }
+
+    /// Writes every state of `set` to a safetensors file at `path` (whole, or not at all).
+    fn save_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<u64> {
+        let model = &*self.model;
+        py.detach(|| {
+            let tmp = path.with_extension("partial");
+            let what = path.display().to_string();
+            let file =
+                std::fs::File::create(&tmp).map_err(|e| Error::io("save state set", &what, e))?;
+            let mut w = std::io::BufWriter::new(file);
+            let n = snapshot::save_state_set(model, set, &mut w)
+                .and_then(|n| {
+                    w.into_inner()
+                        .map_err(|e| Error::io("save state set", &what, e.into_error()))?
+                        .sync_all()
+                        .map_err(|e| Error::io("save state set", &what, e))?;
+                    Ok(n)
+                })
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                })?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io("save state set", &what, e))?;
+            Ok(n)
+        })
+        .py_err(py)
+    }
+
+    /// Reads a safetensors file written by `save_state_set` into `set` (creating it if
+    /// needed); checked whole before anything is written.
+    fn load_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<()> {
+        let model = &*self.model;
+        py.detach(|| {
+            let what = path.display().to_string();
+            let file =
+                std::fs::File::open(&path).map_err(|e| Error::io("load state set", &what, e))?;
+            snapshot::load_state_set(model, set, &mut std::io::BufReader::new(file), &what)
+        })
+        .py_err(py)
+    }
+
+    /// The run report since load, as JSON (the fields of the CLI's report.json).
+    fn report_json(&self, py: Python<'_>) -> PyResult<String> {
+        self.report().to_json().py_err(py)
+    }
+
+    /// The report as the CLI prints it.
+    fn report_text(&self) -> String {
+        self.report().human()
+    }
+}
+
+impl NativeModel {
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        // a panic elsewhere cannot leave the record half-updated: each update is one push
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self) -> Report {
+        let record = self.record();
+        Report::of_run(
+            &*self.model,
+            RunFacts {
+                backend: self.backend,
+                device: self.device.clone(),
+                profile: self.profile.clone(),
+                model: self.source.clone(),
+                per_step: record.per_step.clone(),
+                wall_s: self.loaded_at.elapsed().as_secs_f64(),
+                fed_bytes_per_step: 0,
+                states_started_at_zeros: record.states_started_at_zeros.clone(),
+            },
+        )
+    }
+
+    /// A state by number or name; anything else is an error naming the states.
+    fn state_param(&self, op: &str, r: &ParamRef) -> Result<usize> {
+        let sig = self.model.signature();
+        let p = r.resolve(op, &sig.params)?;
+        match sig.role(p) {
+            Role::State { .. } => Ok(p),
+            role => Err(Error::invalid_input(
+                op,
+                format!(
+                    "parameter {p} ({}) is a{} {role}, not a state; the states are {}",
+                    sig.params[p].name,
+                    if matches!(role, Role::Input) { "n" } else { "" },
+                    describe_params(sig, &sig.state_params())
+                ),
+            )),
+        }
+    }
+}
+
+/// `0 (x.1) f32[2], 1 (cache.1) f32[2,2]`, or `none`.
+fn describe_params(sig: &statetensor_core::Signature, ps: &[usize]) -> String {
+    if ps.is_empty() {
+        return "none".into();
+    }
+    ps.iter()
+        .map(|&p| {
+            format!(
+                "{p} ({}) {}",
+                sig.params[p].name,
+                sig.params[p].type_string()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
