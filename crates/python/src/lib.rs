@@ -8,17 +8,17 @@
 //! from 3.9).
 //!
 //! Design choices:
-//! - **A narrow native surface.** One class, [`model::NativeModel`], with methods that take
-//!   and return plain values: checked NumPy arrays in, `bytearray`s out (viewed by NumPy
-//!   without a copy), JSON for the report. Argument conveniences, dtype objects and the
-//!   framework front ends are Python, where they are easiest to read and test.
+//! - **A narrow native surface.** One class, `NativeModel` (`model.rs`), with methods that
+//!   take and return plain values: checked NumPy arrays in, `bytearray`s out (viewed by
+//!   NumPy without a copy), JSON for the report. Argument conveniences, dtype objects and
+//!   the framework front ends are Python, where they are easiest to read and test.
 //! - **No second host copy.** Inputs and states are read in place from the caller's array
-//!   (checked C-contiguous and little-endian; [`arrays`]); a state read back is written
+//!   (checked C-contiguous and little-endian; `arrays.rs`); a state read back is written
 //!   once into the array returned. That is this crate's one `unsafe` block: Python 3.9's
 //!   limited API has no buffer protocol, so an array's memory is reached through NumPy's
 //!   `__array_interface__` address.
 //! - **Exceptions by kind.** Every engine error becomes the `statetensor.errors` class of
-//!   its kind ([`errors`]), each also the built-in a caller would catch (`ValueError`,
+//!   its kind (`errors.rs`), each also the built-in a caller would catch (`ValueError`,
 //!   `MemoryError`, `LookupError`, ...).
 //! - **The GIL released while a step runs**, so other Python threads go on.
 

@@ -17,6 +17,8 @@ the remaining arguments, in order, as pytrees like the example ones.
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -51,6 +53,23 @@ def hlo_module_proto(lowered: Any) -> bytes:
             "this JAX version does not give the lowered module as HLO "
             f"(lowered.compiler_ir('hlo') failed: {e}); statetensor.jax needs a JAX "
             "that does (0.4.30 and later do)") from e
+
+
+def _warn_ambiguous_donation(sig: Mapping[str, Any]) -> None:
+    """Warns where a donated argument's type is also that of a returned output: XLA ties
+    each donated buffer to the first free output of its type, which need not be the updated
+    state the function means (donation is buffer reuse, not a state map)."""
+    outputs = sig["outputs"]
+    for p, prm in enumerate(sig["params"]):
+        if prm["role"] != "state":
+            continue
+        returned = [k for k, o in enumerate(outputs) if o["type"] == prm["type"] and o["state"] is None]
+        if returned:
+            warnings.warn(
+                f"donated argument leaf {p} ({prm['name']}, {prm['type']}) is updated from output "
+                f"{prm['output']} (JAX's choice: the first free output of its type), and output(s) "
+                f"{returned} of the same type are returned; if one of those is the new state, name "
+                "it with aliases={argnum: output_index}", UserWarning, stacklevel=3)
 
 
 class JaxModel(Model):
@@ -136,5 +155,7 @@ def trace(fn: Callable, *example_args: Any, donate_argnums: Union[int, Iterable[
             f"donate_argnums: parameter(s) {lost} were donated but XLA aliased them to no "
             "output (no output has the same shape and dtype); return the updated state, or "
             "name its output with aliases={argnum: output_index}")
+    if aliases is None:
+        _warn_ambiguous_donation(native.signature())
     call_args = [a for a in range(n) if a not in state_args and a not in weight_args]
     return JaxModel(native, call_args=call_args, arg_trees=trees, state_values=state_values)
