@@ -44,6 +44,12 @@ def _argnums(value: Union[int, Iterable[int], None], n: int, what: str) -> Tuple
     return tuple(sorted({a % n for a in nums}))
 
 
+def _as_jax_value(value: Any) -> np.ndarray:
+    """`value` as JAX would pass it to the jitted function: with JAX's dtype canonicalisation
+    (float64 to float32 unless x64 is enabled, Python numbers to 32-bit types)."""
+    return np.asarray(_jax.numpy.asarray(value))
+
+
 def hlo_module_proto(lowered: Any) -> bytes:
     """The serialized HloModuleProto of a `jax.jit(...).lower(...)` result."""
     try:
@@ -96,7 +102,7 @@ class JaxModel(Model):
             if tree != self._arg_trees[a]:
                 raise InvalidInputError(
                     f"call: argument {a} has the structure {tree}; the trace took {self._arg_trees[a]}")
-            leaves.extend(flat)
+            leaves.extend(_as_jax_value(v) for v in flat)
         return super().__call__(*leaves)
 
 
@@ -139,11 +145,11 @@ def trace(fn: Callable, *example_args: Any, donate_argnums: Union[int, Iterable[
                 raise InvalidInputError(
                     f"aliases: argument {a} holds {counts[a]} arrays; an alias names one")
             flat_aliases[firsts[a]] = int(out)
-    leaves = _jax.tree_util.tree_leaves(example_args)
-    weight_values = {p: np.asarray(leaves[p])
+    leaves = [_as_jax_value(v) for v in _jax.tree_util.tree_leaves(example_args)]
+    weight_values = {p: leaves[p]
                      for a in weight_args for p in range(firsts[a], firsts[a] + counts[a])}
     state_args = alias_args if aliases is not None else donated
-    state_values = {p: np.asarray(leaves[p])
+    state_values = {p: leaves[p]
                     for a in state_args for p in range(firsts[a], firsts[a] + counts[a])}
     name = getattr(fn, "__name__", "fn")
     native = load_native(proto, name=f"jax.jit({name})", aliases=flat_aliases,
