@@ -137,8 +137,93 @@ print(decoder.summary())
 """),
 ]
 
+TORCH = [
+    ("markdown", """
+# State tensor tracing/inference — with statetensor in place of torch-neuronx
+
+The classic state-tensor walkthrough, cell for cell, with one change: the model is traced with
+`statetensor.torch.trace` instead of `torch_neuronx.trace`, so it runs on statetensor's
+simulated NeuronCore on any machine (torch and torch-xla installed; no Neuron device). The
+cache is a state tensor: it stays in the device's HBM, updated in place by each call.
+"""),
+    ("code", """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class MLP(nn.Module):
+  def __init__(self):
+      super(MLP, self).__init__()
+      ## Dummy linear layer
+      self.fc = nn.Linear(2, 2)
+      ## Special set of tensors that will transformed into state tensors
+      self.cache = nn.ParameterList(
+        [
+            nn.Parameter(torch.zeros((2,2), dtype=torch.float32), requires_grad=False)
+        ]
+    )
+  def forward(self, x):
+      x = F.relu(self.fc(x))
+      for p in self.cache:
+          x = p * x
+      cache = [p + 1 for p in self.cache]
+      return x, cache
+"""),
+    ("markdown", "### Warm up"),
+    ("code", """
+m = MLP()
+x = torch.rand((2), dtype=torch.float32)
+y,cache = m(x)
+y,cache
+"""),
+    ("markdown", """
+### Trace
+
+`idx=1` because the output element 0 is `x`: the cache is output 1.
+"""),
+    ("code", """
+import statetensor.torch
+
+idx=1 #
+aliases = {c:idx+i for i,c in enumerate(m.cache)}
+neuron_m = statetensor.torch.trace(m, x, input_output_aliases=aliases)
+"""),
+    ("markdown", """
+### Warm up the traced model
+
+The cache starts at zeros, so `y` is zeros and the cache comes back as ones.
+"""),
+    ("code", """
+y,cache = neuron_m(x)
+print(y,cache)
+"""),
+    ("markdown", "### Update state tensor"),
+    ("code", """
+for c,p in zip(cache, neuron_m.parameters()):
+    p.copy_(c)
+"""),
+    ("markdown", """
+### Invoke the model again
+
+Now `y` is `relu(fc(x))` times a cache of ones, and the cache comes back as twos.
+"""),
+    ("code", """
+y,cache = neuron_m(x)
+print(y,cache)
+"""),
+    ("markdown", """
+### What crossed host↔device
+
+Reading the aliased output back (`cache` above) is a device-to-host copy each call, counted
+here; `neuron_m.step(x)` returns only `y` and leaves the cache on the device.
+"""),
+    ("code", """
+print(neuron_m.summary())
+"""),
+]
+
 if __name__ == "__main__":
-    for name, cells in [("state_tensors_jax.ipynb", JAX)]:
+    for name, cells in [("state_tensors_jax.ipynb", JAX), ("state_tensors_torch.ipynb", TORCH)]:
         path = os.path.join(ROOT, "examples", name)
         with open(path, "w") as f:
             json.dump(notebook(cells), f, indent=1)

@@ -48,3 +48,22 @@ def test_jax_walkthrough_and_decoder():
     assert ns["tokens"] == ns["jax_tokens"]
     assert int(ns["decoder"].read_state("pos")) == 10
     assert "with state tensors" in text
+
+
+def test_torch_walkthrough_prints_what_the_original_prints():
+    needs("torch")
+    needs("torch_xla")
+    import torch
+
+    ns, printed = run_notebook(EXAMPLES / "state_tensors_torch.ipynb")
+    m, x = ns["m"], ns["x"]
+    # after the first call: y zeros, cache ones
+    first = printed[3]
+    assert "tensor([[0., 0.],\n        [0., 0.]]) [tensor([[1., 1.],\n        [1., 1.]])]" in first
+    # after copying the cache back and calling again: y = relu(fc(x)) * 1, cache twos
+    y, cache = ns["y"], ns["cache"]
+    with torch.no_grad():
+        want = torch.relu(m.fc(x)) * torch.ones(2, 2)
+    torch.testing.assert_close(y, want)
+    torch.testing.assert_close(cache[0], torch.full((2, 2), 2.0))
+    assert "with state tensors" in printed[-1]
