@@ -26,7 +26,6 @@ README says how).
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple
 
 import ml_dtypes
@@ -36,9 +35,6 @@ from ._model import Model, load_native
 from .errors import InvalidInputError
 from ._torch_plan import Plan, TracedParam, plan
 
-# torch-xla bakes a 0-d tensor holding 0 or 1 into the graph as a constant unless this is
-# set when it starts: a position counter or step count starting at 0 would stop being state
-os.environ.setdefault("XLA_NO_SPECIAL_SCALARS", "1")
 
 try:
     import torch
@@ -155,33 +151,41 @@ def _tensor_names(module: "torch.nn.Module") -> dict:
 
 def lower(module: "torch.nn.Module", example_inputs: Sequence["torch.Tensor"]):
     """Lowers `module` on `example_inputs` with torch-xla: ``(HloModuleProto bytes,
-    [TracedParam], {hlo_parameter: value}, output tree spec)``."""
+    [TracedParam], {hlo_parameter: value}, output tree spec)``.
+
+    Parameters are told apart by their device buffers, taken before the forward pass runs,
+    so a buffer the module updates in place (a KV cache written with ``index_copy_``) is
+    still recognised as the parameter it started as."""
     torch_xla = _xla()
+    xla = torch_xla._XLAC
     dev = torch_xla.device()
     traced = copy.deepcopy(module).to(dev)
     xs = [x.to(dev) for x in example_inputs]
-    with torch.no_grad():
-        out = traced(*xs)
-    flat, spec = _pytree.tree_flatten(out)
-    ctx = torch_xla._XLAC.lowering.LoweringContext("PyLoweringContext")
-    ctx.build(flat)
+    torch_xla.sync()  # every tensor device data, with a buffer handle
+    tensors = ([("input", i, "", x) for i, x in enumerate(xs)]
+               + [("parameter", -1, n, t) for n, t in traced.named_parameters(remove_duplicate=False)]
+               + [("buffer", -1, n, t) for n, t in traced.named_buffers(remove_duplicate=False)])
+    by_handle = {}
+    for (kind, index, name, _), handle in zip(tensors, xla._get_tensors_handle([t for *_, t in tensors])):
+        by_handle.setdefault(handle, (kind, index, name))
+    special = xla._get_xla_handle_special_scalars()
+    xla._set_xla_handle_special_scalars(False)  # 0-d 0 and 1 stay parameters, not constants
+    try:
+        with torch.no_grad():
+            out = traced(*xs)
+        flat, spec = _pytree.tree_flatten(out)
+        ctx = xla.lowering.LoweringContext("PyLoweringContext")
+        ctx.build(flat)
+    finally:
+        xla._set_xla_handle_special_scalars(special)
     proto = ctx.hlo()
     values = {int(k): to_numpy(v) for k, v in ctx.parameter_id_tensor_mapping().items()}
-    params, seen = [], set()
-    for i, x in enumerate(xs):
-        n = ctx.tensor_parameter_id(x)
-        if n >= 0 and n not in seen:
-            params.append(TracedParam(n, "input", index=i))
-            seen.add(n)
-    for kind, named in (("parameter", traced.named_parameters(remove_duplicate=False)),
-                        ("buffer", traced.named_buffers(remove_duplicate=False))):
-        for name, t in named:
-            n = ctx.tensor_parameter_id(t)
-            if n >= 0 and n not in seen:
-                params.append(TracedParam(n, kind, name=name))
-                seen.add(n)
-    params += [TracedParam(n, "constant") for n in sorted(values) if n not in seen]
-    return proto, params, values, spec
+    device_params = ctx.device_parameter_id_tensor_mapping()
+    params = []
+    for number, handle in zip(device_params.keys(), xla._get_tensors_handle(list(device_params.values()))):
+        kind, index, name = by_handle.get(handle, ("constant", -1, ""))
+        params.append(TracedParam(int(number), kind, index=index, name=name))
+    return proto, sorted(params, key=lambda p: p.number), values, spec
 
 
 def trace(module: "torch.nn.Module", example_inputs: Any,
@@ -204,11 +208,7 @@ def trace(module: "torch.nn.Module", example_inputs: Any,
     try:
         p = plan(params, len(example), aliases)
     except ValueError as e:
-        hint = ""
-        if os.environ.get("XLA_NO_SPECIAL_SCALARS") != "1":
-            hint = (" (torch-xla makes a 0-d tensor holding 0 or 1 a constant unless "
-                    "XLA_NO_SPECIAL_SCALARS=1 is set before torch_xla is imported)")
-        raise InvalidInputError(f"{e}{hint}") from None
+        raise InvalidInputError(str(e)) from None
     native = load_native(
         proto, name=f"torch-xla({type(module).__name__})",
         aliases={n: out for n, out in p.states},
