@@ -233,3 +233,27 @@ def test_driver_over_the_emulator_matches_the_simulator(mlp_dir, emulator):
     for a, b in zip(results[0][0], results[1][0]):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_int4_and_bf16_states_round_trip_as_ml_dtypes(tmp_path):
+    (tmp_path / "m.hlo").write_text("""HloModule m, input_output_alias={ {0}: (0, {}, may-alias), {1}: (1, {}, may-alias) }
+ENTRY e {
+  s = s4[4] parameter(0)
+  b = bf16[3] parameter(1)
+  n = s4[4] negate(s)
+  one = bf16[] constant(1)
+  ones = bf16[3] broadcast(one), dimensions={}
+  c = bf16[3] add(b, ones)
+  ROOT t = (s4[4], bf16[3]) tuple(n, c)
+}
+""")
+    m = st.load(tmp_path / "m.hlo")
+    m.write_state(0, np.array([1, -2, 3, -4], dtype=ml_dtypes.int4))
+    m.write_state(1, np.array([0.5, 255, -3], dtype=ml_dtypes.bfloat16))
+    assert m() == ()
+    s = m.read_state(0)
+    assert s.dtype == np.dtype(ml_dtypes.int4)
+    np.testing.assert_array_equal(s.astype(np.int8), [-1, 2, -3, 4])
+    np.testing.assert_array_equal(m.read_state(1).astype(np.float32), [1.5, 256, -2])
+    with pytest.raises(st.InvalidInputError, match=r"expects s4\[4\], got s8\[4\]"):
+        m.write_state(0, np.zeros(4, np.int8))

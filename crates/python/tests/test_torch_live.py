@@ -9,18 +9,14 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None or importlib.util.find_spec("torch_xla") is None,
-    reason="torch and torch-xla are not installed (the torch lane installs them)")
+torch = pytest.importorskip("torch", reason="the torch lane (tools/test-python-torch) installs torch")
+pytest.importorskip("torch_xla", reason="the torch lane (tools/test-python-torch) installs torch-xla")
 
-if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("torch_xla") is not None:
-    import torch
+import statetensor as st  # noqa: E402
+import statetensor.torch as stt  # noqa: E402
 
-    import statetensor as st
-    import statetensor.torch as stt
-
-    sys.path.insert(0, str(REPO / "tools"))
-    from gen_torch_fixtures import ClassicMLP, TwoInputsKV  # the modules the artifacts hold
+sys.path.insert(0, str(REPO / "tools"))
+from gen_torch_fixtures import ClassicMLP, TwoInputsKV  # noqa: E402  the modules the artifacts hold
 
 
 def eager_steps(module, steps, aliases):
