@@ -300,6 +300,10 @@ impl StatefulModel for NrtModel {
         Ok(())
     }
 
+    fn has_state_set(&self, set: &str) -> bool {
+        self.device.sets.contains(set)
+    }
+
     fn drop_state_set(&self, set: &str) -> Result<()> {
         let op = format!("drop state set '{set}'");
         let h = self.device.sets.get(&op, set)?;

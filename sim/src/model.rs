@@ -240,6 +240,10 @@ impl StatefulModel for SimModel {
         Ok(())
     }
 
+    fn has_state_set(&self, set: &str) -> bool {
+        self.device.sets.contains(set)
+    }
+
     fn drop_state_set(&self, set: &str) -> Result<()> {
         let op = format!("drop state set '{set}'");
         let handle = self.device.sets.get(&op, set)?;

@@ -1,10 +1,10 @@
 //! `statetensor calibrate`: measures a real device's transfers and execute overhead through
 //! libnrt and writes a device profile. Hardware only, so it names the driver directly.
 
-use crate::output::write_file_atomically;
 use crate::progress::Progress;
 use crate::report::{bytes, seconds};
 use clap::Args;
+use statetensor_core::files::write_file_atomically;
 use statetensor_core::{Error, Result, StatefulModel};
 use statetensor_hlo::Bundle;
 use statetensor_hw::safe::{DeviceTensor, Runtime};

@@ -1,10 +1,10 @@
 //! `statetensor run`: a model for N steps with its state on the device, and the report.
 
 use crate::model_args::{ModelArgs, Opened};
-use crate::output::write_atomically;
 use crate::report::{bytes, seconds, Report, RunFacts, StepReport};
 use crate::values::prepare;
 use clap::Args;
+use statetensor_core::files::write_atomically;
 use statetensor_core::{snapshot, Error, Result};
 use statetensor_hlo::{npy, Tensor};
 use std::path::PathBuf;

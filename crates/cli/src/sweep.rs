@@ -2,9 +2,9 @@
 
 use crate::bench::{both_ways, BenchArgs};
 use crate::model_args::Opened;
-use crate::output::write_file_atomically;
 use crate::progress::Progress;
 use crate::values::StepInputs;
+use statetensor_core::files::write_file_atomically;
 use statetensor_core::{Error, HostTensor, Result};
 use statetensor_hlo::models;
 use statetensor_hlo::Bundle;

@@ -37,6 +37,25 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind's name, as front ends outside Rust key their exceptions (the Python
+    /// package's `statetensor.errors`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Parse => "Parse",
+            ErrorKind::InvalidModel => "InvalidModel",
+            ErrorKind::Unsupported => "Unsupported",
+            ErrorKind::Alias => "Alias",
+            ErrorKind::InvalidInput => "InvalidInput",
+            ErrorKind::Poisoned => "Poisoned",
+            ErrorKind::OutOfDeviceMemory => "OutOfDeviceMemory",
+            ErrorKind::BackendUnavailable => "BackendUnavailable",
+            ErrorKind::Runtime => "Runtime",
+            ErrorKind::Io => "Io",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::Busy => "Busy",
+        }
+    }
+
     /// True when the failure is the caller's input (the CLI's exit code 2).
     pub fn is_user_error(self) -> bool {
         matches!(

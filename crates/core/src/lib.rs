@@ -17,6 +17,7 @@
 mod alias;
 mod dtype;
 mod error;
+pub mod files;
 mod hbm;
 mod host_tensor;
 mod ledger;

@@ -32,6 +32,9 @@ pub trait StatefulModel: Send + Sync {
     /// Frees a state set's device memory.
     fn drop_state_set(&self, set: &str) -> Result<()>;
 
+    /// True when state set `set` exists on the model's device.
+    fn has_state_set(&self, set: &str) -> bool;
+
     /// Executes on state set `set`: `inputs` are the non-state parameters in order; returns
     /// the non-state outputs in order. State is updated in place on the device.
     fn execute(&self, set: &str, inputs: &[HostTensor]) -> Result<Vec<HostTensor>>;

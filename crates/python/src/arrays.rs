@@ -1,11 +1,12 @@
-//! NumPy arrays in and out, without a second host copy.
+//! NumPy arrays in and out, each copied once.
 //!
 //! Arrays come in through NumPy's `__array_interface__` (the limited C API of Python 3.9,
 //! which an abi3 wheel is built against, has no buffer protocol): the array is checked —
-//! a NumPy array, C-contiguous, little-endian, of a dtype statetensor knows, its item size
-//! what the dtype needs — and its memory is read in place while the GIL is held. Arrays go
-//! out as `bytearray`s the engine writes into once; the Python side views them with
-//! `numpy.frombuffer` (writable, no copy).
+//! exactly a numpy.ndarray, C-contiguous, little-endian, of a dtype statetensor knows, its
+//! item size what the dtype needs — and its memory is read in place while the GIL is held:
+//! copied once into the step's input (or, for a state, streamed straight to the device).
+//! Arrays go out as `bytearray`s filled once; the Python side views them with
+//! `numpy.frombuffer` (writable, no further copy).
 //!
 //! dtypes are matched by NumPy's name for them, which is how `ml_dtypes` types (bfloat16,
 //! float8, int4) identify themselves: their array interface says only "void".
@@ -15,39 +16,33 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyTuple};
 use statetensor_core::{DType, Error, HostTensor, Result, TensorSpec};
 
-/// NumPy's (and ml_dtypes') name for each dtype statetensor accepts.
-const NUMPY_NAMES: [(&str, DType); 17] = [
-    ("bool", DType::Pred),
-    ("int4", DType::S4),
-    ("int8", DType::S8),
-    ("int16", DType::S16),
-    ("int32", DType::S32),
-    ("int64", DType::S64),
-    ("uint4", DType::U4),
-    ("uint8", DType::U8),
-    ("uint16", DType::U16),
-    ("uint32", DType::U32),
-    ("uint64", DType::U64),
-    ("float16", DType::F16),
-    ("bfloat16", DType::BF16),
-    ("float32", DType::F32),
-    ("float64", DType::F64),
-    ("float8_e4m3fn", DType::F8E4M3FN),
-    ("float8_e5m2", DType::F8E5M2),
-];
-
-/// The NumPy name of `dtype` (what `numpy.dtype(...)` or `ml_dtypes` takes).
+/// NumPy's (and ml_dtypes') name for `dtype`: what `numpy.dtype(...)` takes, or the
+/// `ml_dtypes` attribute for bfloat16, float8 and int4.
 pub(crate) fn numpy_name(dtype: DType) -> &'static str {
-    NUMPY_NAMES
-        .iter()
-        .find(|(_, d)| *d == dtype)
-        .map(|(n, _)| *n)
-        .unwrap_or("void")
+    match dtype {
+        DType::Pred => "bool",
+        DType::S4 => "int4",
+        DType::S8 => "int8",
+        DType::S16 => "int16",
+        DType::S32 => "int32",
+        DType::S64 => "int64",
+        DType::U4 => "uint4",
+        DType::U8 => "uint8",
+        DType::U16 => "uint16",
+        DType::U32 => "uint32",
+        DType::U64 => "uint64",
+        DType::F16 => "float16",
+        DType::BF16 => "bfloat16",
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+        DType::F8E4M3FN => "float8_e4m3fn",
+        DType::F8E5M2 => "float8_e5m2",
+    }
 }
 
 /// Bytes per element of the NumPy array holding `dtype`: int4 takes a byte per value there
 /// (ml_dtypes' layout), packed two to a byte on the device.
-fn numpy_item_bytes(dtype: DType) -> usize {
+pub(crate) fn numpy_item_bytes(dtype: DType) -> usize {
     if dtype.is_packed() {
         1
     } else {
@@ -72,21 +67,21 @@ impl<'py> ArrayIn<'py> {
     pub fn borrow(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<ArrayIn<'py>> {
         let py = obj.py();
         let ndarray = py.import("numpy")?.getattr("ndarray")?;
-        if !obj.is_instance(&ndarray)? {
+        // exactly an ndarray: a subclass may report any address or size as its own
+        if !obj.get_type().is(&ndarray) {
             return Err(PyTypeError::new_err(format!(
-                "{what}: expected a numpy.ndarray, got {}",
+                "{what}: expected a numpy.ndarray (not a subclass), got {}",
                 obj.get_type().name()?
             )));
         }
         let bad = |m: String| crate::errors::to_py(py, Error::invalid_input(what, m));
         let np_dtype = obj.getattr("dtype")?;
         let name: String = np_dtype.getattr("name")?.extract()?;
-        let dtype = NUMPY_NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, d)| *d)
+        let dtype = DType::ALL
+            .into_iter()
+            .find(|&d| numpy_name(d) == name)
             .ok_or_else(|| {
-                let known: Vec<&str> = NUMPY_NAMES.iter().map(|(n, _)| *n).collect();
+                let known: Vec<&str> = DType::ALL.into_iter().map(numpy_name).collect();
                 bad(format!(
                     "dtype {name} is not one statetensor holds; expected one of {}",
                     known.join(", ")
@@ -120,7 +115,10 @@ impl<'py> ArrayIn<'py> {
         let data = interface.get_item("data")?;
         let data = data.cast::<PyTuple>()?;
         let addr: usize = data.get_item(0)?.extract()?;
-        let want = dims.iter().product::<usize>() * itemsize;
+        let want = dims
+            .iter()
+            .try_fold(itemsize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| bad(format!("shape {dims:?} overflows the address space")))?;
         if len != want {
             return Err(bad(format!("{len} bytes for {want} bytes of elements")));
         }
@@ -139,10 +137,13 @@ impl<'py> ArrayIn<'py> {
             return &[];
         }
         // SAFETY: `addr` and `len` are the data pointer and byte size NumPy reports for the
-        // array `_array`, which this value keeps referenced, so the memory stays allocated
-        // while the borrow lives; the array was checked C-contiguous, so those `len` bytes
-        // are exactly its elements. The GIL is held for 'py, so no Python code moves or
-        // frees the buffer meanwhile (NumPy never moves an array's data while it is alive).
+        // array `_array` — exactly a numpy.ndarray, not a subclass that could report others —
+        // which this value keeps referenced, so the memory stays allocated while the borrow
+        // lives; the array was checked C-contiguous, so those `len` bytes are exactly its
+        // elements. The GIL is held for 'py, so no Python code frees or resizes the buffer
+        // meanwhile. As with any extension reading a NumPy array (and NumPy itself), another
+        // thread writing the array in a GIL-free NumPy loop at the same moment is a race
+        // the caller must not start.
         unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
     }
 
@@ -156,13 +157,27 @@ impl<'py> ArrayIn<'py> {
         .type_string()
     }
 
-    /// The array as a value of parameter `p` specified by `spec`: the type must match
-    /// exactly (no silent conversions); int4 is packed.
-    pub fn to_host(&self, op: &str, p: usize, spec: &TensorSpec) -> Result<HostTensor> {
+    /// Checks the array is a value of parameter `p` specified by `spec`: the type must
+    /// match exactly (no silent conversions).
+    pub fn check(&self, op: &str, p: usize, spec: &TensorSpec) -> Result<()> {
         if self.dtype != spec.dtype || self.dims != spec.shape.dims() {
             return Err(spec.wrong_argument(op, p, &self.type_string()));
         }
-        statetensor_hlo::npy::read_host_value(&mut self.bytes(), spec, op)
+        Ok(())
+    }
+
+    /// The array as a value of parameter `p` ([`ArrayIn::check`]), copied once; int4 is
+    /// range-checked and packed.
+    pub fn to_host(&self, op: &str, p: usize, spec: &TensorSpec) -> Result<HostTensor> {
+        self.check(op, p, spec)?;
+        if spec.dtype.is_packed() {
+            return statetensor_hlo::npy::read_host_value(&mut self.bytes(), spec, op);
+        }
+        HostTensor::new(
+            spec.dtype,
+            spec.shape.dims().to_vec(),
+            self.bytes().to_vec(),
+        )
     }
 }
 

@@ -30,7 +30,7 @@ fn exception(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
         extra.set_item("free", free)?;
         extra.set_item("capacity", capacity)?;
     }
-    let kind = format!("{:?}", e.kind());
+    let kind = e.kind().name();
     let value = py
         .import("statetensor.errors")?
         .call_method1("_from_native", (kind, e.to_string(), extra))?;

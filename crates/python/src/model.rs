@@ -10,7 +10,8 @@ use crate::errors::{to_py, IntoPy};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList};
 use statetensor_core::{
-    resolve_param, snapshot, AliasMap, Error, LoadOptions, Result, Role, StateInit, StatefulModel,
+    files, packing, resolve_param, snapshot, AliasMap, Error, LoadOptions, Result, Role, StateInit,
+    StatefulModel,
 };
 use statetensor_open::report::{Report, RunFacts, StepReport};
 use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
@@ -35,18 +36,29 @@ pub(crate) struct NativeModel {
     record: Mutex<Record>,
 }
 
-/// A parameter reference from Python: its number or its name.
+/// A parameter reference from Python: its number or its name (anything else is an
+/// InvalidInputError naming the parameters, as a bad name is).
 #[derive(FromPyObject)]
 pub(crate) enum ParamRef {
-    Number(usize),
+    Number(i64),
     Name(String),
+    Other(Py<PyAny>),
 }
 
 impl ParamRef {
-    fn resolve(&self, op: &str, params: &[statetensor_core::TensorSpec]) -> Result<usize> {
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        op: &str,
+        params: &[statetensor_core::TensorSpec],
+    ) -> Result<usize> {
         match self {
             ParamRef::Number(n) => resolve_param(op, &n.to_string(), params),
             ParamRef::Name(s) => resolve_param(op, s, params),
+            ParamRef::Other(o) => {
+                let shown = o.bind(py).repr().map(|r| r.to_string());
+                resolve_param(op, &shown.unwrap_or_else(|_| "?".into()), params)
+            }
         }
     }
 }
@@ -88,17 +100,17 @@ impl NativeModel {
         if let Some(pairs) = aliases {
             let mut map = AliasMap::new();
             for (p, o) in pairs {
-                let p = p.resolve("aliases", &params).py_err(py)?;
+                let p = p.resolve(py, "aliases", &params).py_err(py)?;
                 map.insert(p, o).py_err(py)?;
             }
             opts.aliases = Some(map);
         }
         for (p, n) in names {
-            let p = p.resolve("names", &params).py_err(py)?;
+            let p = p.resolve(py, "names", &params).py_err(py)?;
             opts.names.insert(p, n);
         }
         for (p, value) in weights {
-            let p = p.resolve("weights", &params).py_err(py)?;
+            let p = p.resolve(py, "weights", &params).py_err(py)?;
             let array = ArrayIn::borrow(&value, &format!("weight {p} ({})", params[p].name))?;
             let value = array.to_host("weights", p, &params[p]).py_err(py)?;
             if opts.weights.insert(p, Some(value)).is_some() {
@@ -175,7 +187,9 @@ impl NativeModel {
     }
 
     /// Runs one step on state set `set`: `inputs` are the input parameters' arrays in order.
-    /// Returns the outputs not aliased to state, in order, as bytearrays.
+    /// Returns the outputs not aliased to state, in order, as bytearrays. The step's figures
+    /// in the report are the ledger's change across the call: steps run from several
+    /// Python threads at once on one model count each other's transfers.
     fn execute<'py>(
         &self,
         py: Python<'py>,
@@ -219,30 +233,19 @@ impl NativeModel {
     /// The number of state `state` (a number or a name), or the error naming the states;
     /// `op` names the caller's operation in that error.
     fn state_number(&self, py: Python<'_>, op: &str, state: ParamRef) -> PyResult<usize> {
-        self.state_param(op, &state).py_err(py)
+        self.state_param(py, op, &state).py_err(py)
     }
 
-    /// Raises `NotFoundError` unless state set `set` exists on the device.
-    fn check_state_set(&self, py: Python<'_>, set: &str) -> PyResult<()> {
-        let sig = self.model.signature();
-        match sig.state_params().first() {
-            // a zero-byte read finds the set, or says it is missing
-            Some(&p) => match self.model.read_state(set, &sig.params[p].name, 0, &mut []) {
-                Err(Error::NotFound {
-                    what, name, hint, ..
-                }) => Err(to_py(
-                    py,
-                    Error::NotFound {
-                        op: "select_state_set".into(),
-                        what,
-                        name,
-                        hint,
-                    },
-                )),
-                other => other.py_err(py),
-            },
-            None => Ok(()),
-        }
+    /// The number of parameter `param` (a number or a name, by the engine's one rule).
+    fn param_number(&self, py: Python<'_>, op: &str, param: ParamRef) -> PyResult<usize> {
+        param
+            .resolve(py, op, &self.model.signature().params)
+            .py_err(py)
+    }
+
+    /// True when state set `set` exists on the device.
+    fn has_state_set(&self, set: &str) -> bool {
+        self.model.has_state_set(set)
     }
 
     /// The whole of state `state` of `set`, as a NumPy array holds it (int4 a byte a value).
@@ -252,13 +255,9 @@ impl NativeModel {
         set: &str,
         state: ParamRef,
     ) -> PyResult<Bound<'py, PyByteArray>> {
-        let p = self.state_param("read_state", &state).py_err(py)?;
+        let p = self.state_param(py, "read_state", &state).py_err(py)?;
         let spec = &self.model.signature().params[p];
-        let len = if spec.dtype.is_packed() {
-            spec.shape.element_count()
-        } else {
-            spec.size_bytes()
-        };
+        let len = spec.shape.element_count() * crate::arrays::numpy_item_bytes(spec.dtype);
         let model = &*self.model;
         bytearray_with(py, len, |buf| {
             snapshot::write_state_values(model, set, spec, &mut &mut buf[..], true)
@@ -274,20 +273,20 @@ impl NativeModel {
         state: ParamRef,
         value: Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let p = self.state_param("write_state", &state).py_err(py)?;
+        let p = self.state_param(py, "write_state", &state).py_err(py)?;
         let spec = &self.model.signature().params[p];
         let array = ArrayIn::borrow(&value, &format!("state {p} ({})", spec.name))?;
-        if array.dtype != spec.dtype || array.dims != spec.shape.dims() {
-            return Err(to_py(
-                py,
-                spec.wrong_argument("write_state", p, &array.type_string()),
-            ));
+        array.check("write_state", p, spec).py_err(py)?;
+        if spec.dtype.is_packed() {
+            // every value checked before the first chunk reaches the device
+            let what = format!("write_state '{}'", spec.name);
+            packing::check_int4_values(spec.dtype, array.bytes(), 0, true, &what).py_err(py)?;
         }
         snapshot::read_state_values(&*self.model, set, spec, &mut array.bytes(), true).py_err(py)
     }
 
-    /// Creates state set `set`: zeros, or `values` (`{state: array}`; states not named
-    /// start at zeros). Attaches to an existing set of that name on the device.
+    /// Creates state set `set` (which must not exist yet): zeros, or `values`
+    /// (`{state: array}`; states not named start at zeros).
     fn create_state_set(
         &self,
         py: Python<'_>,
@@ -295,15 +294,22 @@ impl NativeModel {
         values: Vec<(ParamRef, Bound<'_, PyAny>)>,
     ) -> PyResult<()> {
         let sig = self.model.signature();
-        let mut given = Vec::new();
+        let op = "create_state_set";
+        if self.model.has_state_set(set) {
+            let e = Error::invalid_input(op, format!("state set '{set}' already exists"));
+            return Err(to_py(py, e));
+        }
+        let mut given: Vec<(String, statetensor_core::HostTensor)> = Vec::new();
         for (r, value) in &values {
-            let p = self.state_param("create_state_set", r).py_err(py)?;
+            let p = self.state_param(py, op, r).py_err(py)?;
             let spec = &sig.params[p];
+            if given.iter().any(|(n, _)| *n == spec.name) {
+                let e =
+                    Error::invalid_input(op, format!("state {p} ({}) is given twice", spec.name));
+                return Err(to_py(py, e));
+            }
             let array = ArrayIn::borrow(value, &format!("state {p} ({})", spec.name))?;
-            given.push((
-                spec.name.clone(),
-                array.to_host("create_state_set", p, spec).py_err(py)?,
-            ));
+            given.push((spec.name.clone(), array.to_host(op, p, spec).py_err(py)?));
         }
         let zeros: Vec<String> = sig
             .state_specs()
@@ -350,28 +356,17 @@ impl NativeModel {
             .py_err(py)
     }
 
-    /// Writes every state of `set` to a safetensors file at `path` (whole, or not at all).
+    /// Writes every state of `set` to a safetensors file at `path` (whole, or not at all);
+    /// returns its size.
     fn save_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<u64> {
         let model = &*self.model;
         py.detach(|| {
-            let tmp = path.with_extension("partial");
-            let what = path.display().to_string();
-            let file =
-                std::fs::File::create(&tmp).map_err(|e| Error::io("save state set", &what, e))?;
-            let mut w = std::io::BufWriter::new(file);
-            let n = snapshot::save_state_set(model, set, &mut w)
-                .and_then(|n| {
-                    w.into_inner()
-                        .map_err(|e| Error::io("save state set", &what, e.into_error()))?
-                        .sync_all()
-                        .map_err(|e| Error::io("save state set", &what, e))?;
-                    Ok(n)
-                })
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&tmp);
-                })?;
-            std::fs::rename(&tmp, &path).map_err(|e| Error::io("save state set", &what, e))?;
-            Ok(n)
+            let mut size = 0;
+            files::write_atomically(&path, |w| {
+                size = snapshot::save_state_set(model, set, w)?;
+                Ok(())
+            })?;
+            Ok(size)
         })
         .py_err(py)
     }
@@ -424,9 +419,9 @@ impl NativeModel {
     }
 
     /// A state by number or name; anything else is an error naming the states.
-    fn state_param(&self, op: &str, r: &ParamRef) -> Result<usize> {
+    fn state_param(&self, py: Python<'_>, op: &str, r: &ParamRef) -> Result<usize> {
         let sig = self.model.signature();
-        let p = r.resolve(op, &sig.params)?;
+        let p = r.resolve(py, op, &sig.params)?;
         match sig.role(p) {
             Role::State { .. } => Ok(p),
             role => Err(Error::invalid_input(

@@ -121,7 +121,7 @@ def test_call_arity_names_and_types_are_checked(mlp_dir, unchanged):
         m()
     with pytest.raises(st.InvalidInputError, match="2 inputs given"):
         m(x, x)
-    with pytest.raises(st.InvalidInputError, match="'y' is not an input"):
+    with pytest.raises(st.InvalidInputError, match="no parameter 'y'"):
         m(y=x)
     with pytest.raises(TypeError, match="numpy.ndarray"):
         m(object())
@@ -257,3 +257,54 @@ ENTRY e {
     np.testing.assert_array_equal(m.read_state(1).astype(np.float32), [1.5, 256, -2])
     with pytest.raises(st.InvalidInputError, match=r"expects s4\[4\], got s8\[4\]"):
         m.write_state(0, np.zeros(4, np.int8))
+
+
+def test_review_cases_raise_and_leave_the_model_as_it_was(mlp_dir, unchanged, tmp_path):
+    m = load_mlp(mlp_dir)
+    x = example_arg(mlp_dir, 0)
+    m.write_state("cache", [1.0, 2.0, 3.0])
+    m.create_state_set("other")
+    # an ndarray subclass is read as the plain array it views; a masked array is refused
+    class Tagged(np.ndarray):
+        pass
+    m.select_state_set("other")
+    (y_sub,) = m(x.view(Tagged))
+    m.reset("other")
+    (y_plain,) = m(x)
+    np.testing.assert_array_equal(y_sub, y_plain)
+    m.select_state_set("default")
+    before = unchanged(m)
+    with pytest.raises(st.InvalidInputError, match="masked array"):
+        m(np.ma.masked_array(x, mask=[0, 1, 0, 0]))
+    with pytest.raises(TypeError, match="not a subclass"):
+        m._native.execute("default", [x.view(Tagged)])
+    with pytest.raises(st.InvalidInputError, match="no parameter '-1'"):
+        m.read_state(-1)
+    with pytest.raises(st.InvalidInputError, match="already exists"):
+        m.create_state_set("other")
+    with pytest.raises(st.InvalidInputError, match="given twice"):
+        m.create_state_set("third", {"cache": [1.0, 1.0, 1.0], 3: [2.0, 2.0, 2.0]})
+    with pytest.raises(st.InvalidInputError, match="without changing kind"):
+        m.write_state("cache", [1j, 2j, 3j])
+    with pytest.raises(st.NotFoundError):
+        m.select_state_set("missing")
+    before.assert_unchanged()
+
+
+def test_int4_values_out_of_range_write_nothing(tmp_path):
+    (tmp_path / "m.hlo").write_text("""HloModule m, input_output_alias={ {}: (0, {}, may-alias) }
+ENTRY e {
+  s = s4[4] parameter(0)
+  ROOT n = s4[4] negate(s)
+}
+""")
+    m = st.load(tmp_path / "m.hlo")
+    m.write_state(0, np.array([1, 2, 3, 4], dtype=ml_dtypes.int4))
+    bad = np.array([1, 2, 3, 0x70], dtype=np.uint8).view(ml_dtypes.int4)
+    with pytest.raises(st.InvalidInputError):
+        m.write_state(0, bad)
+    np.testing.assert_array_equal(m.read_state(0).astype(np.int8), [1, 2, 3, 4])
+    with pytest.raises(st.InvalidInputError, match="without changing kind"):
+        m.write_state(0, [1.5, 0, 0, 0])
+    with pytest.raises(st.InvalidInputError, match="range"):
+        m.write_state(0, [100, 0, 0, 0])

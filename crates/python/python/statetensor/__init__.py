@@ -13,11 +13,13 @@ without state tensors.
 from . import errors
 from ._model import DEFAULT_STATE_SET, Model, Output, Param, load
 from ._native import __version__
-from .errors import (AliasError, BackendUnavailable, Error, InvalidInputError, NotFoundError,
-                     OutOfDeviceMemory, PoisonedError, UnsupportedError)
+from .errors import (AliasError, BackendUnavailable, BusyError, DeviceIOError, Error,
+                     InvalidInputError, InvalidModelError, NotFoundError, OutOfDeviceMemory,
+                     ParseError, PoisonedError, RuntimeFailure, UnsupportedError)
 
 __all__ = [
-    "load", "Model", "Param", "Output", "DEFAULT_STATE_SET", "errors", "Error",
-    "InvalidInputError", "NotFoundError", "OutOfDeviceMemory", "AliasError", "PoisonedError",
-    "UnsupportedError", "BackendUnavailable", "__version__",
+    "load", "Model", "Param", "Output", "DEFAULT_STATE_SET", "errors", "Error", "ParseError",
+    "InvalidModelError", "UnsupportedError", "AliasError", "InvalidInputError",
+    "NotFoundError", "PoisonedError", "OutOfDeviceMemory", "BackendUnavailable",
+    "RuntimeFailure", "DeviceIOError", "BusyError", "__version__",
 ]

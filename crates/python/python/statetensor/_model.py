@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _native
 from ._dtypes import numpy_dtype
-from .errors import InvalidInputError
+from .errors import InvalidInputError, NotFoundError
 
 ParamRef = Union[int, str]
 """A parameter: its number, its HLO name (``x.1``) or that name without ``.N`` (``x``)."""
@@ -45,22 +45,45 @@ class Output:
 
 def _as_array(value: Any, param: Param) -> np.ndarray:
     """`value` as an array for `param`: NumPy arrays pass as they are (checked by the engine,
-    never silently converted); Python numbers and lists take the parameter's dtype; other
+    never silently converted; a subclass as the plain array it views); Python numbers and
+    lists take the parameter's dtype when that loses nothing but float rounding; other
     array-likes (a JAX array, a CPU torch tensor through ``__array__``) keep their own."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise InvalidInputError(
+            f"parameter {param.number} ({param.name}): a masked array; pass a.filled(...)")
     if isinstance(value, np.ndarray):
-        return value
+        return value if type(value) is np.ndarray else np.asarray(value)
     if isinstance(value, (bool, int, float, list, tuple)):
-        try:
-            return np.asarray(value, dtype=param.dtype)
-        except (ValueError, OverflowError, TypeError) as e:
-            raise InvalidInputError(
-                f"parameter {param.number} ({param.name}): {value!r} is not a "
-                f"{param.type} value: {e}") from None
+        return _convert(value, param)
     if hasattr(value, "__array__"):
         return np.asarray(value)
     raise TypeError(
         f"parameter {param.number} ({param.name}): expected a numpy.ndarray (or a number, list "
         f"or array-like), got {type(value).__name__}")
+
+
+def _convert(value: Any, param: Param) -> np.ndarray:
+    """A Python number or list as `param`'s dtype; an error where that would change its kind
+    (a float to an integer) or its value (an integer out of range)."""
+    def bad(why: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"parameter {param.number} ({param.name}): {value!r} is not a {param.type} value: {why}")
+    try:
+        src = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise bad(str(e)) from None
+    # ml_dtypes' types report kind "V", so integral-ness is by name for int4/uint4
+    integral = param.dtype.kind in "iub" or param.dtype.name in ("int4", "uint4")
+    if src.dtype.kind not in ("iub" if integral else "iubf"):
+        raise bad(f"{src.dtype} values do not convert to {param.dtype} without changing kind "
+                  "(pass an array of that dtype)")
+    try:
+        out = src.astype(param.dtype)
+    except (ValueError, OverflowError, TypeError) as e:
+        raise bad(str(e)) from None
+    if integral and not np.array_equal(out.astype(np.int64), src.astype(np.int64)):
+        raise bad(f"out of {param.dtype}'s range")
+    return out
 
 
 class Model:
@@ -155,16 +178,13 @@ class Model:
                 + ", ".join(f"{p.name} {p.type}" for p in inputs))
         return [_as_array(v, p) for v, p in zip(values, inputs)]
 
-    @staticmethod
-    def _input_slot(key: str, inputs: Sequence[Param]) -> int:
-        exact = [i for i, p in enumerate(inputs) if p.name == key]
-        stem = [i for i, p in enumerate(inputs) if p.name.rsplit(".", 1)[0] == key]
-        found = exact or stem
-        if len(found) != 1:
-            why = "is ambiguous" if found else "is not an input"
-            raise InvalidInputError(
-                f"call: '{key}' {why}; the inputs are {', '.join(p.name for p in inputs)}")
-        return found[0]
+    def _input_slot(self, key: str, inputs: Sequence[Param]) -> int:
+        number = self._native.param_number("call", key)
+        for i, p in enumerate(inputs):
+            if p.number == number:
+                return i
+        raise InvalidInputError(
+            f"call: '{key}' is not an input; the inputs are {', '.join(p.name for p in inputs)}")
 
     # -- state --------------------------------------------------------------------------------
 
@@ -191,8 +211,8 @@ class Model:
 
     def create_state_set(self, name: str, values: Optional[Mapping[ParamRef, Any]] = None, *,
                          select: bool = False) -> None:
-        """Creates state set `name` (zeros, or `values` by state; states not named start at
-        zeros), or attaches to one another model on this device created."""
+        """Creates state set `name`, which must not exist yet: zeros, or `values` by state
+        (states not named start at zeros)."""
         states = [(self._state(p, "create_state_set"), v) for p, v in (values or {}).items()]
         pairs = [(q.number, _as_array(v, q)) for q, v in states]
         self._native.create_state_set(name, pairs)
@@ -201,7 +221,8 @@ class Model:
 
     def select_state_set(self, name: str) -> None:
         """Makes calls step state set `name` (which must exist: create it first)."""
-        self._native.check_state_set(name)
+        if not self._native.has_state_set(name):
+            raise NotFoundError(f"select_state_set: no state set named '{name}'")
         self._state_set = name
 
     def reset(self, name: Optional[str] = None) -> None:

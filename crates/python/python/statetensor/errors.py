@@ -108,5 +108,4 @@ def _from_native(kind: str, message: str, extra: dict) -> Error:
     cls = _BY_KIND.get(kind, RuntimeFailure)
     if cls is OutOfDeviceMemory:
         return cls(message, **extra)
-    err = cls(message)
-    return err
+    return cls(message)

@@ -111,7 +111,8 @@ class TracedModule:
     def step(self, *inputs: Any) -> Tuple["torch.Tensor", ...]:
         """One step; returns only the outputs that are not state, in output order."""
         if len(inputs) != len(self.plan.inputs):
-            raise TypeError(f"the traced module takes {len(self.plan.inputs)} input(s), got {len(inputs)}")
+            raise InvalidInputError(
+                f"call: the traced module takes {len(self.plan.inputs)} input(s), got {len(inputs)}")
         by_number = {n: to_numpy(x) for n, x in zip(self.plan.inputs, inputs) if n is not None}
         arrays = [by_number[p.number] for p in self.model.inputs]
         return tuple(to_torch(a) for a in self.model(*arrays))
@@ -119,14 +120,9 @@ class TracedModule:
     def __call__(self, *inputs: Any) -> Any:
         """One step; returns what the module returns, state outputs read back from the device."""
         returned = iter(self.step(*inputs))
-        flat = []
-        for o in self.model.outputs:
-            flat.append(self.parameters_by_number[o.state].tensor() if o.state is not None else next(returned))
+        flat = [StateTensor(self.model, o.state).tensor() if o.state is not None else next(returned)
+                for o in self.model.outputs]
         return _pytree.tree_unflatten(flat, self._out_spec)
-
-    @property
-    def parameters_by_number(self):
-        return {n: StateTensor(self.model, n) for n, _ in self.plan.states}
 
     def parameters(self) -> Iterator[StateTensor]:
         """The state tensors, in ``input_output_aliases`` order (as torch-neuronx's)."""
@@ -159,18 +155,23 @@ def lower(module: "torch.nn.Module", example_inputs: Sequence["torch.Tensor"]):
     torch_xla = _xla()
     xla = torch_xla._XLAC
     dev = torch_xla.device()
-    traced = copy.deepcopy(module).to(dev)
-    xs = [x.to(dev) for x in example_inputs]
-    torch_xla.sync()  # every tensor device data, with a buffer handle
-    tensors = ([("input", i, "", x) for i, x in enumerate(xs)]
-               + [("parameter", -1, n, t) for n, t in traced.named_parameters(remove_duplicate=False)]
-               + [("buffer", -1, n, t) for n, t in traced.named_buffers(remove_duplicate=False)])
-    by_handle = {}
-    for (kind, index, name, _), handle in zip(tensors, xla._get_tensors_handle([t for *_, t in tensors])):
-        by_handle.setdefault(handle, (kind, index, name))
-    special = xla._get_xla_handle_special_scalars()
-    xla._set_xla_handle_special_scalars(False)  # 0-d 0 and 1 stay parameters, not constants
+    # For the trace: 0-d 0 and 1 stay parameters, not constants; and every tensor gets
+    # device data of its own (the device-data cache shares one buffer between equal small
+    # tensors, which would make a zero counter buffer indistinguishable from another zero).
+    special, cached = xla._get_xla_handle_special_scalars(), xla._get_xla_enable_device_data_cache()
+    xla._set_xla_handle_special_scalars(False)
+    xla._set_xla_enable_device_data_cache(False)
     try:
+        traced = copy.deepcopy(module).to(dev)
+        xs = [x.to(dev) for x in example_inputs]
+        torch_xla.sync()  # every tensor device data, with a buffer handle
+        tensors = ([("input", i, "", x) for i, x in enumerate(xs)]
+                   + [("parameter", -1, n, t) for n, t in traced.named_parameters(remove_duplicate=False)]
+                   + [("buffer", -1, n, t) for n, t in traced.named_buffers(remove_duplicate=False)])
+        by_handle = {}
+        handles = xla._get_tensors_handle([t for *_, t in tensors])
+        for (kind, index, name, _), handle in zip(tensors, handles):
+            by_handle.setdefault(handle, (kind, index, name))
         with torch.no_grad():
             out = traced(*xs)
         flat, spec = _pytree.tree_flatten(out)
@@ -178,6 +179,7 @@ def lower(module: "torch.nn.Module", example_inputs: Sequence["torch.Tensor"]):
         ctx.build(flat)
     finally:
         xla._set_xla_handle_special_scalars(special)
+        xla._set_xla_enable_device_data_cache(cached)
     proto = ctx.hlo()
     values = {int(k): to_numpy(v) for k, v in ctx.parameter_id_tensor_mapping().items()}
     device_params = ctx.device_parameter_id_tensor_mapping()
