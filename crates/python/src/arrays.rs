@@ -136,14 +136,13 @@ impl<'py> ArrayIn<'py> {
         if self.len == 0 {
             return &[];
         }
-        // SAFETY: `addr` and `len` are the data pointer and byte size NumPy reports for the
-        // array `_array` — exactly a numpy.ndarray, not a subclass that could report others —
-        // which this value keeps referenced, so the memory stays allocated while the borrow
-        // lives; the array was checked C-contiguous, so those `len` bytes are exactly its
-        // elements. The GIL is held for 'py, so no Python code frees or resizes the buffer
-        // meanwhile. As with any extension reading a NumPy array (and NumPy itself), another
-        // thread writing the array in a GIL-free NumPy loop at the same moment is a race
-        // the caller must not start.
+        // `addr` and `len` are what NumPy reports for `_array`, exactly a numpy.ndarray (a
+        // subclass could report others), checked C-contiguous, so the `len` bytes are its
+        // elements; this value keeps the array referenced and the GIL is held for 'py, so no
+        // Python code frees or resizes the buffer meanwhile. As for NumPy itself, another
+        // thread writing the array in a GIL-free NumPy loop at that moment is a race the
+        // caller must not start.
+        // SAFETY: a live, unmoved, C-contiguous buffer of exactly `len` bytes (above).
         unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
     }
 
