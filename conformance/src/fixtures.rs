@@ -28,6 +28,23 @@ pub fn fixture_names() -> Vec<String> {
     names
 }
 
+/// The SPMD fixtures (`spmd/<name>`, written by tools/gen_spmd_fixtures.py): modules
+/// partitioned for several cores, each value file holding every core's value along a
+/// leading axis. Kept apart from [`fixture_names`], which one core runs.
+pub fn spmd_fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path("spmd"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("model.hlo").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .map(|n| format!("spmd/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// A fixture's HLO text.
 pub fn fixture_hlo(name: &str) -> String {
     let path = fixture_path(name).join("model.hlo");

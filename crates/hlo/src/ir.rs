@@ -256,6 +256,17 @@ pub struct Module {
     /// The header's `entry_computation_layout`: parameter types and result type, with where
     /// it is (checked against the entry computation by the planner).
     pub entry_layout: Option<(Vec<Type>, Type, Pos)>,
+    /// The header's `replica_count` and `num_partitions`, when it gives them.
+    pub devices: DeviceCounts,
+}
+
+/// How many replicas and partitions a module was compiled for, as its header says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounts {
+    /// `replica_count=`.
+    pub replica_count: Option<usize>,
+    /// `num_partitions=`.
+    pub num_partitions: Option<usize>,
 }
 
 impl Module {

@@ -50,6 +50,7 @@
 
 mod alias_header;
 mod bundle;
+pub mod collective;
 mod exec;
 mod float8;
 mod int4;

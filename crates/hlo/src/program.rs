@@ -1,5 +1,6 @@
 //! [`Program`]: a parsed, checked and planned HLO module, ready to execute.
 
+use crate::collective::{check_groups, CollectiveSite, Communicator, Rank, SpmdFacts, Topology};
 use crate::exec::{ExecStats, Executor, Value};
 use crate::ir::{Module, Type};
 use crate::plan::{compile, CompPlan};
@@ -73,6 +74,8 @@ pub struct Program {
     threaded: bool,
     /// Whether threaded steps start helpers, measured as they run.
     split: crate::pool::SplitChoice,
+    /// Its collectives and what its header says about devices.
+    spmd: SpmdFacts,
 }
 
 impl Program {
@@ -194,6 +197,7 @@ impl Program {
             buffer_donors.push(leaf);
         }
         let threaded = plans.iter().flatten().any(|p| p.parallel);
+        let spmd = SpmdFacts::of(module, &plans);
         Ok(Program {
             name: module.name.clone(),
             plans,
@@ -208,6 +212,7 @@ impl Program {
             buffer_donors,
             threaded,
             split: Default::default(),
+            spmd,
         })
     }
 
@@ -374,10 +379,78 @@ impl Program {
         }
     }
 
+    /// The collectives, in module order (for `inspect`).
+    pub fn collectives(&self) -> &[CollectiveSite] {
+        &self.spmd.sites
+    }
+
+    /// The number of cores the module's header says it was compiled for (1 when it does not
+    /// say), and the fewest cores its groups name.
+    pub fn compiled_cores(&self) -> (usize, usize) {
+        (self.spmd.compiled_cores(), self.spmd.min_cores)
+    }
+
+    /// How `cores` cores running this program are numbered, checked: every collective's
+    /// groups exist on them and have the sizes its shapes need
+    /// ([`crate::collective`] has the rules).
+    pub fn topology(&self, cores: usize) -> Result<Topology> {
+        let topo = self.spmd.topology(cores)?;
+        check_groups(&self.plans, topo)?;
+        Ok(topo)
+    }
+
+    /// Runs this core's part of an SPMD step on the calling thread, meeting the other cores
+    /// (each on its own thread) at the collectives. A failure aborts the step for every
+    /// core ([`Communicator::abort`]).
+    pub fn execute_rank(
+        &self,
+        args: Vec<Arc<Tensor>>,
+        rank: Rank<'_>,
+    ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
+        let outcome = self
+            .check_args(&args)
+            .and_then(|()| self.run_entry_as(args, Some(rank)));
+        if let Err(e) = &outcome {
+            rank.comm.abort(rank.core, &e.to_string());
+        }
+        outcome
+    }
+
+    /// Runs one SPMD step: core k on `args[k]`, each core on its own thread. Returns each
+    /// core's outputs and work, or its error (a core stopped by another's failure says so).
+    pub fn execute_spmd(
+        &self,
+        args: Vec<Vec<Arc<Tensor>>>,
+        topology: Topology,
+        timeout: std::time::Duration,
+    ) -> Vec<Result<(Vec<Arc<Tensor>>, ExecStats)>> {
+        let comm = Communicator::new(args.len(), timeout);
+        crate::collective::run_cores(&comm, args, |core, a, comm| {
+            self.execute_rank(
+                a,
+                Rank {
+                    core,
+                    topology,
+                    comm,
+                },
+            )
+        })
+    }
+
     fn run_entry(&self, args: Vec<Arc<Tensor>>) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
+        self.run_entry_as(args, None)
+    }
+
+    fn run_entry_as(
+        &self,
+        args: Vec<Arc<Tensor>>,
+        rank: Option<Rank<'_>>,
+    ) -> Result<(Vec<Arc<Tensor>>, ExecStats)> {
         let mut ex = Executor {
             plans: &self.plans,
             stats: ExecStats::default(),
+            rank,
+            collective_seq: Default::default(),
         };
         let mut leaves = args.into_iter();
         let values = self

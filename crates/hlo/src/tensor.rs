@@ -657,6 +657,53 @@ impl Tensor {
     pub fn to_f64_vec(&self) -> Vec<f64> {
         with_tensor!(self, a => a.iter().map(|v| v.to_f64()).collect())
     }
+
+    /// Slice `k` along the leading axis, without that axis: core k's value of a per-core
+    /// stack. `k` must be below the leading dimension.
+    pub fn leading_slice(&self, k: usize) -> Result<Tensor> {
+        let dims = self.dims();
+        if dims.first().is_none_or(|&n| k >= n) {
+            return Err(Error::invalid_input(
+                "take a slice",
+                format!("slice {k} of a tensor of shape {dims:?}"),
+            ));
+        }
+        let mut start = vec![0; dims.len()];
+        let mut limit = dims.to_vec();
+        start[0] = k;
+        limit[0] = k + 1;
+        let one = crate::kernels::slice(self, &start, &limit, &vec![1; dims.len()]);
+        Ok(crate::kernels::reshape(one, &dims[1..]))
+    }
+
+    /// The tensors stacked along a new leading axis (core k's at slice k). They must share
+    /// dtype and shape.
+    pub fn stack(parts: &[&Tensor]) -> Result<Tensor> {
+        let Some(first) = parts.first() else {
+            return Err(Error::invalid_input("stack tensors", "nothing to stack"));
+        };
+        if let Some(other) = parts
+            .iter()
+            .find(|t| t.dtype() != first.dtype() || t.dims() != first.dims())
+        {
+            return Err(Error::invalid_input(
+                "stack tensors",
+                format!(
+                    "{} and {} differ",
+                    first.spec("").type_string(),
+                    other.spec("").type_string()
+                ),
+            ));
+        }
+        let mut dims = vec![1];
+        dims.extend_from_slice(first.dims());
+        let lifted: Vec<Tensor> = parts
+            .iter()
+            .map(|t| crate::kernels::reshape((*t).clone(), &dims))
+            .collect();
+        let refs: Vec<&Tensor> = lifted.iter().collect();
+        Ok(crate::kernels::concatenate(&refs, 0))
+    }
 }
 
 fn not_standard() -> Error {

@@ -27,6 +27,7 @@ impl<'a> Parser<'a> {
         let mut aliases = Vec::new();
         let mut buffer_donors = Vec::new();
         let mut entry_layout = None;
+        let mut devices = crate::ir::DeviceCounts::default();
         loop {
             self.skip_ws()?;
             if !self.eat(b',') {
@@ -43,11 +44,17 @@ impl<'a> Parser<'a> {
                 buffer_donors = self.buffer_donors()?;
             } else if attr == "entry_computation_layout" {
                 entry_layout = Some(self.entry_layout()?);
+            } else if attr == "replica_count" {
+                devices.replica_count = Some(self.number("a replica count")?);
+            } else if attr == "num_partitions" {
+                devices.num_partitions = Some(self.number("a partition count")?);
             } else {
                 self.raw_value(&[])?;
             }
         }
-        self.computations(name, aliases, buffer_donors, entry_layout)
+        let mut module = self.computations(name, aliases, buffer_donors, entry_layout)?;
+        module.devices = devices;
+        Ok(module)
     }
 
     /// A module without a header is named after its file, as `inspect` and reports show it.
@@ -151,6 +158,7 @@ impl<'a> Parser<'a> {
             aliases: Vec::new(),
             buffer_donors: Vec::new(),
             entry_layout: None,
+            devices: crate::ir::DeviceCounts::default(),
         })
     }
 
@@ -235,6 +243,7 @@ impl<'a> Parser<'a> {
             aliases,
             buffer_donors,
             entry_layout,
+            devices: crate::ir::DeviceCounts::default(),
         })
     }
 

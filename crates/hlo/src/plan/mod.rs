@@ -128,6 +128,17 @@ pub(crate) enum Op {
         body: usize,
     },
     Conditional(Vec<usize>),
+    /// A collective across the cores of an SPMD step ([`collective`]).
+    Collective(Arc<collective::CollectivePlan>),
+    /// `replica-id`: this core's replica.
+    ReplicaId,
+    /// `partition-id`: this core's partition.
+    PartitionId,
+    /// `async-start` of computation `comp`: ((operands), result, context zeros...).
+    AsyncStart {
+        comp: usize,
+        context: Vec<crate::ir::ArrayType>,
+    },
     Identity,
     /// A chain of elementwise instructions run in one pass ([`fuse`]).
     Fused(Arc<fuse::FusedStep>),
@@ -177,6 +188,7 @@ pub(crate) struct CompPlan {
 }
 
 mod attrs;
+mod collective;
 mod control;
 mod conv;
 mod fuse;
@@ -193,6 +205,7 @@ mod values;
 pub(crate) use attrs::{
     int_list, is_permutation, padded_size, parse_padding, parse_window, scalar,
 };
+pub(crate) use collective::{CollectivePlan, Form, Packing};
 
 /// The ops of the entry computation's plan, in schedule order (for the planner's tests).
 #[cfg(test)]
@@ -349,7 +362,9 @@ impl Op {
                 | Op::TopK { .. }
                 | Op::Map(_)
                 | Op::SelectAndScatter { .. }
-                | Op::RngBitGenerator(_),
+                | Op::RngBitGenerator(_)
+                | Op::Collective(_)
+                | Op::AsyncStart { .. },
                 _,
             ) => false,
             _ if self.moves_data() => false,
@@ -373,8 +388,31 @@ impl<'a> Planner<'a> {
         }
         match opc {
             "constant" | "iota" | "compare" | "select" | "clamp" | "convert"
-            | "bitcast-convert" | "reduce-precision" | "rng-bit-generator" | "partition-id"
-            | "replica-id" | "get-dimension-size" => self.value_op(instr, ots),
+            | "bitcast-convert" | "reduce-precision" | "rng-bit-generator"
+            | "get-dimension-size" => self.value_op(instr, ots),
+            "all-reduce"
+            | "all-reduce-start"
+            | "all-reduce-done"
+            | "all-gather"
+            | "all-gather-start"
+            | "all-gather-done"
+            | "reduce-scatter"
+            | "all-to-all"
+            | "collective-permute"
+            | "collective-permute-start"
+            | "collective-permute-done"
+            | "collective-broadcast"
+            | "reduce-scatter-start"
+            | "reduce-scatter-update"
+            | "reduce-scatter-done"
+            | "all-to-all-start"
+            | "all-to-all-update"
+            | "all-to-all-done"
+            | "async-start"
+            | "async-update"
+            | "async-done"
+            | "replica-id"
+            | "partition-id" => self.collective_op(instr, ots),
             "bitcast"
             | "reshape"
             | "broadcast"

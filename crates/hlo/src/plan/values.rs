@@ -238,13 +238,6 @@ impl<'a> Planner<'a> {
                 let _ = bits;
                 (Op::RngBitGenerator(algorithm), instr.ty.clone())
             }
-            "partition-id" | "replica-id" => {
-                want(0)?;
-                (
-                    Op::Constant(Arc::new(Tensor::zeros(DType::U32, &[]))),
-                    scalar(DType::U32),
-                )
-            }
             "get-dimension-size" => {
                 // every dimension is static here: the size is a constant
                 want(1)?;

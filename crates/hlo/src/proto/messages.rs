@@ -108,6 +108,51 @@ pub struct HloInstructionProto {
     pub k: i64,
     #[prost(bool, tag = "85")]
     pub largest: bool,
+    #[prost(int64, tag = "26")]
+    pub channel_id: i64,
+    /// Deprecated in favour of `collective_device_list`, still written by older producers.
+    #[prost(message, repeated, tag = "49")]
+    pub replica_groups: Vec<ReplicaGroup>,
+    #[prost(bool, tag = "71")]
+    pub use_global_device_ids: bool,
+    #[prost(message, repeated, tag = "52")]
+    pub source_target_pairs: Vec<SourceTarget>,
+    #[prost(message, optional, tag = "87")]
+    pub collective_device_list: Option<CollectiveDeviceListProto>,
+    #[prost(message, optional, tag = "92")]
+    pub iota_collective_device_list: Option<IotaReplicaGroupListProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ReplicaGroup {
+    #[prost(int64, repeated, tag = "1")]
+    pub replica_ids: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct SourceTarget {
+    #[prost(int64, tag = "1")]
+    pub source: i64,
+    #[prost(int64, tag = "2")]
+    pub target: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct CollectiveDeviceListProto {
+    #[prost(message, repeated, tag = "1")]
+    pub replica_groups: Vec<ReplicaGroup>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct IotaReplicaGroupListProto {
+    #[prost(int64, tag = "1")]
+    pub num_replica_groups: i64,
+    #[prost(int64, tag = "2")]
+    pub num_devices_per_group: i64,
+    #[prost(int64, repeated, tag = "3")]
+    pub iota_reshape_dims: Vec<i64>,
+    #[prost(int32, repeated, tag = "4")]
+    pub iota_transpose_perm: Vec<i32>,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -19,7 +19,8 @@ mod messages;
 use crate::ir::{AliasEntry, ArrayType, Attr, Computation, Instr, Literal, Module, Pos, Type};
 use crate::Tensor;
 use messages::{
-    primitive, HloComputationProto, HloInstructionProto, LiteralProto, ShapeProto, MAY_ALIAS,
+    primitive, HloComputationProto, HloInstructionProto, LiteralProto, ReplicaGroup, ShapeProto,
+    MAY_ALIAS,
 };
 use prost::Message;
 use statetensor_core::{AliasMap, DType, Error, Location, Result};
@@ -163,7 +164,56 @@ pub fn to_module(decoded: Decoded, file: &str) -> Result<Module> {
         aliases,
         buffer_donors,
         entry_layout,
+        // an HloModuleProto does not carry its module config
+        devices: crate::ir::DeviceCounts::default(),
     })
+}
+
+/// Collective attributes as HLO text spells them: `channel_id`, `use_global_device_ids`,
+/// `replica_groups` (from whichever of the three fields holds them; the iota form as
+/// `[G,S]<=[dims]T(perm)`), `source_target_pairs`.
+fn collective_attributes(i: &HloInstructionProto, add: &mut impl FnMut(&str, String)) {
+    let groups = |gs: &[ReplicaGroup]| {
+        let inner: Vec<String> = gs.iter().map(|g| list(&g.replica_ids)).collect();
+        format!("{{{}}}", inner.join(","))
+    };
+    if i.channel_id > 0 {
+        add("channel_id", i.channel_id.to_string());
+    }
+    if i.use_global_device_ids {
+        add("use_global_device_ids", "true".into());
+    }
+    if let Some(iota) = &i.iota_collective_device_list {
+        let mut text = format!(
+            "[{},{}]<={}",
+            iota.num_replica_groups,
+            iota.num_devices_per_group,
+            list(&iota.iota_reshape_dims)
+                .replace('{', "[")
+                .replace('}', "]")
+        );
+        if !iota.iota_transpose_perm.is_empty() {
+            let perm: Vec<String> = iota
+                .iota_transpose_perm
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            text.push_str(&format!("T({})", perm.join(",")));
+        }
+        add("replica_groups", text);
+    } else if let Some(list) = &i.collective_device_list {
+        add("replica_groups", groups(&list.replica_groups));
+    } else if !i.replica_groups.is_empty() {
+        add("replica_groups", groups(&i.replica_groups));
+    }
+    if !i.source_target_pairs.is_empty() {
+        let pairs: Vec<String> = i
+            .source_target_pairs
+            .iter()
+            .map(|p| format!("{{{},{}}}", p.source, p.target))
+            .collect();
+        add("source_target_pairs", format!("{{{}}}", pairs.join(",")));
+    }
 }
 
 fn invalid(context: &str, message: impl Into<String>) -> Error {
@@ -617,9 +667,11 @@ fn attributes(
         add("exponent_bits", i.exponent_bits.to_string());
         add("mantissa_bits", i.mantissa_bits.to_string());
     }
+    collective_attributes(i, &mut add);
     // called computations, under the attribute each opcode names them with
     match (opcode, called) {
         (_, []) => {}
+        ("async-start", [c]) => add("calls", c.clone()),
         ("fusion", [c]) => add("calls", c.clone()),
         // XLA lists a while's body first, then its condition
         ("while", [body, cond]) => {

@@ -1,6 +1,7 @@
 //! Integration tests of the HLO engine: JAX fixtures, reference properties, parser
 //! robustness and in-place state updates.
 
+mod collectives;
 mod conv;
 mod fixtures;
 mod fusion;
@@ -12,6 +13,7 @@ mod props;
 mod proto_fuzz;
 mod regions;
 mod sorts;
+mod spmd_fixtures;
 mod transposed_dots;
 mod xla_corpus;
 

@@ -7,6 +7,9 @@
 //! update happens in place; when another reader still needs the old value, it is copied
 //! first, so functional semantics always hold.
 
+mod collective;
+
+use crate::collective::{CollectiveEvent, Rank};
 use crate::kernels as k;
 use crate::plan::{CompPlan, Op, Reducer, Step};
 use crate::tensor::Tensor;
@@ -43,7 +46,7 @@ fn internal(msg: &str) -> Error {
 }
 
 /// Work counted while executing, for the simulator's cost model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecStats {
     /// Floating-point (or integer) operations.
     pub flops: u64,
@@ -51,11 +54,18 @@ pub struct ExecStats {
     pub bytes_touched: u64,
     /// Instructions executed.
     pub instructions: u64,
+    /// The collectives this core took part in, in the order it ran them.
+    pub collectives: Vec<CollectiveEvent>,
 }
 
 pub(crate) struct Executor<'p> {
     pub plans: &'p [Option<CompPlan>],
     pub stats: ExecStats,
+    /// The core this executor runs as in an SPMD step; `None` on one core.
+    pub rank: Option<Rank<'p>>,
+    /// Collectives issued so far on each group (by its member cores), which pairs this
+    /// core's n-th collective on a group with every other member's.
+    pub collective_seq: std::collections::HashMap<Vec<usize>, u64>,
 }
 
 fn scalar_args(args: Vec<Tensor>) -> Vec<Value> {
@@ -464,6 +474,36 @@ impl<'p> Executor<'p> {
                     Value::Tensor(Arc::new(values)),
                     Value::Tensor(Arc::new(indices)),
                 ]))
+            }
+            Op::Collective(plan) => {
+                let ts: Vec<Arc<Tensor>> = ops.iter().map(t).collect::<Result<_>>()?;
+                drop(ops);
+                self.collective(plan, ts, count)
+            }
+            Op::ReplicaId | Op::PartitionId => {
+                let (core, topo) = self.coordinates();
+                let (replica, partition) = topo.coordinates(core);
+                let id = if matches!(step.op, Op::ReplicaId) {
+                    replica
+                } else {
+                    partition
+                };
+                tensor(Tensor::from_f64s(
+                    statetensor_core::DType::U32,
+                    &[],
+                    &[id as f64],
+                )?)
+            }
+            Op::AsyncStart { comp, context } => {
+                let operands = Value::Tuple(ops.clone());
+                let result = self.run(*comp, ops, count)?;
+                let mut parts = vec![operands, result];
+                parts.extend(
+                    context
+                        .iter()
+                        .map(|a| Value::Tensor(Arc::new(Tensor::zeros(a.dtype, &a.dims)))),
+                );
+                Ok(Value::Tuple(parts))
             }
             Op::Tuple => Ok(Value::Tuple(ops)),
             Op::AfterAll => Ok(Value::Tuple(Vec::new())),
