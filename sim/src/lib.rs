@@ -40,7 +40,9 @@
 mod device;
 mod model;
 mod profile;
+mod sharded;
 
 pub use device::{Fault, SimDevice};
 pub use model::SimModel;
 pub use profile::DeviceProfile;
+pub use sharded::SimShardedModel;

@@ -7,6 +7,7 @@ use statetensor_core::{
     PreparedInputs, Result, Signature, StateInit, StateSet, StateSlot, StatefulModel,
     TransferLedger,
 };
+use statetensor_hlo::collective::{Communicator, Rank, Topology};
 use statetensor_hlo::{Program, Tensor};
 use statetensor_hugepages::When;
 use std::collections::BTreeMap;
@@ -36,6 +37,9 @@ pub struct SimModel {
     weights: Vec<(usize, Arc<Tensor>)>,
     temps: u64,
     ledger: Mutex<TransferLedger>,
+    /// This model's core and the cores' numbering when it is one core of an SPMD model
+    /// ([`crate::SimShardedModel`]); it then executes only with the others.
+    seat: Option<(usize, Topology)>,
 }
 
 fn to_tensor(h: &HostTensor) -> Result<Tensor> {
@@ -88,6 +92,31 @@ impl SimModel {
         opts: &LoadOptions,
     ) -> Result<SimModel> {
         let sig = program.signature(opts)?;
+        // a module whose collectives need more cores is refused here, with its reason
+        program.topology(1)?;
+        SimModel::seated(device, program, opts, sig, None)
+    }
+
+    /// Loads `program` as core `core` of an SPMD model over `topology`: as
+    /// [`SimModel::from_program`], but it executes only together with the other cores.
+    pub(crate) fn for_core(
+        device: &Arc<SimDevice>,
+        program: Arc<Program>,
+        opts: &LoadOptions,
+        core: usize,
+        topology: Topology,
+    ) -> Result<SimModel> {
+        let sig = program.signature(opts)?;
+        SimModel::seated(device, program, opts, sig, Some((core, topology)))
+    }
+
+    fn seated(
+        device: &Arc<SimDevice>,
+        program: Arc<Program>,
+        opts: &LoadOptions,
+        sig: Signature,
+        seat: Option<(usize, Topology)>,
+    ) -> Result<SimModel> {
         let op = format!("load {}", program.name());
         let constants = program.constant_bytes();
         device.hbm.alloc(&format!("{op}: constants"), constants)?;
@@ -128,6 +157,7 @@ impl SimModel {
             weights,
             temps,
             ledger,
+            seat,
         })
     }
 
@@ -256,12 +286,13 @@ impl StatefulModel for SimModel {
     }
 
     fn execute(&self, set: &str, inputs: &[HostTensor]) -> Result<Vec<HostTensor>> {
+        self.alone()?;
         self.sig.check_inputs(inputs)?;
         let tensors = inputs
             .iter()
             .map(|h| to_tensor(h).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        self.execute_tensors(set, &tensors)
+        self.execute_tensors(set, &tensors, None)
     }
 
     fn prepare_inputs(&self, inputs: &[HostTensor]) -> Result<PreparedInputs> {
@@ -274,8 +305,9 @@ impl StatefulModel for SimModel {
     }
 
     fn execute_prepared(&self, set: &str, inputs: &PreparedInputs) -> Result<Vec<HostTensor>> {
+        self.alone()?;
         match inputs.0.downcast_ref::<Vec<Arc<Tensor>>>() {
-            Some(t) => self.execute_tensors(set, t),
+            Some(t) => self.execute_tensors(set, t, None),
             None => Err(Error::invalid_input(
                 "execute",
                 "the inputs were prepared by another backend",
@@ -358,21 +390,71 @@ impl StatefulModel for SimModel {
 }
 
 impl SimModel {
+    /// Refuses to execute one core of an SPMD model alone: the others would never meet it
+    /// at its collectives.
+    fn alone(&self) -> Result<()> {
+        match self.seat {
+            Some((core, topo)) => Err(Error::invalid_input(
+                "execute",
+                format!(
+                    "this is core {core} of a model run by {topo}; execute every core together (ShardedModel::execute)"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs this core's part of an SPMD step, meeting the other cores at `comm`. Any
+    /// failure, here or in the engine, stops the step for every core.
+    pub(crate) fn execute_on_core(
+        &self,
+        set: &str,
+        inputs: &[Arc<Tensor>],
+        comm: &Communicator,
+    ) -> Result<Vec<HostTensor>> {
+        let Some((core, topology)) = self.seat else {
+            return Err(Error::runtime(
+                "execute",
+                "internal: not a core of an SPMD model",
+            ));
+        };
+        let rank = Rank {
+            core,
+            topology,
+            comm,
+        };
+        let outcome = self.execute_tensors(set, inputs, Some(rank));
+        if let Err(e) = &outcome {
+            comm.abort(core, &e.to_string());
+        }
+        outcome
+    }
+
     /// Executes with inputs already converted (shared, never modified).
-    fn execute_tensors(&self, set: &str, inputs: &[Arc<Tensor>]) -> Result<Vec<HostTensor>> {
+    fn execute_tensors(
+        &self,
+        set: &str,
+        inputs: &[Arc<Tensor>],
+        rank: Option<Rank<'_>>,
+    ) -> Result<Vec<HostTensor>> {
         let op = format!("execute on state set '{set}'");
         let handle = self.device.sets.get(&op, set)?;
         let mut g = lock_state_set(&op, set, &handle, false)?;
         // staging for inputs and outputs, and temporaries: charged before anything moves
         let staging = self.execute_footprint();
         self.device.hbm.alloc(&op, staging)?;
-        let result = self.run(&mut g, inputs);
+        let result = self.run(&mut g, inputs, rank);
         self.device.hbm.free(staging);
         result
     }
 
     /// The body of an execute, with the set locked and staging charged.
-    fn run(&self, g: &mut SimStateSet, inputs: &[Arc<Tensor>]) -> Result<Vec<HostTensor>> {
+    fn run(
+        &self,
+        g: &mut SimStateSet,
+        inputs: &[Arc<Tensor>],
+        rank: Option<Rank<'_>>,
+    ) -> Result<Vec<HostTensor>> {
         let (fault, call) = self.device.count_execute();
         let call_name = format!("execute #{call} of {}", self.program.name());
         // inputs cross host -> device
@@ -403,7 +485,10 @@ impl SimModel {
                 ));
             }
         };
-        let outcome = self.program.execute_with_stats(args);
+        let outcome = match rank {
+            Some(rank) => self.program.execute_rank(args, rank),
+            None => self.program.execute_with_stats(args),
+        };
         let (outs, stats) = match outcome {
             Ok(v) => v,
             Err(e) => {
@@ -412,11 +497,15 @@ impl SimModel {
                 return Err(e);
             }
         };
-        lock(&self.ledger).record_execute(
-            self.device
-                .profile
-                .execute_seconds(stats.flops, stats.bytes_touched),
-        );
+        {
+            let profile = &self.device.profile;
+            let mut ledger = lock(&self.ledger);
+            ledger.record_execute(profile.execute_seconds(stats.flops, stats.bytes_touched));
+            for c in &stats.collectives {
+                let (sent, seconds) = profile.collective_cost(c.kind, &c.group, c.bytes_in);
+                ledger.record_collective(sent, seconds);
+            }
+        }
         if fault == (Fault::FailExecute { call }) {
             // part of the state written back, the rest lost: the set must not be used
             if let Some(first) = self.sig.aliases.pairs().next() {

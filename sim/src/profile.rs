@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use statetensor_core::{Error, Result};
+use statetensor_hlo::collective::CollectiveKind;
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -27,6 +28,18 @@ pub struct DeviceProfile {
     pub peak_flops: f64,
     /// Fixed cost of one execute, seconds.
     pub execute_overhead_s: f64,
+    /// NeuronCores per chip: cores of one chip exchange collective data through the chip,
+    /// cores of different chips over NeuronLink.
+    pub cores_per_chip: usize,
+    /// Bandwidth a collective gets between the cores of one chip, bytes per second.
+    pub chip_bytes_per_s: f64,
+    /// Bandwidth a ring collective gets between chips over NeuronLink, bytes per second
+    /// (per core, all rings the topology allows at once).
+    pub link_bytes_per_s: f64,
+    /// Fixed cost of one step of a collective algorithm (one hop of a ring), seconds.
+    pub collective_latency_s: f64,
+    /// How the chips are linked, for reports.
+    pub interconnect: String,
     /// Where the figures come from, and which are assumptions.
     pub notes: Vec<String>,
 }
@@ -49,10 +62,17 @@ impl DeviceProfile {
             transfer_latency_s: 10e-6,
             peak_flops: 95e12,
             execute_overhead_s: 50e-6,
+            cores_per_chip: 2,
+            chip_bytes_per_s: 205.0 * GIB as f64,
+            link_bytes_per_s: 96.0 * GIB as f64,
+            collective_latency_s: 2e-6,
+            interconnect: "NeuronLink-v2 ring of up to 12 chips (inf2.48xlarge)".into(),
             notes: vec![
                 "documented: 32 GiB HBM and 820 GiB/s per chip, 2 NeuronCore-v2 per chip, 190 TFLOPS BF16 per chip; the runtime reserves 96 MiB per core (AWS Neuron documentation; docs/architecture.md §12)".into(),
                 "derived: per core 16 GiB - 96 MiB HBM, 410 GiB/s, 95 TFLOPS".into(),
                 "assumption: host<->device 12 GiB/s each way and 10 us per transfer (PCIe figures are not published); 50 us per execute".into(),
+                "documented: NeuronLink-v2, 192 GiB/s per chip on inf2.24xlarge/48xlarge, chips in a ring (12 on inf2.48xlarge)".into(),
+                "assumption: a ring collective gets both directions of the ring, 96 GiB/s per core (192 GiB/s per chip over 2 links x 2 directions, 2 rings); cores of one chip exchange at half the core's HBM bandwidth (205 GiB/s: read and write); 2 us per ring step".into(),
             ],
         }
     }
@@ -65,7 +85,11 @@ impl DeviceProfile {
                 "documented: 32 GiB HBM and 820 GiB/s per chip, 2 NeuronCore-v2 per chip, 190 TFLOPS BF16 per chip; 96 MiB runtime reservation per core (AWS Neuron documentation; docs/architecture.md §12)".into(),
                 "derived: per core 16 GiB - 96 MiB HBM, 410 GiB/s, 95 TFLOPS".into(),
                 "assumption: host<->device 12 GiB/s each way and 10 us per transfer (not published); 50 us per execute".into(),
+                "documented: NeuronLink-v2, 384 GiB/s per chip on trn1.32xlarge (768 on trn1n), 16 chips in a 2D torus".into(),
+                "assumption: a ring collective gets 4 rings at once (2 torus dimensions x 2 directions), 192 GiB/s per core; cores of one chip exchange at 205 GiB/s; 2 us per ring step".into(),
             ],
+            link_bytes_per_s: 192.0 * GIB as f64,
+            interconnect: "NeuronLink-v2 2D torus of 16 chips (trn1.32xlarge)".into(),
             ..DeviceProfile::inf2()
         }
     }
@@ -81,10 +105,17 @@ impl DeviceProfile {
             transfer_latency_s: 10e-6,
             peak_flops: 667e12 / 4.0,
             execute_overhead_s: 50e-6,
+            cores_per_chip: 4,
+            chip_bytes_per_s: 2.9e12 / 8.0,
+            link_bytes_per_s: 640e9,
+            collective_latency_s: 2e-6,
+            interconnect: "NeuronLink-v3 2D torus of 16 chips (trn2.48xlarge)".into(),
             notes: vec![
                 "documented: 96 GiB HBM (4 x 24 GB banks) and 2.9 TB/s per chip, 8 NeuronCore-v3 exposed as 4 logical cores at LNC=2, 667 TFLOPS BF16 per chip (AWS Neuron documentation; docs/architecture.md §12)".into(),
                 "derived: per logical core 24 GiB HBM less two 96 MiB reservations, 725 GB/s, 167 TFLOPS".into(),
                 "assumption: host<->device 24 GiB/s each way and 10 us per transfer (not published); 50 us per execute".into(),
+                "documented: NeuronLink-v3, 1.28 TB/s per chip, 16 chips in a 2D torus on trn2.48xlarge".into(),
+                "assumption: a ring collective gets 4 rings at once, 640 GB/s per logical core (1.28 TB/s over 4 links x 2 directions = 160 GB/s per ring); logical cores of one chip exchange at half their HBM bandwidth (362 GB/s); 2 us per ring step".into(),
             ],
         }
     }
@@ -156,7 +187,15 @@ impl DeviceProfile {
             ("h2d_bytes_per_s", self.h2d_bytes_per_s),
             ("d2h_bytes_per_s", self.d2h_bytes_per_s),
             ("peak_flops", self.peak_flops),
+            ("chip_bytes_per_s", self.chip_bytes_per_s),
+            ("link_bytes_per_s", self.link_bytes_per_s),
         ];
+        if self.cores_per_chip == 0 {
+            return Err(Error::invalid_input(
+                format!("device profile '{what}'"),
+                "cores_per_chip must be at least 1",
+            ));
+        }
         for (k, v) in positive {
             if !(v.is_finite() && v > 0.0) {
                 return Err(Error::invalid_input(
@@ -168,6 +207,7 @@ impl DeviceProfile {
         for (k, v) in [
             ("transfer_latency_s", self.transfer_latency_s),
             ("execute_overhead_s", self.execute_overhead_s),
+            ("collective_latency_s", self.collective_latency_s),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::invalid_input(
@@ -192,6 +232,44 @@ impl DeviceProfile {
     /// Modelled seconds of a device → device copy.
     pub fn d2d_seconds(&self, bytes: u64) -> f64 {
         bytes as f64 / self.hbm_bytes_per_s
+    }
+
+    /// A collective of `kind` over the cores `group` (this core putting in `bytes_in`):
+    /// the bytes this core sends and the modelled seconds, by a ring algorithm over the
+    /// group — all-reduce 2(G-1) steps of S/G, all-gather G-1 steps of S, reduce-scatter
+    /// and all-to-all G-1 steps of S/G, a permute one step of S, a broadcast G-1
+    /// pipelined steps and S once — each step paying the latency, at the chip's bandwidth
+    /// when the whole group is on one chip and NeuronLink's otherwise.
+    pub fn collective_cost(
+        &self,
+        kind: CollectiveKind,
+        group: &[usize],
+        bytes_in: u64,
+    ) -> (u64, f64) {
+        let g = group.len() as u64;
+        if g <= 1 {
+            return (0, 0.0);
+        }
+        let chip = |c: &usize| c / self.cores_per_chip.max(1);
+        let one_chip = group.iter().all(|c| chip(c) == chip(&group[0]));
+        let bw = if one_chip {
+            self.chip_bytes_per_s
+        } else {
+            self.link_bytes_per_s.min(self.chip_bytes_per_s)
+        };
+        let (steps, sent) = match kind {
+            CollectiveKind::AllReduce => (2 * (g - 1), 2 * (g - 1) * bytes_in / g),
+            CollectiveKind::AllGather => (g - 1, (g - 1) * bytes_in),
+            CollectiveKind::ReduceScatter | CollectiveKind::AllToAll => {
+                (g - 1, (g - 1) * bytes_in / g)
+            }
+            CollectiveKind::CollectivePermute => (1, bytes_in),
+            CollectiveKind::CollectiveBroadcast => (g - 1, bytes_in),
+        };
+        (
+            sent,
+            steps as f64 * self.collective_latency_s + sent as f64 / bw,
+        )
     }
 
     /// Modelled seconds of an execute doing `flops` operations over `bytes` of memory.

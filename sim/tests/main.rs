@@ -2,6 +2,7 @@
 //! specific to the simulator (exact HBM accounting, profiles).
 
 mod model;
+mod sharded;
 
 use statetensor_conformance::contract::{ContractDevice, Harness};
 use statetensor_conformance::{contract_tests, fixture_hlo};

@@ -212,6 +212,76 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error, its operation prefixed with `core {core}: ` — what a model run by
+    /// several cores reports, so the failing core is named. The kind is unchanged.
+    pub fn on_core(self, core: usize) -> Error {
+        let tag = |s: String| format!("core {core}: {s}");
+        match self {
+            Error::InvalidModel { context, message } => Error::InvalidModel {
+                context: tag(context),
+                message,
+            },
+            Error::Unsupported { context, what } => Error::Unsupported {
+                context: tag(context),
+                what,
+            },
+            Error::InvalidInput { op, message } => Error::InvalidInput {
+                op: tag(op),
+                message,
+            },
+            Error::Poisoned {
+                op,
+                state_set,
+                failed_call,
+            } => Error::Poisoned {
+                op: tag(op),
+                state_set,
+                failed_call,
+            },
+            Error::OutOfDeviceMemory {
+                op,
+                requested,
+                free,
+                capacity,
+            } => Error::OutOfDeviceMemory {
+                op: tag(op),
+                requested,
+                free,
+                capacity,
+            },
+            Error::Runtime {
+                function,
+                status,
+                message,
+            } => Error::Runtime {
+                function: tag(function),
+                status,
+                message,
+            },
+            Error::Io { op, path, source } => Error::Io {
+                op: tag(op),
+                path,
+                source,
+            },
+            Error::NotFound {
+                op,
+                what,
+                name,
+                hint,
+            } => Error::NotFound {
+                op: tag(op),
+                what,
+                name,
+                hint,
+            },
+            Error::Busy { op, resource } => Error::Busy {
+                op: tag(op),
+                resource,
+            },
+            other => other,
+        }
+    }
+
     /// The comparable kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

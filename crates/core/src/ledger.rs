@@ -49,6 +49,10 @@ pub struct TransferLedger {
     pub executes: u64,
     /// Seconds spent executing (modelled or measured).
     pub execute_seconds: f64,
+    /// Collectives with the other cores of a model run by several: bytes this core sent
+    /// over the links, collectives it took part in, and their time (modelled or measured).
+    #[serde(default)]
+    pub collective: Flow,
 }
 
 impl TransferLedger {
@@ -70,9 +74,20 @@ impl TransferLedger {
         self.execute_seconds += seconds;
     }
 
-    /// Total seconds: transfers and executes.
+    /// Records one collective: `bytes` sent to other cores in `seconds`.
+    pub fn record_collective(&mut self, bytes: u64, seconds: f64) {
+        self.collective.bytes += bytes;
+        self.collective.transfers += 1;
+        self.collective.seconds += seconds;
+    }
+
+    /// Total seconds: transfers, executes and collectives.
     pub fn total_seconds(&self) -> f64 {
-        self.h2d.seconds + self.d2h.seconds + self.d2d.seconds + self.execute_seconds
+        self.h2d.seconds
+            + self.d2h.seconds
+            + self.d2d.seconds
+            + self.execute_seconds
+            + self.collective.seconds
     }
 }
 
@@ -85,6 +100,7 @@ impl Sub for TransferLedger {
             d2d: self.d2d.minus(o.d2d),
             executes: self.executes - o.executes,
             execute_seconds: self.execute_seconds - o.execute_seconds,
+            collective: self.collective.minus(o.collective),
         }
     }
 }

@@ -26,6 +26,7 @@ mod locking;
 mod model;
 mod names;
 pub mod packing;
+mod sharded;
 mod signature;
 pub mod snapshot;
 mod spec;
@@ -42,6 +43,7 @@ pub use load_options::LoadOptions;
 pub use locking::{check_distinct_sets, check_not_poisoned, lock_exclusive, lock_unpoisoned};
 pub use model::{PreparedInputs, StatefulModel, STREAM_CHUNK};
 pub use names::{resolve_param, stem};
+pub use sharded::{check_sharded_inputs, ShardedModel};
 pub use signature::{Role, Signature};
 pub use spec::{Shape, TensorSpec};
 pub use state_set::{

@@ -101,6 +101,10 @@ impl SpmdFacts {
         if cores == 0 {
             return bad("the number of cores must be at least 1".into());
         }
+        if cores == 1 {
+            // one core runs any module whose groups all resolve to it (checked next)
+            return Ok(Topology::SINGLE);
+        }
         let DeviceCounts {
             replica_count,
             num_partitions,

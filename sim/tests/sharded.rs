@@ -1,0 +1,133 @@
+//! A tensor-parallel decoder on several simulated cores: JAX's outputs on every core and
+//! step, weights resident per core, per-core ledgers with the collectives beside the
+//! transfers, per-core capacity, and a core never executing alone.
+
+use statetensor_conformance::{fixture_npy, fixture_path, host_tensor};
+use statetensor_core::{ErrorKind, HostTensor, LoadOptions, ShardedModel, StateInit};
+use statetensor_hlo::{Program, Tensor};
+use statetensor_sim::{DeviceProfile, SimShardedModel};
+use std::sync::Arc;
+
+const WEIGHTS: std::ops::Range<usize> = 1..7;
+
+fn decoder(name: &str, profile: &DeviceProfile) -> (SimShardedModel, usize) {
+    let text = std::fs::read_to_string(fixture_path(name).join("model.hlo")).unwrap();
+    let program = Arc::new(Program::parse(&text, "model.hlo").unwrap());
+    let cores = program.compiled_cores().0;
+    let opts: Vec<LoadOptions> = (0..cores)
+        .map(|k| {
+            let mut o = LoadOptions::default();
+            for p in WEIGHTS {
+                let w = fixture_npy(name, &format!("arg{p}.npy"))
+                    .leading_slice(k)
+                    .unwrap();
+                o.weights.insert(p, Some(host_tensor(&w)));
+            }
+            o
+        })
+        .collect();
+    (
+        SimShardedModel::load(profile, program, &opts, cores).unwrap(),
+        cores,
+    )
+}
+
+fn slice(name: &str, file: &str, k: usize) -> Tensor {
+    fixture_npy(name, file).leading_slice(k).unwrap()
+}
+
+#[test]
+fn tensor_parallel_decoders_match_jax_with_their_cache_sharded_on_the_cores() {
+    for name in ["spmd/tp4_decoder", "spmd/tp8_decoder"] {
+        let (model, cores) = decoder(name, &DeviceProfile::trn1());
+        model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
+        let x: Vec<Vec<HostTensor>> = (0..cores)
+            .map(|k| vec![host_tensor(&slice(name, "arg0.npy", k))])
+            .collect();
+        let before = model.ledgers();
+        for s in 0..4 {
+            let outs = model.execute("seq", &x).unwrap();
+            for (k, o) in outs.iter().enumerate() {
+                let want = slice(name, &format!("out{s}_0.npy"), k).to_f64_vec();
+                let got = Tensor::from_le_bytes(o[0].dtype, o[0].shape.dims(), &o[0].data)
+                    .unwrap()
+                    .to_f64_vec();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-5 + 2e-5 * w.abs(),
+                        "{name} step {s} core {k}"
+                    );
+                }
+            }
+        }
+        for (k, (after, before)) in model.ledgers().iter().zip(&before).enumerate() {
+            let l = *after - *before;
+            // per step only the token in and y out; the cache never crosses
+            assert_eq!(l.h2d.bytes, 4 * 256, "{name} core {k}");
+            assert_eq!(l.d2h.bytes, 4 * 256, "{name} core {k}");
+            // two all-reduces a step, modelled over NeuronLink
+            assert_eq!(l.collective.transfers, 8, "{name} core {k}");
+            assert!(l.collective.bytes > 0 && l.collective.seconds > 0.0);
+        }
+        // every core's shard of the cache is JAX's after four steps
+        let sig = model.core(0).signature().clone();
+        for k in 0..cores {
+            let cache = &sig.params[7];
+            let mut buf = vec![0u8; cache.size_bytes()];
+            model
+                .core(k)
+                .read_state("seq", &cache.name, 0, &mut buf)
+                .unwrap();
+            let got = Tensor::from_le_bytes(cache.dtype, cache.shape.dims(), &buf).unwrap();
+            let want = slice(name, "out3_1.npy", k);
+            for (g, w) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+                assert!(
+                    (g - w).abs() <= 1e-5 + 2e-5 * w.abs(),
+                    "{name} cache core {k}"
+                );
+            }
+        }
+        // per-core memory: the weights' and cache's shards, on each core alone
+        let state_bytes = 2 * sig.params[7].size_bytes() as u64 + 4;
+        for m in model.memories() {
+            assert!(m.used >= state_bytes, "{name}: {m:?}");
+        }
+    }
+}
+
+#[test]
+fn a_state_set_too_large_for_a_core_is_refused_naming_it_and_created_nowhere() {
+    // room for the weights, not for the cache
+    let (loaded, _) = decoder("spmd/tp4_decoder", &DeviceProfile::trn1());
+    let mut small = DeviceProfile::trn1();
+    small.hbm_bytes = loaded.core(0).memory().used + 1000;
+    drop(loaded);
+    let (model, cores) = decoder("spmd/tp4_decoder", &small);
+    let e = model
+        .create_state_set("seq", &[StateInit::Zeros])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfDeviceMemory);
+    assert!(e.to_string().starts_with("core "), "{e}");
+    for k in 0..cores {
+        assert!(!model.core(k).has_state_set("seq"), "core {k}");
+    }
+}
+
+#[test]
+fn a_core_never_executes_alone_and_bad_inputs_stop_every_core_before_it_starts() {
+    let (model, cores) = decoder("spmd/tp4_decoder", &DeviceProfile::trn1());
+    model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
+    let x = host_tensor(&slice("spmd/tp4_decoder", "arg0.npy", 0));
+    let e = model.core(1).execute("seq", std::slice::from_ref(&x)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let mut inputs = vec![vec![x]; cores];
+    inputs[2] = vec![HostTensor::new(statetensor_core::DType::F32, vec![3], vec![0; 12]).unwrap()];
+    let before = model.ledgers();
+    let e = model.execute("seq", &inputs).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("core 2"), "{e}");
+    assert_eq!(model.ledgers(), before, "nothing ran");
+    // the set is still usable
+    inputs[2] = inputs[0].clone();
+    model.execute("seq", &inputs).unwrap();
+}
