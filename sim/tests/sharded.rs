@@ -118,7 +118,10 @@ fn a_core_never_executes_alone_and_bad_inputs_stop_every_core_before_it_starts()
     let (model, cores) = decoder("spmd/tp4_decoder", &DeviceProfile::trn1());
     model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
     let x = host_tensor(&slice("spmd/tp4_decoder", "arg0.npy", 0));
-    let e = model.core(1).execute("seq", std::slice::from_ref(&x)).unwrap_err();
+    let e = model
+        .core(1)
+        .execute("seq", std::slice::from_ref(&x))
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let mut inputs = vec![vec![x]; cores];
     inputs[2] = vec![HostTensor::new(statetensor_core::DType::F32, vec![3], vec![0; 12]).unwrap()];

@@ -113,29 +113,45 @@ fn one_way(
         model: String::new(),
         transfers_d2d: d.d2d.transfers,
         execute_s: d.execute_seconds,
+        collective_s: d.collective.seconds,
+        collective_bytes: d.collective.bytes,
         fed_bytes_per_step: inputs.fed_bytes_per_step(),
         states_started_at_zeros: Vec::new(),
         weight_bytes: sig.weight_bytes(),
         per_step,
         without_state_tensors: None,
+        per_core: Vec::new(),
     })
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    let Opened {
-        bundle,
-        model,
-        device,
-        ..
-    } = a.m.open()?;
-    let model = &*model;
-    let (mut inputs, zeros) = prepare(model, &bundle, &a.m, a.steps, "aliased")?;
-    let mut progress = Progress::new(2 * a.steps);
-    let (mut aliased, mut round) = both_ways(model, &mut inputs, a.steps, &device, &mut progress)?;
-    aliased.states_started_at_zeros = zeros;
-    for r in [&mut aliased, &mut round] {
-        r.model = bundle.source().to_string();
-    }
+    let (aliased, round, states, weights) = match a.m.cores.filter(|&n| n > 1) {
+        Some(n) => crate::cores::bench(&a.m, n as usize, a.steps)?,
+        None => {
+            let Opened {
+                bundle,
+                model,
+                device,
+                ..
+            } = a.m.open()?;
+            let model = &*model;
+            let (mut inputs, zeros) = prepare(model, &bundle, &a.m, a.steps, "aliased")?;
+            let mut progress = Progress::new(2 * a.steps);
+            let (mut aliased, mut round) =
+                both_ways(model, &mut inputs, a.steps, &device, &mut progress)?;
+            aliased.states_started_at_zeros = zeros;
+            for r in [&mut aliased, &mut round] {
+                r.model = bundle.source().to_string();
+            }
+            let sig = model.signature();
+            (
+                aliased,
+                round,
+                sig.state_params().len(),
+                sig.weight_params().len(),
+            )
+        }
+    };
     if a.json {
         let j = |r: &Report| {
             serde_json::to_string_pretty(r).map_err(|e| Error::runtime("bench", e.to_string()))
@@ -199,15 +215,14 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         ],
     ));
     out.push_str(&format!(
-        "  state {} in {} tensor(s)\n",
+        "  state {} in {states} tensor(s)\n",
         bytes(aliased.state_bytes),
-        model.signature().state_params().len()
     ));
     if aliased.weight_bytes > 0 {
         out.push_str(&format!(
             "  weights {} resident in {} tensor(s), uploaded once at load (not in the figures above)\n",
             bytes(aliased.weight_bytes),
-            model.signature().weight_params().len()
+            weights
         ));
     }
     crate::output::emit(&out)

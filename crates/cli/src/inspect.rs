@@ -64,8 +64,16 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         .enumerate()
         .map(|(k, s)| serde_json::json!({"index": k, "type": s.type_string(), "bytes": s.size_bytes(), "updates_state": sig.aliases.param_for(k), "neff_name": neff_names.as_ref().map(|n| n.1[k].clone())}))
         .collect();
+    let (compiled_cores, min_cores) = program.compiled_cores();
+    let collectives: Vec<serde_json::Value> = program
+        .collectives()
+        .iter()
+        .map(|c| serde_json::json!({"computation": c.computation, "instruction": c.instruction, "opcode": c.opcode, "groups": c.groups, "ids": c.ids}))
+        .collect();
     if a.json {
         let v = serde_json::json!({
+            "cores": {"compiled_for": compiled_cores, "fewest": min_cores},
+            "collectives": collectives,
             "model": bundle.source().to_string(),
             "name": program.name(),
             "parameters": params,
@@ -130,6 +138,17 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         bytes(program.constant_bytes()),
         bytes(execute_bytes)
     ));
+    if !program.collectives().is_empty() || compiled_cores > 1 {
+        out.push_str(&format!(
+            "SPMD: compiled for {compiled_cores} core(s), its groups need at least {min_cores} (run with --cores N; every figure here is per core)\n"
+        ));
+        for c in program.collectives() {
+            out.push_str(&format!(
+                "  {:<26} {:<26} groups {} ({} ids) in {}\n",
+                c.opcode, c.instruction, c.groups, c.ids, c.computation
+            ));
+        }
+    }
     out.push_str("HBM footprint (constants and weights + one state set + execute staging):\n");
     for d in &devices {
         out.push_str(&format!(

@@ -5,6 +5,7 @@
 
 mod bench;
 mod calibrate;
+mod cores;
 mod inspect;
 mod model_args;
 mod output;

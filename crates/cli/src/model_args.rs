@@ -37,6 +37,11 @@ pub struct ModelArgs {
     /// state, never moved per step.
     #[arg(long = "weight", value_name = "P=FILE.npy")]
     pub weights: Vec<String>,
+    /// Run an SPMD module (collectives, replica-id/partition-id) on N simulated cores at
+    /// once. A value file whose leading axis is N gives core k slice k; without that axis
+    /// every core gets the same value.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub cores: Option<u64>,
 }
 
 /// A model opened on the chosen backend.

@@ -28,7 +28,7 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn preview(t: &Tensor) -> String {
+pub(crate) fn preview(t: &Tensor) -> String {
     let v = t.to_f64_vec();
     // f64 prints in full; narrower floats print their own shortest form
     let narrow = t.dtype().is_float() && t.dtype() != statetensor_core::DType::F64;
@@ -52,6 +52,9 @@ fn preview(t: &Tensor) -> String {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
+    if let Some(n) = a.m.cores.filter(|&n| n > 1) {
+        return crate::cores::run(&a.m, n as usize, a.steps, a.out.as_deref(), a.json);
+    }
     let start = Instant::now();
     let Opened {
         bundle,

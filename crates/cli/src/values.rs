@@ -4,8 +4,8 @@
 
 use crate::model_args::{split_assignment, ModelArgs};
 use statetensor_core::{
-    resolve_param, snapshot, Error, HostTensor, PreparedInputs, Result, StateInit, StatefulModel,
-    TensorSpec,
+    resolve_param, snapshot, Error, HostTensor, PreparedInputs, Result, Signature, StateInit,
+    StatefulModel, TensorSpec,
 };
 use statetensor_hlo::{npy, Bundle};
 use std::io::{Seek, SeekFrom};
@@ -140,24 +140,18 @@ impl StepInputs {
     }
 }
 
-/// Checks the value flags of `m` against `model`, loads the inputs (from the flags or the
-/// bundle's `arg{P}.npy`), opens the feeds (each holding at least `steps` values), creates
-/// state set `set` and streams the initial state into it. Returns the step inputs and the
-/// states that start at zeros.
-pub(crate) fn prepare(
-    model: &dyn StatefulModel,
-    bundle: &Bundle,
-    m: &ModelArgs,
-    steps: u64,
-    set: &str,
-) -> Result<(StepInputs, Vec<String>)> {
-    let sig = model.signature().clone();
-    #[derive(Clone, PartialEq)]
-    enum Given {
-        Input(PathBuf),
-        Feed(PathBuf),
-        State(PathBuf),
-    }
+/// A value a flag gives a parameter.
+#[derive(Clone, PartialEq)]
+pub(crate) enum Given {
+    Input(PathBuf),
+    Feed(PathBuf),
+    State(PathBuf),
+}
+
+/// The `--input`, `--feed` and `--state` flags of `m` by parameter, each checked against
+/// the parameter's role in `sig` (a state takes `--state`, a weight `--weight`, anything
+/// else `--input` or `--feed`) and given at most once — before anything is allocated.
+pub(crate) fn given_values(sig: &Signature, m: &ModelArgs) -> Result<Vec<Option<Given>>> {
     // values given on the command line, checked before anything is allocated
     let mut given: Vec<Option<Given>> = vec![None; sig.params.len()];
     for (flag, list) in [
@@ -206,6 +200,22 @@ pub(crate) fn prepare(
             }
         }
     }
+    Ok(given)
+}
+
+/// Checks the value flags of `m` against `model`, loads the inputs (from the flags or the
+/// bundle's `arg{P}.npy`), opens the feeds (each holding at least `steps` values), creates
+/// state set `set` and streams the initial state into it. Returns the step inputs and the
+/// states that start at zeros.
+pub(crate) fn prepare(
+    model: &dyn StatefulModel,
+    bundle: &Bundle,
+    m: &ModelArgs,
+    steps: u64,
+    set: &str,
+) -> Result<(StepInputs, Vec<String>)> {
+    let sig = model.signature().clone();
+    let given = given_values(&sig, m)?;
     let mut inputs = Vec::new();
     let mut feeds = Vec::new();
     for (slot, p) in sig.input_params().into_iter().enumerate() {

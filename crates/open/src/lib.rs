@@ -39,9 +39,9 @@
 
 pub mod report;
 
-use statetensor_core::{Error, LoadOptions, Result, StatefulModel};
+use statetensor_core::{Error, LoadOptions, Result, ShardedModel, StatefulModel};
 use statetensor_hw::{NrtDevice, NrtModel};
-use statetensor_sim::{SimDevice, SimModel};
+use statetensor_sim::{SimDevice, SimModel, SimShardedModel};
 use std::sync::Arc;
 
 pub use statetensor_hlo::Bundle;
@@ -167,6 +167,36 @@ impl Device {
                 Ok(Some((i.to_vec(), o.to_vec())))
             }
         }
+    }
+}
+
+/// Loads `bundle` as one SPMD model run by `cores` cores of `backend` (each a fresh core
+/// of `profile` on the simulator): `opts[k]` is core k's (its shard of each weight), or
+/// one for all. The driver does not run several cores yet.
+pub fn load_sharded(
+    backend: Backend,
+    profile: &DeviceProfile,
+    bundle: &Bundle,
+    opts: &[LoadOptions],
+    cores: usize,
+) -> Result<Box<dyn ShardedModel>> {
+    match backend {
+        Backend::Sim => {
+            let opts = opts
+                .iter()
+                .map(|o| bundle.load_options(o, false))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Box::new(SimShardedModel::load(
+                profile,
+                bundle.program().clone(),
+                &opts,
+                cores,
+            )?))
+        }
+        Backend::Nrt => Err(Error::Unsupported {
+            context: format!("load {} on {cores} cores", bundle.source()),
+            what: "several cores on the libnrt driver (run SPMD models with --backend sim)".into(),
+        }),
     }
 }
 

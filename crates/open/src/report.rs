@@ -3,7 +3,7 @@
 
 use crate::{Backend, DeviceProfile};
 use serde::Serialize;
-use statetensor_core::{StatefulModel, TransferLedger};
+use statetensor_core::{ShardedModel, StatefulModel, TransferLedger};
 
 /// Totals over a run (docs/architecture.md §9). Field names are a contract: scripts read them.
 #[derive(Clone, Debug, Serialize)]
@@ -44,6 +44,10 @@ pub struct Report {
     pub transfers_d2d: u64,
     /// Time in executes.
     pub execute_s: f64,
+    /// Time in collectives with other cores (a model run by several; 0 on one core).
+    pub collective_s: f64,
+    /// Bytes sent to other cores by collectives.
+    pub collective_bytes: u64,
     /// Bytes of `--feed` values sent each step (included in the host -> device figures).
     pub fed_bytes_per_step: u64,
     /// States that had no initial value and started at zeros.
@@ -58,6 +62,40 @@ pub struct Report {
     /// (an estimate from the cost model; `statetensor bench` measures it instead).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub without_state_tensors: Option<RoundTrip>,
+    /// A model run by several cores: each core's figures (the totals above sum bytes and
+    /// transfers over the cores; times are per step the slowest core's, as the cores run
+    /// at once).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_core: Vec<CoreReport>,
+}
+
+/// One core's share of a run on several cores.
+#[derive(Clone, Debug, Serialize)]
+pub struct CoreReport {
+    /// The core.
+    pub core: usize,
+    /// Bytes host -> device.
+    pub bytes_h2d: u64,
+    /// Bytes device -> host.
+    pub bytes_d2h: u64,
+    /// Collectives this core took part in.
+    pub collectives: u64,
+    /// Bytes it sent to other cores.
+    pub collective_bytes: u64,
+    /// Time in collectives.
+    pub collective_s: f64,
+    /// Time in executes (compute).
+    pub execute_s: f64,
+    /// Its total time.
+    pub modelled_s: f64,
+    /// Bytes of its shard of one state set.
+    pub state_bytes: u64,
+    /// Bytes of its shard of the weights.
+    pub weight_bytes: u64,
+    /// Its peak memory in use.
+    pub hbm_peak_bytes: u64,
+    /// Its memory capacity.
+    pub hbm_capacity_bytes: u64,
 }
 
 /// What one step moved, and its time.
@@ -91,6 +129,18 @@ pub struct RoundTrip {
 }
 
 impl StepReport {
+    /// A step of several cores run at once that moved their ledgers by `d`: bytes and
+    /// transfers summed, the time the slowest core's.
+    pub fn of_cores(d: &[TransferLedger]) -> StepReport {
+        StepReport {
+            bytes_h2d: d.iter().map(|l| l.h2d.bytes).sum(),
+            bytes_d2h: d.iter().map(|l| l.d2h.bytes).sum(),
+            transfers_h2d: d.iter().map(|l| l.h2d.transfers).sum(),
+            transfers_d2h: d.iter().map(|l| l.d2h.transfers).sum(),
+            modelled_s: d.iter().map(|l| l.total_seconds()).fold(0.0, f64::max),
+        }
+    }
+
     /// The step that moved the ledger by `d`.
     pub fn from_ledger(d: &TransferLedger) -> StepReport {
         StepReport {
@@ -213,6 +263,8 @@ impl Report {
             model: facts.model,
             transfers_d2d: total.d2d.transfers,
             execute_s: total.execute_seconds,
+            collective_s: total.collective.seconds,
+            collective_bytes: total.collective.bytes,
             fed_bytes_per_step: facts.fed_bytes_per_step,
             states_started_at_zeros: facts.states_started_at_zeros,
             weight_bytes: sig.weight_bytes(),
@@ -224,6 +276,96 @@ impl Report {
                 modelled_s: total.total_seconds() + extra_s,
             }),
             per_step: facts.per_step,
+            per_core: Vec::new(),
+        }
+    }
+
+    /// The report of a run on several cores: bytes and transfers summed over the cores,
+    /// memory the fullest core's, time per step the slowest core's (`facts.per_step`, from
+    /// [`StepReport::of_cores`]), and each core's own figures — counted since the load, or
+    /// since `since` (each core's ledger then). Without state tensors every core would copy
+    /// its state shard out and back each step, the cores at once.
+    pub fn of_sharded_run(
+        model: &dyn ShardedModel,
+        since: Option<&[TransferLedger]>,
+        facts: RunFacts,
+    ) -> Report {
+        let mut ledgers = model.ledgers();
+        if let Some(since) = since {
+            for (l, s) in ledgers.iter_mut().zip(since) {
+                *l = *l - *s;
+            }
+        }
+        let memories = model.memories();
+        let sig = model.core(0).signature();
+        let cores = model.cores() as u64;
+        let steps = facts.per_step.len() as u64;
+        let sum = |f: &dyn Fn(&TransferLedger) -> u64| ledgers.iter().map(f).sum::<u64>();
+        let max = |f: &dyn Fn(&TransferLedger) -> f64| ledgers.iter().map(f).fold(0.0, f64::max);
+        let modelled: f64 = facts.per_step.iter().map(|s| s.modelled_s).sum();
+        let p = &facts.profile;
+        let round_trip_s: f64 = sig
+            .state_params()
+            .iter()
+            .map(|&q| {
+                let b = sig.params[q].size_bytes() as u64;
+                p.h2d_seconds(b) + p.d2h_seconds(b)
+            })
+            .sum::<f64>()
+            * steps as f64;
+        let n = sig.state_params().len() as u64 * steps * cores;
+        let state_all = sig.state_bytes() * cores;
+        let per_core = ledgers
+            .iter()
+            .zip(&memories)
+            .enumerate()
+            .map(|(k, (l, m))| CoreReport {
+                core: k,
+                bytes_h2d: l.h2d.bytes,
+                bytes_d2h: l.d2h.bytes,
+                collectives: l.collective.transfers,
+                collective_bytes: l.collective.bytes,
+                collective_s: l.collective.seconds,
+                execute_s: l.execute_seconds,
+                modelled_s: l.total_seconds(),
+                state_bytes: sig.state_bytes(),
+                weight_bytes: sig.weight_bytes(),
+                hbm_peak_bytes: m.peak,
+                hbm_capacity_bytes: m.capacity,
+            })
+            .collect();
+        Report {
+            backend: model.backend().to_string(),
+            device: facts.device,
+            steps,
+            bytes_h2d: sum(&|l| l.h2d.bytes),
+            bytes_d2h: sum(&|l| l.d2h.bytes),
+            bytes_d2d: sum(&|l| l.d2d.bytes),
+            transfers_h2d: sum(&|l| l.h2d.transfers),
+            transfers_d2h: sum(&|l| l.d2h.transfers),
+            state_bytes: state_all,
+            hbm_peak_bytes: memories.iter().map(|m| m.peak).max().unwrap_or(0),
+            hbm_capacity_bytes: memories.first().map_or(0, |m| m.capacity),
+            modelled_s: modelled,
+            wall_s: facts.wall_s,
+            time_kind: time_kind(facts.backend).into(),
+            model: facts.model,
+            transfers_d2d: sum(&|l| l.d2d.transfers),
+            execute_s: max(&|l| l.execute_seconds),
+            collective_s: max(&|l| l.collective.seconds),
+            collective_bytes: sum(&|l| l.collective.bytes),
+            fed_bytes_per_step: facts.fed_bytes_per_step,
+            states_started_at_zeros: facts.states_started_at_zeros,
+            weight_bytes: sig.weight_bytes() * cores,
+            without_state_tensors: Some(RoundTrip {
+                bytes_h2d: sum(&|l| l.h2d.bytes) + state_all * steps,
+                bytes_d2h: sum(&|l| l.d2h.bytes) + state_all * steps,
+                transfers_h2d: sum(&|l| l.h2d.transfers) + n,
+                transfers_d2h: sum(&|l| l.d2h.transfers) + n,
+                modelled_s: modelled + round_trip_s,
+            }),
+            per_step: facts.per_step,
+            per_core,
         }
     }
 
@@ -296,6 +438,43 @@ impl Report {
                 "  fed per step (--feed): {}\n",
                 bytes(self.fed_bytes_per_step)
             ));
+        }
+        if !self.per_core.is_empty() {
+            let w = [6, 12, 12, 26, 12, 12];
+            out.push_str(&format!(
+                "  per core ({} cores; time per step is the slowest core's):
+",
+                self.per_core.len()
+            ));
+            out.push_str(&row(
+                &w,
+                &[
+                    "core".into(),
+                    "HBM peak".into(),
+                    "state".into(),
+                    "collectives".into(),
+                    "compute".into(),
+                    format!("{} total", self.time_kind),
+                ],
+            ));
+            for c in &self.per_core {
+                out.push_str(&row(
+                    &w,
+                    &[
+                        c.core.to_string(),
+                        bytes(c.hbm_peak_bytes),
+                        bytes(c.state_bytes),
+                        format!(
+                            "{} ({}, {})",
+                            c.collectives,
+                            bytes(c.collective_bytes),
+                            seconds(c.collective_s)
+                        ),
+                        seconds(c.execute_s),
+                        seconds(c.modelled_s),
+                    ],
+                ));
+            }
         }
         if self.weight_bytes > 0 {
             out.push_str(&format!(

@@ -2,6 +2,7 @@
 //! one module per command or concern.
 
 mod backends;
+mod cores;
 mod inspect;
 mod measure;
 mod models;

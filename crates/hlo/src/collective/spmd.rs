@@ -69,7 +69,11 @@ impl SpmdFacts {
                 if mode != GroupMode::CrossReplica {
                     facts.partitioned = true;
                 }
-                let Some(instr) = comp.instrs.iter().find(|i| i.name == step.name) else {
+                let Some(instr) = comp
+                    .instrs
+                    .iter()
+                    .find(|i| i.name == step.name || i.written_name() == step.name)
+                else {
                     continue;
                 };
                 let groups = instr
