@@ -31,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixture_io import FixtureFiles, header_alias_span  # noqa: E402
+from spmd_models import DECODER_IN, DECODER_OUT, make_tp_decoder  # noqa: E402
 
 jax.config.update("jax_platforms", "cpu")
 
@@ -132,31 +133,7 @@ spmd_fixture(
 # --- a tensor-parallel decoder layer with a sharded KV cache -------------------------------
 
 D, H, HD, F, S = 64, 8, 8, 128, 16
-
-
-def rmsnorm(x):
-    return x * lax.rsqrt(jnp.mean(x * x) + 1e-6)
-
-
-def tp_decoder(x, wq, wk, wv, wo, w1, w2, k_cache, v_cache, pos):
-    """One token through a Megatron-style layer on this core's heads and MLP columns:
-    column-parallel q/k/v and w1, row-parallel wo and w2, an all-reduce after attention and
-    after the MLP. The KV cache holds this core's heads."""
-    heads = k_cache.shape[1]
-    h = rmsnorm(x)
-    q = (h @ wq).reshape(heads, HD)
-    k = (h @ wk).reshape(heads, HD)
-    v = (h @ wv).reshape(heads, HD)
-    k_cache = lax.dynamic_update_slice(k_cache, k[None], (pos, 0, 0))
-    v_cache = lax.dynamic_update_slice(v_cache, v[None], (pos, 0, 0))
-    scores = jnp.einsum("hd,shd->hs", q, k_cache) / np.float32(np.sqrt(HD))
-    scores = jnp.where(jnp.arange(S)[None, :] <= pos, scores, -jnp.inf)
-    p = jax.nn.softmax(scores, axis=-1)
-    a = jnp.einsum("hs,shd->hd", p, v_cache).reshape(heads * HD)
-    x = x + lax.psum(a @ wo, "tp")
-    m = jax.nn.gelu(rmsnorm(x) @ w1) @ w2
-    y = x + lax.psum(m, "tp")
-    return y, k_cache, v_cache, pos + 1
+tp_decoder = make_tp_decoder(HD, S)
 
 
 def decoder_args():
@@ -165,9 +142,6 @@ def decoder_args():
             np.zeros((S, H, HD), np.float32), np.zeros((S, H, HD), np.float32), np.int32(0)]
 
 
-DECODER_IN = (P(), P(None, "tp"), P(None, "tp"), P(None, "tp"), P("tp", None), P(None, "tp"), P("tp", None),
-              P(None, "tp", None), P(None, "tp", None), P())
-DECODER_OUT = (P(), P(None, "tp", None), P(None, "tp", None), P())
 for cores in (4, 8):
     spmd_fixture(f"tp{cores}_decoder", tp_decoder, decoder_args(), DECODER_IN, DECODER_OUT,
                  donate=(7, 8, 9), tol=F32, steps=4, n=cores)

@@ -16,28 +16,31 @@ pub fn fixture_path(name: &str) -> PathBuf {
 
 /// Every fixture's name, sorted.
 pub fn fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixture_path(""))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("model.hlo").is_file())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    models_in("")
 }
 
 /// The SPMD fixtures (`spmd/<name>`, written by tools/gen_spmd_fixtures.py): modules
 /// partitioned for several cores, each value file holding every core's value along a
 /// leading axis. Kept apart from [`fixture_names`], which one core runs.
 pub fn spmd_fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixture_path("spmd"))
+    models_in("spmd")
+}
+
+/// The fixtures directly under `dir` (a directory holding `model.hlo`), named from the
+/// fixtures directory, sorted.
+fn models_in(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path(dir))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .filter(|e| e.path().join("model.hlo").is_file())
                 .filter_map(|e| e.file_name().into_string().ok())
-                .map(|n| format!("spmd/{n}"))
+                .map(|n| {
+                    if dir.is_empty() {
+                        n
+                    } else {
+                        format!("{dir}/{n}")
+                    }
+                })
                 .collect()
         })
         .unwrap_or_default();

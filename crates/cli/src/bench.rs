@@ -125,7 +125,7 @@ fn one_way(
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    let (aliased, round, states, weights) = match a.m.cores.filter(|&n| n > 1) {
+    let (aliased, round, states, weights) = match a.m.cores {
         Some(n) => crate::cores::bench(&a.m, n as usize, a.steps)?,
         None => {
             let Opened {

@@ -408,16 +408,10 @@ pub(crate) fn run(
             let file = dir.join(format!("output_{k}.npy"));
             write_atomically(&file, |w| npy::write(w, t, &file.display().to_string()))?;
         }
-        let json = report.to_json()?;
-        write_atomically(&dir.join("report.json"), |w| {
-            w.write_all(json.as_bytes())
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write", "report.json", e))
-        })?;
+        crate::run::write_report(dir, &report)?;
     }
     if json {
-        let json = report.to_json()?;
-        return crate::output::emit(&format!("{json}\n"));
+        return crate::run::emit_json(&report);
     }
     let topo = bundle.program().topology(cores)?;
     let mut text = format!(

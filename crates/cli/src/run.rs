@@ -51,8 +51,23 @@ pub(crate) fn preview(t: &Tensor) -> String {
     format!("[{}{more}]", shown.join(", "))
 }
 
+/// Writes `report.json` into `dir`, whole or not at all.
+pub(crate) fn write_report(dir: &std::path::Path, report: &Report) -> Result<()> {
+    let json = report.to_json()?;
+    write_atomically(&dir.join("report.json"), |w| {
+        w.write_all(json.as_bytes())
+            .and_then(|_| w.write_all(b"\n"))
+            .map_err(|e| Error::io("write", "report.json", e))
+    })
+}
+
+/// Prints the report as JSON on stdout (`--json`).
+pub(crate) fn emit_json(report: &Report) -> Result<()> {
+    crate::output::emit(&format!("{}\n", report.to_json()?))
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
-    if let Some(n) = a.m.cores.filter(|&n| n > 1) {
+    if let Some(n) = a.m.cores {
         return crate::cores::run(&a.m, n as usize, a.steps, a.out.as_deref(), a.json);
     }
     let start = Instant::now();
@@ -108,16 +123,10 @@ pub fn run(a: RunArgs) -> Result<()> {
                 }
             }
         }
-        let json = report.to_json()?;
-        write_atomically(&dir.join("report.json"), |w| {
-            w.write_all(json.as_bytes())
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write", "report.json", e))
-        })?;
+        write_report(dir, &report)?;
     }
     if a.json {
-        let json = report.to_json()?;
-        return crate::output::emit(&format!("{json}\n"));
+        return emit_json(&report);
     }
     let mut out = String::new();
     out.push_str(&format!(

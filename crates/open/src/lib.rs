@@ -195,7 +195,7 @@ pub fn load_sharded(
         }
         Backend::Nrt => Err(Error::Unsupported {
             context: format!("load {} on {cores} cores", bundle.source()),
-            what: "several cores on the libnrt driver (run SPMD models with --backend sim)".into(),
+            what: "--cores on the libnrt driver, which runs one core so far (run SPMD models with --backend sim)".into(),
         }),
     }
 }

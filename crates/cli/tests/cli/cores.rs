@@ -108,7 +108,11 @@ fn an_spmd_module_on_too_few_cores_or_on_the_driver_is_refused_with_exit_2() {
     assert!(stderr(&o).contains("more cores"), "{}", stderr(&o));
     let o = run(&["run", d, "--cores", "4", "--backend", "nrt"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("several cores"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--cores on the libnrt driver"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
