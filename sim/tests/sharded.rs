@@ -134,3 +134,48 @@ fn a_core_never_executes_alone_and_bad_inputs_stop_every_core_before_it_starts()
     inputs[2] = inputs[0].clone();
     model.execute("seq", &inputs).unwrap();
 }
+
+#[test]
+fn a_sharded_state_set_snapshots_to_one_file_and_restores_every_core() {
+    use statetensor_core::snapshot::{load_sharded_state_set, save_sharded_state_set};
+    let name = "spmd/tp4_decoder";
+    let (model, cores) = decoder(name, &DeviceProfile::trn1());
+    model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
+    let x: Vec<Vec<HostTensor>> = (0..cores)
+        .map(|k| vec![host_tensor(&slice(name, "arg0.npy", k))])
+        .collect();
+    model.execute("seq", &x).unwrap();
+    let shards = |m: &SimShardedModel| -> Vec<Vec<u8>> {
+        let sig = m.core(0).signature().clone();
+        (0..cores)
+            .flat_map(|k| {
+                sig.state_specs()
+                    .map(|s| {
+                        let mut buf = Vec::new();
+                        m.core(k).read_state_to("seq", &s.name, &mut buf).unwrap();
+                        buf
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let saved = shards(&model);
+    let mut file = Vec::new();
+    save_sharded_state_set(&model, "seq", &mut file).unwrap();
+    let header = String::from_utf8_lossy(&file[8..1200]).to_string();
+    assert!(header.contains("core3/"), "{header}");
+    model.execute("seq", &x).unwrap();
+    assert_ne!(shards(&model), saved);
+    load_sharded_state_set(&model, "seq", &mut file.as_slice(), "snap").unwrap();
+    assert_eq!(shards(&model), saved, "every core's shards restored");
+    // into a set that does not exist yet: created on every core
+    load_sharded_state_set(&model, "other", &mut file.as_slice(), "snap").unwrap();
+    for k in 0..cores {
+        assert!(model.core(k).has_state_set("other"));
+    }
+    // a file cut short is refused and leaves no core half written
+    let e =
+        load_sharded_state_set(&model, "seq", &mut &file[..file.len() - 10], "cut").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("reset"), "{e}");
+}

@@ -340,6 +340,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn on_core_names_the_core_and_keeps_the_kind() {
+        let oom = Error::OutOfDeviceMemory {
+            op: "create state set 'a'".into(),
+            requested: 10,
+            free: 2,
+            capacity: 8,
+        }
+        .on_core(3);
+        assert_eq!(oom.kind(), ErrorKind::OutOfDeviceMemory);
+        assert!(
+            oom.to_string().starts_with("core 3: create state set 'a'"),
+            "{oom}"
+        );
+        let bad = Error::invalid_input("execute", "wrong shape").on_core(1);
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+        assert_eq!(bad.to_string(), "core 1: execute: wrong shape");
+        let rt = Error::runtime("execute", "stopped").on_core(0);
+        assert_eq!(rt.kind(), ErrorKind::Runtime);
+        assert!(rt.to_string().starts_with("core 0: execute"), "{rt}");
+    }
+
+    #[test]
     fn kinds_and_messages() {
         let e = Error::OutOfDeviceMemory {
             op: "allocate state 'k'".into(),

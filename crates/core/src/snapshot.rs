@@ -5,7 +5,7 @@
 //! safetensors has no int4 type: an `s4`/`u4` state is written as `I8`/`U8`, one value per
 //! byte, and range-checked when read back.
 
-use crate::{packing, DType, Error, Result, StatefulModel, TensorSpec, STREAM_CHUNK};
+use crate::{packing, DType, Error, Result, ShardedModel, StatefulModel, TensorSpec, STREAM_CHUNK};
 use std::io::{Read, Write};
 
 fn st_dtype(d: DType) -> &'static str {
@@ -98,22 +98,72 @@ pub fn read_state_values(
     )
 }
 
+/// One tensor of a snapshot: its name in the file, the model holding it (a core, for a
+/// sharded model) and its spec.
+struct Entry<'a> {
+    name: String,
+    model: &'a dyn StatefulModel,
+    spec: &'a TensorSpec,
+}
+
+/// Every state of `model`, named by state (or `{prefix}{state}`), in name order.
+fn entries<'a>(model: &'a dyn StatefulModel, prefix: &str) -> Vec<Entry<'a>> {
+    let sig = model.signature();
+    let mut v: Vec<Entry<'a>> = sig
+        .state_params()
+        .iter()
+        .map(|&p| Entry {
+            name: format!("{prefix}{}", sig.params[p].name),
+            model,
+            spec: &sig.params[p],
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// The tensors of a sharded model's snapshot: core k's shard of state `s` is `core{k}/{s}`.
+fn sharded_entries(model: &dyn ShardedModel) -> Vec<Entry<'_>> {
+    (0..model.cores())
+        .flat_map(|k| entries(model.core(k), &format!("core{k}/")))
+        .collect()
+}
+
 /// Writes every state of `set` as a safetensors file (tensors named by state, in name order).
 pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -> Result<u64> {
-    let sig = model.signature();
-    let mut states: Vec<&TensorSpec> = sig.state_params().iter().map(|&p| &sig.params[p]).collect();
-    states.sort_by(|a, b| a.name.cmp(&b.name));
+    save_entries(&entries(model, ""), set, None, w)
+}
+
+/// Writes every core's shard of every state of `set` as one safetensors file: core k's
+/// shard of state `s` as `core{k}/{s}` (the metadata says how many cores).
+pub fn save_sharded_state_set(
+    model: &dyn ShardedModel,
+    set: &str,
+    w: &mut dyn Write,
+) -> Result<u64> {
+    save_entries(&sharded_entries(model), set, Some(model.cores()), w)
+}
+
+fn save_entries(
+    entries: &[Entry<'_>],
+    set: &str,
+    cores: Option<usize>,
+    w: &mut dyn Write,
+) -> Result<u64> {
     let mut header = serde_json::Map::new();
     let mut meta = serde_json::Map::new();
     meta.insert("format".into(), "statetensor state set".into());
     meta.insert("state_set".into(), set.into());
+    if let Some(n) = cores {
+        meta.insert("cores".into(), n.to_string().into());
+    }
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
     let mut off = 0u64;
-    for s in &states {
-        let size = file_bytes(s);
+    for e in entries {
+        let size = file_bytes(e.spec);
         header.insert(
-            s.name.clone(),
-            serde_json::json!({"dtype": st_dtype(s.dtype), "shape": s.shape.dims(), "data_offsets": [off, off + size]}),
+            e.name.clone(),
+            serde_json::json!({"dtype": st_dtype(e.spec.dtype), "shape": e.spec.shape.dims(), "data_offsets": [off, off + size]}),
         );
         off += size;
     }
@@ -126,8 +176,8 @@ pub fn save_state_set(model: &dyn StatefulModel, set: &str, w: &mut dyn Write) -
     w.write_all(&(text.len() as u64).to_le_bytes())
         .map_err(io)?;
     w.write_all(text.as_bytes()).map_err(io)?;
-    for s in &states {
-        write_state_values(model, set, s, w, false)?;
+    for e in entries {
+        write_state_values(e.model, set, e.spec, w, false)?;
     }
     w.flush().map_err(io)?;
     Ok(8 + text.len() as u64 + off)
@@ -142,6 +192,54 @@ pub fn load_state_set(
     set: &str,
     r: &mut dyn Read,
     what: &str,
+) -> Result<()> {
+    load_entries(
+        &entries(model, ""),
+        set,
+        r,
+        what,
+        || model.create_state_set(set, crate::StateInit::Zeros),
+        || {
+            let _ = model.reset(set);
+        },
+    )
+}
+
+/// Reads a file written by [`save_sharded_state_set`] into `set` on every core, creating it
+/// where needed: checked in full before any data is written; if the data then ends early
+/// every core's set is reset.
+pub fn load_sharded_state_set(
+    model: &dyn ShardedModel,
+    set: &str,
+    r: &mut dyn Read,
+    what: &str,
+) -> Result<()> {
+    let init = [crate::StateInit::Zeros];
+    load_entries(
+        &sharded_entries(model),
+        set,
+        r,
+        what,
+        || {
+            if (0..model.cores()).all(|k| model.core(k).has_state_set(set)) {
+                Ok(())
+            } else {
+                model.create_state_set(set, &init)
+            }
+        },
+        || {
+            let _ = model.reset(set);
+        },
+    )
+}
+
+fn load_entries(
+    entries: &[Entry<'_>],
+    set: &str,
+    r: &mut dyn Read,
+    what: &str,
+    create: impl FnOnce() -> Result<()>,
+    reset: impl Fn(),
 ) -> Result<()> {
     let bad = |m: String| Error::invalid_input(format!("load state set from '{what}'"), m);
     let mut len = [0u8; 8];
@@ -161,13 +259,16 @@ pub fn load_state_set(
     let obj = header
         .as_object()
         .ok_or_else(|| bad("header is not a JSON object".into()))?;
-    let sig = model.signature();
-    let mut plan: Vec<(u64, u64, String)> = Vec::new();
+    let mut plan: Vec<(u64, u64, usize)> = Vec::new();
     for (name, entry) in obj.iter().filter(|(k, _)| *k != "__metadata__") {
-        let p = sig
-            .state_param("load state set", name)
-            .map_err(|e| bad(e.to_string()))?;
-        let spec = &sig.params[p];
+        let Some(i) = entries.iter().position(|e| &e.name == name) else {
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            return Err(bad(format!(
+                "'{name}' is not a state of this model (its states: {})",
+                names.join(", ")
+            )));
+        };
+        let spec = entries[i].spec;
         let dtype = entry["dtype"].as_str().unwrap_or("");
         let shape: Option<Vec<usize>> = entry["shape"].as_array().map(|a| {
             a.iter()
@@ -186,7 +287,7 @@ pub fn load_state_set(
             .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
             .unwrap_or_default();
         match offs[..] {
-            [a, b] if b >= a && b - a == file_bytes(spec) => plan.push((a, b, name.clone())),
+            [a, b] if b >= a && b - a == file_bytes(spec) => plan.push((a, b, i)),
             _ => {
                 return Err(bad(format!(
                     "'{name}' has data_offsets {offs:?}; expected {} bytes",
@@ -195,11 +296,11 @@ pub fn load_state_set(
             }
         }
     }
-    for &p in &sig.state_params() {
-        if !plan.iter().any(|(_, _, n)| n == &sig.params[p].name) {
+    for (i, e) in entries.iter().enumerate() {
+        if !plan.iter().any(|&(_, _, j)| j == i) {
             return Err(bad(format!(
                 "the file has no tensor for state '{}'",
-                sig.params[p].name
+                e.name
             )));
         }
     }
@@ -214,12 +315,12 @@ pub fn load_state_set(
         at = *b;
     }
     // creates the set, or attaches to it when it exists (it is then overwritten whole)
-    model.create_state_set(set, crate::StateInit::Zeros)?;
-    for (_, _, name) in &plan {
-        let spec = &sig.params[sig.state_param("load state set", name)?];
-        if let Err(e) = read_state_values(model, set, spec, r, false) {
-            let _ = model.reset(set);
-            return Err(bad(format!("{e}; the state set was reset")));
+    create()?;
+    for &(_, _, i) in &plan {
+        let e = &entries[i];
+        if let Err(err) = read_state_values(e.model, set, e.spec, r, false) {
+            reset();
+            return Err(bad(format!("{err}; the state set was reset")));
         }
     }
     Ok(())
