@@ -49,6 +49,14 @@ impl SimShardedModel {
                     .map_err(|e| e.on_core(k))
             })
             .collect::<Result<Vec<_>>>()?;
+        // one program: every core must bind the same roles (only weights' values differ)
+        let first = models[0].signature();
+        if let Some(k) = models.iter().position(|m| m.signature() != first) {
+            return Err(Error::invalid_input(
+                "load",
+                format!("core {k}'s alias map, names or weights differ from core 0's; every core runs the same program with the same roles"),
+            ));
+        }
         Ok(SimShardedModel {
             cores: models,
             topology,
@@ -82,6 +90,15 @@ impl ShardedModel for SimShardedModel {
 
     fn execute(&self, set: &str, inputs: &[Vec<HostTensor>]) -> Result<Vec<Vec<HostTensor>>> {
         check_sharded_inputs(self, inputs)?;
+        // a core without the set would fail alone while the others ran on
+        if let Some(k) = (0..self.cores.len()).find(|&k| !self.cores[k].has_state_set(set)) {
+            return Err(Error::NotFound {
+                op: format!("core {k}: execute"),
+                what: "state set".into(),
+                name: set.into(),
+                hint: String::new(),
+            });
+        }
         let tensors = inputs
             .iter()
             .map(|i| {

@@ -31,6 +31,12 @@ fn synthetic_inputs(sig: &statetensor_core::Signature) -> Result<Vec<HostTensor>
 }
 
 pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
+    if a.m.cores.is_some() {
+        return Err(Error::invalid_input(
+            "--sweep",
+            "the kv-decoder family runs on one core; for several cores run bench --cores N on a partitioned module (tools/tp_table.py sweeps TP)",
+        ));
+    }
     let family = a.m.model.to_string_lossy();
     if family != "family:kv-decoder" {
         return Err(Error::invalid_input(

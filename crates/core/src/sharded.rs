@@ -43,11 +43,14 @@ pub trait ShardedModel: Send + Sync {
                 ),
             ));
         }
+        let existed: Vec<bool> = (0..self.cores())
+            .map(|k| self.core(k).has_state_set(set))
+            .collect();
         for k in 0..self.cores() {
             let value = init.get(k).unwrap_or(&init[0]).clone();
             if let Err(e) = self.core(k).create_state_set(set, value) {
-                for done in 0..k {
-                    // dropping what this call just created cannot fail but by a bug
+                // undo only what this call created; a set that was there is kept
+                for done in (0..k).filter(|&d| !existed[d]) {
                     let _ = self.core(done).drop_state_set(set);
                 }
                 return Err(e.on_core(k));

@@ -281,7 +281,8 @@ impl Report {
     }
 
     /// The report of a run on several cores: bytes and transfers summed over the cores,
-    /// memory the fullest core's, time per step the slowest core's (`facts.per_step`, from
+    /// memory the fullest core's, `execute_s` and `collective_s` the largest core's total,
+    /// `modelled_s` the sum over steps of each step's slowest core (`facts.per_step`, from
     /// [`StepReport::of_cores`]), and each core's own figures — counted since the load, or
     /// since `since` (each core's ledger then). Without state tensors every core would copy
     /// its state shard out and back each step, the cores at once.

@@ -103,9 +103,14 @@ fn an_spmd_module_on_too_few_cores_or_on_the_driver_is_refused_with_exit_2() {
     let o = run(&["run", d, "--cores", "2"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("4"), "{}", stderr(&o));
+    // the bundle's model.pb carries no module config: its groups need more cores
     let o = run(&["run", d]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("more cores"), "{}", stderr(&o));
+    // the text's header says num_partitions=4
+    let o = run(&["run", &format!("{d}/model.hlo")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("multiple of 4 cores"), "{}", stderr(&o));
     let o = run(&["run", d, "--cores", "4", "--backend", "nrt"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(

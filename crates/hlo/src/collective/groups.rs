@@ -228,6 +228,10 @@ pub(crate) fn parse_replica_groups(text: &str) -> Option<Vec<Vec<usize>>> {
     }
 }
 
+/// The most device ids an iota or mesh form may spell (far beyond any Neuron instance's
+/// cores), so a mistyped size cannot allocate without bound.
+const MAX_IOTA_IDS: usize = 1 << 20;
+
 fn parse_mesh_groups(t: &str) -> Option<Vec<Vec<usize>>> {
     let body = t.trim_start().strip_prefix('[')?;
     let end = body.find(']')?;
@@ -254,8 +258,10 @@ fn parse_mesh_groups(t: &str) -> Option<Vec<Vec<usize>>> {
     let rest: Vec<usize> = (0..dims.len()).filter(|d| !listed.contains(d)).collect();
     // the transposition that puts the unlisted axes first: one group per their position
     let perm: Vec<usize> = rest.iter().chain(&listed).copied().collect();
-    let size: usize = listed.iter().map(|&d| dims[d]).product();
-    let total: usize = dims.iter().product();
+    let size = listed
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(dims[d]))?;
+    let total = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
     let text = format!(
         "[{},{size}]<=[{}]T({})",
         total.checked_div(size)?,
@@ -296,8 +302,11 @@ fn parse_iota_groups(t: &str) -> Option<Vec<Vec<usize>>> {
             .map(|x| x.trim().parse().ok())
             .collect::<Option<_>>()?
     };
-    let total: usize = dims.iter().product();
-    if total != count.checked_mul(size)? || !crate::ir::is_permutation(&perm, dims.len()) {
+    let total = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if total != count.checked_mul(size)?
+        || total > MAX_IOTA_IDS
+        || !crate::ir::is_permutation(&perm, dims.len())
+    {
         return None;
     }
     // ids in the transposed order: walk the permuted dimensions row-major

@@ -160,7 +160,19 @@ pub fn run_cores<A: Send, R: Send>(
                 std::thread::Builder::new()
                     .name(format!("statetensor-core-{core}"))
                     .stack_size(CORE_STACK_BYTES)
-                    .spawn_scoped(scope, move || run(core, a, comm))
+                    .spawn_scoped(scope, move || {
+                        // a panic stops the step at once, not when its thread is joined
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run(core, a, comm)
+                        }))
+                        .unwrap_or_else(|_| {
+                            comm.abort(core, "internal error: its thread panicked");
+                            Err(Error::runtime(
+                                "execute",
+                                format!("core {core}: internal error: its thread panicked"),
+                            ))
+                        })
+                    })
                     .map_err(|e| {
                         let e = Error::runtime("execute", format!("core {core}: no thread: {e}"));
                         comm.abort(core, &e.to_string());

@@ -39,6 +39,8 @@ struct Meetings {
 
 #[derive(Debug)]
 struct Meeting {
+    /// The instruction the first member brought; every member must bring the same.
+    site: String,
     parts: Vec<Option<Contribution>>,
     /// Members that have not yet collected the result.
     waiting: usize,
@@ -87,10 +89,13 @@ impl Communicator {
     }
 
     /// Hands in `mine` as member `me` of `group` at this core's `seq`-th collective on that
-    /// group; returns every member's contribution in group order.
+    /// group, from instruction `site`; returns every member's contribution in group order.
+    /// Members that bring different instructions (cores whose control flow went apart)
+    /// stop the step rather than combine unlike values.
     pub(crate) fn exchange(
         &self,
         op: &str,
+        site: &str,
         group: &[usize],
         seq: u64,
         me: usize,
@@ -105,9 +110,20 @@ impl Communicator {
             return Err(stopped(op, why));
         }
         let meeting = s.open.entry(key.clone()).or_insert_with(|| Meeting {
+            site: site.to_string(),
             parts: vec![None; group.len()],
             waiting: group.len(),
         });
+        if meeting.site != site {
+            let why = format!(
+                "{op}: core {} reached {site} where another core of its group reached {} (cores must issue the same collectives in the same order)",
+                group[me], meeting.site
+            );
+            s.aborted = Some(why.clone());
+            drop(s);
+            self.changed.notify_all();
+            return Err(Error::runtime("execute", why));
+        }
         meeting.parts[me] = Some(mine);
         self.changed.notify_all();
         let deadline = Instant::now() + self.timeout;
@@ -180,10 +196,10 @@ mod tests {
                     s.spawn(move || {
                         // two collectives in a row on the same group stay apart
                         let first = comm
-                            .exchange("all-reduce", &group, 0, me, scalar(me as f32))
+                            .exchange("all-reduce", "a", &group, 0, me, scalar(me as f32))
                             .unwrap();
                         let second = comm
-                            .exchange("all-reduce", &group, 1, me, scalar(10.0 + me as f32))
+                            .exchange("all-reduce", "b", &group, 1, me, scalar(10.0 + me as f32))
                             .unwrap();
                         first
                             .iter()
@@ -205,7 +221,7 @@ mod tests {
     fn an_abort_releases_the_waiting_cores_with_the_reason() {
         let comm = Communicator::new(2, DEFAULT_COLLECTIVE_TIMEOUT);
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| comm.exchange("all-gather", &[0, 1], 0, 0, scalar(1.0)));
+            let waiter = s.spawn(|| comm.exchange("all-gather", "a", &[0, 1], 0, 0, scalar(1.0)));
             std::thread::sleep(Duration::from_millis(20));
             comm.abort(1, "input 0 has the wrong shape");
             let e = waiter.join().unwrap().unwrap_err();
@@ -213,16 +229,31 @@ mod tests {
         });
         // and a core arriving later is refused at once
         let e = comm
-            .exchange("all-gather", &[0, 1], 1, 1, scalar(1.0))
+            .exchange("all-gather", "a", &[0, 1], 1, 1, scalar(1.0))
             .unwrap_err();
         assert!(e.to_string().contains("wrong shape"), "{e}");
+    }
+
+    #[test]
+    fn cores_that_bring_different_instructions_stop_the_step() {
+        let comm = Communicator::new(2, DEFAULT_COLLECTIVE_TIMEOUT);
+        std::thread::scope(|s| {
+            let first =
+                s.spawn(|| comm.exchange("all-reduce", "x in main", &[0, 1], 0, 0, scalar(1.0)));
+            std::thread::sleep(Duration::from_millis(20));
+            let e = comm
+                .exchange("all-reduce", "y in main", &[0, 1], 0, 1, scalar(1.0))
+                .unwrap_err();
+            assert!(e.to_string().contains("reached y in main"), "{e}");
+            assert!(first.join().unwrap().is_err());
+        });
     }
 
     #[test]
     fn a_core_that_never_arrives_times_out_naming_it() {
         let comm = Communicator::new(3, Duration::from_millis(50));
         let e = comm
-            .exchange("all-reduce", &[0, 1, 2], 0, 0, scalar(1.0))
+            .exchange("all-reduce", "a", &[0, 1, 2], 0, 0, scalar(1.0))
             .unwrap_err();
         assert!(e.to_string().contains("cores [1, 2]"), "{e}");
         assert!(comm.aborted().is_some());

@@ -55,7 +55,11 @@ impl SpmdFacts {
                     }
                     Op::Collective(p) => match &p.form {
                         Form::Permute(pairs) => {
-                            let most = pairs.pairs.iter().map(|&(s, t)| s.max(t) + 1).max();
+                            let most = pairs
+                                .pairs
+                                .iter()
+                                .map(|&(s, t)| s.max(t).saturating_add(1))
+                                .max();
                             facts.min_cores = facts.min_cores.max(most.unwrap_or(1));
                             pairs.mode
                         }
@@ -105,8 +109,10 @@ impl SpmdFacts {
         if cores == 0 {
             return bad("the number of cores must be at least 1".into());
         }
-        if cores == 1 {
-            // one core runs any module whose groups all resolve to it (checked next)
+        let spmd = self.partitioned || !self.sites.is_empty();
+        if cores == 1 && !(spmd && self.compiled_cores() > 1) {
+            // one core runs any module whose groups all resolve to it (checked next), and
+            // a module compiled for several that has no collective and reads no partition
             return Ok(Topology::SINGLE);
         }
         let DeviceCounts {
@@ -114,14 +120,14 @@ impl SpmdFacts {
             num_partitions,
         } = self.devices;
         let topo = match (replica_count, num_partitions) {
-            (Some(r), Some(p)) if r * p == cores || cores == 1 => Topology {
-                replicas: if cores == 1 { 1 } else { r },
-                partitions: if cores == 1 { 1 } else { p },
+            (Some(r), Some(p)) if r.checked_mul(p) == Some(cores) => Topology {
+                replicas: r,
+                partitions: p,
             },
             (Some(r), Some(p)) => {
                 return bad(format!(
                     "the module was compiled for replica_count={r} × num_partitions={p} = {} cores, not {cores}",
-                    r * p
+                    r.saturating_mul(p)
                 ))
             }
             (_, Some(p)) if p > 1 && cores % p == 0 => Topology {
@@ -134,12 +140,12 @@ impl SpmdFacts {
             },
             (None, Some(p)) if p > 1 => {
                 return bad(format!(
-                    "the module was compiled for num_partitions={p}; {cores} cores is not a multiple"
+                    "the module was compiled for num_partitions={p}; run it on a multiple of {p} cores, not {cores}"
                 ))
             }
             (Some(r), None) if r > 1 => {
                 return bad(format!(
-                    "the module was compiled for replica_count={r}; {cores} cores is not a multiple"
+                    "the module was compiled for replica_count={r}; run it on a multiple of {r} cores, not {cores}"
                 ))
             }
             _ if self.partitioned => Topology {
@@ -156,7 +162,10 @@ impl SpmdFacts {
 
     /// The number of cores the header asks for (1 when it says nothing).
     pub(crate) fn compiled_cores(&self) -> usize {
-        self.devices.replica_count.unwrap_or(1) * self.devices.num_partitions.unwrap_or(1)
+        self.devices
+            .replica_count
+            .unwrap_or(1)
+            .saturating_mul(self.devices.num_partitions.unwrap_or(1))
     }
 }
 

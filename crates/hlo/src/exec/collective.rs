@@ -45,7 +45,10 @@ impl<'p> Executor<'p> {
         let bytes_in: u64 = operands.iter().map(|t| t.size_bytes() as u64).sum();
         let all = match (group.len(), self.rank) {
             (1, _) => vec![operands.clone()],
-            (_, Some(rank)) => rank.comm.exchange(op, &group, seq, me, operands.clone())?,
+            (_, Some(rank)) => {
+                rank.comm
+                    .exchange(op, &plan.site, &group, seq, me, operands.clone())?
+            }
             (n, None) => {
                 return Err(fail(format!(
                     "a group of {n} cores, but the program runs on one core"

@@ -65,6 +65,8 @@ pub(crate) struct CollectivePlan {
     /// The results are returned as a tuple (several operands, or a one-element tuple).
     pub tuple: bool,
     pub packing: Packing,
+    /// The instruction and its computation, which every member of a meeting must share.
+    pub site: String,
 }
 
 impl CollectivePlan {
@@ -359,6 +361,7 @@ impl<'a> Planner<'a> {
             results: declared,
             tuple,
             packing,
+            site: format!("{} in {}", instr.written_name(), self.comp.name),
         };
         Ok((Op::Collective(std::sync::Arc::new(plan)), instr.ty.clone()))
     }

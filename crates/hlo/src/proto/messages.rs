@@ -141,6 +141,10 @@ pub struct SourceTarget {
 pub struct CollectiveDeviceListProto {
     #[prost(message, repeated, tag = "1")]
     pub replica_groups: Vec<ReplicaGroup>,
+    /// Where XLA kept the iota form before it moved to the instruction's own field 92
+    /// (now reserved here).
+    #[prost(message, optional, tag = "2")]
+    pub iota_replica_group_list: Option<IotaReplicaGroupListProto>,
 }
 
 #[derive(Clone, PartialEq, Message)]

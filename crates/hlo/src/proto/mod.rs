@@ -183,7 +183,16 @@ fn collective_attributes(i: &HloInstructionProto, add: &mut impl FnMut(&str, Str
     if i.use_global_device_ids {
         add("use_global_device_ids", "true".into());
     }
-    if let Some(iota) = &i.iota_collective_device_list {
+    let iota = i.iota_collective_device_list.as_ref().or(i
+        .collective_device_list
+        .as_ref()
+        .and_then(|l| l.iota_replica_group_list.as_ref()));
+    let listed = i
+        .collective_device_list
+        .as_ref()
+        .map(|l| &l.replica_groups)
+        .filter(|g| !g.is_empty());
+    if let Some(iota) = iota {
         let mut text = format!(
             "[{},{}]<={}",
             iota.num_replica_groups,
@@ -201,8 +210,8 @@ fn collective_attributes(i: &HloInstructionProto, add: &mut impl FnMut(&str, Str
             text.push_str(&format!("T({})", perm.join(",")));
         }
         add("replica_groups", text);
-    } else if let Some(list) = &i.collective_device_list {
-        add("replica_groups", groups(&list.replica_groups));
+    } else if let Some(list) = listed {
+        add("replica_groups", groups(list));
     } else if !i.replica_groups.is_empty() {
         add("replica_groups", groups(&i.replica_groups));
     }
@@ -881,4 +890,59 @@ pub fn with_proto_aliases(
         map.encode_raw(&mut out);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod collective_tests {
+    use super::messages::{CollectiveDeviceListProto, IotaReplicaGroupListProto};
+    use super::*;
+
+    fn groups_of(i: &HloInstructionProto) -> Option<String> {
+        let mut found = None;
+        collective_attributes(i, &mut |name, value| {
+            if name == "replica_groups" {
+                found = Some(value);
+            }
+        });
+        found
+    }
+
+    #[test]
+    fn replica_groups_are_read_from_whichever_field_holds_them() {
+        let iota = IotaReplicaGroupListProto {
+            num_replica_groups: 2,
+            num_devices_per_group: 2,
+            iota_reshape_dims: vec![2, 2],
+            iota_transpose_perm: vec![1, 0],
+        };
+        // newer XLA: the instruction's own field
+        let newer = HloInstructionProto {
+            iota_collective_device_list: Some(iota.clone()),
+            ..Default::default()
+        };
+        assert_eq!(groups_of(&newer).as_deref(), Some("[2,2]<=[2,2]T(1,0)"));
+        // older XLA: inside collective_device_list
+        let older = HloInstructionProto {
+            collective_device_list: Some(CollectiveDeviceListProto {
+                replica_groups: vec![],
+                iota_replica_group_list: Some(iota),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(groups_of(&older).as_deref(), Some("[2,2]<=[2,2]T(1,0)"));
+        // an empty device list does not hide the legacy field
+        let legacy = HloInstructionProto {
+            collective_device_list: Some(CollectiveDeviceListProto::default()),
+            replica_groups: vec![
+                ReplicaGroup {
+                    replica_ids: vec![0, 1],
+                },
+                ReplicaGroup {
+                    replica_ids: vec![2, 3],
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(groups_of(&legacy).as_deref(), Some("{{0,1},{2,3}}"));
+    }
 }
