@@ -6,7 +6,7 @@
 //! The group size of a `{}` group depends on how many cores run the program, which is
 //! known only when it runs; what the shapes require of it (all-gather's result is the
 //! operand times the group size along its dimension) is kept in [`CollectivePlan::group_size`]
-//! and checked for every core before a step starts ([`crate::Program::check_topology`]).
+//! and checked for every core before a step starts ([`crate::Program::topology`]).
 
 use super::{Op, Planner, Reducer};
 use crate::collective::{
