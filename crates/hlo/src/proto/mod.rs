@@ -5,7 +5,8 @@
 //! - **One IR, one validation.** The proto is decoded (prost messages in `messages.rs`) and converted
 //!   instruction by instruction into [`Module`]: types from shapes, operands from ids,
 //!   called computations by name, and the attributes the planner reads spelled as HLO text
-//!   spells them (`dimensions={1}`, `window={size=2x2 ...}`). Everything after that — type
+//!   spells them (`dimensions={1}`, `window={size=2x2 ...}`; a collective's groups in
+//!   `collective.rs`). Everything after that — type
 //!   checks, alias validation, planning — is the text path's code.
 //! - **Full constants.** A constant's `LiteralProto` is decoded to a tensor directly (the
 //!   text printer elides large constants; the proto never does), reordered to row-major
@@ -14,13 +15,13 @@
 //!   ids that point nowhere, negative sizes and element types statetensor does not execute
 //!   are errors naming the instruction.
 
+mod collective;
 mod messages;
 
 use crate::ir::{AliasEntry, ArrayType, Attr, Computation, Instr, Literal, Module, Pos, Type};
 use crate::Tensor;
 use messages::{
-    primitive, HloComputationProto, HloInstructionProto, LiteralProto, ReplicaGroup, ShapeProto,
-    MAY_ALIAS,
+    primitive, HloComputationProto, HloInstructionProto, LiteralProto, ShapeProto, MAY_ALIAS,
 };
 use prost::Message;
 use statetensor_core::{AliasMap, DType, Error, Location, Result};
@@ -167,62 +168,6 @@ pub fn to_module(decoded: Decoded, file: &str) -> Result<Module> {
         // an HloModuleProto does not carry its module config
         devices: crate::ir::DeviceCounts::default(),
     })
-}
-
-/// Collective attributes as HLO text spells them: `channel_id`, `use_global_device_ids`,
-/// `replica_groups` (from whichever of the three fields holds them; the iota form as
-/// `[G,S]<=[dims]T(perm)`), `source_target_pairs`.
-fn collective_attributes(i: &HloInstructionProto, add: &mut impl FnMut(&str, String)) {
-    let groups = |gs: &[ReplicaGroup]| {
-        let inner: Vec<String> = gs.iter().map(|g| list(&g.replica_ids)).collect();
-        format!("{{{}}}", inner.join(","))
-    };
-    if i.channel_id > 0 {
-        add("channel_id", i.channel_id.to_string());
-    }
-    if i.use_global_device_ids {
-        add("use_global_device_ids", "true".into());
-    }
-    let iota = i.iota_collective_device_list.as_ref().or(i
-        .collective_device_list
-        .as_ref()
-        .and_then(|l| l.iota_replica_group_list.as_ref()));
-    let listed = i
-        .collective_device_list
-        .as_ref()
-        .map(|l| &l.replica_groups)
-        .filter(|g| !g.is_empty());
-    if let Some(iota) = iota {
-        let mut text = format!(
-            "[{},{}]<={}",
-            iota.num_replica_groups,
-            iota.num_devices_per_group,
-            list(&iota.iota_reshape_dims)
-                .replace('{', "[")
-                .replace('}', "]")
-        );
-        if !iota.iota_transpose_perm.is_empty() {
-            let perm: Vec<String> = iota
-                .iota_transpose_perm
-                .iter()
-                .map(|p| p.to_string())
-                .collect();
-            text.push_str(&format!("T({})", perm.join(",")));
-        }
-        add("replica_groups", text);
-    } else if let Some(list) = listed {
-        add("replica_groups", groups(list));
-    } else if !i.replica_groups.is_empty() {
-        add("replica_groups", groups(&i.replica_groups));
-    }
-    if !i.source_target_pairs.is_empty() {
-        let pairs: Vec<String> = i
-            .source_target_pairs
-            .iter()
-            .map(|p| format!("{{{},{}}}", p.source, p.target))
-            .collect();
-        add("source_target_pairs", format!("{{{}}}", pairs.join(",")));
-    }
 }
 
 fn invalid(context: &str, message: impl Into<String>) -> Error {
@@ -676,7 +621,7 @@ fn attributes(
         add("exponent_bits", i.exponent_bits.to_string());
         add("mantissa_bits", i.mantissa_bits.to_string());
     }
-    collective_attributes(i, &mut add);
+    collective::collective_attributes(i, &mut add);
     // called computations, under the attribute each opcode names them with
     match (opcode, called) {
         (_, []) => {}
@@ -890,59 +835,4 @@ pub fn with_proto_aliases(
         map.encode_raw(&mut out);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod collective_tests {
-    use super::messages::{CollectiveDeviceListProto, IotaReplicaGroupListProto};
-    use super::*;
-
-    fn groups_of(i: &HloInstructionProto) -> Option<String> {
-        let mut found = None;
-        collective_attributes(i, &mut |name, value| {
-            if name == "replica_groups" {
-                found = Some(value);
-            }
-        });
-        found
-    }
-
-    #[test]
-    fn replica_groups_are_read_from_whichever_field_holds_them() {
-        let iota = IotaReplicaGroupListProto {
-            num_replica_groups: 2,
-            num_devices_per_group: 2,
-            iota_reshape_dims: vec![2, 2],
-            iota_transpose_perm: vec![1, 0],
-        };
-        // newer XLA: the instruction's own field
-        let newer = HloInstructionProto {
-            iota_collective_device_list: Some(iota.clone()),
-            ..Default::default()
-        };
-        assert_eq!(groups_of(&newer).as_deref(), Some("[2,2]<=[2,2]T(1,0)"));
-        // older XLA: inside collective_device_list
-        let older = HloInstructionProto {
-            collective_device_list: Some(CollectiveDeviceListProto {
-                replica_groups: vec![],
-                iota_replica_group_list: Some(iota),
-            }),
-            ..Default::default()
-        };
-        assert_eq!(groups_of(&older).as_deref(), Some("[2,2]<=[2,2]T(1,0)"));
-        // an empty device list does not hide the legacy field
-        let legacy = HloInstructionProto {
-            collective_device_list: Some(CollectiveDeviceListProto::default()),
-            replica_groups: vec![
-                ReplicaGroup {
-                    replica_ids: vec![0, 1],
-                },
-                ReplicaGroup {
-                    replica_ids: vec![2, 3],
-                },
-            ],
-            ..Default::default()
-        };
-        assert_eq!(groups_of(&legacy).as_deref(), Some("{{0,1},{2,3}}"));
-    }
 }
