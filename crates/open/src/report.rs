@@ -233,18 +233,8 @@ impl Report {
         let total = model.ledger();
         let mem = model.memory();
         let steps = facts.per_step.len() as u64;
-        let states: Vec<u64> = sig
-            .state_params()
-            .iter()
-            .map(|&q| sig.params[q].size_bytes() as u64)
-            .collect();
-        let n = states.len() as u64 * steps;
-        let p = &facts.profile;
-        let extra_s: f64 = states
-            .iter()
-            .map(|&b| p.h2d_seconds(b) + p.d2h_seconds(b))
-            .sum::<f64>()
-            * steps as f64;
+        let n = sig.state_params().len() as u64 * steps;
+        let extra_s = state_round_trip_s(sig, &facts.profile) * steps as f64;
         Report {
             backend: model.backend().to_string(),
             device: facts.device,
@@ -304,16 +294,7 @@ impl Report {
         let sum = |f: &dyn Fn(&TransferLedger) -> u64| ledgers.iter().map(f).sum::<u64>();
         let max = |f: &dyn Fn(&TransferLedger) -> f64| ledgers.iter().map(f).fold(0.0, f64::max);
         let modelled: f64 = facts.per_step.iter().map(|s| s.modelled_s).sum();
-        let p = &facts.profile;
-        let round_trip_s: f64 = sig
-            .state_params()
-            .iter()
-            .map(|&q| {
-                let b = sig.params[q].size_bytes() as u64;
-                p.h2d_seconds(b) + p.d2h_seconds(b)
-            })
-            .sum::<f64>()
-            * steps as f64;
+        let round_trip_s = state_round_trip_s(sig, &facts.profile) * steps as f64;
         let n = sig.state_params().len() as u64 * steps * cores;
         let state_all = sig.state_bytes() * cores;
         let per_core = ledgers
@@ -493,6 +474,18 @@ impl Report {
         ));
         out
     }
+}
+
+/// Modelled seconds to copy every state of `sig` out to the host and back once, each state
+/// its own transfer each way (what one step costs without state tensors).
+fn state_round_trip_s(sig: &statetensor_core::Signature, p: &DeviceProfile) -> f64 {
+    sig.state_params()
+        .iter()
+        .map(|&q| {
+            let b = sig.params[q].size_bytes() as u64;
+            p.h2d_seconds(b) + p.d2h_seconds(b)
+        })
+        .sum()
 }
 
 /// "measured" where the backend measures time (libnrt), "modelled" where it models it.
