@@ -12,7 +12,8 @@ fixtures, which every single-core test runs) holding:
   arg{p}.npy     every parameter's initial value per core, along a leading axis of N
                  (core k's value at [k]; a replicated value is repeated)
   out{s}_{k}.npy output k after step s per core, along a leading axis of N
-  meta.json      cores, steps, tolerance, aliases ({param: output})
+  meta.json      cores, steps, tolerance, aliases ({param: output}), weights (the
+                 parameters kept resident, each core its own shard)
 
 Run: python3 tools/gen_spmd_fixtures.py [NAME...]  (needs `pip install jax`). CI never runs
 this; the files it writes are committed.
@@ -70,7 +71,7 @@ def alias_map(text):
     return out
 
 
-def spmd_fixture(name, f, args, in_specs, out_specs, donate, tol, steps, n):
+def spmd_fixture(name, f, args, in_specs, out_specs, donate, tol, steps, n, weights=()):
     if ONLY and name not in ONLY:
         return
     mesh = Mesh(np.array(jax.devices()[:n]), ("tp",))
@@ -104,6 +105,7 @@ def spmd_fixture(name, f, args, in_specs, out_specs, donate, tol, steps, n):
     files.write_meta({
         "cores": n, "steps": steps, "rtol": tol["rtol"], "atol": tol["atol"], "tolerance": tol["why"],
         "aliases": {str(p): o for p, o in sorted(aliases.items())},
+        **({"weights": list(weights)} if weights else {}),
     })
     print(f"{name}: {n} cores, {len(text.splitlines())} lines, aliases {aliases}, {steps} step(s)")
 
@@ -144,4 +146,4 @@ def decoder_args():
 
 for cores in (4, 8):
     spmd_fixture(f"tp{cores}_decoder", tp_decoder, decoder_args(), DECODER_IN, DECODER_OUT,
-                 donate=(7, 8, 9), tol=F32, steps=4, n=cores)
+                 donate=(7, 8, 9), tol=F32, steps=4, n=cores, weights=range(1, 7))

@@ -48,6 +48,40 @@ fn models_in(dir: &str) -> Vec<String> {
     names
 }
 
+/// How many cores SPMD fixture `name` runs on (meta.json's `"cores"`).
+pub fn spmd_cores(name: &str) -> usize {
+    meta(name)["cores"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("fixture {name}: meta.json has no \"cores\"")) as usize
+}
+
+/// Core `k`'s value in an SPMD fixture's file (every core's value along the leading axis).
+pub fn spmd_npy(name: &str, file: &str, k: usize) -> Tensor {
+    fixture_npy(name, file)
+        .leading_slice(k)
+        .unwrap_or_else(|e| panic!("fixture {name}: {file}: core {k}: {e}"))
+}
+
+/// How every core of SPMD fixture `name` loads: the alias map beside it and core k's
+/// shard of each weight (meta.json's `"weights"`, sliced from `arg{p}.npy`).
+pub fn spmd_load_options(name: &str) -> Vec<LoadOptions> {
+    (0..spmd_cores(name))
+        .map(|k| LoadOptions {
+            aliases: fixture_aliases(name),
+            weights: fixture_weights(name)
+                .into_iter()
+                .map(|p| {
+                    (
+                        p,
+                        Some(host_tensor(&spmd_npy(name, &format!("arg{p}.npy"), k))),
+                    )
+                })
+                .collect(),
+            ..LoadOptions::default()
+        })
+        .collect()
+}
+
 /// A fixture's HLO text.
 pub fn fixture_hlo(name: &str) -> String {
     let path = fixture_path(name).join("model.hlo");

@@ -19,6 +19,9 @@
 //!   and transfer counts per operation. Backends are compared trace to trace: ledger counts
 //!   and error kinds exactly, outputs and states bit for bit between the simulator and the
 //!   driver over the emulator.
+//! - **Several cores too.** [`run_sharded`] runs the same operations on a model run by
+//!   several cores (a `ShardedModel`: state sets sharded across the cores, every execute
+//!   on all of them at once) over the SPMD fixtures, into the same [`Trace`].
 //! - **A third party.** [`Reference`] evaluates the same scenario functionally — copies in,
 //!   copies out, no aliasing, no device — so a bug both backends share is caught too.
 //! - **Known differences are declared, and checked.** [`KNOWN_DIFFERENCES`] lists what is
@@ -30,14 +33,16 @@ mod fixtures;
 mod known;
 mod reference;
 mod scenario;
+mod sharded;
 mod trace;
 
 pub use fixtures::{
     fixture_alias_map, fixture_aliases, fixture_arg, fixture_feeds, fixture_hlo,
     fixture_load_options, fixture_names, fixture_npy, fixture_path, fixture_weights, host_tensor,
-    spmd_fixture_names,
+    spmd_cores, spmd_fixture_names, spmd_load_options, spmd_npy,
 };
 pub use known::{Known, KNOWN_DIFFERENCES};
 pub use reference::Reference;
 pub use scenario::{inputs_for, scenario_strategy, values_for, Op, Scenario, MODELS};
+pub use sharded::{run_sharded, sharded_scenario_strategy};
 pub use trace::{diverge, run, Counts, Event, Outcome, Trace};

@@ -200,7 +200,7 @@ pub fn byte_range(range: Option<(u32, u32)>, size: u64) -> (u64, u64) {
     }
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(crate) fn op() -> impl Strategy<Value = Op> {
     let set = 0u8..3;
     let range = proptest::option::of((any::<u32>(), any::<u32>()));
     prop_oneof![

@@ -42,7 +42,7 @@ pub struct Trace {
     pub events: Vec<Event>,
 }
 
-fn counts(a: &statetensor_core::TransferLedger) -> Counts {
+pub(crate) fn counts(a: &statetensor_core::TransferLedger) -> Counts {
     Counts {
         h2d: (a.h2d.bytes, a.h2d.transfers),
         d2h: (a.d2h.bytes, a.d2h.transfers),
@@ -50,7 +50,7 @@ fn counts(a: &statetensor_core::TransferLedger) -> Counts {
     }
 }
 
-fn sub(a: Counts, b: Counts) -> Counts {
+pub(crate) fn sub(a: Counts, b: Counts) -> Counts {
     let s = |x: (u64, u64), y: (u64, u64)| (x.0 - y.0, x.1 - y.1);
     Counts {
         h2d: s(a.h2d, b.h2d),
@@ -59,7 +59,10 @@ fn sub(a: Counts, b: Counts) -> Counts {
     }
 }
 
-fn outcome<T>(r: statetensor_core::Result<T>, f: impl FnOnce(T) -> Vec<Vec<u8>>) -> Outcome {
+pub(crate) fn outcome<T>(
+    r: statetensor_core::Result<T>,
+    f: impl FnOnce(T) -> Vec<Vec<u8>>,
+) -> Outcome {
     match r {
         Ok(v) => Outcome::Ok(f(v)),
         Err(e) => Outcome::Err(e.kind()),

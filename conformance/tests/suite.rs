@@ -1,15 +1,20 @@
 //! The conformance suite: random scenarios on the simulator, the libnrt driver over the
-//! emulator, and the functional reference, compared trace by trace. Prints one summary
-//! line. `PROPTEST_CASES` sets the scenario count (default 160); shrunk failures are kept
-//! in `conformance/tests/suite.regressions` and replayed first.
+//! emulator, and the functional reference, compared trace by trace; then random scenarios
+//! on the SPMD fixtures run by several cores, the simulator's against the driver's over
+//! the emulator's cores. Prints one summary line each. `PROPTEST_CASES` sets the
+//! one-core scenario count (default 160), `SHARDED_CASES` the several-core count
+//! (default 24); shrunk failures are kept in `conformance/tests/suite.regressions` (and
+//! `sharded.regressions`) and replayed first.
 
+use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use statetensor_conformance::{
-    diverge, run, scenario_strategy, Op, Reference, Scenario, KNOWN_DIFFERENCES,
+    diverge, run, run_sharded, scenario_strategy, sharded_scenario_strategy, spmd_cores,
+    spmd_fixture_names, spmd_load_options, Op, Outcome, Reference, Scenario, KNOWN_DIFFERENCES,
 };
 use statetensor_conformance::{fixture_hlo, fixture_load_options};
 use statetensor_core::StateInit;
-use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
+use statetensor_open::{load_sharded, load_sharded_nrt, Backend, Bundle, Device, DeviceProfile};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `libnrt_emu.so`, built by the dev-dependency on the emulator.
@@ -53,30 +58,50 @@ fn first_divergence(sc: &Scenario) -> Option<String> {
         .or_else(|| diverge("nrt-emu", &nrt, "reference", &reference, sc, false))
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(160)
+/// Traces of one scenario on a model run by several cores: the simulator's and the
+/// driver's over the emulator's cores.
+fn sharded_traces(sc: &Scenario) -> [statetensor_conformance::Trace; 2] {
+    let bundle = Bundle::from_text(&fixture_hlo(&sc.model), &sc.model).expect("fixture");
+    let (opts, cores) = (spmd_load_options(&sc.model), spmd_cores(&sc.model));
+    let sim = load_sharded(Backend::Sim, &DeviceProfile::trn1(), &bundle, &opts, cores)
+        .expect("the simulator loads the SPMD fixture");
+    let nrt = load_sharded_nrt(&emulator(), &bundle, &opts, cores)
+        .expect("the driver loads the SPMD fixture on the emulator's cores");
+    [run_sharded(&*sim, sc), run_sharded(&*nrt, sc)]
 }
 
-/// Runs the random suite; returns (scenarios, operations, divergences).
-fn random_suite() -> (usize, usize, usize) {
+fn first_sharded_divergence(sc: &Scenario) -> Option<String> {
+    let [sim, nrt] = sharded_traces(sc);
+    diverge("sim", &sim, "nrt-emu", &nrt, sc, true)
+}
+
+fn cases(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `cases` random scenarios from `strategy`, failures kept in `regressions`; returns
+/// (scenarios, operations, divergences).
+fn random_suite(
+    strategy: impl Strategy<Value = Scenario>,
+    cases: u32,
+    regressions: &'static str,
+    divergence: fn(&Scenario) -> Option<String>,
+) -> (usize, usize, usize) {
     let scenarios = AtomicUsize::new(0);
     let ops = AtomicUsize::new(0);
     let config = Config {
-        cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/suite.regressions"
-        )))),
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&scenario_strategy(), |sc| {
+    let result = runner.run(&strategy, |sc| {
         scenarios.fetch_add(1, Ordering::Relaxed);
         ops.fetch_add(sc.len(), Ordering::Relaxed);
-        match first_divergence(&sc) {
+        match divergence(&sc) {
             None => Ok(()),
             Some(d) => Err(TestCaseError::fail(d)),
         }
@@ -97,9 +122,9 @@ fn random_suite() -> (usize, usize, usize) {
     (scenarios.into_inner(), ops.into_inner(), divergences)
 }
 
-/// Fixed scenarios for testing the tests: each emulator fault mode must make them diverge.
-fn probe_scenarios() -> Vec<Scenario> {
-    let steps = |model: &str| Scenario {
+/// A set created with values, then three executes.
+fn three_steps(model: &str) -> Scenario {
+    Scenario {
         model: model.into(),
         ops: vec![
             Op::Create {
@@ -122,13 +147,14 @@ fn probe_scenarios() -> Vec<Scenario> {
                 second_model: false,
             },
         ],
-    };
-    vec![
-        steps("mlp_cache"),
-        steps("swap"),
-        steps("kv_decoder"),
-        steps("counters"),
-    ]
+    }
+}
+
+/// Fixed scenarios for testing the tests: each emulator fault mode must make them diverge.
+fn probe_scenarios() -> Vec<Scenario> {
+    ["mlp_cache", "swap", "kv_decoder", "counters"]
+        .map(three_steps)
+        .to_vec()
 }
 
 /// Shrunk failures the suite found, kept as named scenarios (proptest also replays
@@ -211,11 +237,30 @@ fn main() {
         }
     };
 
-    let (n, ops, div) = random_suite();
+    let (n, ops, div) = random_suite(
+        scenario_strategy(),
+        cases("PROPTEST_CASES", 160),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/suite.regressions"),
+        first_divergence,
+    );
     println!("conformance: {n} scenarios, {ops} operations, backends compared: sim, nrt-emu (driver over libnrt_emu.so), reference; {div} divergences");
     check(
         "random scenarios agree",
         div == 0,
+        "see the divergence above".into(),
+    );
+
+    let models = spmd_fixture_names();
+    let (n, ops, div) = random_suite(
+        sharded_scenario_strategy(models.clone()),
+        cases("SHARDED_CASES", 24),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sharded.regressions"),
+        first_sharded_divergence,
+    );
+    println!("conformance: {n} sharded scenarios on {} ({ops} operations, every core's shards compared), backends compared: sim, nrt-emu (driver over libnrt_emu.so's cores); {div} divergences", models.join(", "));
+    check(
+        "random sharded scenarios agree",
+        div == 0 && n > 0,
         "see the divergence above".into(),
     );
 
@@ -235,19 +280,69 @@ fn main() {
         clean.is_empty(),
         clean.join("; "),
     );
+    let sharded_probes: Vec<Scenario> = spmd_fixture_names()
+        .iter()
+        .map(|m| three_steps(m))
+        .collect();
+    let clean: Vec<String> = sharded_probes
+        .iter()
+        .filter_map(first_sharded_divergence)
+        .collect();
+    check(
+        "sharded probe scenarios agree without faults",
+        clean.is_empty(),
+        clean.join("; "),
+    );
+    // and they run: every operation succeeds on every core (a suite comparing two
+    // backends that both fail would agree too)
+    let failing: Vec<String> = sharded_probes
+        .iter()
+        .filter(|sc| {
+            sharded_traces(sc).iter().any(|t| {
+                t.events
+                    .iter()
+                    .any(|e| !matches!(e.outcome, Outcome::Ok(_)))
+            })
+        })
+        .map(|sc| sc.model.clone())
+        .collect();
+    check(
+        "sharded probe scenarios run on both backends",
+        failing.is_empty(),
+        format!("an operation failed on {failing:?}"),
+    );
     for fault in ["fail_execute:2", "lost_write", "hazard"] {
         set_fault(fault);
         let found: Vec<String> = probes.iter().filter_map(first_divergence).collect();
+        // the fault's execute count restarts for every scenario: each must see it
+        let sharded: Vec<String> = sharded_probes
+            .iter()
+            .filter_map(|sc| {
+                set_fault(fault);
+                first_sharded_divergence(sc)
+            })
+            .collect();
         set_fault("");
         println!(
-            "conformance: emulator fault '{fault}': {} of {} probe scenarios diverge",
+            "conformance: emulator fault '{fault}': {} of {} probe scenarios diverge, {} of {} sharded ones",
             found.len(),
-            probes.len()
+            probes.len(),
+            sharded.len(),
+            sharded_probes.len()
         );
         check(
             &format!("fault '{fault}' is detected"),
             !found.is_empty(),
             "no scenario diverged".into(),
+        );
+        check(
+            &format!("fault '{fault}' is detected on several cores"),
+            sharded.len() == sharded_probes.len(),
+            format!(
+                "only {} of {} sharded scenarios diverged",
+                sharded.len(),
+                sharded_probes.len()
+            ),
         );
     }
 

@@ -7,6 +7,7 @@
 //! | result | [`result`] | one function per libnrt call, grouped by area (runtime, model, tensor, tensor set): `NRT_STATUS` → `Result` with the C function's name and the raw code; the only caller of the function table |
 //! | safe | [`safe`] | RAII handles (runtime, model, device tensor, tensor set) that own what the `result` calls need to be sound |
 //! | driver | [`NrtDevice`], [`NrtModel`] | the state-tensor semantics: state sets bound in place, NEFF I/O names matched to the HLO |
+//! | several cores | [`NrtShardedModel`] | an SPMD model: one `NrtModel` per NeuronCore loaded with `nrt_load_collectives`, executed together |
 //!
 //! Design choices:
 //! - **Nothing is linked at build time.** The crate builds anywhere; libnrt is found at run
@@ -34,11 +35,13 @@ mod loader;
 mod model;
 pub mod result;
 pub mod safe;
+mod sharded;
 pub mod sys;
 
 pub use device::{probe, NrtDevice, ProbeInfo};
 pub use loader::{candidates, LIBNRT_ENV};
 pub use model::NrtModel;
+pub use sharded::NrtShardedModel;
 
 #[doc(no_inline)]
 pub use statetensor_core::StatefulModel;

@@ -3,6 +3,7 @@
 
 use crate::device::{lock, NrtDevice};
 use crate::io_names::{self, ExplicitNames};
+use crate::result::model::Collective;
 use crate::safe::{DeviceTensor, Model, TensorSet};
 use statetensor_core::{
     check_byte_range, lock_state_set, Direction, Error, HostTensor, LoadOptions, MemoryReport,
@@ -14,11 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-type NrtStateSet = StateSet<Arc<DeviceTensor>, DeviceTensor>;
+pub(crate) type NrtStateSet = StateSet<Arc<DeviceTensor>, DeviceTensor>;
 
 /// A model's binding to one state set: its tensor sets and staging tensors. Field order
 /// matters: the sets are destroyed before the tensors they hold.
-struct SetBinding {
+pub(crate) struct SetBinding {
     input_set: TensorSet,
     output_set: TensorSet,
     /// Staging for user inputs, by input parameter.
@@ -46,6 +47,8 @@ pub struct NrtModel {
     /// again (by any model) gets a fresh binding.
     bindings: Mutex<HashMap<String, BindingEntry>>,
     ledger: Mutex<TransferLedger>,
+    /// Its place among the cores of an SPMD program (loaded with `nrt_load_collectives`).
+    collective: Option<Collective>,
 }
 
 impl std::fmt::Debug for NrtModel {
@@ -67,6 +70,18 @@ impl NrtModel {
     /// uploaded once into one device tensor each (or shared with another model on the
     /// device that uploaded them) and bound in every input set of the model.
     pub fn load(device: &Arc<NrtDevice>, bundle: &Bundle, opts: &LoadOptions) -> Result<NrtModel> {
+        NrtModel::load_as(device, bundle, opts, None)
+    }
+
+    /// [`NrtModel::load`], as one core of an SPMD program when `collective` says which
+    /// (`nrt_load_collectives`); such a model executes only with the other cores
+    /// ([`crate::NrtShardedModel`]).
+    pub(crate) fn load_as(
+        device: &Arc<NrtDevice>,
+        bundle: &Bundle,
+        opts: &LoadOptions,
+        collective: Option<Collective>,
+    ) -> Result<NrtModel> {
         let program = bundle.program().clone();
         let sig = program.signature(opts)?;
         let aliases = &sig.aliases;
@@ -84,7 +99,7 @@ impl NrtModel {
             // carry the alias map the model runs with
             None => (bundle.with_aliases(aliases)?, false),
         };
-        let model = Model::load(&device.rt, artifact).map_err(|e| match e {
+        let model = device.load(artifact, collective).map_err(|e| match e {
             Error::Runtime { status: Some(2), .. } if !compiled => Error::BackendUnavailable {
                 what: format!("load {}", program.name()),
                 reason: format!("libnrt refused the HLO text: real hardware needs a NEFF. Compile the model with `neuronx-cc compile model.pb --framework XLA --target inf2 --output model.neff` (see docs/hardware.md) and put model.neff next to {BUNDLE_HLO}"),
@@ -104,7 +119,7 @@ impl NrtModel {
             &sig,
             &opts.weights,
             |spec, value| {
-                let t = DeviceTensor::allocate(&device.rt, spec.size_bytes(), &spec.name)?;
+                let t = device.allocate(spec.size_bytes(), &spec.name)?;
                 let start = Instant::now();
                 t.write(0, &value.data)?;
                 lock(&ledger).record(
@@ -128,6 +143,7 @@ impl NrtModel {
             output_names,
             bindings: Mutex::new(HashMap::new()),
             ledger,
+            collective,
         })
     }
 
@@ -155,7 +171,7 @@ impl NrtModel {
 
     /// This model's binding to `set`, created on first use: the state tensors bound in
     /// place, plus staging for user inputs and outputs.
-    fn binding(
+    pub(crate) fn binding(
         &self,
         set_name: &str,
         handle: &Arc<Mutex<NrtStateSet>>,
@@ -170,18 +186,17 @@ impl NrtModel {
         let (input_set, output_set) = (TensorSet::new(rt)?, TensorSet::new(rt)?);
         let mut inputs = Vec::new();
         for p in self.sig.input_params() {
-            let t =
-                DeviceTensor::allocate(rt, self.sig.params[p].size_bytes(), &self.input_names[p])?;
+            let t = self
+                .device
+                .allocate(self.sig.params[p].size_bytes(), &self.input_names[p])?;
             input_set.add(&self.input_names[p], &t)?;
             inputs.push((p, t));
         }
         let mut outputs = Vec::new();
         for o in self.sig.returned_outputs() {
-            let t = DeviceTensor::allocate(
-                rt,
-                self.sig.outputs[o].size_bytes(),
-                &self.output_names[o],
-            )?;
+            let t = self
+                .device
+                .allocate(self.sig.outputs[o].size_bytes(), &self.output_names[o])?;
             output_set.add(&self.output_names[o], &t)?;
             outputs.push((o, t));
         }
@@ -224,6 +239,65 @@ impl NrtModel {
     }
 }
 
+impl NrtModel {
+    /// The state set `set` on this core, its absence named.
+    pub(crate) fn state_set(&self, op: &str, set: &str) -> Result<Arc<Mutex<NrtStateSet>>> {
+        self.device.sets.get(op, set)
+    }
+
+    /// One execute on set `g` (handle `h`), locked by the caller: user inputs written,
+    /// `nrt_execute`, returned outputs read. A failed `nrt_execute` poisons the set.
+    fn step(
+        &self,
+        op: &str,
+        set: &str,
+        h: &Arc<Mutex<NrtStateSet>>,
+        g: &mut NrtStateSet,
+        inputs: &[HostTensor],
+    ) -> Result<Vec<HostTensor>> {
+        let b = self.binding(set, h, g)?;
+        let b = statetensor_core::lock_exclusive(op, &format!("state set '{set}'"), &b)?;
+        self.write_inputs(&b, inputs)?;
+        self.run_bound(&b, g)
+    }
+
+    /// Writes the user inputs into a binding's staging tensors.
+    pub(crate) fn write_inputs(&self, b: &SetBinding, inputs: &[HostTensor]) -> Result<()> {
+        for ((_, t), h) in b.inputs.iter().zip(inputs) {
+            self.timed(Direction::HostToDevice, h.data.len() as u64, || {
+                t.write(0, &h.data)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `nrt_execute` on a binding whose inputs are written, then the returned outputs
+    /// read. A failed `nrt_execute` poisons the set.
+    pub(crate) fn run_bound(&self, b: &SetBinding, g: &mut NrtStateSet) -> Result<Vec<HostTensor>> {
+        let start = Instant::now();
+        let r = self.model.execute(&b.input_set, &b.output_set);
+        lock(&self.ledger).record_execute(start.elapsed().as_secs_f64());
+        if let Err(e) = r {
+            g.poisoned = Some(format!("nrt_execute of {}", self.program.name()));
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        for (o, t) in &b.outputs {
+            let spec = &self.sig.outputs[*o];
+            let mut data = vec![0u8; spec.size_bytes()];
+            self.timed(Direction::DeviceToHost, data.len() as u64, || {
+                t.read(0, &mut data)
+            })?;
+            out.push(HostTensor {
+                dtype: spec.dtype,
+                shape: Shape::new(spec.shape.dims().to_vec()),
+                data,
+            });
+        }
+        Ok(out)
+    }
+}
+
 impl Drop for NrtModel {
     fn drop(&mut self) {
         // a weight no other model uses is freed when its last handle (ours) goes
@@ -262,17 +336,11 @@ impl StatefulModel for NrtModel {
         let mut states = BTreeMap::new();
         let mut kept = BTreeMap::new();
         for s in specs {
-            let t = Arc::new(DeviceTensor::allocate(
-                &self.device.rt,
-                s.size_bytes(),
-                &s.name,
-            )?);
+            let t = Arc::new(self.device.allocate(s.size_bytes(), &s.name)?);
             if init_values.contains_key(&s.name) {
-                let copy = DeviceTensor::allocate(
-                    &self.device.rt,
-                    s.size_bytes(),
-                    &format!("{}.init", s.name),
-                )?;
+                let copy = self
+                    .device
+                    .allocate(s.size_bytes(), &format!("{}.init", s.name))?;
                 kept.insert(s.name.clone(), copy);
             }
             states.insert(s.name.clone(), StateSlot { spec: s, buf: t });
@@ -314,38 +382,20 @@ impl StatefulModel for NrtModel {
     }
 
     fn execute(&self, set: &str, inputs: &[HostTensor]) -> Result<Vec<HostTensor>> {
+        if let Some(c) = self.collective {
+            return Err(Error::invalid_input(
+                "execute",
+                format!(
+                    "this is core {} of a model run by {} NeuronCores; execute every core together (ShardedModel::execute)",
+                    c.device, c.devices
+                ),
+            ));
+        }
         let op = format!("execute on state set '{set}'");
         self.sig.check_inputs(inputs)?;
         let h = self.device.sets.get(&op, set)?;
         let mut g = lock_state_set(&op, set, &h, false)?;
-        let b = self.binding(set, &h, &g)?;
-        let b = statetensor_core::lock_exclusive(&op, &format!("state set '{set}'"), &b)?;
-        for ((_, t), h) in b.inputs.iter().zip(inputs) {
-            self.timed(Direction::HostToDevice, h.data.len() as u64, || {
-                t.write(0, &h.data)
-            })?;
-        }
-        let start = Instant::now();
-        let r = self.model.execute(&b.input_set, &b.output_set);
-        lock(&self.ledger).record_execute(start.elapsed().as_secs_f64());
-        if let Err(e) = r {
-            g.poisoned = Some(format!("nrt_execute of {}", self.program.name()));
-            return Err(e);
-        }
-        let mut out = Vec::new();
-        for (o, t) in &b.outputs {
-            let spec = &self.sig.outputs[*o];
-            let mut data = vec![0u8; spec.size_bytes()];
-            self.timed(Direction::DeviceToHost, data.len() as u64, || {
-                t.read(0, &mut data)
-            })?;
-            out.push(HostTensor {
-                dtype: spec.dtype,
-                shape: Shape::new(spec.shape.dims().to_vec()),
-                data,
-            });
-        }
-        Ok(out)
+        self.step(&op, set, &h, &mut g, inputs)
     }
 
     fn read_state(&self, set: &str, state: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -358,7 +408,6 @@ impl StatefulModel for NrtModel {
             t.read(off, buf)
         })
     }
-
     fn write_state(&self, set: &str, state: &str, offset: u64, data: &[u8]) -> Result<()> {
         let op = format!("write state '{state}' of '{set}'");
         let h = self.device.sets.get(&op, set)?;
@@ -407,7 +456,7 @@ impl StatefulModel for NrtModel {
     }
 
     fn memory(&self) -> MemoryReport {
-        let (used, capacity) = self.device.rt.memory_stats().unwrap_or((0, 0));
+        let (used, capacity) = self.device.memory_stats().unwrap_or((0, 0));
         MemoryReport {
             used,
             peak: self.device.peak().max(used),

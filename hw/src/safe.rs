@@ -3,7 +3,10 @@
 //! library and stays so until the process exits, see `loader`). Every call goes through
 //! [`crate::result`]; the handles are what make those calls sound.
 
-use crate::result::{self, model::IoInfo};
+use crate::result::{
+    self,
+    model::{Collective, IoInfo},
+};
 use crate::sys::{nrt_model_t, nrt_tensor_set_t, nrt_tensor_t, NrtLib};
 use statetensor_core::Result;
 use std::sync::Arc;
@@ -33,9 +36,9 @@ impl Runtime {
         result::runtime::visible_cores(&self.lib)
     }
 
-    /// (used, capacity) bytes of core 0's HBM, when the runtime reports them.
-    pub fn memory_stats(&self) -> Option<(u64, u64)> {
-        result::runtime::memory_stats(&self.lib)
+    /// (used, capacity) bytes of NeuronCore `vnc`'s HBM, when the runtime reports them.
+    pub fn memory_stats(&self, vnc: u32) -> Option<(u64, u64)> {
+        result::runtime::memory_stats(&self.lib, vnc)
     }
 }
 
@@ -53,11 +56,17 @@ unsafe impl Send for Model {}
 unsafe impl Sync for Model {}
 
 impl Model {
-    /// `nrt_load` (the bytes are kept alive for the model's lifetime).
-    pub fn load(rt: &Arc<Runtime>, neff: Vec<u8>) -> Result<Model> {
+    /// `nrt_load` on NeuronCore `vnc`, or `nrt_load_collectives` as one core of an SPMD
+    /// program (the bytes are kept alive for the model's lifetime).
+    pub fn load(
+        rt: &Arc<Runtime>,
+        neff: Vec<u8>,
+        vnc: u32,
+        collective: Option<Collective>,
+    ) -> Result<Model> {
         // SAFETY: `neff` is moved into the model, so it lives until the model is unloaded;
         // a Vec's heap buffer does not move when the Vec does.
-        let ptr = unsafe { result::model::load(&rt.lib, &neff) }?;
+        let ptr = unsafe { result::model::load(&rt.lib, &neff, vnc, collective) }?;
         Ok(Model {
             rt: rt.clone(),
             ptr,
@@ -86,7 +95,7 @@ impl Drop for Model {
     }
 }
 
-/// A device tensor on core 0 (`nrt_tensor_free` on drop).
+/// A device tensor on one NeuronCore (`nrt_tensor_free` on drop).
 pub struct DeviceTensor {
     rt: Arc<Runtime>,
     ptr: *mut nrt_tensor_t,
@@ -99,9 +108,10 @@ unsafe impl Send for DeviceTensor {}
 unsafe impl Sync for DeviceTensor {}
 
 impl DeviceTensor {
-    /// `nrt_tensor_allocate` on the device; `NRT_RESOURCE` becomes `OutOfDeviceMemory`.
-    pub fn allocate(rt: &Arc<Runtime>, size: usize, name: &str) -> Result<DeviceTensor> {
-        let ptr = result::tensor::allocate(&rt.lib, size, name)?;
+    /// `nrt_tensor_allocate` on NeuronCore `vnc`; `NRT_RESOURCE` becomes
+    /// `OutOfDeviceMemory`.
+    pub fn allocate(rt: &Arc<Runtime>, vnc: u32, size: usize, name: &str) -> Result<DeviceTensor> {
+        let ptr = result::tensor::allocate(&rt.lib, vnc, size, name)?;
         Ok(DeviceTensor {
             rt: rt.clone(),
             ptr,

@@ -226,7 +226,18 @@ pub struct NrtLib {
     ) -> NRT_STATUS,
     pub nrt_get_total_nc_count: unsafe extern "C" fn(*mut u32) -> NRT_STATUS,
     pub nrt_get_visible_nc_count: unsafe extern "C" fn(*mut u32) -> NRT_STATUS,
-    // optional: newer runtimes only
+    // optional: newer runtimes only, or only needed for several cores
+    pub nrt_load_collectives: Option<
+        unsafe extern "C" fn(
+            *const c_void,
+            usize,
+            i32,
+            i32,
+            u32,
+            u32,
+            *mut *mut nrt_model_t,
+        ) -> NRT_STATUS,
+    >,
     pub nrt_get_version: Option<unsafe extern "C" fn(*mut nrt_version_t, usize) -> NRT_STATUS>,
     pub nrt_get_status_as_str: Option<unsafe extern "C" fn(NRT_STATUS) -> *const c_char>,
     pub nrt_get_vnc_memory_stats: Option<
@@ -279,6 +290,7 @@ impl NrtLib {
             nrt_execute: req!(nrt_execute),
             nrt_get_total_nc_count: req!(nrt_get_total_nc_count),
             nrt_get_visible_nc_count: req!(nrt_get_visible_nc_count),
+            nrt_load_collectives: opt!(nrt_load_collectives),
             nrt_get_version: opt!(nrt_get_version),
             nrt_get_status_as_str: opt!(nrt_get_status_as_str),
             nrt_get_vnc_memory_stats: opt!(nrt_get_vnc_memory_stats),

@@ -7,6 +7,7 @@
 //! driver-specific tests always use the emulator.
 
 mod driver;
+mod sharded;
 
 use statetensor_conformance::contract::{ContractDevice, Harness};
 use statetensor_conformance::{contract_tests, fixture_hlo, fixture_path};

@@ -13,7 +13,7 @@ use statetensor_hugepages::When;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-type SimStateSet = StateSet<SimBuffer, Arc<Tensor>>;
+pub(crate) type SimStateSet = StateSet<SimBuffer, Arc<Tensor>>;
 
 /// Device bytes a state set holds: its states and the initial values kept for `reset`.
 fn device_bytes(set: &SimStateSet) -> u64 {
@@ -404,11 +404,22 @@ impl SimModel {
         }
     }
 
-    /// Runs this core's part of an SPMD step, meeting the other cores at `comm`. Any
-    /// failure, here or in the engine, stops the step for every core.
+    /// The device state set `set` of this core, its absence named.
+    pub(crate) fn state_set(
+        &self,
+        op: &str,
+        set: &str,
+    ) -> Result<statetensor_core::StateSetHandle<SimBuffer, Arc<Tensor>>> {
+        self.device.sets.get(op, set)
+    }
+
+    /// Runs this core's part of an SPMD step on its set `g` (locked by the caller for
+    /// every core), meeting the other cores at `comm`. Any failure, here or in the engine,
+    /// stops the step for every core.
     pub(crate) fn execute_on_core(
         &self,
-        set: &str,
+        op: &str,
+        g: &mut SimStateSet,
         inputs: &[Arc<Tensor>],
         comm: &Communicator,
     ) -> Result<Vec<HostTensor>> {
@@ -423,7 +434,7 @@ impl SimModel {
             topology,
             comm,
         };
-        let outcome = self.execute_tensors(set, inputs, Some(rank));
+        let outcome = self.execute_locked(op, g, inputs, Some(rank));
         if let Err(e) = &outcome {
             comm.abort(core, &e.to_string());
         }
@@ -440,10 +451,21 @@ impl SimModel {
         let op = format!("execute on state set '{set}'");
         let handle = self.device.sets.get(&op, set)?;
         let mut g = lock_state_set(&op, set, &handle, false)?;
+        self.execute_locked(&op, &mut g, inputs, rank)
+    }
+
+    /// Executes on a set the caller has locked.
+    fn execute_locked(
+        &self,
+        op: &str,
+        g: &mut SimStateSet,
+        inputs: &[Arc<Tensor>],
+        rank: Option<Rank<'_>>,
+    ) -> Result<Vec<HostTensor>> {
         // staging for inputs and outputs, and temporaries: charged before anything moves
         let staging = self.execute_footprint();
-        self.device.hbm.alloc(&op, staging)?;
-        let result = self.run(&mut g, inputs, rank);
+        self.device.hbm.alloc(op, staging)?;
+        let result = self.run(g, inputs, rank);
         self.device.hbm.free(staging);
         result
     }

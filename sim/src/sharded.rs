@@ -6,7 +6,8 @@
 
 use crate::{DeviceProfile, SimDevice, SimModel};
 use statetensor_core::{
-    check_sharded_inputs, Error, HostTensor, LoadOptions, Result, ShardedModel, StatefulModel,
+    check_same_roles, check_sharded_inputs, core_options, lock_every_core, settle_step, HostTensor,
+    LoadOptions, Result, ShardedModel, StatefulModel,
 };
 use statetensor_hlo::collective::{run_cores, Communicator, Topology, DEFAULT_COLLECTIVE_TIMEOUT};
 use statetensor_hlo::{Program, Tensor};
@@ -32,31 +33,16 @@ impl SimShardedModel {
         cores: usize,
     ) -> Result<SimShardedModel> {
         let topology = program.topology(cores)?;
-        if opts.len() != 1 && opts.len() != cores {
-            return Err(Error::invalid_input(
-                "load",
-                format!(
-                    "{} sets of load options for {cores} cores: give one for all or one per core",
-                    opts.len()
-                ),
-            ));
-        }
-        let models = (0..cores)
-            .map(|k| {
+        let models = core_options(opts, cores)?
+            .into_iter()
+            .enumerate()
+            .map(|(k, o)| {
                 let device = SimDevice::new(profile.clone());
-                let o = opts.get(k).unwrap_or(&opts[0]);
                 SimModel::for_core(&device, program.clone(), o, k, topology)
                     .map_err(|e| e.on_core(k))
             })
             .collect::<Result<Vec<_>>>()?;
-        // one program: every core must bind the same roles (only weights' values differ)
-        let first = models[0].signature();
-        if let Some(k) = models.iter().position(|m| m.signature() != first) {
-            return Err(Error::invalid_input(
-                "load",
-                format!("core {k}'s alias map, names or weights differ from core 0's; every core runs the same program with the same roles"),
-            ));
-        }
+        check_same_roles(&models)?;
         Ok(SimShardedModel {
             cores: models,
             topology,
@@ -90,15 +76,11 @@ impl ShardedModel for SimShardedModel {
 
     fn execute(&self, set: &str, inputs: &[Vec<HostTensor>]) -> Result<Vec<Vec<HostTensor>>> {
         check_sharded_inputs(self, inputs)?;
-        // a core without the set would fail alone while the others ran on
-        if let Some(k) = (0..self.cores.len()).find(|&k| !self.cores[k].has_state_set(set)) {
-            return Err(Error::NotFound {
-                op: format!("core {k}: execute"),
-                what: "state set".into(),
-                name: set.into(),
-                hint: String::new(),
-            });
-        }
+        let op = format!("execute on state set '{set}'");
+        let handles = (self.cores.iter().enumerate())
+            .map(|(k, c)| c.state_set(&op, set).map_err(|e| e.on_core(k)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut guards = lock_every_core(&op, set, &handles)?;
         let tensors = inputs
             .iter()
             .map(|i| {
@@ -108,30 +90,15 @@ impl ShardedModel for SimShardedModel {
             })
             .collect::<Result<Vec<_>>>()?;
         let comm = Communicator::new(self.cores.len(), self.timeout);
-        let outcomes = run_cores(&comm, tensors, |k, t, comm| {
-            self.cores[k].execute_on_core(set, &t, comm)
+        let work = tensors.into_iter().zip(guards.iter_mut().map(|g| &mut **g));
+        let outcomes = run_cores(&comm, work.collect(), |k, (t, g), comm| {
+            self.cores[k].execute_on_core(&op, g, &t, comm)
         });
-        // the failing core's own error first: the others only say they were stopped
-        let mut results = Vec::with_capacity(outcomes.len());
-        let mut stopped = None;
-        for (k, o) in outcomes.into_iter().enumerate() {
-            match o {
-                Ok(r) => results.push(r),
-                Err(e)
-                    if comm
-                        .aborted()
-                        .is_some_and(|why| why.starts_with(&format!("core {k} failed"))) =>
-                {
-                    return Err(e.on_core(k))
-                }
-                Err(e) => {
-                    stopped.get_or_insert(e.on_core(k));
-                }
-            }
-        }
-        match stopped {
-            Some(e) => Err(e),
-            None => Ok(results),
-        }
+        settle_step(outcomes, &mut guards, &op, |k, _| {
+            // the failing core's own error first: the others only say they were stopped
+            !comm
+                .aborted()
+                .is_some_and(|why| why.starts_with(&format!("core {k} failed")))
+        })
     }
 }

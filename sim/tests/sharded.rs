@@ -2,38 +2,21 @@
 //! step, weights resident per core, per-core ledgers with the collectives beside the
 //! transfers, per-core capacity, and a core never executing alone.
 
-use statetensor_conformance::{fixture_npy, fixture_path, host_tensor};
-use statetensor_core::{ErrorKind, HostTensor, LoadOptions, ShardedModel, StateInit};
+use statetensor_conformance::{fixture_path, host_tensor, spmd_cores, spmd_load_options, spmd_npy};
+use statetensor_core::{ErrorKind, HostTensor, ShardedModel, StateInit};
 use statetensor_hlo::{Program, Tensor};
 use statetensor_sim::{DeviceProfile, SimShardedModel};
 use std::sync::Arc;
-
-const WEIGHTS: std::ops::Range<usize> = 1..7;
 
 fn decoder(name: &str, profile: &DeviceProfile) -> (SimShardedModel, usize) {
     let text = std::fs::read_to_string(fixture_path(name).join("model.hlo")).unwrap();
     let program = Arc::new(Program::parse(&text, "model.hlo").unwrap());
     let cores = program.compiled_cores().0;
-    let opts: Vec<LoadOptions> = (0..cores)
-        .map(|k| {
-            let mut o = LoadOptions::default();
-            for p in WEIGHTS {
-                let w = fixture_npy(name, &format!("arg{p}.npy"))
-                    .leading_slice(k)
-                    .unwrap();
-                o.weights.insert(p, Some(host_tensor(&w)));
-            }
-            o
-        })
-        .collect();
+    assert_eq!(cores, spmd_cores(name));
     (
-        SimShardedModel::load(profile, program, &opts, cores).unwrap(),
+        SimShardedModel::load(profile, program, &spmd_load_options(name), cores).unwrap(),
         cores,
     )
-}
-
-fn slice(name: &str, file: &str, k: usize) -> Tensor {
-    fixture_npy(name, file).leading_slice(k).unwrap()
 }
 
 #[test]
@@ -42,13 +25,13 @@ fn tensor_parallel_decoders_match_jax_with_their_cache_sharded_on_the_cores() {
         let (model, cores) = decoder(name, &DeviceProfile::trn1());
         model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
         let x: Vec<Vec<HostTensor>> = (0..cores)
-            .map(|k| vec![host_tensor(&slice(name, "arg0.npy", k))])
+            .map(|k| vec![host_tensor(&spmd_npy(name, "arg0.npy", k))])
             .collect();
         let before = model.ledgers();
         for s in 0..4 {
             let outs = model.execute("seq", &x).unwrap();
             for (k, o) in outs.iter().enumerate() {
-                let want = slice(name, &format!("out{s}_0.npy"), k).to_f64_vec();
+                let want = spmd_npy(name, &format!("out{s}_0.npy"), k).to_f64_vec();
                 let got = Tensor::from_le_bytes(o[0].dtype, o[0].shape.dims(), &o[0].data)
                     .unwrap()
                     .to_f64_vec();
@@ -79,7 +62,7 @@ fn tensor_parallel_decoders_match_jax_with_their_cache_sharded_on_the_cores() {
                 .read_state("seq", &cache.name, 0, &mut buf)
                 .unwrap();
             let got = Tensor::from_le_bytes(cache.dtype, cache.shape.dims(), &buf).unwrap();
-            let want = slice(name, "out3_1.npy", k);
+            let want = spmd_npy(name, "out3_1.npy", k);
             for (g, w) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
                 assert!(
                     (g - w).abs() <= 1e-5 + 2e-5 * w.abs(),
@@ -117,7 +100,7 @@ fn a_state_set_too_large_for_a_core_is_refused_naming_it_and_created_nowhere() {
 fn a_core_never_executes_alone_and_bad_inputs_stop_every_core_before_it_starts() {
     let (model, cores) = decoder("spmd/tp4_decoder", &DeviceProfile::trn1());
     model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
-    let x = host_tensor(&slice("spmd/tp4_decoder", "arg0.npy", 0));
+    let x = host_tensor(&spmd_npy("spmd/tp4_decoder", "arg0.npy", 0));
     let e = model
         .core(1)
         .execute("seq", std::slice::from_ref(&x))
@@ -142,7 +125,7 @@ fn a_sharded_state_set_snapshots_to_one_file_and_restores_every_core() {
     let (model, cores) = decoder(name, &DeviceProfile::trn1());
     model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
     let x: Vec<Vec<HostTensor>> = (0..cores)
-        .map(|k| vec![host_tensor(&slice(name, "arg0.npy", k))])
+        .map(|k| vec![host_tensor(&spmd_npy(name, "arg0.npy", k))])
         .collect();
     model.execute("seq", &x).unwrap();
     let shards = |m: &SimShardedModel| -> Vec<Vec<u8>> {

@@ -87,7 +87,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let (mut writes, mut reads) = (Vec::new(), Vec::new());
     let mut rows = Vec::new();
     for &size in &sizes {
-        let t = DeviceTensor::allocate(&rt, size, "calibrate")?;
+        let t = DeviceTensor::allocate(&rt, 0, size, "calibrate")?;
         let mut buf = vec![0x5au8; size];
         let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
             let mut v = Vec::new();
@@ -108,8 +108,8 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     // device-to-device copy at the largest size
     let big = *sizes.last().unwrap_or(&4096);
     let (src, dst) = (
-        DeviceTensor::allocate(&rt, big, "calibrate-src")?,
-        DeviceTensor::allocate(&rt, big, "calibrate-dst")?,
+        DeviceTensor::allocate(&rt, 0, big, "calibrate-src")?,
+        DeviceTensor::allocate(&rt, 0, big, "calibrate-dst")?,
     );
     let mut v = Vec::new();
     for _ in 0..a.repeats {

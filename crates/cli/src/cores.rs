@@ -418,12 +418,15 @@ pub(crate) fn run(
         "model {} on {} ({} profile), {topo}, {}\n",
         report.model, report.backend, report.device, profile.interconnect
     );
-    let collectives = bundle.program().collectives();
-    text.push_str(&format!(
-        "  {} collective instruction(s); per step each core moved {} over the links\n",
-        collectives.len(),
-        crate::report::bytes(report.collective_bytes / (steps * cores as u64).max(1))
-    ));
+    let collectives = bundle.program().collectives().len();
+    text.push_str(&if m.backend.measures_time() {
+        format!("  {collectives} collective instruction(s), run by the runtime inside each core's execute (their time is in the measured compute)\n")
+    } else {
+        format!(
+            "  {collectives} collective instruction(s); per step each core moved {} over the links\n",
+            crate::report::bytes(report.collective_bytes / (steps * cores as u64).max(1))
+        )
+    });
     for q in sig.state_params() {
         let s = &sig.params[q];
         text.push_str(&format!(

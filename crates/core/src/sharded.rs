@@ -8,8 +8,18 @@
 //! only [`ShardedModel::execute`] can do. A state set of a sharded model is one set of
 //! that name on every core (one shard each), created and dropped on all of them or on
 //! none.
+//!
+//! The helpers below are what every backend's sharded model shares: one load option per
+//! core or one for all, every core binding the same roles, a step's set locked on every
+//! core before any core starts ([`lock_every_core`]) and poisoned on every core when any
+//! core fails ([`settle_step`]) — a step that some cores committed and others did not
+//! leaves the shards out of step with each other, which only a reset or restore mends.
 
-use crate::{Error, HostTensor, MemoryReport, Result, StateInit, StatefulModel, TransferLedger};
+use crate::{
+    lock_state_set, Error, HostTensor, LoadOptions, MemoryReport, Result, StateInit, StateSet,
+    StateSetHandle, StatefulModel, TransferLedger,
+};
+use std::sync::MutexGuard;
 
 /// A model run by several cores at once, each holding its shard.
 pub trait ShardedModel: Send + Sync {
@@ -94,6 +104,88 @@ fn each_core<M: ShardedModel + ?Sized>(
         op(m.core(k)).map_err(|e| e.on_core(k))?;
     }
     Ok(())
+}
+
+/// Core `k`'s load options: `opts[k]` when there is one per core, else the one for all.
+/// Any other count is refused.
+pub fn core_options(opts: &[LoadOptions], cores: usize) -> Result<Vec<&LoadOptions>> {
+    if opts.is_empty() || (opts.len() != 1 && opts.len() != cores) {
+        return Err(Error::invalid_input(
+            "load",
+            format!(
+                "{} sets of load options for {cores} cores: give one for all or one per core",
+                opts.len()
+            ),
+        ));
+    }
+    Ok((0..cores)
+        .map(|k| opts.get(k).unwrap_or(&opts[0]))
+        .collect())
+}
+
+/// Checks every core binds the same roles as core 0: one program, the same alias map,
+/// names and weights (only the weights' values differ between cores).
+pub fn check_same_roles<M: StatefulModel>(models: &[M]) -> Result<()> {
+    let Some(first) = models.first().map(|m| m.signature()) else {
+        return Ok(());
+    };
+    match models.iter().position(|m| m.signature() != first) {
+        Some(k) => Err(Error::invalid_input(
+            "load",
+            format!("core {k}'s alias map, names or weights differ from core 0's; every core runs the same program with the same roles"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Locks state set `set` on every core for one step, before any core starts: a set
+/// missing, busy or poisoned on any core refuses the step (naming the core) with nothing
+/// run and nothing poisoned. `handles[k]` is core k's set, found with its error named.
+pub fn lock_every_core<'a, B, I>(
+    op: &str,
+    set: &str,
+    handles: &'a [StateSetHandle<B, I>],
+) -> Result<Vec<MutexGuard<'a, StateSet<B, I>>>> {
+    handles
+        .iter()
+        .enumerate()
+        .map(|(k, h)| lock_state_set(op, set, h, false).map_err(|e| e.on_core(k)))
+        .collect()
+}
+
+/// The outcome of a step every core ran with its set locked (`guards`): every core's
+/// results, or — when any core failed — the failing core's own error (not one the others
+/// report because it stopped them, which `stopped_by_another` recognises), with the set
+/// poisoned on every core.
+pub fn settle_step<T, B, I>(
+    outcomes: Vec<Result<T>>,
+    guards: &mut [MutexGuard<'_, StateSet<B, I>>],
+    what: &str,
+    stopped_by_another: impl Fn(usize, &Error) -> bool,
+) -> Result<Vec<T>> {
+    if outcomes.iter().all(|o| o.is_ok()) {
+        return Ok(outcomes.into_iter().flatten().collect());
+    }
+    let mut first = None;
+    let mut own = None;
+    for (k, o) in outcomes.into_iter().enumerate() {
+        if let Err(e) = o {
+            if own.is_none() && !stopped_by_another(k, &e) {
+                own = Some(e.on_core(k));
+            } else if first.is_none() {
+                first = Some(e.on_core(k));
+            }
+        }
+    }
+    let e = own.or(first).expect("some core failed");
+    for g in guards.iter_mut() {
+        if g.poisoned.is_none() {
+            g.poisoned = Some(format!(
+                "{what} (the cores no longer hold one step's shards)"
+            ));
+        }
+    }
+    Err(e)
 }
 
 /// Checks `inputs` holds one list per core, each what core 0's signature takes, before any

@@ -13,9 +13,11 @@ pub const NRT_FAILURE: NRT_STATUS = 1;
 pub const NRT_INVALID: NRT_STATUS = 2;
 pub const NRT_INVALID_HANDLE: NRT_STATUS = 3;
 pub const NRT_RESOURCE: NRT_STATUS = 4;
+pub const NRT_TIMEOUT: NRT_STATUS = 5;
 pub const NRT_UNINITIALIZED: NRT_STATUS = 13;
 pub const NRT_CLOSED: NRT_STATUS = 14;
 pub const NRT_EXEC_COMPLETED_WITH_ERR: NRT_STATUS = 1004;
+pub const NRT_EXEC_HW_ERR_COLLECTIVES: NRT_STATUS = 1200;
 
 pub const NRT_TENSOR_PLACEMENT_DEVICE: c_int = 0;
 pub const NRT_TENSOR_PLACEMENT_HOST: c_int = 1;
@@ -101,6 +103,7 @@ pub fn status_name(s: NRT_STATUS) -> &'static [u8] {
         14 => b"NRT_CLOSED\0",
         1002 => b"NRT_EXEC_BAD_INPUT\0",
         1004 => b"NRT_EXEC_COMPLETED_WITH_ERR\0",
+        1200 => b"NRT_EXEC_HW_ERR_COLLECTIVES\0",
         _ => b"NRT_UNKNOWN_STATUS\0",
     }
 }

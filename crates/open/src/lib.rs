@@ -40,7 +40,7 @@
 pub mod report;
 
 use statetensor_core::{Error, LoadOptions, Result, ShardedModel, StatefulModel};
-use statetensor_hw::{NrtDevice, NrtModel};
+use statetensor_hw::{NrtDevice, NrtModel, NrtShardedModel};
 use statetensor_sim::{SimDevice, SimModel, SimShardedModel};
 use std::sync::Arc;
 
@@ -170,9 +170,10 @@ impl Device {
     }
 }
 
-/// Loads `bundle` as one SPMD model run by `cores` cores of `backend` (each a fresh core
-/// of `profile` on the simulator): `opts[k]` is core k's (its shard of each weight), or
-/// one for all. The driver does not run several cores yet.
+/// Loads `bundle` as one SPMD model run by `cores` cores of `backend` — fresh cores of
+/// `profile` on the simulator, NeuronCores 0..`cores` through libnrt (found as the driver
+/// documents, `$STATETENSOR_LIBNRT` first): `opts[k]` is core k's (its shard of each
+/// weight), or one for all.
 pub fn load_sharded(
     backend: Backend,
     profile: &DeviceProfile,
@@ -180,24 +181,39 @@ pub fn load_sharded(
     opts: &[LoadOptions],
     cores: usize,
 ) -> Result<Box<dyn ShardedModel>> {
-    match backend {
-        Backend::Sim => {
-            let opts = opts
-                .iter()
-                .map(|o| bundle.load_options(o, false))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Box::new(SimShardedModel::load(
-                profile,
-                bundle.program().clone(),
-                &opts,
-                cores,
-            )?))
-        }
-        Backend::Nrt => Err(Error::Unsupported {
-            context: format!("load {} on {cores} cores", bundle.source()),
-            what: "--cores on the libnrt driver, which runs one core so far (run SPMD models with --backend sim)".into(),
-        }),
-    }
+    let opts = sharded_options(bundle, opts)?;
+    Ok(match backend {
+        Backend::Sim => Box::new(SimShardedModel::load(
+            profile,
+            bundle.program().clone(),
+            &opts,
+            cores,
+        )?),
+        Backend::Nrt => Box::new(NrtShardedModel::load(None, bundle, &opts, cores)?),
+    })
+}
+
+/// [`load_sharded`] on the driver through the libnrt at `library` (the emulator in tests
+/// and benchmarks).
+pub fn load_sharded_nrt(
+    library: &str,
+    bundle: &Bundle,
+    opts: &[LoadOptions],
+    cores: usize,
+) -> Result<Box<dyn ShardedModel>> {
+    let opts = sharded_options(bundle, opts)?;
+    Ok(Box::new(NrtShardedModel::load(
+        Some(library),
+        bundle,
+        &opts,
+        cores,
+    )?))
+}
+
+/// Every core's options over the bundle's manifest (its weight files are not read: each
+/// core is given its own shard).
+fn sharded_options(bundle: &Bundle, opts: &[LoadOptions]) -> Result<Vec<LoadOptions>> {
+    opts.iter().map(|o| bundle.load_options(o, false)).collect()
 }
 
 /// Opens the model at `path` (an HLO file or a bundle directory) on a fresh device.

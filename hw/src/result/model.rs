@@ -2,7 +2,7 @@
 
 use super::{c_chars, check};
 use crate::sys::*;
-use statetensor_core::Result;
+use statetensor_core::{Error, Result};
 use std::os::raw::c_void;
 
 /// One I/O tensor of a loaded model, as `nrt_get_model_tensor_info` reports it.
@@ -16,16 +16,51 @@ pub struct IoInfo {
     pub size: usize,
 }
 
-/// `nrt_load` on any free core; returns the model handle.
+/// A model's place among the cores of an SPMD program: `nrt_load_collectives`'s
+/// `ctx_device_id` and `ctx_device_count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Collective {
+    /// This core's global device id.
+    pub device: u32,
+    /// How many cores run the program.
+    pub devices: u32,
+}
+
+/// `nrt_load` on NeuronCore `vnc`, or `nrt_load_collectives` there as one core of an SPMD
+/// program; returns the model handle. A runtime without `nrt_load_collectives` is
+/// `BackendUnavailable`.
 ///
 /// # Safety
 /// `neff` must stay alive and unmoved until the model is unloaded.
-pub unsafe fn load(lib: &NrtLib, neff: &[u8]) -> Result<*mut nrt_model_t> {
+pub unsafe fn load(
+    lib: &NrtLib,
+    neff: &[u8],
+    vnc: u32,
+    collective: Option<Collective>,
+) -> Result<*mut nrt_model_t> {
     let mut ptr = std::ptr::null_mut();
-    // SAFETY: the caller keeps `neff` alive for the model's lifetime; `ptr` is a valid
-    // out-pointer.
-    let s = unsafe { (lib.nrt_load)(neff.as_ptr() as *const c_void, neff.len(), -1, -1, &mut ptr) };
-    check(lib, "nrt_load", s)?;
+    let (bytes, size) = (neff.as_ptr() as *const c_void, neff.len());
+    // vnc_count: "DEPRECATED: always use -1" (nrt.h 2.28)
+    let (name, s) = match collective {
+        None => (
+            "nrt_load",
+            // SAFETY: the caller keeps `neff` alive for the model's lifetime; `ptr` is a
+            // valid out-pointer.
+            unsafe { (lib.nrt_load)(bytes, size, vnc as i32, -1, &mut ptr) },
+        ),
+        Some(c) => {
+            let f = lib.nrt_load_collectives.ok_or_else(|| Error::BackendUnavailable {
+                what: "nrt_load_collectives".into(),
+                reason: "this libnrt does not export it; a model run by several NeuronCores needs a runtime with collectives (aws-neuronx-runtime-lib 2.x and aws-neuronx-collectives)".into(),
+            })?;
+            (
+                "nrt_load_collectives",
+                // SAFETY: as for nrt_load; the two ids are plain integers.
+                unsafe { f(bytes, size, vnc as i32, -1, c.device, c.devices, &mut ptr) },
+            )
+        }
+    };
+    check(lib, name, s)?;
     Ok(ptr)
 }
 

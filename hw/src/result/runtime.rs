@@ -48,8 +48,9 @@ pub fn visible_cores(lib: &NrtLib) -> Result<u32> {
     Ok(n)
 }
 
-/// `nrt_get_vnc_memory_stats` of core 0 as (used, capacity) bytes, when the runtime has it.
-pub fn memory_stats(lib: &NrtLib) -> Option<(u64, u64)> {
+/// `nrt_get_vnc_memory_stats` of NeuronCore `vnc` as (used, capacity) bytes, when the
+/// runtime has it.
+pub fn memory_stats(lib: &NrtLib, vnc: u32) -> Option<(u64, u64)> {
     let f = lib.nrt_get_vnc_memory_stats?;
     let mut st = nrt_vnc_memory_stats_t {
         bytes_used: 0,
@@ -59,7 +60,7 @@ pub fn memory_stats(lib: &NrtLib) -> Option<(u64, u64)> {
     // SAFETY: passes a valid struct and its exact size, and a valid size_t for the output.
     let s = unsafe {
         f(
-            0,
+            vnc,
             &mut st,
             std::mem::size_of::<nrt_vnc_memory_stats_t>(),
             &mut out,

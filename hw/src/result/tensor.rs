@@ -6,25 +6,26 @@ use statetensor_core::{Error, Result};
 use std::ffi::CString;
 use std::os::raw::c_void;
 
-/// `nrt_tensor_allocate` of `size` bytes on core 0's device memory. `NRT_RESOURCE` becomes
-/// [`Error::OutOfDeviceMemory`] with the runtime's figures when it reports them.
-pub fn allocate(lib: &NrtLib, size: usize, name: &str) -> Result<*mut nrt_tensor_t> {
+/// `nrt_tensor_allocate` of `size` bytes in NeuronCore `vnc`'s device memory.
+/// `NRT_RESOURCE` becomes [`Error::OutOfDeviceMemory`] with the runtime's figures when it
+/// reports them.
+pub fn allocate(lib: &NrtLib, vnc: u32, size: usize, name: &str) -> Result<*mut nrt_tensor_t> {
     let cname = CString::new(name.replace('\0', "")).unwrap_or_default();
     let mut ptr = std::ptr::null_mut();
     // SAFETY: valid C string and out-pointer.
     let s = unsafe {
         (lib.nrt_tensor_allocate)(
             NRT_TENSOR_PLACEMENT_DEVICE,
-            0,
+            vnc as i32,
             size,
             cname.as_ptr(),
             &mut ptr,
         )
     };
     if s == NRT_RESOURCE {
-        let (used, cap) = super::runtime::memory_stats(lib).unwrap_or((0, 0));
+        let (used, cap) = super::runtime::memory_stats(lib, vnc).unwrap_or((0, 0));
         return Err(Error::OutOfDeviceMemory {
-            op: format!("nrt_tensor_allocate '{name}'"),
+            op: format!("nrt_tensor_allocate '{name}' on NeuronCore {vnc}"),
             requested: size as u64,
             free: cap.saturating_sub(used),
             capacity: cap,

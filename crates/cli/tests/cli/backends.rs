@@ -92,7 +92,23 @@ fn nrt_backend_over_the_emulator_matches_the_simulator() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("visible NeuronCores: 1"));
+    // an inf2.48xlarge's 24 cores unless STATETENSOR_EMU_CORES says
+    assert!(String::from_utf8_lossy(&o.stdout).contains("visible NeuronCores: 24"));
+    let o = bin()
+        .arg("probe")
+        .env("STATETENSOR_LIBNRT", &lib)
+        .env("STATETENSOR_EMU_CORES", "2")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("visible NeuronCores: 2"));
+    let o = bin()
+        .arg("probe")
+        .env("STATETENSOR_LIBNRT", &lib)
+        .env("STATETENSOR_EMU_CORES", "none")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("STATETENSOR_EMU_CORES='none'"), "{}", stderr(&o));
     let o = bin()
         .current_dir(root())
         .args(["inspect", "examples/kv_decoder", "--backend", "nrt"])

@@ -2,7 +2,7 @@
 //! axis of N, outputs written with that axis, JAX's results on every core, the per-core
 //! report, and clear refusals.
 
-use crate::support::{root, run, stderr, tmpdir, write_npy_f32};
+use crate::support::{root, run, run_on, stderr, tmpdir, write_npy_f32};
 
 const TP4: &str = "conformance/fixtures/spmd/tp4_decoder";
 
@@ -97,7 +97,7 @@ fn a_value_without_the_cores_axis_goes_to_every_core_and_a_wrong_shape_is_named(
 }
 
 #[test]
-fn an_spmd_module_on_too_few_cores_or_on_the_driver_is_refused_with_exit_2() {
+fn an_spmd_module_on_too_few_cores_is_refused_with_exit_2() {
     let d = root().join(TP4);
     let d = d.to_str().unwrap();
     let o = run(&["run", d, "--cores", "2"]);
@@ -111,13 +111,43 @@ fn an_spmd_module_on_too_few_cores_or_on_the_driver_is_refused_with_exit_2() {
     let o = run(&["run", &format!("{d}/model.hlo")]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("multiple of 4 cores"), "{}", stderr(&o));
-    let o = run(&["run", d, "--cores", "4", "--backend", "nrt"]);
+    // the driver checks the same before it loads anything
+    let o = run_on("nrt", &["run", d, "--cores", "2"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("--cores on the libnrt driver"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("more cores"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_driver_runs_the_decoder_on_the_emulators_cores_as_the_simulator_does() {
+    let dir = root().join(TP4);
+    let d = dir.to_str().unwrap();
+    let outs: Vec<_> = ["sim", "nrt"]
+        .iter()
+        .map(|backend| {
+            let out = tmpdir(&format!("tp4-{backend}"));
+            let mut args: Vec<String> = ["run", d, "--cores", "4", "--steps", "4", "--json"]
+                .map(String::from)
+                .to_vec();
+            args.extend(weights(d));
+            args.extend(["--out".into(), out.to_str().unwrap().into()]);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = run_on(backend, &refs);
+            assert!(o.status.success(), "{backend}: {}", stderr(&o));
+            let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(report["backend"], *backend);
+            assert_eq!(report["per_core"].as_array().map(Vec::len), Some(4));
+            out
+        })
+        .collect();
+    for k in 0..4 {
+        let file = format!("output_{k}.npy");
+        let want = statetensor_hlo::npy::read_file(&dir.join(format!("out3_{k}.npy"))).unwrap();
+        let sim = statetensor_hlo::npy::read_file(&outs[0].join(&file)).unwrap();
+        let nrt = statetensor_hlo::npy::read_file(&outs[1].join(&file)).unwrap();
+        // one engine behind both: the same bits; and JAX's within f32 tolerance
+        assert_eq!(sim.to_le_bytes(), nrt.to_le_bytes(), "{file}");
+        close(&nrt.to_f64_vec(), &want.to_f64_vec(), &file);
+    }
 }
 
 #[test]

@@ -1,23 +1,33 @@
 //! `nrt_execute`: reads the bound inputs, runs the HLO engine, writes the bound outputs — with the hazard hardware shows for an unaliased shared tensor, and injected faults.
 
 use super::*;
+use statetensor_hlo::collective::Rank;
 
-/// Where one model I/O lives.
-struct Bound<'a> {
-    tensor: &'a EmuTensor,
+/// Where one model I/O lives: the tensor's storage and decoded copy, held by the execute
+/// so that the runtime's lock is free while the engine runs.
+struct Bound {
+    storage: Storage,
+    offset: usize,
+    size: usize,
+    decoded: Arc<Decoded>,
 }
 
-impl Bound<'_> {
+impl Bound {
+    fn of(t: &EmuTensor) -> Bound {
+        Bound {
+            storage: t.storage.clone(),
+            offset: t.offset,
+            size: t.size,
+            decoded: t.decoded.clone(),
+        }
+    }
+
     /// The tensor's contents as `spec`: the copy decoded earlier when nothing has written
     /// the storage since, else decoded now. `take` leaves no copy behind (a state the
     /// engine may then update in place, its only holder).
     fn read(&self, spec: &TensorSpec, take: bool) -> Result<Arc<Tensor>, NRT_STATUS> {
-        let s = lock_storage(&self.tensor.storage);
-        let mut cache = self
-            .tensor
-            .decoded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let s = lock_storage(&self.storage);
+        let mut cache = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
         let current = |t: &Tensor| t.dtype() == spec.dtype && t.dims() == spec.shape.dims();
         match cache.take() {
             Some((v, t)) if v == s.version && current(&t) => {
@@ -27,7 +37,7 @@ impl Bound<'_> {
                 Ok(t)
             }
             _ => {
-                let range = self.tensor.offset..self.tensor.offset + self.tensor.size;
+                let range = self.offset..self.offset + self.size;
                 let t = Tensor::from_le_bytes(spec.dtype, spec.shape.dims(), &s.bytes[range])
                     .map(Arc::new)
                     .map_err(|_| NRT_INVALID)?;
@@ -41,26 +51,76 @@ impl Bound<'_> {
 
     /// Writes `t` into the tensor's bytes, and keeps `t` as its decoded contents.
     fn write(&self, t: &Arc<Tensor>) {
-        let mut s = lock_storage(&self.tensor.storage);
-        let range = self.tensor.offset..self.tensor.offset + self.tensor.size;
+        let mut s = lock_storage(&self.storage);
+        let range = self.offset..self.offset + self.size;
         if t.read_bytes(0, &mut s.write()[range]).is_err() {
             // sizes were checked when the tensor was bound
             warn("nrt_execute: internal: an output does not fit its tensor");
         }
-        *self
-            .tensor
-            .decoded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((s.version, t.clone()));
+        *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = Some((s.version, t.clone()));
     }
 
-    fn same_memory(&self, o: &Bound<'_>) -> bool {
-        Arc::ptr_eq(&self.tensor.storage, &o.tensor.storage)
-            && self.tensor.offset == o.tensor.offset
+    fn same_memory(&self, o: &Bound) -> bool {
+        Arc::ptr_eq(&self.storage, &o.storage) && self.offset == o.offset
     }
 }
 
+/// Every input and output of `m` found in the sets by its NEFF name and checked for size;
+/// a failure is the status and why.
+fn bind_all(
+    g: &Emu,
+    m: &EmuModel,
+    input_set: *const c_void,
+    output_set: *const c_void,
+) -> Result<(Vec<Bound>, Vec<Bound>), (NRT_STATUS, String)> {
+    let unknown = |s| (s, "an unknown tensor set handle".to_string());
+    let ins = g.set(input_set).map_err(unknown)?;
+    let outs = g.set(output_set).map_err(unknown)?;
+    let bind = |set: &TensorSet, name: &str, spec: &TensorSpec| {
+        let Some(&h) = set.get(name) else {
+            return Err((
+                NRT_INVALID,
+                format!("no tensor named '{name}' in the tensor set"),
+            ));
+        };
+        let t = g
+            .tensor(h as *const c_void)
+            .map_err(|s| (s, format!("'{name}' is not a live tensor")))?;
+        if t.size != spec.size_bytes() {
+            return Err((
+                NRT_INVALID,
+                format!(
+                    "'{name}' is {} bytes, the model needs {} ({})",
+                    t.size,
+                    spec.size_bytes(),
+                    spec.type_string()
+                ),
+            ));
+        }
+        if let Some(c) = t.core.filter(|&c| c != m.core) {
+            return Err((
+                NRT_INVALID,
+                format!(
+                    "'{name}' is on NeuronCore {c}, the model on NeuronCore {}",
+                    m.core
+                ),
+            ));
+        }
+        Ok(Bound::of(t))
+    };
+    let inb = (m.program.params().iter().enumerate())
+        .map(|(p, spec)| bind(ins, &m.input_names[p], spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outb = (m.program.outputs().iter().enumerate())
+        .map(|(o, spec)| bind(outs, &m.output_names[o], spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((inb, outb))
+}
+
 /// `NRT_STATUS nrt_execute(nrt_model_t *model, const nrt_tensor_set_t *input_set, nrt_tensor_set_t *output_set)`.
+///
+/// The runtime's lock is held only to find the model and its tensors: executes of
+/// different models run at once, as the cores of an SPMD program must.
 ///
 /// # Safety
 /// The handles must come from this library (unknown handles are rejected).
@@ -74,40 +134,26 @@ pub unsafe extern "C" fn nrt_execute(
     g.executes += 1;
     let call = g.executes;
     let fault = g.fault;
-    let m = tri!(g.model(model));
-    let (ins, outs) = (
-        tri!(g.set(input_set)),
-        tri!(g.set(output_set as *const c_void)),
-    );
-    let bind = |set: &TensorSet, name: &str, spec: &TensorSpec| -> Result<Bound<'_>, NRT_STATUS> {
-        let Some(&h) = set.get(name) else {
-            warn(&format!(
-                "nrt_execute: no tensor named '{name}' in the tensor set"
-            ));
-            return Err(NRT_INVALID);
-        };
-        let t = g.tensor(h as *const c_void)?;
-        if t.size != spec.size_bytes() {
-            warn(&format!(
-                "nrt_execute: '{name}' is {} bytes, the model needs {} ({})",
-                t.size,
-                spec.size_bytes(),
-                spec.type_string()
-            ));
-            return Err(NRT_INVALID);
+    let m = tri!(g.model(model)).clone();
+    // a world member joins its step before anything can fail, so that a failure here
+    // stops the other members instead of leaving them waiting
+    let step = m
+        .rank
+        .as_ref()
+        .map(|seat| (collectives::next_step(&mut g, seat), seat));
+    let bound = bind_all(&g, &m, input_set, output_set as *const c_void);
+    drop(g);
+    let fail = |status: NRT_STATUS, why: &str| {
+        warn(&format!("nrt_execute: {why}"));
+        if let Some((comm, seat)) = &step {
+            comm.abort(seat.device, why);
         }
-        Ok(Bound { tensor: t })
+        status
     };
-    let params = m.program.params();
-    let outputs = m.program.outputs();
-    let mut inb = Vec::with_capacity(params.len());
-    for (p, spec) in params.iter().enumerate() {
-        inb.push(tri!(bind(ins, &m.input_names[p], spec)));
-    }
-    let mut outb = Vec::with_capacity(outputs.len());
-    for (o, spec) in outputs.iter().enumerate() {
-        outb.push(tri!(bind(outs, &m.output_names[o], spec)));
-    }
+    let (inb, outb) = match bound {
+        Ok(b) => b,
+        Err((status, why)) => return fail(status, &why),
+    };
     // pairs bound to one tensor that the model does not alias: a read/write hazard
     let mut hazards: Vec<(usize, usize)> = Vec::new();
     for (p, i) in inb.iter().enumerate() {
@@ -124,17 +170,42 @@ pub unsafe extern "C" fn nrt_execute(
     if fault == Some(Fault::Hazard) {
         hazards.extend(m.aliases.pairs().map(|a| (a.param, a.output)));
     }
-    let run = |inb: &[Bound<'_>]| -> Result<Vec<Arc<Tensor>>, NRT_STATUS> {
+    if !hazards.is_empty() && step.is_some() {
+        // replaying the step with the early outputs would need every core to run it twice
+        return fail(
+            NRT_INVALID,
+            "a read/write hazard on a core of an SPMD program: the emulator replays a hazard by running the step again, which the other cores cannot join; bind each state only to its aliased output",
+        );
+    }
+    let params = m.program.params();
+    let run = |inb: &[Bound]| -> Result<Vec<Arc<Tensor>>, NRT_STATUS> {
         // a state is handed over (its output replaces it), everything else shared
         let args = inb
             .iter()
             .zip(params)
             .enumerate()
             .map(|(p, (b, s))| b.read(s, m.aliases.output_for(p).is_some()))
-            .collect::<Result<Vec<_>, _>>()?;
-        m.program.execute(args).map_err(|e| {
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|status| fail(status, "an input's bytes do not decode as its type"))?;
+        let outcome = match &step {
+            None => m.program.execute(args),
+            Some((comm, seat)) => {
+                let rank = Rank {
+                    core: seat.device,
+                    topology: seat.topology,
+                    comm,
+                };
+                m.program.execute_rank(args, rank).map(|(t, _)| t)
+            }
+        };
+        outcome.map_err(|e| {
             warn(&format!("nrt_execute: {e}"));
-            NRT_EXEC_COMPLETED_WITH_ERR
+            match &step {
+                Some((comm, seat)) => {
+                    collectives::failed_status(comm, seat.device, NRT_EXEC_COMPLETED_WITH_ERR)
+                }
+                None => NRT_EXEC_COMPLETED_WITH_ERR,
+            }
         })
     };
     let mut results = tri!(run(&inb));
@@ -151,10 +222,10 @@ pub unsafe extern "C" fn nrt_execute(
             if let Some(a) = m.aliases.pairs().next() {
                 outb[a.output].write(&results[a.output]);
             }
-            warn(&format!(
-                "nrt_execute: injected fault: call {call} failed after a partial state update"
-            ));
-            return NRT_EXEC_COMPLETED_WITH_ERR;
+            return fail(
+                NRT_EXEC_COMPLETED_WITH_ERR,
+                &format!("injected fault: call {call} failed after a partial state update"),
+            );
         }
         _ => {}
     }

@@ -3,8 +3,8 @@
 use super::*;
 
 /// Test hook, not part of libnrt: sets the fault mode (the `STATETENSOR_EMU_FAULT` syntax;
-/// null or "" clears it), restarting the execute count, and the HBM capacity in bytes (0
-/// keeps it). Lets one test process exercise what the environment variables configure.
+/// null or "" clears it), restarting the execute count, and every core's HBM capacity in
+/// bytes (0 keeps it). Lets one test process exercise what the environment variables configure.
 ///
 /// # Safety
 /// `fault` must be null or a C string.
@@ -24,7 +24,9 @@ pub unsafe extern "C" fn statetensor_emu_configure(
     g.fault = parsed;
     g.executes = 0;
     if hbm_bytes > 0 {
-        g.hbm().set_capacity(hbm_bytes);
+        for hbm in &g.hbm {
+            hbm.set_capacity(hbm_bytes);
+        }
     }
     NRT_SUCCESS
 }

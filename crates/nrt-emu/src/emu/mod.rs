@@ -8,13 +8,14 @@
 //! | `tensor` | tensor allocate, free, read, write, copy, memset |
 //! | `tensor_set` | tensor sets: allocate, destroy, add, get |
 //! | `execute` | `nrt_execute`: the bound tensors through the HLO engine, with hazards and faults |
+//! | `collectives` | `nrt_load_collectives`: the models of one SPMD program, one per global device id, meeting at the collectives |
 //! | `hooks` | the test hook (not libnrt): fault mode and capacity at run time |
 
 use crate::abi::*;
 use statetensor_core::{stem, AliasMap, TensorSpec};
 use statetensor_core::{Hbm, INF2_CORE_HBM_BYTES};
 use statetensor_hlo::{Program, Tensor};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,40 +97,60 @@ struct EmuTensor {
     storage: Storage,
     offset: usize,
     size: usize,
-    /// Bytes charged to HBM (0 for host tensors and slices).
+    /// The core whose HBM holds it (`None` for host tensors).
+    core: Option<usize>,
+    /// Bytes charged to that core's HBM (0 for host tensors and slices).
     charged: u64,
-    decoded: Decoded,
+    decoded: Arc<Decoded>,
 }
 
+/// A loaded model. Executes hold their own reference, so the runtime's lock is not held
+/// while the engine runs: the cores of an SPMD program execute at once.
 struct EmuModel {
-    program: Program,
+    program: Arc<Program>,
     input_names: Vec<String>,
     output_names: Vec<String>,
     aliases: AliasMap,
+    /// The core it was loaded on, charged for its constants.
+    core: usize,
     charged: u64,
+    /// Its place in an SPMD program, when loaded with `nrt_load_collectives`.
+    rank: Option<collectives::Seat>,
 }
+
+/// A model handle points to one of these (`Box<ModelHandle>`).
+type ModelHandle = Arc<EmuModel>;
 
 struct Emu {
     life: Life,
-    hbm: Option<Hbm>,
+    /// One ledger per emulated NeuronCore.
+    hbm: Vec<Hbm>,
     names: Naming,
     fault: Option<Fault>,
     executes: u64,
     tensors: BTreeSet<usize>,
     models: BTreeSet<usize>,
     sets: BTreeSet<usize>,
+    worlds: BTreeMap<u64, collectives::World>,
+    next_world: u64,
 }
 
 static EMU: Mutex<Emu> = Mutex::new(Emu {
     life: Life::Uninitialized,
-    hbm: None,
+    hbm: Vec::new(),
     names: Naming::Torch,
     fault: None,
     executes: 0,
     tensors: BTreeSet::new(),
     models: BTreeSet::new(),
     sets: BTreeSet::new(),
+    worlds: BTreeMap::new(),
+    next_world: 0,
 });
+
+/// How many NeuronCores the emulator has unless `STATETENSOR_EMU_CORES` says: an
+/// inf2.48xlarge's 24 (12 chips of 2), each with [`INF2_CORE_HBM_BYTES`].
+pub const DEFAULT_EMULATED_CORES: usize = 24;
 
 type TensorSet = HashMap<String, usize>;
 
@@ -174,12 +195,13 @@ impl Emu {
         Ok(unsafe { &*(h as *const EmuTensor) })
     }
 
-    fn model(&self, h: *const c_void) -> Result<&EmuModel, NRT_STATUS> {
+    fn model(&self, h: *const c_void) -> Result<&ModelHandle, NRT_STATUS> {
         if h.is_null() || !self.models.contains(&(h as usize)) {
             return Err(NRT_INVALID_HANDLE);
         }
-        // SAFETY: registered model handles are live `Box<EmuModel>` pointers (see nrt_load).
-        Ok(unsafe { &*(h as *const EmuModel) })
+        // SAFETY: registered model handles are live `Box<ModelHandle>` pointers (see
+        // nrt_load).
+        Ok(unsafe { &*(h as *const ModelHandle) })
     }
 
     fn set(&self, h: *const c_void) -> Result<&TensorSet, NRT_STATUS> {
@@ -199,8 +221,25 @@ impl Emu {
         Ok(unsafe { &mut *(h as *mut TensorSet) })
     }
 
-    fn hbm(&self) -> &Hbm {
-        self.hbm.as_ref().expect("hbm exists while running")
+    /// The HBM of core `vnc`, as libnrt numbers the visible cores; `None` past the last.
+    fn hbm(&self, vnc: usize) -> Option<&Hbm> {
+        self.hbm.get(vnc)
+    }
+
+    /// The core a load or allocation names: -1 is the first (libnrt: "first free"), a
+    /// core past the last is `NRT_INVALID`.
+    fn core(&self, vnc: i64) -> Result<usize, NRT_STATUS> {
+        match vnc {
+            -1 => Ok(0),
+            v if v >= 0 && (v as usize) < self.hbm.len() => Ok(v as usize),
+            v => {
+                warn(&format!(
+                    "NeuronCore {v} does not exist: the emulator has {} (STATETENSOR_EMU_CORES)",
+                    self.hbm.len()
+                ));
+                Err(NRT_INVALID)
+            }
+        }
     }
 }
 
@@ -260,6 +299,7 @@ pub(crate) fn c_name(name: *const c_char) -> Option<String> {
 }
 
 // the exported functions, after the macros and helpers they use
+mod collectives;
 mod execute;
 mod hooks;
 mod model;
@@ -267,6 +307,7 @@ mod runtime;
 mod tensor;
 mod tensor_set;
 
+pub use collectives::*;
 pub use execute::*;
 pub use hooks::*;
 pub use model::*;

@@ -4,7 +4,9 @@ use super::*;
 
 /// `NRT_STATUS nrt_load(const void *neff_bytes, size_t size, int32_t vnc, int32_t vnc_count, nrt_model_t **model)`.
 ///
-/// The emulated NEFF is HLO text; anything else is `NRT_INVALID`.
+/// The emulated NEFF is HLO text or a serialized HloModuleProto; anything else is
+/// `NRT_INVALID`, and so is a module whose collectives need several cores (those load
+/// with `nrt_load_collectives`).
 ///
 /// # Safety
 /// `neff_bytes` must point to `size` readable bytes; `model` to a writable pointer.
@@ -16,38 +18,78 @@ pub unsafe extern "C" fn nrt_load(
     _vnc_count: i32,
     model: *mut *mut c_void,
 ) -> NRT_STATUS {
-    let mut g = tri!(running());
-    if neff_bytes.is_null() || model.is_null() || !(vnc == 0 || vnc == -1) {
-        return NRT_INVALID;
+    // SAFETY: forwarded under the same contract.
+    unsafe { load_model(neff_bytes, size, vnc, model, None) }
+}
+
+/// The emulated NEFF at `neff_bytes` read as a program (copied out: the caller may free
+/// the bytes afterwards).
+///
+/// # Safety
+/// `neff_bytes` must point to `size` readable bytes.
+pub(super) unsafe fn read_neff(neff_bytes: *const c_void, size: usize) -> Option<Program> {
+    if neff_bytes.is_null() {
+        return None;
     }
-    // SAFETY: the caller provides `size` readable bytes at `neff_bytes`; they are copied out
-    // before this function returns, so the caller may free them afterwards.
+    // SAFETY: the caller provides `size` readable bytes at `neff_bytes`.
     let bytes = unsafe { std::slice::from_raw_parts(neff_bytes as *const u8, size) };
     // an emulated NEFF is the module itself, HLO text or a serialized HloModuleProto; a
     // real NEFF fails to parse as either and is refused
-    let program = match Program::from_bytes(bytes, "neff") {
-        Ok(p) => p,
+    match Program::from_bytes(bytes, "neff") {
+        Ok(p) => Some(p),
         Err(e) => {
             warn(&format!(
                 "nrt_load: not an emulated NEFF (HLO text or HloModuleProto; a real NEFF needs real hardware): {e}"
             ));
-            return NRT_INVALID;
+            None
         }
+    }
+}
+
+/// Loads the emulated NEFF on core `vnc`, as one core of an SPMD program when `world`
+/// says which (`nrt_load_collectives`), or alone.
+///
+/// # Safety
+/// As [`nrt_load`].
+pub(super) unsafe fn load_model(
+    neff_bytes: *const c_void,
+    size: usize,
+    vnc: i32,
+    model: *mut *mut c_void,
+    world: Option<collectives::Join>,
+) -> NRT_STATUS {
+    let mut g = tri!(running());
+    if model.is_null() {
+        return NRT_INVALID;
+    }
+    let core = tri!(g.core(vnc as i64));
+    // SAFETY: forwarded under the caller's contract.
+    let Some(program) = (unsafe { read_neff(neff_bytes, size) }) else {
+        return NRT_INVALID;
     };
+    let devices = world.as_ref().map_or(1, |w| w.devices);
+    if let Err(e) = program.topology(devices) {
+        warn(&format!("nrt_load: {e}"));
+        return NRT_INVALID;
+    }
     let aliases = program.header_aliases().clone();
     let (input_names, output_names) =
         io_names(g.names, program.params(), program.outputs().len(), &aliases);
     let charged = program.constant_bytes();
-    if g.hbm().alloc("nrt_load", charged).is_err() {
+    if g.hbm[core].alloc("nrt_load", charged).is_err() {
         return NRT_RESOURCE;
     }
-    let m = Box::into_raw(Box::new(EmuModel {
+    let program = Arc::new(program);
+    let rank = world.map(|w| collectives::seat(&mut g, w, &program));
+    let m = Box::into_raw(Box::new(Arc::new(EmuModel {
         program,
         input_names,
         output_names,
         aliases,
+        core,
         charged,
-    }));
+        rank,
+    })));
     g.models.insert(m as usize);
     // SAFETY: `model` is a non-null writable pointer (checked above).
     unsafe { model.write(m as *mut c_void) };
@@ -61,12 +103,16 @@ pub unsafe extern "C" fn nrt_load(
 #[no_mangle]
 pub unsafe extern "C" fn nrt_unload(model: *mut c_void) -> NRT_STATUS {
     let mut g = tri!(running());
-    let charged = tri!(g.model(model)).charged;
+    let m = tri!(g.model(model)).clone();
     g.models.remove(&(model as usize));
-    g.hbm().free(charged);
-    // SAFETY: the handle was registered, so it is a live Box<EmuModel> from nrt_load; it is
-    // unregistered above, so it is freed exactly once.
-    drop(unsafe { Box::from_raw(model as *mut EmuModel) });
+    g.hbm[m.core].free(m.charged);
+    if let Some(seat) = &m.rank {
+        collectives::leave(&mut g, seat);
+    }
+    // SAFETY: the handle was registered, so it is a live Box<ModelHandle> from nrt_load;
+    // it is unregistered above, so it is freed exactly once (an execute still running
+    // holds its own reference to the model).
+    drop(unsafe { Box::from_raw(model as *mut ModelHandle) });
     NRT_SUCCESS
 }
 

@@ -4,7 +4,8 @@ use super::*;
 
 /// `NRT_STATUS nrt_init(nrt_framework_type_t framework, const char *fw_version, const char *fal_version)`.
 ///
-/// Reads `STATETENSOR_EMU_NAMES`, `STATETENSOR_EMU_HBM_BYTES` and `STATETENSOR_EMU_FAULT`.
+/// Reads `STATETENSOR_EMU_NAMES`, `STATETENSOR_EMU_CORES`, `STATETENSOR_EMU_HBM_BYTES`
+/// (each core's) and `STATETENSOR_EMU_FAULT`.
 #[no_mangle]
 pub extern "C" fn nrt_init(
     _framework: c_int,
@@ -18,6 +19,13 @@ pub extern "C" fn nrt_init(
             warn(&format!(
                 "STATETENSOR_EMU_NAMES='{other}': expected torch or nkipy"
             ));
+            return NRT_INVALID;
+        }
+    };
+    let cores = match emulated_cores() {
+        Ok(n) => n,
+        Err(m) => {
+            warn(&m);
             return NRT_INVALID;
         }
     };
@@ -46,13 +54,15 @@ pub extern "C" fn nrt_init(
     }
     *g = Emu {
         life: Life::Running,
-        hbm: Some(Hbm::new(capacity)),
+        hbm: (0..cores).map(|_| Hbm::new(capacity)).collect(),
         names,
         fault,
         executes: 0,
         tensors: BTreeSet::new(),
         models: BTreeSet::new(),
         sets: BTreeSet::new(),
+        worlds: BTreeMap::new(),
+        next_world: 0,
     };
     NRT_SUCCESS
 }
@@ -93,6 +103,28 @@ pub unsafe extern "C" fn nrt_get_version(ver: *mut nrt_version_t, size: usize) -
     NRT_SUCCESS
 }
 
+/// The number of emulated cores: `STATETENSOR_EMU_CORES`, or [`DEFAULT_EMULATED_CORES`].
+fn emulated_cores() -> Result<usize, String> {
+    match std::env::var("STATETENSOR_EMU_CORES") {
+        Err(_) => Ok(DEFAULT_EMULATED_CORES),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "STATETENSOR_EMU_CORES='{v}': expected a number of NeuronCores from 1 to 1024"
+            )),
+        },
+    }
+}
+
+/// Cores before `nrt_init` (from the environment) and after (what it set up).
+fn core_count() -> u32 {
+    let g = emu();
+    match g.life {
+        Life::Running => g.hbm.len() as u32,
+        _ => emulated_cores().unwrap_or(DEFAULT_EMULATED_CORES) as u32,
+    }
+}
+
 fn write_count(out: *mut u32, n: u32) -> NRT_STATUS {
     if out.is_null() {
         return NRT_INVALID;
@@ -108,7 +140,7 @@ fn write_count(out: *mut u32, n: u32) -> NRT_STATUS {
 /// `count` must point to a writable `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn nrt_get_total_nc_count(count: *mut u32) -> NRT_STATUS {
-    write_count(count, 1)
+    write_count(count, core_count())
 }
 
 /// `NRT_STATUS nrt_get_total_vnc_count(uint32_t *vnc_count)` (callable before nrt_init).
@@ -117,7 +149,7 @@ pub unsafe extern "C" fn nrt_get_total_nc_count(count: *mut u32) -> NRT_STATUS {
 /// `count` must point to a writable `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn nrt_get_total_vnc_count(count: *mut u32) -> NRT_STATUS {
-    write_count(count, 1)
+    write_count(count, core_count())
 }
 
 /// `NRT_STATUS nrt_get_visible_nc_count(uint32_t *nc_count)`.
@@ -126,8 +158,8 @@ pub unsafe extern "C" fn nrt_get_total_vnc_count(count: *mut u32) -> NRT_STATUS 
 /// `count` must point to a writable `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn nrt_get_visible_nc_count(count: *mut u32) -> NRT_STATUS {
-    tri!(running().map(|_| ()));
-    write_count(count, 1)
+    let n = tri!(running()).hbm.len() as u32;
+    write_count(count, n)
 }
 
 /// `NRT_STATUS nrt_get_visible_vnc_count(uint32_t *vnc_count)`.
@@ -136,8 +168,8 @@ pub unsafe extern "C" fn nrt_get_visible_nc_count(count: *mut u32) -> NRT_STATUS
 /// `count` must point to a writable `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn nrt_get_visible_vnc_count(count: *mut u32) -> NRT_STATUS {
-    tri!(running().map(|_| ()));
-    write_count(count, 1)
+    let n = tri!(running()).hbm.len() as u32;
+    write_count(count, n)
 }
 
 /// `const char *nrt_get_status_as_str(NRT_STATUS status)`.
@@ -159,10 +191,13 @@ pub unsafe extern "C" fn nrt_get_vnc_memory_stats(
     size_out: *mut usize,
 ) -> NRT_STATUS {
     let g = tri!(running());
-    if vnc != 0 || stats.is_null() || size_in < std::mem::size_of::<nrt_vnc_memory_stats_t>() {
+    if stats.is_null() || size_in < std::mem::size_of::<nrt_vnc_memory_stats_t>() {
         return NRT_INVALID;
     }
-    let r = g.hbm().report();
+    let Some(hbm) = g.hbm(vnc as usize) else {
+        return NRT_INVALID;
+    };
+    let r = hbm.report();
     // SAFETY: the caller provides size_in >= size_of::<nrt_vnc_memory_stats_t>() writable bytes.
     unsafe {
         stats.write_unaligned(nrt_vnc_memory_stats_t {

@@ -26,17 +26,18 @@ pub unsafe extern "C" fn nrt_tensor_allocate(
     if tensor.is_null() {
         return NRT_INVALID;
     }
-    let charged = match placement {
+    let (core, charged) = match placement {
         NRT_TENSOR_PLACEMENT_DEVICE => {
-            if vnc != 0 {
-                return NRT_INVALID;
-            }
-            if g.hbm().alloc("nrt_tensor_allocate", size as u64).is_err() {
+            let core = tri!(g.core(vnc as i64));
+            if g.hbm[core]
+                .alloc("nrt_tensor_allocate", size as u64)
+                .is_err()
+            {
                 return NRT_RESOURCE;
             }
-            size as u64
+            (Some(core), size as u64)
         }
-        NRT_TENSOR_PLACEMENT_HOST | NRT_TENSOR_PLACEMENT_VIRTUAL => 0,
+        NRT_TENSOR_PLACEMENT_HOST | NRT_TENSOR_PLACEMENT_VIRTUAL => (None, 0),
         _ => return NRT_INVALID,
     };
     let storage = new_storage(size);
@@ -46,8 +47,9 @@ pub unsafe extern "C" fn nrt_tensor_allocate(
             storage,
             offset: 0,
             size,
+            core,
             charged,
-            decoded: Mutex::new(None),
+            decoded: Arc::default(),
         },
         tensor,
     )
@@ -74,8 +76,9 @@ pub unsafe extern "C" fn nrt_tensor_allocate_slice(
         storage: src.storage.clone(),
         offset: src.offset + offset,
         size,
+        core: src.core,
         charged: 0,
-        decoded: Mutex::new(None),
+        decoded: Arc::default(),
     };
     register_tensor(&mut g, t, slice)
 }
@@ -93,9 +96,11 @@ pub unsafe extern "C" fn nrt_tensor_free(tensor: *mut *mut c_void) {
     // SAFETY: non-null pointer to a handle the caller owns.
     let h = unsafe { tensor.read() };
     let Ok(t) = g.tensor(h) else { return };
-    let charged = t.charged;
+    let (core, charged) = (t.core, t.charged);
     g.tensors.remove(&(h as usize));
-    g.hbm().free(charged);
+    if let Some(hbm) = core.and_then(|c| g.hbm(c)) {
+        hbm.free(charged);
+    }
     // SAFETY: the handle was registered (a live Box<EmuTensor>) and is now unregistered, so
     // it is freed exactly once; `tensor` is writable per the contract.
     unsafe {
@@ -190,6 +195,15 @@ pub unsafe extern "C" fn nrt_tensor_copy(
     let (s, d) = (tri!(g.tensor(src)), tri!(g.tensor(dst)));
     if !in_bounds(s, src_offset, size) || !in_bounds(d, dst_offset, size) {
         return NRT_INVALID;
+    }
+    if let (Some(a), Some(b)) = (s.core, d.core) {
+        if a != b {
+            // libnrt: a device-to-device copy needs both tensors on one NeuronCore
+            warn(&format!(
+                "nrt_tensor_copy: the source is on NeuronCore {a}, the destination on {b}"
+            ));
+            return NRT_INVALID;
+        }
     }
     let bytes = lock_storage(&s.storage).bytes[s.offset + src_offset..s.offset + src_offset + size]
         .to_vec();
