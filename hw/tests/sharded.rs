@@ -139,6 +139,17 @@ fn a_set_missing_on_one_core_runs_no_core() {
     m.core(0)
         .read_state("half", &first_state(&m), 0, &mut b)
         .unwrap();
+    // reset, copy and drop of the set act on every core or on none
+    for e in [
+        m.reset("half").unwrap_err(),
+        m.copy_state_set("half", "copy").unwrap_err(),
+        m.drop_state_set("half").unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("core 1"), "{e}");
+    }
+    assert!(m.core(0).has_state_set("half"));
+    assert!(!m.core(0).has_state_set("copy"));
 }
 
 #[test]

@@ -237,7 +237,8 @@ impl DeviceProfile {
     /// A collective of `kind` over the cores `group` (this core putting in `bytes_in`):
     /// the bytes this core sends and the modelled seconds, by a ring algorithm over the
     /// group — all-reduce 2(G-1) steps of S/G, all-gather G-1 steps of S, reduce-scatter
-    /// and all-to-all G-1 steps of S/G, a permute one step of S, a broadcast G-1
+    /// and all-to-all G-1 steps of S/G, a permute one step of S to each target (its group
+    /// is the sender and its targets; a core that sends nothing pays nothing), a broadcast G-1
     /// pipelined steps and S once — each step paying the latency, at the chip's bandwidth
     /// when the whole group is on one chip and NeuronLink's otherwise.
     pub fn collective_cost(
@@ -263,7 +264,8 @@ impl DeviceProfile {
             CollectiveKind::ReduceScatter | CollectiveKind::AllToAll => {
                 (g - 1, (g - 1) * bytes_in / g)
             }
-            CollectiveKind::CollectivePermute => (1, bytes_in),
+            // the group is the sender and its targets, sent to at once
+            CollectiveKind::CollectivePermute => (1, (g - 1) * bytes_in),
             CollectiveKind::CollectiveBroadcast => (g - 1, bytes_in),
         };
         (

@@ -162,3 +162,25 @@ fn a_sharded_state_set_snapshots_to_one_file_and_restores_every_core() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains("reset"), "{e}");
 }
+
+#[test]
+fn a_permute_charges_the_sender_by_where_its_targets_are() {
+    use statetensor_hlo::collective::CollectiveKind::CollectivePermute;
+    let p = DeviceProfile::trn1();
+    // a core no pair starts at sends nothing
+    assert_eq!(p.collective_cost(CollectivePermute, &[3], 1024), (0, 0.0));
+    // its chip's neighbour (2 cores a chip on trn1) is reached on the chip, another chip
+    // over NeuronLink: one step each, the same bytes
+    let (near_bytes, near) = p.collective_cost(CollectivePermute, &[0, 1], 1 << 20);
+    let (far_bytes, far) = p.collective_cost(CollectivePermute, &[0, 2], 1 << 20);
+    assert_eq!((near_bytes, far_bytes), (1 << 20, 1 << 20));
+    assert!(
+        (near - (p.collective_latency_s + (1u64 << 20) as f64 / p.chip_bytes_per_s)).abs() < 1e-12
+    );
+    assert!(
+        (far - (p.collective_latency_s + (1u64 << 20) as f64 / p.link_bytes_per_s)).abs() < 1e-12
+    );
+    // two targets: twice the bytes, sent at once
+    let (two, _) = p.collective_cost(CollectivePermute, &[0, 1, 2], 1 << 20);
+    assert_eq!(two, 2 << 20);
+}

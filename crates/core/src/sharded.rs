@@ -69,19 +69,38 @@ pub trait ShardedModel: Send + Sync {
         Ok(())
     }
 
-    /// Drops state set `set` from every core.
+    /// Drops state set `set` from every core; a set missing on any core is refused before
+    /// any core drops it.
     fn drop_state_set(&self, set: &str) -> Result<()> {
+        require_on_every_core(self, &format!("drop state set '{set}'"), set)?;
         each_core(self, |m| m.drop_state_set(set))
     }
 
-    /// Resets state set `set` on every core.
+    /// Resets state set `set` on every core; a set missing on any core is refused before
+    /// any core is reset.
     fn reset(&self, set: &str) -> Result<()> {
+        require_on_every_core(self, &format!("reset state set '{set}'"), set)?;
         each_core(self, |m| m.reset(set))
     }
 
-    /// Copies state set `from` into `to` on every core (each core its own shard).
+    /// Copies state set `from` into `to` on every core (each core its own shard), or on
+    /// none: `from` missing on any core is refused before any copy, and a core that fails
+    /// — out of its memory for a new `to`, say — is named, with `to` dropped from the
+    /// cores before it where this call created it.
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
-        each_core(self, |m| m.copy_state_set(from, to))
+        require_on_every_core(self, &format!("copy state set '{from}' to '{to}'"), from)?;
+        let existed: Vec<bool> = (0..self.cores())
+            .map(|k| self.core(k).has_state_set(to))
+            .collect();
+        for k in 0..self.cores() {
+            if let Err(e) = self.core(k).copy_state_set(from, to) {
+                for done in (0..k).filter(|&d| !existed[d]) {
+                    let _ = self.core(done).drop_state_set(to);
+                }
+                return Err(e.on_core(k));
+            }
+        }
+        Ok(())
     }
 
     /// Every core's ledger, in core order.
@@ -92,6 +111,19 @@ pub trait ShardedModel: Send + Sync {
     /// Every core's memory, in core order.
     fn memories(&self) -> Vec<MemoryReport> {
         (0..self.cores()).map(|k| self.core(k).memory()).collect()
+    }
+}
+
+/// Refuses `op` when state set `set` is missing on any core, naming the first.
+fn require_on_every_core<M: ShardedModel + ?Sized>(m: &M, op: &str, set: &str) -> Result<()> {
+    match (0..m.cores()).find(|&k| !m.core(k).has_state_set(set)) {
+        Some(k) => Err(Error::NotFound {
+            op: format!("core {k}: {op}"),
+            what: "state set".into(),
+            name: set.into(),
+            hint: " (a sharded state set lives on every core)".into(),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -86,7 +86,8 @@ pub struct CoreReport {
     pub collective_s: f64,
     /// Time in executes (compute).
     pub execute_s: f64,
-    /// Its total time.
+    /// Its total time since the load: transfers (the weight upload included, as in
+    /// `bytes_h2d`), executes and collectives.
     pub modelled_s: f64,
     /// Bytes of its shard of one state set.
     pub state_bytes: u64,

@@ -108,7 +108,11 @@ fn nrt_backend_over_the_emulator_matches_the_simulator() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("STATETENSOR_EMU_CORES='none'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("STATETENSOR_EMU_CORES='none'"),
+        "{}",
+        stderr(&o)
+    );
     let o = bin()
         .current_dir(root())
         .args(["inspect", "examples/kv_decoder", "--backend", "nrt"])

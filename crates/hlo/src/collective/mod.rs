@@ -118,8 +118,8 @@ impl CollectiveKind {
 pub struct CollectiveEvent {
     /// The collective.
     pub kind: CollectiveKind,
-    /// The cores that took part (for a permute, those that exchange with this core's
-    /// replica or partition).
+    /// The cores that took part, in group order; for a permute, this core and the cores
+    /// it sends to (none when no pair starts at it).
     pub group: Vec<usize>,
     /// Bytes of this core's operands.
     pub bytes_in: u64,

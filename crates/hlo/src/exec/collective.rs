@@ -57,9 +57,21 @@ impl<'p> Executor<'p> {
         };
         let results = self.combine(plan, &all, me, source, count)?;
         if count {
+            // a permute moves data only from a source to its targets
+            let group = match &plan.form {
+                Form::Permute(p) => std::iter::once(core)
+                    .chain(
+                        p.pairs
+                            .iter()
+                            .filter(|&&(s, _)| s == me)
+                            .map(|&(_, t)| group[t]),
+                    )
+                    .collect(),
+                _ => group.clone(),
+            };
             self.stats.collectives.push(CollectiveEvent {
                 kind: plan.kind,
-                group: group.clone(),
+                group,
                 bytes_in,
                 bytes_out: results.iter().map(|t| t.size_bytes() as u64).sum(),
             });
