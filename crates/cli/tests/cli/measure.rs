@@ -44,6 +44,7 @@ fn bench_compares_aliased_with_round_trip() {
 fn calibrate_over_the_emulator_writes_a_usable_profile() {
     let d = tmpdir("calibrate");
     let prof = d.join("profile.json");
+    let models = d.join("collectives");
     let o = bin()
         .args([
             "calibrate",
@@ -51,6 +52,10 @@ fn calibrate_over_the_emulator_writes_a_usable_profile() {
             "1",
             "--repeats",
             "3",
+            "--cores",
+            "2",
+            "--collective-models",
+            models.to_str().unwrap(),
             "--out",
             prof.to_str().unwrap(),
         ])
@@ -70,6 +75,29 @@ fn calibrate_over_the_emulator_writes_a_usable_profile() {
         .as_str()
         .unwrap()
         .contains("execute overhead of a trivial model")));
+    // the all-reduce over two cores (one inf2 chip) sets the on-chip figures
+    let note = p["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.contains("all-reduce over 2 cores"))
+        .unwrap_or_else(|| panic!("no collective note: {}", p["notes"]));
+    assert!(note.contains("chip_bytes_per_s"), "{note}");
+    let inf2: serde_json::Value =
+        serde_json::to_value(statetensor_open::DeviceProfile::inf2()).unwrap();
+    assert!(p["chip_bytes_per_s"].as_f64().unwrap() > 0.0);
+    assert_ne!(p["chip_bytes_per_s"], inf2["chip_bytes_per_s"]);
+    assert_eq!(p["link_bytes_per_s"], inf2["link_bytes_per_s"]);
+    // one bundle per size, 4 KiB to 1 MiB, for neuronx-cc to compile on hardware
+    for n in [1024, 16384, 262144] {
+        assert!(
+            models
+                .join(format!("all_reduce_f32_{n}/model.hlo"))
+                .is_file(),
+            "{n}"
+        );
+    }
     let o = run(&[
         "run",
         "examples/mlp_cache",

@@ -1,5 +1,9 @@
 //! `statetensor calibrate`: measures a real device's transfers and execute overhead through
-//! libnrt and writes a device profile. Hardware only, so it names the driver directly.
+//! libnrt — and with `--cores N` its collectives between N NeuronCores
+//! ([`collectives`]) — and writes a device profile. Hardware only, so it names the driver
+//! directly.
+
+mod collectives;
 
 use crate::progress::Progress;
 use crate::report::{bytes, seconds};
@@ -27,7 +31,19 @@ pub struct CalibrateArgs {
     /// Repetitions per size (the median is used).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeats: u32,
+    /// Also measure all-reduces over this many NeuronCores (0..N-1) and fit the profile's
+    /// collective bandwidth (on-chip when they share a chip, NeuronLink otherwise) and
+    /// latency. 1: no collectives.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    cores: u32,
+    /// Where the all-reduce models are written, one bundle per size (hardware runs the
+    /// model.neff compiled into each; see docs/hardware.md).
+    #[arg(long, default_value = "calibrate-collectives")]
+    collective_models: PathBuf,
 }
+
+/// Collectives are measured up to this size per core.
+const MAX_COLLECTIVE_BYTES: u64 = 64 << 20;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -83,7 +99,16 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         sizes.push(s as usize);
         s *= 4;
     }
-    let mut progress = Progress::new(sizes.len() as u64 + 2);
+    let collective_sizes: Vec<u64> = if a.cores > 1 {
+        sizes
+            .iter()
+            .map(|&s| s as u64)
+            .filter(|&s| s <= MAX_COLLECTIVE_BYTES)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut progress = Progress::new((sizes.len() + collective_sizes.len()) as u64 + 2);
     let (mut writes, mut reads) = (Vec::new(), Vec::new());
     let mut rows = Vec::new();
     for &size in &sizes {
@@ -150,15 +175,44 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         Some(o) => notes.push(format!("execute overhead of a trivial model: {:.1} us (median)", o * 1e6)),
         None => notes.push(format!("execute overhead not measured (the runtime did not load the trivial model); kept the {} figure", a.base)),
     }
-    let profile = DeviceProfile {
+    let mut profile = DeviceProfile {
         name: format!("calibrated-{}", a.base),
         h2d_bytes_per_s: bw,
         d2h_bytes_per_s: br,
         transfer_latency_s: latency,
         execute_overhead_s: overhead.unwrap_or(base.execute_overhead_s),
-        notes: notes.clone(),
         ..base
     };
+    let mut collective_rows = Vec::new();
+    if a.cores > 1 {
+        let c = collectives::measure(
+            &a.collective_models,
+            a.cores as usize,
+            &collective_sizes,
+            a.repeats,
+            overhead.unwrap_or(0.0),
+            &mut progress,
+        )?;
+        // a group within one chip exchanges on the chip; otherwise over NeuronLink
+        let (field, what) = if a.cores as usize <= profile.cores_per_chip {
+            profile.chip_bytes_per_s = c.bytes_per_s;
+            ("chip_bytes_per_s", "on one chip")
+        } else {
+            profile.link_bytes_per_s = c.bytes_per_s;
+            ("link_bytes_per_s", "over NeuronLink")
+        };
+        profile.collective_latency_s = c.latency_s;
+        notes.push(format!(
+            "all-reduce over {} cores ({what}): {:.3} GiB/s per core through the ring ({field}), {:.1} us per ring step (collective_latency_s), relative residuals max {:.1}% rms {:.1}%",
+            a.cores,
+            c.bytes_per_s / (1u64 << 30) as f64,
+            c.latency_s * 1e6,
+            c.residuals.0 * 100.0,
+            c.residuals.1 * 100.0
+        ));
+        collective_rows = c.rows;
+    }
+    profile.notes = notes.clone();
     let json = serde_json::to_string_pretty(&profile)
         .map_err(|e| Error::runtime("calibrate", e.to_string()))?;
     write_file_atomically(&a.out, json.as_bytes())?;
@@ -170,6 +224,15 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             seconds(w),
             seconds(r)
         ));
+    }
+    if !collective_rows.is_empty() {
+        out.push_str(&format!(
+            "size per core   all-reduce over {} cores\n",
+            a.cores
+        ));
+        for (size, t) in &collective_rows {
+            out.push_str(&format!("{:>13} {:>20}\n", bytes(*size), seconds(*t)));
+        }
     }
     for n in &notes {
         out.push_str(&format!("{n}\n"));
