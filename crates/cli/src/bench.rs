@@ -23,6 +23,15 @@ pub struct BenchArgs {
     /// cache lengths `MIN:MAX` (doubling) or `A,B,C`; writes sweep.csv and sweep.svg.
     #[arg(long, value_name = "LENGTHS")]
     pub(crate) sweep: Option<String>,
+    /// Sweep the tensor-parallel degree instead (MODEL is then `family:kv-decoder`): core
+    /// counts `MIN:MAX` (doubling) or `A,B,C`, each running a Megatron-style attention
+    /// layer of `--width` (heads of 64) over a `--cache-len` cache, its heads split among
+    /// the cores; writes sweep.csv and sweep.svg: aliased vs round trip per core count.
+    #[arg(long, value_name = "CORES", conflicts_with = "sweep")]
+    pub(crate) sweep_tp: Option<String>,
+    /// Cache length of the TP sweep's layer.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub(crate) cache_len: u64,
     /// Where the sweep writes its CSV and SVG.
     #[arg(long, value_name = "DIR", default_value = "sweep")]
     pub(crate) out: PathBuf,

@@ -70,9 +70,10 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Probe { json } => probe::probe(json),
-        Command::Bench(a) => match a.sweep.clone() {
-            Some(lengths) => sweep::sweep(&a, &lengths),
-            None => bench::bench(a),
+        Command::Bench(a) => match (a.sweep.clone(), a.sweep_tp.clone()) {
+            (Some(lengths), _) => sweep::sweep(&a, &lengths),
+            (None, Some(cores)) => sweep::sweep_tp(&a, &cores),
+            (None, None) => bench::bench(a),
         },
         Command::Calibrate(a) => calibrate::calibrate(a),
     };

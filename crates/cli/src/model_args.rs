@@ -10,7 +10,7 @@ use statetensor_open::{Backend, Bundle, Device, DeviceProfile};
 use std::path::PathBuf;
 
 /// What `run` and `bench` share: the model, where it runs, and its values.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
     /// An HLO text file, or a directory holding model.hlo (and arg{P}.npy default values).
     pub model: PathBuf,

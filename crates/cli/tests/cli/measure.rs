@@ -150,3 +150,85 @@ fn sweep_writes_csv_and_svg() {
     let o = run(&["bench", "examples/mlp_cache", "--sweep", "10:1"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn sweep_tp_writes_aliased_and_round_trip_per_core_count() {
+    let d = tmpdir("sweep-tp");
+    let o = run(&[
+        "bench",
+        "family:kv-decoder",
+        "--sweep-tp",
+        "1:4",
+        "--cache-len",
+        "64",
+        "--width",
+        "256",
+        "--device",
+        "trn1",
+        "--steps",
+        "2",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(9).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
+        vec![1.0, 2.0, 4.0]
+    );
+    for r in &rows {
+        // the K and V caches split by heads, and the position on every core
+        assert_eq!(
+            r[1],
+            2.0 * 64.0 * 256.0 * 4.0 / r[0] + 4.0,
+            "state bytes per core"
+        );
+        assert!(r[3] > r[2], "round trip slower than aliased: {r:?}");
+        // one all-reduce a step, none on one core
+        assert_eq!(r[4] > 0.0, r[0] > 1.0, "collective time: {r:?}");
+        // aliased: only the token in and y out on every core
+        assert_eq!(r[5], r[0] * 256.0 * 4.0);
+    }
+    assert!(d.join("sweep.svg").is_file());
+    // a point runs again on its own
+    let p = d.join("models/tp2");
+    let mut args: Vec<String> = [
+        "bench",
+        p.join("model.hlo").to_str().unwrap(),
+        "--cores",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend([
+        "--input".into(),
+        format!("0={}", p.join("arg0.npy").display()),
+    ]);
+    for w in 1..5 {
+        args.extend([
+            "--weight".into(),
+            format!("{w}={}", p.join(format!("arg{w}.npy")).display()),
+        ]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&refs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // heads that do not split among the cores are refused, naming the width to use
+    let o = run(&[
+        "bench",
+        "family:kv-decoder",
+        "--sweep-tp",
+        "1,8",
+        "--width",
+        "256",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--width 512"), "{}", stderr(&o));
+}

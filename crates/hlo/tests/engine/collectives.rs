@@ -222,3 +222,80 @@ fn a_failing_core_stops_the_others_instead_of_leaving_them_waiting() {
     let e = outs[0].as_ref().unwrap_err().to_string();
     assert!(e.contains("core 1 failed"), "{e}");
 }
+
+/// The generated tensor-parallel decoder (`models::tp_kv_decoder`, what `bench
+/// --sweep-tp` runs) on 4 cores, each with its heads' columns of wq/wk/wv and rows of wo,
+/// gives the one-core layer's y step after step.
+#[test]
+fn the_generated_tp_decoder_on_four_cores_is_the_one_core_layer() {
+    use statetensor_hlo::models::tp_kv_decoder;
+    let (len, d, cores) = (8, 256, 4);
+    let one = Program::parse(&tp_kv_decoder(len, d, 1).unwrap(), "tp1").unwrap();
+    let four = Program::parse(&tp_kv_decoder(len, d, cores).unwrap(), "tp4").unwrap();
+    assert!(
+        tp_kv_decoder(len, 64, 2).is_none(),
+        "one head does not split"
+    );
+    let topo = four.topology(cores).unwrap();
+    let val =
+        |i: usize, salt: usize| (((i * 7919 + salt * 104729) % 1000) as f64 / 1000.0 - 0.5) * 0.2;
+    let w: Vec<Vec<f64>> = (1..5)
+        .map(|p| (0..d * d).map(|i| val(i, p)).collect())
+        .collect();
+    // core k's columns of a [d, d] matrix, or its rows
+    let cols = |m: &[f64], k: usize| -> Vec<f64> {
+        let ds = d / cores;
+        (0..d)
+            .flat_map(|r| m[r * d + k * ds..r * d + (k + 1) * ds].to_vec())
+            .collect()
+    };
+    let rows = |m: &[f64], k: usize| -> Vec<f64> {
+        let ds = d / cores;
+        m[k * ds * d..(k + 1) * ds * d].to_vec()
+    };
+    let hd = 64;
+    let mut full_state = vec![
+        f32s(&[len, d / hd, hd], &vec![0.0; len * d]),
+        f32s(&[len, d / hd, hd], &vec![0.0; len * d]),
+        Arc::new(Tensor::from_f64s(DType::S32, &[], &[0.0]).unwrap()),
+    ];
+    let ds = d / cores;
+    let mut shard_state: Vec<Vec<Arc<Tensor>>> = (0..cores)
+        .map(|_| {
+            vec![
+                f32s(&[len, ds / hd, hd], &vec![0.0; len * ds]),
+                f32s(&[len, ds / hd, hd], &vec![0.0; len * ds]),
+                Arc::new(Tensor::from_f64s(DType::S32, &[], &[0.0]).unwrap()),
+            ]
+        })
+        .collect();
+    for step in 0..3 {
+        let x = f32s(&[d], &(0..d).map(|i| val(i, 10 + step)).collect::<Vec<_>>());
+        let mut args = vec![x.clone()];
+        args.extend(w.iter().map(|m| f32s(&[d, d], m)));
+        args.extend(full_state.iter().cloned());
+        let want = one.execute(args).unwrap();
+        full_state = want[1..].to_vec();
+        let per_core = (0..cores)
+            .map(|k| {
+                let mut a = vec![x.clone()];
+                a.extend(w[..3].iter().map(|m| f32s(&[d, ds], &cols(m, k))));
+                a.push(f32s(&[ds, d], &rows(&w[3], k)));
+                a.extend(shard_state[k].iter().cloned());
+                a
+            })
+            .collect();
+        let outs = four.execute_spmd(per_core, topo, DEFAULT_COLLECTIVE_TIMEOUT);
+        for (k, out) in outs.into_iter().enumerate() {
+            let (o, stats) = out.unwrap();
+            assert_eq!(stats.collectives.len(), 1, "one all-reduce a step");
+            for (g, w) in o[0].to_f64_vec().iter().zip(want[0].to_f64_vec()) {
+                assert!(
+                    (g - w).abs() <= 1e-5 + 1e-4 * w.abs(),
+                    "step {step} core {k}: {g} vs {w}"
+                );
+            }
+            shard_state[k] = o[1..].to_vec();
+        }
+    }
+}
