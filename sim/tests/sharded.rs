@@ -184,3 +184,36 @@ fn a_permute_charges_the_sender_by_where_its_targets_are() {
     let (two, _) = p.collective_cost(CollectivePermute, &[0, 1, 2], 1 << 20);
     assert_eq!(two, 2 << 20);
 }
+
+#[test]
+fn a_state_is_read_gathered_and_written_split_along_its_axis() {
+    let name = "spmd/tp4_decoder";
+    let (model, cores) = decoder(name, &DeviceProfile::trn1());
+    model.create_state_set("seq", &[StateInit::Zeros]).unwrap();
+    let x: Vec<Vec<HostTensor>> = (0..cores)
+        .map(|k| vec![host_tensor(&spmd_npy(name, "arg0.npy", k))])
+        .collect();
+    for _ in 0..2 {
+        model.execute("seq", &x).unwrap();
+    }
+    let cache = model.core(0).signature().params[7].name.clone();
+    // the K cache by heads: [16, 2, 8] a core, [16, 8, 8] whole
+    let whole = model.read_state_gathered("seq", &cache, 1).unwrap();
+    assert_eq!(whole.shape.dims(), [16, 8, 8]);
+    model.create_state_set("copy", &[StateInit::Zeros]).unwrap();
+    model.write_state_split("copy", &cache, 1, &whole).unwrap();
+    for k in 0..cores {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        model.core(k).read_state_to("seq", &cache, &mut a).unwrap();
+        model.core(k).read_state_to("copy", &cache, &mut b).unwrap();
+        assert_eq!(a, b, "core {k}'s shard");
+    }
+    // one core's shape where the whole is due is refused, and nothing is written
+    let shard = HostTensor::new(whole.dtype, vec![16, 2, 8], vec![1; 16 * 2 * 8 * 4]).unwrap();
+    let e = model
+        .write_state_split("copy", &cache, 1, &shard)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("[16, 8, 8]"), "{e}");
+    assert_eq!(model.read_state_gathered("copy", &cache, 1).unwrap(), whole);
+}

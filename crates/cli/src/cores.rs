@@ -8,8 +8,8 @@ use crate::report::{Report, RunFacts, StepReport};
 use crate::values::{given_values, Given};
 use statetensor_core::files::write_atomically;
 use statetensor_core::{
-    resolve_param, Error, HostTensor, LoadOptions, Result, ShardedModel, StateInit, TensorSpec,
-    TransferLedger,
+    resolve_param, Error, HostTensor, LoadOptions, Result, ShardedModel, Signature, StateInit,
+    TensorSpec, TransferLedger,
 };
 use statetensor_hlo::{npy, Tensor};
 use statetensor_open::{Bundle, DeviceProfile};
@@ -77,6 +77,70 @@ fn per_core_values(
             dims_text(&stacked)
         ),
     ))
+}
+
+/// `--state-axis P=AXIS`: the axis each named state is sharded along, checked against its
+/// rank.
+fn state_axes(sig: &Signature, m: &ModelArgs) -> Result<BTreeMap<usize, usize>> {
+    let mut axes = BTreeMap::new();
+    for v in &m.state_axes {
+        let (p, axis) = split_assignment("--state-axis", v, "AXIS")?;
+        let p = resolve_param("--state-axis", p, &sig.params)?;
+        let spec = &sig.params[p];
+        if !sig.aliases.is_state(p) {
+            return Err(Error::invalid_input(
+                "--state-axis",
+                format!("parameter {p} ({}) is not a state", spec.name),
+            ));
+        }
+        let rank = spec.shape.dims().len();
+        let axis = axis
+            .parse::<usize>()
+            .ok()
+            .filter(|&a| a < rank)
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "--state-axis",
+                    format!(
+                        "'{axis}' for state {p} ({}, {}): expected an axis from 0 to {}",
+                        spec.name,
+                        spec.type_string(),
+                        rank.saturating_sub(1)
+                    ),
+                )
+            })?;
+        axes.insert(p, axis);
+    }
+    Ok(axes)
+}
+
+/// A whole state from `file`, split along `axis` into one shard per core.
+fn split_state(
+    p: usize,
+    spec: &TensorSpec,
+    file: &Path,
+    axis: usize,
+    cores: usize,
+) -> Result<Vec<HostTensor>> {
+    let t = npy::read_file_as(file, spec.dtype).map_err(|e| {
+        Error::invalid_input("--state", format!("parameter {p} ({}): {e}", spec.name))
+    })?;
+    let mut whole = spec.shape.dims().to_vec();
+    whole[axis] *= cores;
+    if t.dims() != whole {
+        return Err(Error::invalid_input(
+            "--state",
+            format!(
+                "state {p} ({}) is {} on each core and sharded along axis {axis} (--state-axis): '{}' holds shape {}, expected the whole state {}",
+                spec.name,
+                spec.type_string(),
+                file.display(),
+                dims_text(t.dims()),
+                dims_text(&whole)
+            ),
+        ));
+    }
+    statetensor_core::sharding::split_along(&host(&t)?, axis, cores)
 }
 
 /// `--feed` values: one per step along the leading axis, each of the parameter's shape
@@ -207,18 +271,22 @@ fn values(
     }
     let mut per_core_init: Vec<Vec<(String, HostTensor)>> = vec![Vec::new(); cores];
     let mut zeros = Vec::new();
+    let axes = state_axes(&sig, m)?;
     for p in sig.state_params() {
         let spec = &sig.params[p];
-        let file: Option<PathBuf> = match given[p].clone() {
-            Some(Given::State(f)) => Some(f),
-            _ => bundle.default_value(p),
+        // a --state file of a state with a declared axis is the whole state; the bundle's
+        // own value files are per core, as for every other parameter
+        let (file, whole): (Option<PathBuf>, bool) = match given[p].clone() {
+            Some(Given::State(f)) => (Some(f), axes.contains_key(&p)),
+            _ => (bundle.default_value(p), false),
         };
         match file {
             Some(file) => {
-                for (k, v) in per_core_values("--state", p, spec, &file, cores)?
-                    .into_iter()
-                    .enumerate()
-                {
+                let shards = match axes.get(&p).filter(|_| whole) {
+                    Some(&axis) => split_state(p, spec, &file, axis, cores)?,
+                    None => per_core_values("--state", p, spec, &file, cores)?,
+                };
+                for (k, v) in shards.into_iter().enumerate() {
                     per_core_init[k].push((spec.name.clone(), v));
                 }
             }
@@ -400,7 +468,8 @@ pub(crate) fn run(
         o.facts(m, per_step, start.elapsed().as_secs_f64()),
     );
     let sig = model.core(0).signature().clone();
-    let outputs = stacked_outputs(model, &last)?;
+    let axes = state_axes(model.core(0).signature(), m)?;
+    let outputs = stacked_outputs(model, &last, &axes)?;
     if let Some(dir) = out {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create output directory", dir.display().to_string(), e))?;
@@ -439,10 +508,18 @@ pub(crate) fn run(
     }
     text.push_str(&format!("outputs of step {steps} (core 0 of {cores}):\n"));
     for (k, t) in outputs.iter().enumerate() {
+        let gathered = sig.aliases.param_for(k).and_then(|q| axes.get(&q));
+        let (ty, shown) = match gathered {
+            // the whole state, gathered along its axis
+            Some(axis) => (
+                format!("{}{:?} whole (axis {axis})", t.dtype(), t.dims()),
+                t.clone(),
+            ),
+            None => (sig.outputs[k].type_string(), t.leading_slice(0)?),
+        };
         text.push_str(&format!(
-            "  output {k} {} = {}\n",
-            sig.outputs[k].type_string(),
-            crate::run::preview(&t.leading_slice(0)?)
+            "  output {k} {ty} = {}\n",
+            crate::run::preview(&shown)
         ));
     }
     text.push_str(&report.human());
@@ -450,12 +527,27 @@ pub(crate) fn run(
 }
 
 /// Every output of the last step with a leading axis of the cores: returned outputs from
-/// `last`, state outputs read back from each core's shard.
-fn stacked_outputs(model: &dyn ShardedModel, last: &[Vec<HostTensor>]) -> Result<Vec<Tensor>> {
+/// `last`, state outputs read back from each core's shard — or, for a state sharded along
+/// a declared axis (`axes`), gathered whole along it.
+fn stacked_outputs(
+    model: &dyn ShardedModel,
+    last: &[Vec<HostTensor>],
+    axes: &BTreeMap<usize, usize>,
+) -> Result<Vec<Tensor>> {
     let sig = model.core(0).signature().clone();
     let returned = sig.returned_outputs();
     let mut outs = Vec::new();
     for (o, spec) in sig.outputs.iter().enumerate() {
+        // a state sharded along a declared axis is written whole
+        if let Some((q, &axis)) = sig
+            .aliases
+            .param_for(o)
+            .and_then(|q| axes.get(&q).map(|a| (q, a)))
+        {
+            let h = model.read_state_gathered(SET, &sig.params[q].name, axis)?;
+            outs.push(Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data)?);
+            continue;
+        }
         let per_core = (0..model.cores())
             .map(|k| match sig.aliases.param_for(o) {
                 Some(q) => {

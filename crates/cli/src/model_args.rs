@@ -42,6 +42,11 @@ pub struct ModelArgs {
     /// every core gets the same value.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub cores: Option<u64>,
+    /// With --cores N: state P is sharded along AXIS — its --state file is the whole state
+    /// (core k gets the k-th of N blocks along AXIS; a bundle's own value files stay per
+    /// core) and --out writes it whole, gathered.
+    #[arg(long = "state-axis", value_name = "P=AXIS")]
+    pub state_axes: Vec<String>,
 }
 
 /// A model opened on the chosen backend.

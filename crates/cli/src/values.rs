@@ -153,6 +153,12 @@ pub(crate) enum Given {
 /// else `--input` or `--feed`) and given at most once — before anything is allocated.
 pub(crate) fn given_values(sig: &Signature, m: &ModelArgs) -> Result<Vec<Option<Given>>> {
     // values given on the command line, checked before anything is allocated
+    if !m.state_axes.is_empty() && m.cores.is_none() {
+        return Err(Error::invalid_input(
+            "--state-axis",
+            "shards a state across cores; it needs --cores N",
+        ));
+    }
     let mut given: Vec<Option<Given>> = vec![None; sig.params.len()];
     for (flag, list) in [
         ("--input", &m.inputs),

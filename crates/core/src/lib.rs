@@ -27,6 +27,7 @@ mod model;
 mod names;
 pub mod packing;
 mod sharded;
+pub mod sharding;
 mod signature;
 pub mod snapshot;
 mod spec;

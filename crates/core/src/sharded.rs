@@ -103,6 +103,72 @@ pub trait ShardedModel: Send + Sync {
         Ok(())
     }
 
+    /// State `state` of set `set` whole: every core's shard read and gathered along
+    /// `axis` (core k's shard the k-th block, as [`crate::sharding::gather_along`]).
+    fn read_state_gathered(&self, set: &str, state: &str, axis: usize) -> Result<HostTensor> {
+        let sig = self.core(0).signature();
+        let spec = &sig.params[sig.state_param(&format!("read state '{state}'"), state)?];
+        let shards = (0..self.cores())
+            .map(|k| {
+                let mut buf = Vec::new();
+                self.core(k)
+                    .read_state_to(set, state, &mut buf)
+                    .and_then(|_| HostTensor::new(spec.dtype, spec.shape.dims(), buf))
+                    .map_err(|e| e.on_core(k))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        crate::sharding::gather_along(&shards, axis)
+    }
+
+    /// Writes state `state` of set `set` whole: `value` split along `axis` into one shard
+    /// per core (core k the k-th block). Its type and shape — each shard's shape with
+    /// `axis` times the core count — and the set on every core are checked before any
+    /// core is written.
+    fn write_state_split(
+        &self,
+        set: &str,
+        state: &str,
+        axis: usize,
+        value: &HostTensor,
+    ) -> Result<()> {
+        let op = format!("write state '{state}' of '{set}' split along axis {axis}");
+        let sig = self.core(0).signature();
+        let spec = &sig.params[sig.state_param(&op, state)?];
+        let mut whole = spec.shape.dims().to_vec();
+        if axis >= whole.len() {
+            return Err(Error::invalid_input(
+                &op,
+                format!(
+                    "state '{state}' is {}, which has {} axes",
+                    spec.type_string(),
+                    whole.len()
+                ),
+            ));
+        }
+        whole[axis] *= self.cores();
+        if value.dtype != spec.dtype || value.shape.dims() != whole {
+            return Err(Error::invalid_input(
+                &op,
+                format!(
+                    "each core's shard is {}, so the whole state is {}{:?} on {} cores; got {}",
+                    spec.type_string(),
+                    spec.dtype,
+                    whole,
+                    self.cores(),
+                    value.type_string()
+                ),
+            ));
+        }
+        require_on_every_core(self, &op, set)?;
+        let shards = crate::sharding::split_along(value, axis, self.cores())?;
+        for (k, shard) in shards.iter().enumerate() {
+            self.core(k)
+                .write_state(set, state, 0, &shard.data)
+                .map_err(|e| e.on_core(k))?;
+        }
+        Ok(())
+    }
+
     /// Every core's ledger, in core order.
     fn ledgers(&self) -> Vec<TransferLedger> {
         (0..self.cores()).map(|k| self.core(k).ledger()).collect()

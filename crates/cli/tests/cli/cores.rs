@@ -209,3 +209,75 @@ fn bench_on_four_cores_puts_the_state_shards_round_trip_beside_aliasing() {
     assert!(r["modelled_s"].as_f64().unwrap() > a["modelled_s"].as_f64().unwrap());
     assert_eq!(a["per_core"].as_array().unwrap().len(), 4);
 }
+
+/// `--state-axis`: the KV caches given and written whole, split by heads (axis 1) among
+/// the cores; a run picks up where the last one stopped from its whole caches.
+#[test]
+fn states_sharded_along_a_declared_axis_are_read_and_written_whole() {
+    let dir = root().join(TP4);
+    let d = dir.to_str().unwrap();
+    let base = |out: &std::path::Path| -> Vec<String> {
+        let mut args: Vec<String> = ["run", d, "--cores", "4", "--steps", "2"]
+            .map(String::from)
+            .to_vec();
+        args.extend(weights(d));
+        args.extend(["--state-axis", "7=1", "--state-axis", "8=1"].map(String::from));
+        args.extend(["--out".into(), out.to_str().unwrap().into()]);
+        args
+    };
+    // core k's heads [2k, 2k+2) of the whole [16, 8, 8] cache are its [16, 2, 8] shard
+    let assert_whole = |got: &std::path::Path, want: &str| {
+        let got = statetensor_hlo::npy::read_file(got).unwrap();
+        let file = want;
+        let want = statetensor_hlo::npy::read_file(&dir.join(file)).unwrap();
+        assert_eq!(got.dims(), [16, 8, 8]);
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        for k in 0..4 {
+            for s in 0..16 {
+                for h in 0..2 {
+                    for e in 0..8 {
+                        let a = g[(s * 8 + 2 * k + h) * 8 + e];
+                        let b = w[((k * 16 + s) * 2 + h) * 8 + e];
+                        assert!((a - b).abs() <= 1e-5 + 2e-5 * b.abs(), "{file}: core {k}");
+                    }
+                }
+            }
+        }
+    };
+    let first = tmpdir("state-axis-1");
+    let args = base(&first);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&refs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_whole(&first.join("output_1.npy"), "out1_1.npy");
+    assert_whole(&first.join("output_2.npy"), "out1_2.npy");
+    // two more steps from the whole caches (and every core's position) are JAX's steps 3, 4
+    let second = tmpdir("state-axis-2");
+    let mut args = base(&second);
+    for (p, o) in [(7, 1), (8, 2), (9, 3)] {
+        args.extend([
+            "--state".into(),
+            format!("{p}={}", first.join(format!("output_{o}.npy")).display()),
+        ]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&refs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_whole(&second.join("output_1.npy"), "out3_1.npy");
+    let y = statetensor_hlo::npy::read_file(&second.join("output_0.npy")).unwrap();
+    let want = statetensor_hlo::npy::read_file(&dir.join("out3_0.npy")).unwrap();
+    close(&y.to_f64_vec(), &want.to_f64_vec(), "y after four steps");
+    // a shard-shaped file where the whole state is declared, and no --cores, are refused
+    let mut args = base(&tmpdir("state-axis-bad"));
+    args.extend([
+        "--state".into(),
+        format!("7={}", dir.join("arg7.npy").display()),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&refs);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[16, 8, 8]"), "{}", stderr(&o));
+    let o = run(&["run", "examples/kv_decoder", "--state-axis", "4=0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--cores"), "{}", stderr(&o));
+}
