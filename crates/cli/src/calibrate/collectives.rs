@@ -1,11 +1,12 @@
 //! `statetensor calibrate --cores N`: an all-reduce over N NeuronCores at growing sizes,
 //! fitted to the ring model the simulator prices collectives with
-//! ([`DeviceProfile::collective_cost`]).
+//! (`DeviceProfile::collective_cost`).
 //!
-//! Each size is a one-instruction module (`all-reduce` of f32[n] over every core), written
-//! as a bundle under `--collective-models DIR`; the runtime that loads HLO (the emulator)
-//! runs it as it is, real hardware runs the `model.neff` compiled into the same directory
-//! (docs/hardware.md has the commands). A step's time is the slowest core's `nrt_execute`;
+//! Each size is a one-instruction module (an `all-reduce` of `f32[n]` over every core), written
+//! as a bundle under `--collective-models DIR` (`model.hlo`, written when the directory
+//! has no model; `tools/gen_collective_models.py` writes JAX's `model.pb` there for
+//! neuronx-cc). The runtime that loads HLO (the emulator) runs it as it is, real hardware
+//! runs the `model.neff` compiled into the same directory (docs/hardware.md §6). A step's time is the slowest core's `nrt_execute`;
 //! the fit of `t = a + 2(G−1)/G · S / bandwidth` over the sizes gives the bandwidth, and
 //! the intercept less the execute overhead, over the ring's 2(G−1) steps, the latency.
 
@@ -28,7 +29,7 @@ pub(super) struct CollectiveFit {
     pub residuals: (f64, f64),
 }
 
-/// The module of one size: an all-reduce of f32[`elements`] over every core.
+/// The module of one size: an all-reduce of `f32[elements]` over every core.
 fn all_reduce_hlo(elements: u64) -> String {
     format!(
         "HloModule all_reduce_f32_{elements}, entry_computation_layout={{(f32[{elements}]{{0}})->f32[{elements}]{{0}}}}
@@ -52,7 +53,7 @@ ENTRY main {{
 fn bundle(dir: &Path, elements: u64) -> Result<Bundle> {
     let d = dir.join(format!("all_reduce_f32_{elements}"));
     let hlo = d.join("model.hlo");
-    if !hlo.exists() {
+    if !hlo.exists() && !d.join("model.pb").exists() {
         std::fs::create_dir_all(&d)
             .map_err(|e| Error::io("create the collective models", d.display().to_string(), e))?;
         statetensor_core::files::write_file_atomically(&hlo, all_reduce_hlo(elements).as_bytes())?;
