@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn c_program_runs_a_state_in_place() {
+/// Compiles `tests/c/{name}.c` against the built `libnrt_emu.so`; returns the program.
+fn compile_c(name: &str, extra: &[&str]) -> std::path::PathBuf {
     let lib = nrt_emu::hook::built_library().expect("libnrt_emu.so was not built");
     let dir = lib.parent().expect("a directory").to_path_buf();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/state_in_place.c");
-    let exe = dir.join("state_in_place_c");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let exe = dir.join(format!("{name}_c"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
         .args(["-std=c11", "-Wall", "-Werror", "-o"])
@@ -20,6 +20,7 @@ fn c_program_runs_a_state_in_place() {
         .arg(format!("-L{}", dir.display()))
         .arg("-lnrt_emu")
         .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .args(extra)
         .output()
         .unwrap_or_else(|e| panic!("the C compiler '{cc}' must be installed: {e}"));
     assert!(
@@ -27,23 +28,54 @@ fn c_program_runs_a_state_in_place() {
         "cc failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let model = statetensor_conformance::fixture_path("mlp_cache").join("model.hlo");
-    let run = Command::new(&exe)
-        .arg(&model)
+    exe
+}
+
+/// Runs a compiled C program on `arg`; returns its stdout, asserting it succeeded.
+fn run_c(exe: &Path, arg: &Path) -> String {
+    let run = Command::new(exe)
+        .arg(arg)
         .env_remove("STATETENSOR_EMU_FAULT")
+        .env_remove("STATETENSOR_EMU_CORES")
         .output()
         .expect("the C program runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
     assert!(
         run.status.success(),
         "C program failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    assert!(stdout.ends_with("ok\n"), "{stdout}");
+    stdout
+}
+
+#[test]
+fn c_program_runs_a_state_in_place() {
+    let exe = compile_c("state_in_place", &[]);
+    let model = statetensor_conformance::fixture_path("mlp_cache").join("model.hlo");
+    let stdout = run_c(&exe, &model);
     assert!(
         stdout.contains("step 2: y = 2.25 2.25 2.25, cache = 2 2 2"),
         "{stdout}"
     );
-    assert!(stdout.ends_with("ok\n"), "{stdout}");
+}
+
+/// Four ranks loaded with `nrt_load_collectives`, each executing on its own thread, meet
+/// at their all-reduce step after step.
+#[test]
+fn c_program_runs_four_ranks_meeting_at_an_all_reduce() {
+    let exe = compile_c("collectives", &["-pthread"]);
+    let model = exe.with_extension("hlo");
+    std::fs::write(
+        &model,
+        "HloModule all_cores_sum, entry_computation_layout={(f32[4]{0})->f32[4]{0}}\n\nadd {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n\nENTRY main {\n  x = f32[4]{0} parameter(0)\n  ROOT r = f32[4]{0} all-reduce(x), replica_groups={}, to_apply=add\n}\n",
+    )
+    .unwrap();
+    let stdout = run_c(&exe, &model);
+    assert!(
+        stdout.contains("step 2: every rank has the sum"),
+        "{stdout}"
+    );
 }
 
 /// Binding one tensor as the input and output of a pair the model does not alias is the
