@@ -335,6 +335,8 @@ fn main() {
             !found.is_empty(),
             "no scenario diverged".into(),
         );
+        // (a hazard on a core of an SPMD program is refused, NRT_INVALID, rather than
+        // replayed: there the check is that the refusal is seen)
         check(
             &format!("fault '{fault}' is detected on several cores"),
             sharded.len() == sharded_probes.len(),

@@ -70,9 +70,18 @@ impl NrtShardedModel {
         Ok(NrtShardedModel { cores: models })
     }
 
-    /// Core `k`'s driver model (its NEFF I/O names, its device).
-    pub fn nrt_core(&self, k: usize) -> &NrtModel {
-        &self.cores[k]
+    /// Core `k`'s driver model (its NEFF I/O names, its device), if there is a core `k`.
+    pub fn nrt_core(&self, k: usize) -> Option<&NrtModel> {
+        self.cores.get(k)
+    }
+}
+
+impl Drop for NrtShardedModel {
+    fn drop(&mut self) {
+        // unloading under the same lock as loading: another model of the same program
+        // loading meanwhile must not take some of these cores' places among its ranks
+        let _one_at_a_time = lock(&LOADING);
+        self.cores.clear();
     }
 }
 

@@ -109,7 +109,12 @@ fn state_axes(sig: &Signature, m: &ModelArgs) -> Result<BTreeMap<usize, usize>> 
                     ),
                 )
             })?;
-        axes.insert(p, axis);
+        if axes.insert(p, axis).is_some() {
+            return Err(Error::invalid_input(
+                "--state-axis",
+                format!("state {p} ({}) is given twice", spec.name),
+            ));
+        }
     }
     Ok(axes)
 }

@@ -136,11 +136,18 @@ pub(crate) fn sweep_tp(a: &BenchArgs, spec: &str) -> Result<()> {
     let mut models = Vec::new();
     for &n in &counts {
         let text = models::tp_kv_decoder(len, d, n).ok_or_else(|| {
-            let heads = d / models::tp_head_dim(d);
-            Error::invalid_input(
-                "bench --sweep-tp",
-                format!("--width {d} has {heads} head(s) of {}, which do not split among {n} cores; widen the layer (--width {})", models::tp_head_dim(d), 64 * n),
-            )
+            let hd = models::tp_head_dim(d);
+            let why = if d % hd != 0 {
+                format!("--width {d} is not a whole number of heads of {hd}; use a multiple of {hd}")
+            } else {
+                format!(
+                    "--width {d} has {} head(s) of {hd}, which do not split among {n} cores; use a multiple of {} (--width {})",
+                    d / hd,
+                    hd * n,
+                    (d / (hd * n) + 1) * hd * n
+                )
+            };
+            Error::invalid_input("bench --sweep-tp", why)
         })?;
         models.push((n, text));
     }

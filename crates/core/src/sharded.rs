@@ -83,10 +83,10 @@ pub trait ShardedModel: Send + Sync {
         each_core(self, |m| m.reset(set))
     }
 
-    /// Copies state set `from` into `to` on every core (each core its own shard), or on
-    /// none: `from` missing on any core is refused before any copy, and a core that fails
-    /// — out of its memory for a new `to`, say — is named, with `to` dropped from the
-    /// cores before it where this call created it.
+    /// Copies state set `from` into `to` on every core (each core its own shard): `from`
+    /// missing on any core is refused before any copy, and a core that fails — out of its
+    /// memory for a new `to`, say — is named, with `to` dropped from the cores before it
+    /// where this call created it (a `to` that existed there keeps the copied shards).
     fn copy_state_set(&self, from: &str, to: &str) -> Result<()> {
         require_on_every_core(self, &format!("copy state set '{from}' to '{to}'"), from)?;
         let existed: Vec<bool> = (0..self.cores())
@@ -123,7 +123,8 @@ pub trait ShardedModel: Send + Sync {
     /// Writes state `state` of set `set` whole: `value` split along `axis` into one shard
     /// per core (core k the k-th block). Its type and shape — each shard's shape with
     /// `axis` times the core count — and the set on every core are checked before any
-    /// core is written.
+    /// core is written, and every core's shard is read first: a core whose write fails
+    /// (its set busy, say) is named and the cores before it get their old shards back.
     fn write_state_split(
         &self,
         set: &str,
@@ -161,10 +162,21 @@ pub trait ShardedModel: Send + Sync {
         }
         require_on_every_core(self, &op, set)?;
         let shards = crate::sharding::split_along(value, axis, self.cores())?;
-        for (k, shard) in shards.iter().enumerate() {
+        let mut old = Vec::with_capacity(self.cores());
+        for k in 0..self.cores() {
+            let mut buf = Vec::new();
             self.core(k)
-                .write_state(set, state, 0, &shard.data)
+                .read_state_to(set, state, &mut buf)
                 .map_err(|e| e.on_core(k))?;
+            old.push(buf);
+        }
+        for (k, shard) in shards.iter().enumerate() {
+            if let Err(e) = self.core(k).write_state(set, state, 0, &shard.data) {
+                for (done, buf) in old.iter().enumerate().take(k) {
+                    let _ = self.core(done).write_state(set, state, 0, buf);
+                }
+                return Err(e.on_core(k));
+            }
         }
         Ok(())
     }

@@ -8,7 +8,10 @@
 //! world and loading them twice gives two. Each execute of a world member is its next
 //! step: step `s` of every member meets at one communicator (the engine's
 //! [`Communicator`]), and every member must execute once per step, each on its own
-//! thread, as on hardware. A member that fails — a bad tensor set, an engine error, a
+//! thread, as on hardware. A member that reaches a step after the others gave up on it
+//! (a timeout) finds it stopped and fails at once, so the members stay in step; a member
+//! that skips a step altogether (never calls `nrt_execute` for it) leaves its world out of
+//! step until it is unloaded — the driver never does, it calls every core once a step. A member that fails — a bad tensor set, an engine error, a
 //! hazard the emulator cannot replay across cores — stops the step for the others, which
 //! return `NRT_EXEC_HW_ERR_COLLECTIVES`; the failing member returns its own status.
 

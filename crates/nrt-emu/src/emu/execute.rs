@@ -1,7 +1,7 @@
 //! `nrt_execute`: reads the bound inputs, runs the HLO engine, writes the bound outputs — with the hazard hardware shows for an unaliased shared tensor, and injected faults.
 
 use super::*;
-use statetensor_hlo::collective::Rank;
+use statetensor_hlo::collective::{Communicator, Rank};
 
 /// Where one model I/O lives: the tensor's storage and decoded copy, held by the execute
 /// so that the runtime's lock is free while the engine runs.
@@ -135,6 +135,10 @@ pub unsafe extern "C" fn nrt_execute(
     let call = g.executes;
     let fault = g.fault;
     let m = tri!(g.model(model)).clone();
+    drop(g);
+    // one execute of a model at a time; the runtime's lock is not held while waiting
+    let _running = m.running.lock().unwrap_or_else(|p| p.into_inner());
+    let mut g = tri!(running());
     // a world member joins its step before anything can fail, so that a failure here
     // stops the other members instead of leaving them waiting
     let step = m
@@ -143,6 +147,17 @@ pub unsafe extern "C" fn nrt_execute(
         .map(|seat| (collectives::next_step(&mut g, seat), seat));
     let bound = bind_all(&g, &m, input_set, output_set as *const c_void);
     drop(g);
+    run_bound(&m, bound, &step, fault, call)
+}
+
+/// The body of an execute once its tensors are found: the engine, hazards and faults.
+fn run_bound(
+    m: &EmuModel,
+    bound: Result<(Vec<Bound>, Vec<Bound>), (NRT_STATUS, String)>,
+    step: &Option<(Arc<Communicator>, &collectives::Seat)>,
+    fault: Option<Fault>,
+    call: u64,
+) -> NRT_STATUS {
     let fail = |status: NRT_STATUS, why: &str| {
         warn(&format!("nrt_execute: {why}"));
         if let Some((comm, seat)) = &step {
@@ -187,7 +202,7 @@ pub unsafe extern "C" fn nrt_execute(
             .map(|(p, (b, s))| b.read(s, m.aliases.output_for(p).is_some()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|status| fail(status, "an input's bytes do not decode as its type"))?;
-        let outcome = match &step {
+        let outcome = match step {
             None => m.program.execute(args),
             Some((comm, seat)) => {
                 let rank = Rank {
@@ -200,7 +215,7 @@ pub unsafe extern "C" fn nrt_execute(
         };
         outcome.map_err(|e| {
             warn(&format!("nrt_execute: {e}"));
-            match &step {
+            match step {
                 Some((comm, seat)) => {
                     collectives::failed_status(comm, seat.device, NRT_EXEC_COMPLETED_WITH_ERR)
                 }

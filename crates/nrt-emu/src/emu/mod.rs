@@ -116,6 +116,9 @@ struct EmuModel {
     charged: u64,
     /// Its place in an SPMD program, when loaded with `nrt_load_collectives`.
     rank: Option<collectives::Seat>,
+    /// Held by each execute from binding to the last write: two executes of one model
+    /// (from two threads) run one after the other, as on one NeuronCore's queue.
+    running: Mutex<()>,
 }
 
 /// A model handle points to one of these (`Box<ModelHandle>`).
@@ -199,8 +202,8 @@ impl Emu {
         if h.is_null() || !self.models.contains(&(h as usize)) {
             return Err(NRT_INVALID_HANDLE);
         }
-        // SAFETY: registered model handles are live `Box<ModelHandle>` pointers (see
-        // nrt_load).
+        // SAFETY: registered model handles are live `Box<ModelHandle>` pointers (made by
+        // `load_model`, unregistered by nrt_unload before the box is freed).
         Ok(unsafe { &*(h as *const ModelHandle) })
     }
 

@@ -89,6 +89,7 @@ pub(super) unsafe fn load_model(
         core,
         charged,
         rank,
+        running: Mutex::new(()),
     })));
     g.models.insert(m as usize);
     // SAFETY: `model` is a non-null writable pointer (checked above).
