@@ -165,6 +165,46 @@ impl<'py> ArrayIn<'py> {
         Ok(())
     }
 
+    /// The array as every core's value of parameter `p`: the parameter's own type (every
+    /// core the same) or with a leading axis of `cores` (core k its slice k), copied once.
+    pub fn to_core_hosts(
+        &self,
+        op: &str,
+        p: usize,
+        spec: &TensorSpec,
+        cores: usize,
+    ) -> Result<Vec<HostTensor>> {
+        if self.dims == spec.shape.dims() {
+            return Ok(vec![self.to_host(op, p, spec)?; cores]);
+        }
+        let mut stacked = vec![cores];
+        stacked.extend_from_slice(spec.shape.dims());
+        if self.dtype != spec.dtype || self.dims != stacked {
+            return Err(Error::invalid_input(
+                op,
+                format!(
+                    "parameter {p} ({}) is {} on each core; got {}, expected {:?} (every core) or {stacked:?} (core k at slice k)",
+                    spec.name,
+                    spec.type_string(),
+                    self.type_string(),
+                    spec.shape.dims()
+                ),
+            ));
+        }
+        let per = self.bytes().len() / cores.max(1);
+        self.bytes()
+            .chunks(per.max(1))
+            .take(cores)
+            .map(|mut chunk| {
+                if spec.dtype.is_packed() {
+                    statetensor_hlo::npy::read_host_value(&mut chunk, spec, op)
+                } else {
+                    HostTensor::new(spec.dtype, spec.shape.dims().to_vec(), chunk.to_vec())
+                }
+            })
+            .collect()
+    }
+
     /// The array as a value of parameter `p` ([`ArrayIn::check`]), copied once; int4 is
     /// range-checked and packed.
     pub fn to_host(&self, op: &str, p: usize, spec: &TensorSpec) -> Result<HostTensor> {

@@ -27,6 +27,7 @@
 mod arrays;
 mod errors;
 mod model;
+mod sharded;
 
 use pyo3::prelude::*;
 
@@ -34,6 +35,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::NativeModel>()?;
+    m.add_class::<sharded::NativeShardedModel>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

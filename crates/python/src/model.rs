@@ -46,7 +46,7 @@ pub(crate) enum ParamRef {
 }
 
 impl ParamRef {
-    fn resolve(
+    pub(crate) fn resolve(
         &self,
         py: Python<'_>,
         op: &str,
@@ -148,30 +148,7 @@ impl NativeModel {
     /// (`input`, `state`, `weight`) and, for a state, its output; each output's dtype, shape
     /// and the state it updates (or `None`).
     fn signature<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let sig = self.model.signature();
-        let params = PyList::empty(py);
-        for (p, spec) in sig.params.iter().enumerate() {
-            let d = spec_dict(py, spec)?;
-            match sig.role(p) {
-                Role::Input => d.set_item("role", "input")?,
-                Role::Weight => d.set_item("role", "weight")?,
-                Role::State { output } => {
-                    d.set_item("role", "state")?;
-                    d.set_item("output", output)?;
-                }
-            }
-            params.append(d)?;
-        }
-        let outputs = PyList::empty(py);
-        for (k, spec) in sig.outputs.iter().enumerate() {
-            let d = spec_dict(py, spec)?;
-            d.set_item("state", sig.aliases.param_for(k))?;
-            outputs.append(d)?;
-        }
-        let out = PyDict::new(py);
-        out.set_item("params", params)?;
-        out.set_item("outputs", outputs)?;
-        Ok(out)
+        signature_dict(py, self.model.signature())
     }
 
     /// The backend's name.
@@ -420,25 +397,66 @@ impl NativeModel {
 
     /// A state by number or name; anything else is an error naming the states.
     fn state_param(&self, py: Python<'_>, op: &str, r: &ParamRef) -> Result<usize> {
-        let sig = self.model.signature();
-        let p = r.resolve(py, op, &sig.params)?;
+        state_of(py, self.model.signature(), op, r)
+    }
+}
+
+/// A signature as Python sees it: `{"params": [...], "outputs": [...]}`, each parameter's
+/// name, dtype, shape, role and, for a state, its output; each output's dtype, shape and
+/// the state it updates (or `None`).
+pub(crate) fn signature_dict<'py>(
+    py: Python<'py>,
+    sig: &statetensor_core::Signature,
+) -> PyResult<Bound<'py, PyDict>> {
+    let params = PyList::empty(py);
+    for (p, spec) in sig.params.iter().enumerate() {
+        let d = spec_dict(py, spec)?;
         match sig.role(p) {
-            Role::State { .. } => Ok(p),
-            role => Err(Error::invalid_input(
-                op,
-                format!(
-                    "parameter {p} ({}) is a{} {role}, not a state; the states are {}",
-                    sig.params[p].name,
-                    if matches!(role, Role::Input) { "n" } else { "" },
-                    describe_params(sig, &sig.state_params())
-                ),
-            )),
+            Role::Input => d.set_item("role", "input")?,
+            Role::Weight => d.set_item("role", "weight")?,
+            Role::State { output } => {
+                d.set_item("role", "state")?;
+                d.set_item("output", output)?;
+            }
         }
+        params.append(d)?;
+    }
+    let outputs = PyList::empty(py);
+    for (k, spec) in sig.outputs.iter().enumerate() {
+        let d = spec_dict(py, spec)?;
+        d.set_item("state", sig.aliases.param_for(k))?;
+        outputs.append(d)?;
+    }
+    let out = PyDict::new(py);
+    out.set_item("params", params)?;
+    out.set_item("outputs", outputs)?;
+    Ok(out)
+}
+
+/// A state of `sig` by number or name; anything else is an error naming the states.
+pub(crate) fn state_of(
+    py: Python<'_>,
+    sig: &statetensor_core::Signature,
+    op: &str,
+    r: &ParamRef,
+) -> Result<usize> {
+    let p = r.resolve(py, op, &sig.params)?;
+    match sig.role(p) {
+        Role::State { .. } => Ok(p),
+        role => Err(Error::invalid_input(
+            op,
+            format!(
+                "parameter {p} ({}) is a{} {role}, not a state; the states are {}",
+                sig.params[p].name,
+                if matches!(role, Role::Input) { "n" } else { "" },
+                describe_params(sig, &sig.state_params())
+            ),
+        )),
     }
 }
 
 /// `0 (x.1) f32[2], 1 (cache.1) f32[2,2]`, or `none`.
-fn describe_params(sig: &statetensor_core::Signature, ps: &[usize]) -> String {
+pub(crate) fn describe_params(sig: &statetensor_core::Signature, ps: &[usize]) -> String {
     if ps.is_empty() {
         return "none".into();
     }

@@ -86,6 +86,19 @@ def _convert(value: Any, param: Param) -> np.ndarray:
     return out
 
 
+def signature_of(native: Any) -> Tuple[Tuple[Param, ...], Tuple[Output, ...]]:
+    """A native model's parameters and outputs."""
+    sig = native.signature()
+    params = tuple(
+        Param(i, p["name"], numpy_dtype(p["dtype"]), tuple(p["shape"]), p["role"],
+              p["type"], p.get("output"))
+        for i, p in enumerate(sig["params"]))
+    outputs = tuple(
+        Output(k, numpy_dtype(o["dtype"]), tuple(o["shape"]), o["state"])
+        for k, o in enumerate(sig["outputs"]))
+    return params, outputs
+
+
 class Model:
     """A stateful model on a device: state tensors stay resident, grouped in named state
     sets (one per sequence or conversation); every call steps the selected set.
@@ -99,14 +112,7 @@ class Model:
     def __init__(self, native: "_native.NativeModel", *, state_set: str = DEFAULT_STATE_SET,
                  state_values: Optional[Mapping[ParamRef, Any]] = None):
         self._native = native
-        sig = native.signature()
-        self.params = tuple(
-            Param(i, p["name"], numpy_dtype(p["dtype"]), tuple(p["shape"]), p["role"],
-                  p["type"], p.get("output"))
-            for i, p in enumerate(sig["params"]))
-        self.outputs = tuple(
-            Output(k, numpy_dtype(o["dtype"]), tuple(o["shape"]), o["state"])
-            for k, o in enumerate(sig["outputs"]))
+        self.params, self.outputs = signature_of(native)
         self._state_set = state_set
         self.create_state_set(state_set, state_values)
 
@@ -286,8 +292,13 @@ def load(path: Union[str, os.PathLike, bytes], aliases: Optional[Mapping[ParamRe
          weights: Optional[Mapping[ParamRef, Any]] = None, backend: str = "sim",
          device: str = "inf2", *, names: Optional[Mapping[ParamRef, str]] = None,
          states: Optional[Mapping[ParamRef, Any]] = None,
-         state_set: str = DEFAULT_STATE_SET) -> Model:
+         state_set: str = DEFAULT_STATE_SET, cores: Optional[int] = None) -> Any:
     """Loads a model and creates its first state set.
+
+    With `cores`, an SPMD model (tensor-parallel, with collectives) is loaded on that many
+    cores and a :class:`ShardedModel` is returned; each weight and state value is then the
+    parameter's own shape (every core the same) or has a leading axis of `cores` (core k
+    its slice k).
 
     - `path`: an HLO text file, a serialized HloModuleProto (``.pb``), a bundle directory,
       or the bytes of an HloModuleProto.
@@ -300,6 +311,12 @@ def load(path: Union[str, os.PathLike, bytes], aliases: Optional[Mapping[ParamRe
     - `names`: ``{param: name}`` overriding parameter names; `states`: initial values of
       the first state set (default zeros); `state_set`: its name.
     """
+    if cores is not None:
+        if names:
+            raise InvalidInputError("load: names= is not supported with cores= yet")
+        from ._sharded import load_sharded
+        return load_sharded(path, cores, aliases=aliases, weights=weights, backend=backend,
+                            device=device, states=states, state_set=state_set)
     native = load_native(path, aliases=aliases, weights=weights, backend=backend,
                          device=device, names=names)
     return Model(native, state_set=state_set, state_values=states)

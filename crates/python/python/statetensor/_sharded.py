@@ -1,0 +1,192 @@
+"""`ShardedModel`: one SPMD model run by several cores, each holding its shard of the
+weights and of every state set, stepped together."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._model import DEFAULT_STATE_SET, Param, ParamRef, _as_array, signature_of
+from .errors import InvalidInputError, NotFoundError
+
+
+class ShardedModel:
+    """A stateful model run by several cores at once (tensor parallelism): every call
+    steps every core on the selected state set, the cores meeting at the collectives.
+
+    ``model(*inputs)`` takes each input as the parameter's own shape (every core the same)
+    or with a leading axis of :attr:`cores` (core k its slice k), and returns the non-state
+    outputs with a leading axis of :attr:`cores`. A state is read and written per core
+    (``core=k``), whole along the axis it is sharded on (``axis=a``), or stacked.
+    """
+
+    def __init__(self, native: "_native.NativeShardedModel", *,
+                 state_set: str = DEFAULT_STATE_SET,
+                 state_values: Optional[Mapping[ParamRef, Any]] = None):
+        self._native = native
+        self.params, self.outputs = signature_of(native)
+        self._state_set = state_set
+        self.create_state_set(state_set, state_values)
+
+    @property
+    def cores(self) -> int:
+        """The number of cores."""
+        return self._native.cores
+
+    @property
+    def backend(self) -> str:
+        """``sim`` or ``nrt``."""
+        return self._native.backend
+
+    @property
+    def inputs(self) -> Tuple[Param, ...]:
+        return tuple(p for p in self.params if p.role == "input")
+
+    @property
+    def states(self) -> Tuple[Param, ...]:
+        return tuple(p for p in self.params if p.role == "state")
+
+    @property
+    def state_set(self) -> str:
+        return self._state_set
+
+    def __repr__(self) -> str:
+        return (f"<statetensor.ShardedModel on {self.cores} {self.backend} cores: "
+                f"{len(self.inputs)} input(s), {len(self.states)} state(s); "
+                f"state set '{self._state_set}'>")
+
+    def __call__(self, *args: Any) -> Tuple[np.ndarray, ...]:
+        """One step on every core; returns the non-state outputs, each ``[cores, ...]``."""
+        inputs = self.inputs
+        if len(args) != len(inputs):
+            raise InvalidInputError(
+                f"call: {len(args)} input(s) given; the model takes {len(inputs)}: "
+                + ", ".join(f"{p.name} {p.type}" for p in inputs))
+        out = self._native.execute(self._state_set, [_as_array(v, p) for v, p in zip(args, inputs)])
+        returned = [o for o in self.outputs if o.state is None]
+        return tuple(
+            np.stack([np.frombuffer(out[k][i], dtype=o.dtype).reshape(o.shape)
+                      for k in range(self.cores)])
+            for i, o in enumerate(returned))
+
+    def _state(self, p: ParamRef, op: str) -> Param:
+        return self.params[self._native.state_number(op, p)]
+
+    def read_state(self, p: ParamRef, *, core: Optional[int] = None, axis: Optional[int] = None,
+                   state_set: Optional[str] = None) -> np.ndarray:
+        """State `p`: core `core`'s shard; or every core's shard gathered along `axis` (the
+        whole state, as it is sharded); or, with neither, stacked along a new leading axis."""
+        q = self._state(p, "read_state")
+        name = state_set or self._state_set
+
+        def shard(k: int) -> np.ndarray:
+            b = self._native.read_state(name, q.number, k)
+            return np.frombuffer(b, dtype=q.dtype).reshape(q.shape)
+        if core is not None:
+            if axis is not None:
+                raise InvalidInputError("read_state: give core= or axis=, not both")
+            return shard(core)
+        shards = [shard(k) for k in range(self.cores)]
+        if axis is None:
+            return np.stack(shards)
+        if not 0 <= axis < len(q.shape):
+            raise InvalidInputError(
+                f"read_state: axis {axis} of state {q.name} ({q.type}), which has {len(q.shape)} axes")
+        return np.concatenate(shards, axis=axis)
+
+    def write_state(self, p: ParamRef, value: Any, *, core: Optional[int] = None,
+                    axis: Optional[int] = None, state_set: Optional[str] = None) -> None:
+        """Overwrites state `p`: core `core`'s shard with `value`; or every core's with its
+        block of the whole `value` along `axis`; or, with neither, from `value` as a call
+        takes an input (its own shape for every core, or a leading axis of the cores).
+        Shapes are checked before any core is written."""
+        q = self._state(p, "write_state")
+        name = state_set or self._state_set
+        if core is not None:
+            if axis is not None:
+                raise InvalidInputError("write_state: give core= or axis=, not both")
+            self._native.write_state(name, q.number, core, _as_array(value, q))
+            return
+        if axis is None:
+            self._native.write_state(name, q.number, None, _as_array(value, q))
+        else:
+            a = np.asarray(value)
+            whole = list(q.shape)
+            if not 0 <= axis < len(whole):
+                raise InvalidInputError(
+                    f"write_state: axis {axis} of state {q.name} ({q.type}), which has {len(whole)} axes")
+            whole[axis] *= self.cores
+            if list(a.shape) != whole or a.dtype != q.dtype:
+                raise InvalidInputError(
+                    f"write_state: state {q.name} is {q.type} on each core, so the whole state "
+                    f"along axis {axis} is {q.dtype}{whole}; got {a.dtype}{list(a.shape)}")
+            # every core's block, then each written: the whole was checked first
+            for k, s in enumerate(np.split(a, self.cores, axis=axis)):
+                self._native.write_state(name, q.number, k, np.ascontiguousarray(s))
+
+    def create_state_set(self, name: str, values: Optional[Mapping[ParamRef, Any]] = None, *,
+                         select: bool = False) -> None:
+        """Creates state set `name` on every core: zeros, or `values` by state (each the
+        state's shape for every core, or with a leading axis of the cores)."""
+        pairs = []
+        for p, v in (values or {}).items():
+            q = self._state(p, "create_state_set")
+            pairs.append((q.number, _as_array(v, q)))
+        self._native.create_state_set(name, pairs)
+        if select:
+            self._state_set = name
+
+    def select_state_set(self, name: str) -> None:
+        if not self._native.has_state_set(name):
+            raise NotFoundError(f"select_state_set: no state set named '{name}'")
+        self._state_set = name
+
+    def reset(self, name: Optional[str] = None) -> None:
+        self._native.reset(name or self._state_set)
+
+    def copy_state_set(self, src: str, dst: str) -> None:
+        self._native.copy_state_set(src, dst)
+
+    def drop_state_set(self, name: str) -> None:
+        if name == self._state_set:
+            raise InvalidInputError(
+                f"drop_state_set: '{name}' is the selected state set; select another first")
+        self._native.drop_state_set(name)
+
+    def snapshot(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> int:
+        """Every core's shards of a state set in one safetensors file (``core{k}/name``)."""
+        return self._native.save_state_set(state_set or self._state_set, os.fspath(path))
+
+    def restore(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> None:
+        self._native.load_state_set(state_set or self._state_set, os.fspath(path))
+
+    def report(self) -> Dict[str, Any]:
+        """report.json's fields, with ``per_core`` figures."""
+        return json.loads(self._native.report_json())
+
+    def summary(self) -> str:
+        return self._native.report_text()
+
+
+def load_sharded(source: Union[str, os.PathLike, bytes], cores: int, *,
+                 aliases: Optional[Mapping[ParamRef, int]] = None,
+                 weights: Optional[Mapping[ParamRef, Any]] = None, backend: str = "sim",
+                 device: str = "inf2", states: Optional[Mapping[ParamRef, Any]] = None,
+                 state_set: str = DEFAULT_STATE_SET) -> ShardedModel:
+    """:func:`statetensor.load` with ``cores=``."""
+    if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+        raise InvalidInputError(f"load: cores={cores!r}: expected a positive number of cores")
+    if isinstance(source, (bytes, bytearray)):
+        source, shown = bytes(source), "<HloModuleProto bytes>"
+    else:
+        source = os.fspath(source)
+        shown = source
+    native = _native.NativeShardedModel.load(
+        source, shown, None if aliases is None else list(aliases.items()),
+        [(p, v if isinstance(v, np.ndarray) else np.asarray(v)) for p, v in (weights or {}).items()],
+        backend, device, cores)
+    return ShardedModel(native, state_set=state_set, state_values=states)
