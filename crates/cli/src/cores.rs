@@ -28,6 +28,8 @@ struct CoreValues {
     states: Vec<StateInit>,
     zeros: Vec<String>,
     fed_bytes_per_step: u64,
+    /// `--state-axis`: the axis each named state is sharded along.
+    axes: BTreeMap<usize, usize>,
 }
 
 enum PerCore {
@@ -313,6 +315,7 @@ fn values(
         states,
         zeros,
         fed_bytes_per_step,
+        axes,
     })
 }
 
@@ -473,8 +476,8 @@ pub(crate) fn run(
         o.facts(m, per_step, start.elapsed().as_secs_f64()),
     );
     let sig = model.core(0).signature().clone();
-    let axes = state_axes(model.core(0).signature(), m)?;
-    let outputs = stacked_outputs(model, &last, &axes)?;
+    let axes = &o.values.axes;
+    let outputs = stacked_outputs(model, &last, axes)?;
     if let Some(dir) = out {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create output directory", dir.display().to_string(), e))?;

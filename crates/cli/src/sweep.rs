@@ -92,25 +92,11 @@ pub(crate) fn sweep(a: &BenchArgs, spec: &str) -> Result<()> {
         ta.push(al.modelled_s / n);
         tr.push(rt.modelled_s / n);
     }
-    write_file_atomically(&a.out.join("sweep.csv"), csv.as_bytes())?;
     let title = format!(
         "kv-decoder step, width {}: time per step ({kind}, {})",
         a.width, a.m.backend
     );
-    let plot = crate::plot::svg(
-        &title,
-        &xs,
-        &[
-            ("aliased (state stays on the device)", "#1f77b4", ta),
-            ("round trip (state copied out and back)", "#d62728", tr),
-        ],
-    );
-    write_file_atomically(&a.out.join("sweep.svg"), plot.as_bytes())?;
-    crate::output::emit(&format!(
-        "{csv}wrote {} and {}\n",
-        a.out.join("sweep.csv").display(),
-        a.out.join("sweep.svg").display()
-    ))
+    write_sweep(&a.out, &csv, &title, &xs, ta, tr)
 }
 
 /// `bench --sweep-tp`: the tensor-parallel layer of `models::tp_kv_decoder` at each core
@@ -196,24 +182,41 @@ pub(crate) fn sweep_tp(a: &BenchArgs, spec: &str) -> Result<()> {
         tr.push(rt.modelled_s / steps);
         progress.tick("sweep-tp");
     }
-    write_file_atomically(&a.out.join("sweep.csv"), csv.as_bytes())?;
     let title = format!(
         "tensor-parallel attention, width {d}, cache {len}: time per token by cores ({kind}, {})",
         a.m.backend
     );
+    write_sweep(&a.out, &csv, &title, &xs, ta, tr)
+}
+
+/// Writes a sweep's `sweep.csv` and its plot `sweep.svg` (time per step aliased and round
+/// trip over `xs`) into `out`, and prints the CSV.
+fn write_sweep(
+    out: &std::path::Path,
+    csv: &str,
+    title: &str,
+    xs: &[f64],
+    aliased: Vec<f64>,
+    round_trip: Vec<f64>,
+) -> Result<()> {
+    write_file_atomically(&out.join("sweep.csv"), csv.as_bytes())?;
     let plot = crate::plot::svg(
-        &title,
-        &xs,
+        title,
+        xs,
         &[
-            ("aliased (state stays on the device)", "#1f77b4", ta),
-            ("round trip (state copied out and back)", "#d62728", tr),
+            ("aliased (state stays on the device)", "#1f77b4", aliased),
+            (
+                "round trip (state copied out and back)",
+                "#d62728",
+                round_trip,
+            ),
         ],
     );
-    write_file_atomically(&a.out.join("sweep.svg"), plot.as_bytes())?;
+    write_file_atomically(&out.join("sweep.svg"), plot.as_bytes())?;
     crate::output::emit(&format!(
         "{csv}wrote {} and {}\n",
-        a.out.join("sweep.csv").display(),
-        a.out.join("sweep.svg").display()
+        out.join("sweep.csv").display(),
+        out.join("sweep.svg").display()
     ))
 }
 

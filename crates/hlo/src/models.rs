@@ -1,6 +1,20 @@
 //! Generated models: HLO text for a state-size parameter, so the savings can be measured
 //! over a range of state sizes (`statetensor bench --sweep`, the savings benchmarks).
 
+/// The reduction regions the generated models use: `max` and `add` over f32.
+const REDUCERS: &str = "max {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT m = f32[] maximum(a, b)
+}
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+";
+
 /// A single-token attention step over a KV cache of `len` rows of width `d` (f32): project
 /// x to q, k, v; write k and v at `pos` (in place); attend over rows `<= pos`; return y and
 /// `pos + 1`. Parameters: x, wq, wk, wv (inputs), k_cache, v_cache, pos (state).
@@ -8,18 +22,7 @@ pub fn kv_decoder(len: usize, d: usize) -> String {
     format!(
         r#"HloModule kv_decoder_{len}, input_output_alias={{ {{1}}: (4, {{}}, must-alias), {{2}}: (5, {{}}, must-alias), {{3}}: (6, {{}}, must-alias) }}
 
-max {{
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT m = f32[] maximum(a, b)
-}}
-
-add {{
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT s = f32[] add(a, b)
-}}
-
+{REDUCERS}
 ENTRY step {{
   x = f32[{d}] parameter(0)
   wq = f32[{d},{d}] parameter(1)
@@ -84,18 +87,7 @@ pub fn tp_kv_decoder(len: usize, d: usize, cores: usize) -> Option<String> {
     Some(format!(
         r#"HloModule tp_kv_decoder_{len}_{d}_tp{cores}, replica_count={cores}, input_output_alias={{ {{1}}: (5, {{}}, must-alias), {{2}}: (6, {{}}, must-alias), {{3}}: (7, {{}}, must-alias) }}
 
-max {{
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT m = f32[] maximum(a, b)
-}}
-
-add {{
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT s = f32[] add(a, b)
-}}
-
+{REDUCERS}
 ENTRY step {{
   x = f32[{d}] parameter(0)
   wq = f32[{d},{ds}] parameter(1)

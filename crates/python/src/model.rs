@@ -337,15 +337,8 @@ impl NativeModel {
     /// returns its size.
     fn save_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<u64> {
         let model = &*self.model;
-        py.detach(|| {
-            let mut size = 0;
-            files::write_atomically(&path, |w| {
-                size = snapshot::save_state_set(model, set, w)?;
-                Ok(())
-            })?;
-            Ok(size)
-        })
-        .py_err(py)
+        py.detach(|| save_file(&path, |w| snapshot::save_state_set(model, set, w)))
+            .py_err(py)
     }
 
     /// Reads a safetensors file written by `save_state_set` into `set` (creating it if
@@ -353,10 +346,9 @@ impl NativeModel {
     fn load_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<()> {
         let model = &*self.model;
         py.detach(|| {
-            let what = path.display().to_string();
-            let file =
-                std::fs::File::open(&path).map_err(|e| Error::io("load state set", &what, e))?;
-            snapshot::load_state_set(model, set, &mut std::io::BufReader::new(file), &what)
+            load_file(&path, |r, what| {
+                snapshot::load_state_set(model, set, r, what)
+            })
         })
         .py_err(py)
     }
@@ -399,6 +391,29 @@ impl NativeModel {
     fn state_param(&self, py: Python<'_>, op: &str, r: &ParamRef) -> Result<usize> {
         state_of(py, self.model.signature(), op, r)
     }
+}
+
+/// Writes the snapshot `save` makes to `path`, whole or not at all; returns its size.
+pub(crate) fn save_file(
+    path: &std::path::Path,
+    save: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
+) -> Result<u64> {
+    let mut size = 0;
+    files::write_atomically(path, |w| {
+        size = save(w)?;
+        Ok(())
+    })?;
+    Ok(size)
+}
+
+/// Opens the snapshot at `path` for `load` (given the path to name in its errors).
+pub(crate) fn load_file(
+    path: &std::path::Path,
+    load: impl FnOnce(&mut dyn std::io::Read, &str) -> Result<()>,
+) -> Result<()> {
+    let what = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io("load state set", &what, e))?;
+    load(&mut std::io::BufReader::new(file), &what)
 }
 
 /// A signature as Python sees it: `{"params": [...], "outputs": [...]}`, each parameter's

@@ -8,11 +8,13 @@
 
 use crate::arrays::{bytearray_with, host_to_bytearray, numpy_item_bytes, ArrayIn};
 use crate::errors::{to_py, IntoPy};
-use crate::model::{describe_params, signature_dict, state_of, ParamRef, Source};
+use crate::model::{
+    describe_params, load_file, save_file, signature_dict, state_of, ParamRef, Source,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
 use statetensor_core::{
-    files, snapshot, AliasMap, Error, HostTensor, LoadOptions, Result, ShardedModel, StateInit,
+    snapshot, AliasMap, Error, HostTensor, LoadOptions, Result, ShardedModel, StateInit,
     TransferLedger,
 };
 use statetensor_open::report::{Report, RunFacts, StepReport};
@@ -311,25 +313,17 @@ impl NativeShardedModel {
     /// Writes every core's shards of `set` to one safetensors file (whole, or not at all).
     fn save_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<u64> {
         let model = &*self.model;
-        py.detach(|| {
-            let mut size = 0;
-            files::write_atomically(&path, |w| {
-                size = snapshot::save_sharded_state_set(model, set, w)?;
-                Ok(())
-            })?;
-            Ok(size)
-        })
-        .py_err(py)
+        py.detach(|| save_file(&path, |w| snapshot::save_sharded_state_set(model, set, w)))
+            .py_err(py)
     }
 
     /// Reads a file written by `save_state_set` into `set` on every core.
     fn load_state_set(&self, py: Python<'_>, set: &str, path: std::path::PathBuf) -> PyResult<()> {
         let model = &*self.model;
         py.detach(|| {
-            let what = path.display().to_string();
-            let file =
-                std::fs::File::open(&path).map_err(|e| Error::io("load state set", &what, e))?;
-            snapshot::load_sharded_state_set(model, set, &mut std::io::BufReader::new(file), &what)
+            load_file(&path, |r, what| {
+                snapshot::load_sharded_state_set(model, set, r, what)
+            })
         })
         .py_err(py)
     }

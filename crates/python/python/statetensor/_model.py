@@ -99,24 +99,15 @@ def signature_of(native: Any) -> Tuple[Tuple[Param, ...], Tuple[Output, ...]]:
     return params, outputs
 
 
-class Model:
-    """A stateful model on a device: state tensors stay resident, grouped in named state
-    sets (one per sequence or conversation); every call steps the selected set.
+class _StateSets:
+    """What a model on one core and a model on several share: its parameters by role, and
+    its state sets — the selected one, created, selected, reset, copied, dropped,
+    snapshotted and restored through the native model — and its report."""
 
-    Calling the model runs one step: ``model(*inputs)`` takes the input parameters in
-    order (or by name as keywords) and returns the outputs not aliased to state, in output
-    order, as a tuple of NumPy arrays. The state outputs stay on the device; read them with
-    :meth:`read_state`.
-    """
-
-    def __init__(self, native: "_native.NativeModel", *, state_set: str = DEFAULT_STATE_SET,
-                 state_values: Optional[Mapping[ParamRef, Any]] = None):
-        self._native = native
-        self.params, self.outputs = signature_of(native)
-        self._state_set = state_set
-        self.create_state_set(state_set, state_values)
-
-    # -- what the model is ------------------------------------------------------------------
+    _native: Any
+    _state_set: str
+    params: Tuple[Param, ...]
+    outputs: Tuple[Output, ...]
 
     @property
     def inputs(self) -> Tuple[Param, ...]:
@@ -137,6 +128,89 @@ class Model:
     def returned(self) -> Tuple[Output, ...]:
         """The outputs a call returns (those not aliased to state), in order."""
         return tuple(o for o in self.outputs if o.state is None)
+
+    def _state(self, p: ParamRef, op: str) -> Param:
+        """State `p`, resolved by the engine's one rule for parameter references."""
+        return self.params[self._native.state_number(op, p)]
+
+    @property
+    def state_set(self) -> str:
+        """The state set calls step."""
+        return self._state_set
+
+    def create_state_set(self, name: str, values: Optional[Mapping[ParamRef, Any]] = None, *,
+                         select: bool = False) -> None:
+        """Creates state set `name`, which must not exist yet: zeros, or `values` by state
+        (states not named start at zeros; on several cores each value is the state's
+        shape for every core, or has a leading axis of the cores)."""
+        states = [(self._state(p, "create_state_set"), v) for p, v in (values or {}).items()]
+        pairs = [(q.number, _as_array(v, q)) for q, v in states]
+        self._native.create_state_set(name, pairs)
+        if select:
+            self._state_set = name
+
+    def select_state_set(self, name: str) -> None:
+        """Makes calls step state set `name` (which must exist: create it first)."""
+        if not self._native.has_state_set(name):
+            raise NotFoundError(f"select_state_set: no state set named '{name}'")
+        self._state_set = name
+
+    def reset(self, name: Optional[str] = None) -> None:
+        """Zeros a state set (default: the selected one), or restores its initial values."""
+        self._native.reset(name or self._state_set)
+
+    def copy_state_set(self, src: str, dst: str) -> None:
+        """Copies state set `src` into `dst` on the device (creating `dst` if needed)."""
+        self._native.copy_state_set(src, dst)
+
+    def drop_state_set(self, name: str) -> None:
+        """Frees state set `name`'s device memory."""
+        if name == self._state_set:
+            raise InvalidInputError(
+                f"drop_state_set: '{name}' is the selected state set; select another first")
+        self._native.drop_state_set(name)
+
+    def snapshot(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> int:
+        """Writes every state of a state set to a safetensors file (whole or not at all);
+        returns its size in bytes."""
+        return self._native.save_state_set(state_set or self._state_set, os.fspath(path))
+
+    def restore(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> None:
+        """Reads a snapshot into a state set (creating it if needed); the file is checked
+        whole before anything is written."""
+        self._native.load_state_set(state_set or self._state_set, os.fspath(path))
+
+    # -- what it cost -------------------------------------------------------------------------
+
+    def report(self) -> Dict[str, Any]:
+        """Totals since load, with the fields of the CLI's report.json: bytes and transfers
+        each way, modelled (or, on libnrt, measured) time, HBM peak and capacity, state and
+        weight bytes, per-step figures, and the same steps without state tensors."""
+        return json.loads(self._native.report_json())
+
+    def summary(self) -> str:
+        """The report as the CLI prints it: with and without state tensors side by side."""
+        return self._native.report_text()
+
+
+class Model(_StateSets):
+    """A stateful model on a device: state tensors stay resident, grouped in named state
+    sets (one per sequence or conversation); every call steps the selected set.
+
+    Calling the model runs one step: ``model(*inputs)`` takes the input parameters in
+    order (or by name as keywords) and returns the outputs not aliased to state, in output
+    order, as a tuple of NumPy arrays. The state outputs stay on the device; read them with
+    :meth:`read_state`.
+    """
+
+    def __init__(self, native: "_native.NativeModel", *, state_set: str = DEFAULT_STATE_SET,
+                 state_values: Optional[Mapping[ParamRef, Any]] = None):
+        self._native = native
+        self.params, self.outputs = signature_of(native)
+        self._state_set = state_set
+        self.create_state_set(state_set, state_values)
+
+    # -- what the model is ------------------------------------------------------------------
 
     @property
     def backend(self) -> str:
@@ -194,10 +268,6 @@ class Model:
 
     # -- state --------------------------------------------------------------------------------
 
-    def _state(self, p: ParamRef, op: str) -> Param:
-        """State `p`, resolved by the engine's one rule for parameter references."""
-        return self.params[self._native.state_number(op, p)]
-
     def read_state(self, p: ParamRef, *, state_set: Optional[str] = None) -> np.ndarray:
         """The whole of state `p` (number or name), copied from the device once."""
         q = self._state(p, "read_state")
@@ -209,64 +279,6 @@ class Model:
         number or list takes the state's dtype)."""
         q = self._state(p, "write_state")
         self._native.write_state(state_set or self._state_set, q.number, _as_array(value, q))
-
-    @property
-    def state_set(self) -> str:
-        """The state set calls step."""
-        return self._state_set
-
-    def create_state_set(self, name: str, values: Optional[Mapping[ParamRef, Any]] = None, *,
-                         select: bool = False) -> None:
-        """Creates state set `name`, which must not exist yet: zeros, or `values` by state
-        (states not named start at zeros)."""
-        states = [(self._state(p, "create_state_set"), v) for p, v in (values or {}).items()]
-        pairs = [(q.number, _as_array(v, q)) for q, v in states]
-        self._native.create_state_set(name, pairs)
-        if select:
-            self._state_set = name
-
-    def select_state_set(self, name: str) -> None:
-        """Makes calls step state set `name` (which must exist: create it first)."""
-        if not self._native.has_state_set(name):
-            raise NotFoundError(f"select_state_set: no state set named '{name}'")
-        self._state_set = name
-
-    def reset(self, name: Optional[str] = None) -> None:
-        """Zeros a state set (default: the selected one), or restores its initial values."""
-        self._native.reset(name or self._state_set)
-
-    def copy_state_set(self, src: str, dst: str) -> None:
-        """Copies state set `src` into `dst` on the device (creating `dst` if needed)."""
-        self._native.copy_state_set(src, dst)
-
-    def drop_state_set(self, name: str) -> None:
-        """Frees state set `name`'s device memory."""
-        if name == self._state_set:
-            raise InvalidInputError(
-                f"drop_state_set: '{name}' is the selected state set; select another first")
-        self._native.drop_state_set(name)
-
-    def snapshot(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> int:
-        """Writes every state of a state set to a safetensors file (whole or not at all);
-        returns its size in bytes."""
-        return self._native.save_state_set(state_set or self._state_set, os.fspath(path))
-
-    def restore(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> None:
-        """Reads a snapshot into a state set (creating it if needed); the file is checked
-        whole before anything is written."""
-        self._native.load_state_set(state_set or self._state_set, os.fspath(path))
-
-    # -- what it cost -------------------------------------------------------------------------
-
-    def report(self) -> Dict[str, Any]:
-        """Totals since load, with the fields of the CLI's report.json: bytes and transfers
-        each way, modelled (or, on libnrt, measured) time, HBM peak and capacity, state and
-        weight bytes, per-step figures, and the same steps without state tensors."""
-        return json.loads(self._native.report_json())
-
-    def summary(self) -> str:
-        """The report as the CLI prints it: with and without state tensors side by side."""
-        return self._native.report_text()
 
 
 def load_native(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = None,

@@ -3,18 +3,17 @@ weights and of every state set, stepped together."""
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _native
-from ._model import DEFAULT_STATE_SET, Param, ParamRef, _as_array, signature_of
-from .errors import InvalidInputError, NotFoundError
+from ._model import DEFAULT_STATE_SET, ParamRef, _StateSets, _as_array, signature_of
+from .errors import InvalidInputError
 
 
-class ShardedModel:
+class ShardedModel(_StateSets):
     """A stateful model run by several cores at once (tensor parallelism): every call
     steps every core on the selected state set, the cores meeting at the collectives.
 
@@ -42,18 +41,6 @@ class ShardedModel:
         """``sim`` or ``nrt``."""
         return self._native.backend
 
-    @property
-    def inputs(self) -> Tuple[Param, ...]:
-        return tuple(p for p in self.params if p.role == "input")
-
-    @property
-    def states(self) -> Tuple[Param, ...]:
-        return tuple(p for p in self.params if p.role == "state")
-
-    @property
-    def state_set(self) -> str:
-        return self._state_set
-
     def __repr__(self) -> str:
         return (f"<statetensor.ShardedModel on {self.cores} {self.backend} cores: "
                 f"{len(self.inputs)} input(s), {len(self.states)} state(s); "
@@ -72,9 +59,6 @@ class ShardedModel:
             np.stack([np.frombuffer(out[k][i], dtype=o.dtype).reshape(o.shape)
                       for k in range(self.cores)])
             for i, o in enumerate(returned))
-
-    def _state(self, p: ParamRef, op: str) -> Param:
-        return self.params[self._native.state_number(op, p)]
 
     def read_state(self, p: ParamRef, *, core: Optional[int] = None, axis: Optional[int] = None,
                    state_set: Optional[str] = None) -> np.ndarray:
@@ -128,48 +112,6 @@ class ShardedModel:
             for k, s in enumerate(np.split(a, self.cores, axis=axis)):
                 self._native.write_state(name, q.number, k, np.ascontiguousarray(s))
 
-    def create_state_set(self, name: str, values: Optional[Mapping[ParamRef, Any]] = None, *,
-                         select: bool = False) -> None:
-        """Creates state set `name` on every core: zeros, or `values` by state (each the
-        state's shape for every core, or with a leading axis of the cores)."""
-        pairs = []
-        for p, v in (values or {}).items():
-            q = self._state(p, "create_state_set")
-            pairs.append((q.number, _as_array(v, q)))
-        self._native.create_state_set(name, pairs)
-        if select:
-            self._state_set = name
-
-    def select_state_set(self, name: str) -> None:
-        if not self._native.has_state_set(name):
-            raise NotFoundError(f"select_state_set: no state set named '{name}'")
-        self._state_set = name
-
-    def reset(self, name: Optional[str] = None) -> None:
-        self._native.reset(name or self._state_set)
-
-    def copy_state_set(self, src: str, dst: str) -> None:
-        self._native.copy_state_set(src, dst)
-
-    def drop_state_set(self, name: str) -> None:
-        if name == self._state_set:
-            raise InvalidInputError(
-                f"drop_state_set: '{name}' is the selected state set; select another first")
-        self._native.drop_state_set(name)
-
-    def snapshot(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> int:
-        """Every core's shards of a state set in one safetensors file (``core{k}/name``)."""
-        return self._native.save_state_set(state_set or self._state_set, os.fspath(path))
-
-    def restore(self, path: Union[str, os.PathLike], state_set: Optional[str] = None) -> None:
-        self._native.load_state_set(state_set or self._state_set, os.fspath(path))
-
-    def report(self) -> Dict[str, Any]:
-        """report.json's fields, with ``per_core`` figures."""
-        return json.loads(self._native.report_json())
-
-    def summary(self) -> str:
-        return self._native.report_text()
 
 
 def load_sharded(source: Union[str, os.PathLike, bytes], cores: int, *,
