@@ -71,6 +71,64 @@ pub(crate) enum Source {
     Path(std::path::PathBuf),
 }
 
+/// What loading on one core and on several shares: the backend, the device profile, the
+/// bundle, and the options every core starts from (the alias map and parameter names; the
+/// weights, which differ, are the caller's).
+pub(crate) struct LoadRequest {
+    pub(crate) backend: Backend,
+    pub(crate) profile: DeviceProfile,
+    pub(crate) bundle: Bundle,
+    pub(crate) options: LoadOptions,
+}
+
+impl LoadRequest {
+    pub(crate) fn prepare(
+        py: Python<'_>,
+        source: Source,
+        name: &str,
+        aliases: Option<Vec<(ParamRef, usize)>>,
+        names: Vec<(ParamRef, String)>,
+        backend: &str,
+        device: &str,
+    ) -> PyResult<LoadRequest> {
+        let backend: Backend = backend.parse().py_err(py)?;
+        let profile = DeviceProfile::resolve(device).py_err(py)?;
+        let bundle = match source {
+            Source::Bytes(b) => py.detach(|| Bundle::from_bytes(b, name)),
+            Source::Path(p) => py.detach(|| Bundle::open(&p)),
+        }
+        .py_err(py)?;
+        let params = bundle.params();
+        let mut options = LoadOptions::default();
+        if let Some(pairs) = aliases {
+            let mut map = AliasMap::new();
+            for (p, o) in pairs {
+                let p = p.resolve(py, "aliases", &params).py_err(py)?;
+                map.insert(p, o).py_err(py)?;
+            }
+            options.aliases = Some(map);
+        }
+        for (p, n) in names {
+            let p = p.resolve(py, "names", &params).py_err(py)?;
+            options.names.insert(p, n);
+        }
+        Ok(LoadRequest {
+            backend,
+            profile,
+            bundle,
+            options,
+        })
+    }
+}
+
+/// The error for a weight given twice in one load.
+pub(crate) fn weight_given_twice(p: usize, spec: &statetensor_core::TensorSpec) -> Error {
+    Error::invalid_input(
+        "weights",
+        format!("parameter {p} ({}) is given twice", spec.name),
+    )
+}
+
 #[pymethods]
 impl NativeModel {
     /// Loads a model. `aliases`: `{param: output}` replacing the module's own map;
@@ -88,39 +146,19 @@ impl NativeModel {
         backend: &str,
         device: &str,
     ) -> PyResult<NativeModel> {
-        let backend: Backend = backend.parse().py_err(py)?;
-        let profile = DeviceProfile::resolve(device).py_err(py)?;
-        let bundle = match source {
-            Source::Bytes(b) => py.detach(|| Bundle::from_bytes(b, &name)),
-            Source::Path(p) => py.detach(|| Bundle::open(&p)),
-        }
-        .py_err(py)?;
+        let LoadRequest {
+            backend,
+            profile,
+            bundle,
+            options: mut opts,
+        } = LoadRequest::prepare(py, source, &name, aliases, names, backend, device)?;
         let params = bundle.params();
-        let mut opts = LoadOptions::default();
-        if let Some(pairs) = aliases {
-            let mut map = AliasMap::new();
-            for (p, o) in pairs {
-                let p = p.resolve(py, "aliases", &params).py_err(py)?;
-                map.insert(p, o).py_err(py)?;
-            }
-            opts.aliases = Some(map);
-        }
-        for (p, n) in names {
-            let p = p.resolve(py, "names", &params).py_err(py)?;
-            opts.names.insert(p, n);
-        }
         for (p, value) in weights {
             let p = p.resolve(py, "weights", &params).py_err(py)?;
             let array = ArrayIn::borrow(&value, &format!("weight {p} ({})", params[p].name))?;
             let value = array.to_host("weights", p, &params[p]).py_err(py)?;
             if opts.weights.insert(p, Some(value)).is_some() {
-                return Err(to_py(
-                    py,
-                    Error::invalid_input(
-                        "weights",
-                        format!("parameter {p} ({}) is given twice", params[p].name),
-                    ),
-                ));
+                return Err(to_py(py, weight_given_twice(p, &params[p])));
             }
         }
         let (dev, model) = py

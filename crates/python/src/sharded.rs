@@ -9,16 +9,16 @@
 use crate::arrays::{bytearray_with, host_to_bytearray, numpy_item_bytes, ArrayIn};
 use crate::errors::{to_py, IntoPy};
 use crate::model::{
-    describe_params, load_file, save_file, signature_dict, state_of, ParamRef, Source,
+    describe_params, load_file, save_file, signature_dict, state_of, weight_given_twice,
+    LoadRequest, ParamRef, Source,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
 use statetensor_core::{
-    snapshot, AliasMap, Error, HostTensor, LoadOptions, Result, ShardedModel, StateInit,
-    TransferLedger,
+    snapshot, Error, HostTensor, Result, ShardedModel, StateInit, TransferLedger,
 };
 use statetensor_open::report::{Report, RunFacts, StepReport};
-use statetensor_open::{Backend, Bundle, DeviceProfile};
+use statetensor_open::{Backend, DeviceProfile};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -50,9 +50,9 @@ fn core_values(
 impl NativeShardedModel {
     /// Loads a model on `cores` cores. `aliases`: `{param: output}`; `weights`:
     /// `[(param, array)]`, each array the weight's own type (every core) or with a leading
-    /// axis of `cores` (core k its slice k).
+    /// axis of `cores` (core k its slice k); `names`: `{param: name}`, on every core.
     #[staticmethod]
-    #[pyo3(signature = (source, name, aliases, weights, backend, device, cores))]
+    #[pyo3(signature = (source, name, aliases, weights, names, backend, device, cores))]
     #[allow(clippy::too_many_arguments)]
     fn load(
         py: Python<'_>,
@@ -60,36 +60,23 @@ impl NativeShardedModel {
         name: String,
         aliases: Option<Vec<(ParamRef, usize)>>,
         weights: Vec<(ParamRef, Bound<'_, PyAny>)>,
+        names: Vec<(ParamRef, String)>,
         backend: &str,
         device: &str,
         cores: usize,
     ) -> PyResult<NativeShardedModel> {
-        let backend: Backend = backend.parse().py_err(py)?;
-        let profile = DeviceProfile::resolve(device).py_err(py)?;
-        let bundle = match source {
-            Source::Bytes(b) => py.detach(|| Bundle::from_bytes(b, &name)),
-            Source::Path(p) => py.detach(|| Bundle::open(&p)),
-        }
-        .py_err(py)?;
+        let LoadRequest {
+            backend,
+            profile,
+            bundle,
+            options,
+        } = LoadRequest::prepare(py, source, &name, aliases, names, backend, device)?;
         let params = bundle.params();
-        let mut base = LoadOptions::default();
-        if let Some(pairs) = aliases {
-            let mut map = AliasMap::new();
-            for (p, o) in pairs {
-                let p = p.resolve(py, "aliases", &params).py_err(py)?;
-                map.insert(p, o).py_err(py)?;
-            }
-            base.aliases = Some(map);
-        }
-        let mut opts = vec![base; cores.max(1)];
+        let mut opts = vec![options; cores.max(1)];
         for (p, value) in weights {
             let p = p.resolve(py, "weights", &params).py_err(py)?;
             if opts[0].weights.contains_key(&p) {
-                let e = Error::invalid_input(
-                    "weights",
-                    format!("parameter {p} ({}) is given twice", params[p].name),
-                );
-                return Err(to_py(py, e));
+                return Err(to_py(py, weight_given_twice(p, &params[p])));
             }
             let values = core_values(py, "weights", p, &params[p], &value, cores)?;
             for (k, h) in values.into_iter().enumerate() {

@@ -88,3 +88,14 @@ def test_bad_shapes_are_clear_errors_and_change_nothing():
         st.load(TP4, cores=2, weights={p: arg(p) for p in META["weights"]})
     (y,) = m(arg(0))
     close(y, out(0, 0), "y after the refused calls")
+
+
+def test_names_rename_parameters_on_every_core():
+    m = load(names={7: "k_cache", 9: "position"})
+    named = {p.number: p.name for p in m.states}
+    assert (named[7], named[9]) == ("k_cache", "position")
+    m(arg(0))
+    np.testing.assert_array_equal(m.read_state("position"), [1, 1, 1, 1])
+    close(m.read_state("k_cache", core=1), m.read_state(7, core=1), "k_cache is state 7")
+    with pytest.raises(st.InvalidInputError, match="names"):
+        load(names={99: "nothing"})

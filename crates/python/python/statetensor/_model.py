@@ -287,17 +287,26 @@ def load_native(source: Union[str, os.PathLike, bytes], *, name: Optional[str] =
                 device: str = "inf2",
                 names: Optional[Mapping[ParamRef, str]] = None) -> "_native.NativeModel":
     """The native model :func:`load` wraps (the framework front ends wrap it themselves)."""
+    return _native.NativeModel.load(*native_load_args(source, name, aliases, weights, names),
+                                    backend, device)
+
+
+def native_load_args(source: Union[str, os.PathLike, bytes], name: Optional[str],
+                     aliases: Optional[Mapping[ParamRef, int]],
+                     weights: Optional[Mapping[ParamRef, Any]],
+                     names: Optional[Mapping[ParamRef, str]]) -> tuple:
+    """The arguments both native loads take first: the source (a path, or the bytes of an
+    HloModuleProto), the name errors show it by, the alias, weight and name pairs."""
     if isinstance(source, (bytes, bytearray)):
         source, shown = bytes(source), name or "<HloModuleProto bytes>"
     else:
         source = os.fspath(source)
         shown = name or source
-    return _native.NativeModel.load(
-        source, shown,
-        None if aliases is None else list(aliases.items()),
-        [(p, v if isinstance(v, np.ndarray) else np.asarray(v)) for p, v in (weights or {}).items()],
-        list((names or {}).items()),
-        backend, device)
+    return (source, shown,
+            None if aliases is None else list(aliases.items()),
+            [(p, v if isinstance(v, np.ndarray) else np.asarray(v))
+             for p, v in (weights or {}).items()],
+            list((names or {}).items()))
 
 
 def load(path: Union[str, os.PathLike, bytes], aliases: Optional[Mapping[ParamRef, int]] = None,
@@ -324,11 +333,9 @@ def load(path: Union[str, os.PathLike, bytes], aliases: Optional[Mapping[ParamRe
       the first state set (default zeros); `state_set`: its name.
     """
     if cores is not None:
-        if names:
-            raise InvalidInputError("load: names= is not supported with cores= yet")
         from ._sharded import load_sharded
         return load_sharded(path, cores, aliases=aliases, weights=weights, backend=backend,
-                            device=device, states=states, state_set=state_set)
+                            device=device, names=names, states=states, state_set=state_set)
     native = load_native(path, aliases=aliases, weights=weights, backend=backend,
                          device=device, names=names)
     return Model(native, state_set=state_set, state_values=states)

@@ -40,6 +40,7 @@ class NativeShardedModel:
     def load(source: Union[str, PathLike, bytes], name: str,
              aliases: Optional[Sequence[Tuple[ParamRef, int]]],
              weights: Sequence[Tuple[ParamRef, np.ndarray]],
+             names: Sequence[Tuple[ParamRef, str]],
              backend: str, device: str, cores: int) -> NativeShardedModel: ...
     def signature(self) -> Dict[str, List[Dict[str, Any]]]: ...
     @property

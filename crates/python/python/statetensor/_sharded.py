@@ -9,7 +9,8 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import _native
-from ._model import DEFAULT_STATE_SET, ParamRef, _StateSets, _as_array, signature_of
+from ._model import (DEFAULT_STATE_SET, ParamRef, _StateSets, _as_array, native_load_args,
+                     signature_of)
 from .errors import InvalidInputError
 
 
@@ -117,18 +118,12 @@ class ShardedModel(_StateSets):
 def load_sharded(source: Union[str, os.PathLike, bytes], cores: int, *,
                  aliases: Optional[Mapping[ParamRef, int]] = None,
                  weights: Optional[Mapping[ParamRef, Any]] = None, backend: str = "sim",
-                 device: str = "inf2", states: Optional[Mapping[ParamRef, Any]] = None,
+                 device: str = "inf2", names: Optional[Mapping[ParamRef, str]] = None,
+                 states: Optional[Mapping[ParamRef, Any]] = None,
                  state_set: str = DEFAULT_STATE_SET) -> ShardedModel:
     """:func:`statetensor.load` with ``cores=``."""
     if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
         raise InvalidInputError(f"load: cores={cores!r}: expected a positive number of cores")
-    if isinstance(source, (bytes, bytearray)):
-        source, shown = bytes(source), "<HloModuleProto bytes>"
-    else:
-        source = os.fspath(source)
-        shown = source
     native = _native.NativeShardedModel.load(
-        source, shown, None if aliases is None else list(aliases.items()),
-        [(p, v if isinstance(v, np.ndarray) else np.asarray(v)) for p, v in (weights or {}).items()],
-        backend, device, cores)
+        *native_load_args(source, None, aliases, weights, names), backend, device, cores)
     return ShardedModel(native, state_set=state_set, state_values=states)
