@@ -33,6 +33,7 @@ mod fixtures;
 mod known;
 mod reference;
 mod scenario;
+mod set_ops;
 mod sharded;
 mod trace;
 

@@ -188,6 +188,18 @@ pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
     (0..len).map(|_| s.next() as u8).collect()
 }
 
+/// (offset, length) for a range parameter on state `state` of `sig` ([`byte_range`]).
+pub(crate) fn state_byte_range(
+    sig: &statetensor_core::Signature,
+    state: &str,
+    range: Option<(u32, u32)>,
+) -> (u64, u64) {
+    let p = sig
+        .state_param("range", state)
+        .expect("a state of the signature");
+    byte_range(range, sig.params[p].size_bytes() as u64)
+}
+
 /// (offset, length) for a range parameter on a tensor of `size` bytes: `None` is the whole
 /// tensor; a range may reach past the end (every backend must reject it the same way).
 pub fn byte_range(range: Option<(u32, u32)>, size: u64) -> (u64, u64) {

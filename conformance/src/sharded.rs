@@ -16,9 +16,10 @@
 //! over the cores.
 
 use crate::scenario::{self, inputs_for, values_for, Op, Scenario};
+use crate::set_ops::apply_set_op;
 use crate::trace::{counts, outcome, sub, Counts, Event, Outcome, Trace};
 use proptest::prelude::*;
-use statetensor_core::{snapshot, ShardedModel, StateInit};
+use statetensor_core::{ShardedModel, StateInit};
 use std::collections::BTreeSet;
 
 /// Scenarios over the SPMD fixtures in `models`: a first set is always created, then 1–8
@@ -93,11 +94,6 @@ fn apply(
 ) -> Outcome {
     let state_of = |i: u8| states.get(i as usize % states.len().max(1)).cloned();
     let cores = m.cores() as u64;
-    let mut created = |r: &statetensor_core::Result<()>, name: String| {
-        if r.is_ok() {
-            live.insert(name);
-        }
-    };
     match op {
         Op::Create { set, init } => {
             let name = Scenario::set_name(*set);
@@ -108,7 +104,9 @@ fn apply(
                     .collect(),
             };
             let r = m.create_state_set(&name, &init);
-            created(&r, name);
+            if r.is_ok() {
+                live.insert(name);
+            }
             outcome(r, |_| vec![])
         }
         Op::Write {
@@ -120,9 +118,7 @@ fn apply(
             let Some(st) = state_of(*state) else {
                 return Outcome::Ok(vec![]);
             };
-            let size =
-                sig.params[sig.state_param("write", &st).expect("a state")].size_bytes() as u64;
-            let (off, len) = scenario::byte_range(*range, size);
+            let (off, len) = scenario::state_byte_range(sig, &st, *range);
             let data = scenario::bytes_for(*seed, len as usize);
             let core = (*seed % cores) as usize;
             outcome(
@@ -135,9 +131,7 @@ fn apply(
             let Some(st) = state_of(*state) else {
                 return Outcome::Ok(vec![]);
             };
-            let size =
-                sig.params[sig.state_param("read", &st).expect("a state")].size_bytes() as u64;
-            let (off, len) = scenario::byte_range(*range, size);
+            let (off, len) = scenario::state_byte_range(sig, &st, *range);
             let read = (0..m.cores())
                 .map(|k| {
                     let mut buf = vec![0u8; len as usize];
@@ -156,29 +150,8 @@ fn apply(
                 outs.into_iter().flatten().map(|h| h.data).collect()
             })
         }
-        Op::Reset { set } => outcome(m.reset(&Scenario::set_name(*set)), |_| vec![]),
-        Op::Snapshot { from, to } => {
-            let (f, t) = (Scenario::set_name(*from), Scenario::set_name(*to));
-            let r = m.copy_state_set(&f, &t);
-            created(&r, t);
-            outcome(r, |_| vec![])
-        }
-        Op::FileRoundTrip { from, to } => {
-            let (f, t) = (Scenario::set_name(*from), Scenario::set_name(*to));
-            let mut file = Vec::new();
-            let r = snapshot::save_sharded_state_set(m, &f, &mut file).and_then(|_| {
-                snapshot::load_sharded_state_set(m, &t, &mut file.as_slice(), "snapshot")
-            });
-            created(&r, t);
-            outcome(r, |_| vec![])
-        }
-        Op::Drop { set } => {
-            let name = Scenario::set_name(*set);
-            let r = m.drop_state_set(&name);
-            if r.is_ok() {
-                live.remove(&name);
-            }
-            outcome(r, |_| vec![])
+        Op::Reset { .. } | Op::Snapshot { .. } | Op::FileRoundTrip { .. } | Op::Drop { .. } => {
+            apply_set_op(m, op, live).expect("a whole-set operation")
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Running a scenario on one backend into a [`Trace`], and comparing traces.
 
 use crate::scenario::{self, inputs_for, values_for, Op, Scenario};
-use statetensor_core::{snapshot, ErrorKind, StatefulModel};
+use crate::set_ops::apply_set_op;
+use statetensor_core::{ErrorKind, StatefulModel};
 use std::collections::BTreeSet;
 
 /// What an operation returned: output/read bytes, or the error's kind.
@@ -141,9 +142,7 @@ fn apply(
             let Some(st) = state_of(*state) else {
                 return Outcome::Ok(vec![]);
             };
-            let size =
-                sig.params[sig.state_param("write", &st).expect("a state")].size_bytes() as u64;
-            let (off, len) = scenario::byte_range(*range, size);
+            let (off, len) = scenario::state_byte_range(sig, &st, *range);
             let data = scenario::bytes_for(*seed, len as usize);
             outcome(
                 m.write_state(&Scenario::set_name(*set), &st, off, &data),
@@ -154,9 +153,7 @@ fn apply(
             let Some(st) = state_of(*state) else {
                 return Outcome::Ok(vec![]);
             };
-            let size =
-                sig.params[sig.state_param("read", &st).expect("a state")].size_bytes() as u64;
-            let (off, len) = scenario::byte_range(*range, size);
+            let (off, len) = scenario::state_byte_range(sig, &st, *range);
             let mut buf = vec![0u8; len as usize];
             outcome(
                 m.read_state(&Scenario::set_name(*set), &st, off, &mut buf),
@@ -183,32 +180,8 @@ fn apply(
                 |outs| outs.into_iter().map(|h| h.data).collect(),
             )
         }
-        Op::Reset { set } => outcome(m.reset(&Scenario::set_name(*set)), |_| vec![]),
-        Op::Snapshot { from, to } => {
-            let (f, t) = (Scenario::set_name(*from), Scenario::set_name(*to));
-            let r = m.copy_state_set(&f, &t);
-            if r.is_ok() {
-                live.insert(t);
-            }
-            outcome(r, |_| vec![])
-        }
-        Op::FileRoundTrip { from, to } => {
-            let (f, t) = (Scenario::set_name(*from), Scenario::set_name(*to));
-            let mut file = Vec::new();
-            let r = snapshot::save_state_set(m, &f, &mut file)
-                .and_then(|_| snapshot::load_state_set(m, &t, &mut file.as_slice(), "snapshot"));
-            if r.is_ok() {
-                live.insert(t);
-            }
-            outcome(r, |_| vec![])
-        }
-        Op::Drop { set } => {
-            let name = Scenario::set_name(*set);
-            let r = m.drop_state_set(&name);
-            if r.is_ok() {
-                live.remove(&name);
-            }
-            outcome(r, |_| vec![])
+        Op::Reset { .. } | Op::Snapshot { .. } | Op::FileRoundTrip { .. } | Op::Drop { .. } => {
+            apply_set_op(m, op, live).expect("a whole-set operation")
         }
     }
 }
