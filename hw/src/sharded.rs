@@ -21,8 +21,8 @@ use crate::result::model::Collective;
 use crate::sys::NRT_EXEC_HW_ERR_COLLECTIVES;
 use crate::NrtDevice;
 use statetensor_core::{
-    check_same_roles, check_sharded_inputs, core_options, lock_every_core, settle_step, Error,
-    HostTensor, LoadOptions, Result, ShardedModel, StatefulModel,
+    check_same_roles, check_sharded_inputs, core_options, lock_every_core, on_every_core,
+    settle_step, Error, HostTensor, LoadOptions, Result, ShardedModel, StatefulModel,
 };
 use statetensor_hlo::Bundle;
 use std::sync::Mutex;
@@ -101,28 +101,19 @@ impl ShardedModel for NrtShardedModel {
     fn execute(&self, set: &str, inputs: &[Vec<HostTensor>]) -> Result<Vec<Vec<HostTensor>>> {
         check_sharded_inputs(self, inputs)?;
         let op = format!("execute on state set '{set}'");
-        let handles = (self.cores.iter().enumerate())
-            .map(|(k, c)| c.state_set(&op, set).map_err(|e| e.on_core(k)))
-            .collect::<Result<Vec<_>>>()?;
+        let handles = on_every_core(&self.cores, |c| c.state_set(&op, set))?;
         let mut guards = lock_every_core(&op, set, &handles)?;
         // every core bound and its inputs written before any core executes
-        let bindings = (self.cores.iter().enumerate())
-            .map(|(k, c)| {
-                c.binding(set, &handles[k], &guards[k])
-                    .map_err(|e| e.on_core(k))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut bound = bindings
-            .iter()
-            .enumerate()
-            .map(|(k, b)| {
-                statetensor_core::lock_exclusive(&op, &format!("state set '{set}'"), b)
-                    .map_err(|e| e.on_core(k))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (k, (c, b)) in self.cores.iter().zip(&bound).enumerate() {
-            c.write_inputs(b, &inputs[k]).map_err(|e| e.on_core(k))?;
-        }
+        let bindings = on_every_core(
+            self.cores.iter().zip(&handles).zip(&guards),
+            |((c, h), g)| c.binding(set, h, g),
+        )?;
+        let mut bound = on_every_core(&bindings, |b| {
+            statetensor_core::lock_exclusive(&op, &format!("state set '{set}'"), b)
+        })?;
+        on_every_core(self.cores.iter().zip(&bound).zip(inputs), |((c, b), i)| {
+            c.write_inputs(b, i)
+        })?;
         let outcomes = std::thread::scope(|scope| {
             let running: Vec<_> = (self.cores.iter())
                 .zip(bound.iter_mut().map(|b| &**b))

@@ -6,8 +6,8 @@
 
 use crate::{DeviceProfile, SimDevice, SimModel};
 use statetensor_core::{
-    check_same_roles, check_sharded_inputs, core_options, lock_every_core, settle_step, HostTensor,
-    LoadOptions, Result, ShardedModel, StatefulModel,
+    check_same_roles, check_sharded_inputs, core_options, lock_every_core, on_every_core,
+    settle_step, HostTensor, LoadOptions, Result, ShardedModel, StatefulModel,
 };
 use statetensor_hlo::collective::{run_cores, Communicator, Topology, DEFAULT_COLLECTIVE_TIMEOUT};
 use statetensor_hlo::{Program, Tensor};
@@ -33,15 +33,13 @@ impl SimShardedModel {
         cores: usize,
     ) -> Result<SimShardedModel> {
         let topology = program.topology(cores)?;
-        let models = core_options(opts, cores)?
-            .into_iter()
-            .enumerate()
-            .map(|(k, o)| {
+        let models = on_every_core(
+            core_options(opts, cores)?.into_iter().enumerate(),
+            |(k, o)| {
                 let device = SimDevice::new(profile.clone());
                 SimModel::for_core(&device, program.clone(), o, k, topology)
-                    .map_err(|e| e.on_core(k))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            },
+        )?;
         check_same_roles(&models)?;
         Ok(SimShardedModel {
             cores: models,
@@ -77,9 +75,7 @@ impl ShardedModel for SimShardedModel {
     fn execute(&self, set: &str, inputs: &[Vec<HostTensor>]) -> Result<Vec<Vec<HostTensor>>> {
         check_sharded_inputs(self, inputs)?;
         let op = format!("execute on state set '{set}'");
-        let handles = (self.cores.iter().enumerate())
-            .map(|(k, c)| c.state_set(&op, set).map_err(|e| e.on_core(k)))
-            .collect::<Result<Vec<_>>>()?;
+        let handles = on_every_core(&self.cores, |c| c.state_set(&op, set))?;
         let mut guards = lock_every_core(&op, set, &handles)?;
         let tensors = inputs
             .iter()

@@ -45,8 +45,8 @@ pub use locking::{check_distinct_sets, check_not_poisoned, lock_exclusive, lock_
 pub use model::{PreparedInputs, StatefulModel, STREAM_CHUNK};
 pub use names::{resolve_param, stem};
 pub use sharded::{
-    check_same_roles, check_sharded_inputs, core_options, lock_every_core, settle_step,
-    ShardedModel,
+    check_same_roles, check_sharded_inputs, core_options, lock_every_core, on_every_core,
+    settle_step, ShardedModel,
 };
 pub use signature::{Role, Signature};
 pub use spec::{Shape, TensorSpec};

@@ -108,15 +108,11 @@ pub trait ShardedModel: Send + Sync {
     fn read_state_gathered(&self, set: &str, state: &str, axis: usize) -> Result<HostTensor> {
         let sig = self.core(0).signature();
         let spec = &sig.params[sig.state_param(&format!("read state '{state}'"), state)?];
-        let shards = (0..self.cores())
-            .map(|k| {
-                let mut buf = Vec::new();
-                self.core(k)
-                    .read_state_to(set, state, &mut buf)
-                    .and_then(|_| HostTensor::new(spec.dtype, spec.shape.dims(), buf))
-                    .map_err(|e| e.on_core(k))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let shards = on_every_core((0..self.cores()).map(|k| self.core(k)), |core| {
+            let mut buf = Vec::new();
+            core.read_state_to(set, state, &mut buf)?;
+            HostTensor::new(spec.dtype, spec.shape.dims(), buf)
+        })?;
         crate::sharding::gather_along(&shards, axis)
     }
 
@@ -162,14 +158,10 @@ pub trait ShardedModel: Send + Sync {
         }
         require_on_every_core(self, &op, set)?;
         let shards = crate::sharding::split_along(value, axis, self.cores())?;
-        let mut old = Vec::with_capacity(self.cores());
-        for k in 0..self.cores() {
+        let old = on_every_core((0..self.cores()).map(|k| self.core(k)), |core| {
             let mut buf = Vec::new();
-            self.core(k)
-                .read_state_to(set, state, &mut buf)
-                .map_err(|e| e.on_core(k))?;
-            old.push(buf);
-        }
+            core.read_state_to(set, state, &mut buf).map(|_| buf)
+        })?;
         for (k, shard) in shards.iter().enumerate() {
             if let Err(e) = self.core(k).write_state(set, state, 0, &shard.data) {
                 for (done, buf) in old.iter().enumerate().take(k) {
@@ -205,15 +197,23 @@ fn require_on_every_core<M: ShardedModel + ?Sized>(m: &M, op: &str, set: &str) -
     }
 }
 
+/// `f` of every core's item (core k's the k-th), in order, stopping at the first failure,
+/// which is named by its core ([`Error::on_core`]).
+pub fn on_every_core<T, U>(
+    items: impl IntoIterator<Item = T>,
+    mut f: impl FnMut(T) -> Result<U>,
+) -> Result<Vec<U>> {
+    (items.into_iter().enumerate())
+        .map(|(k, item)| f(item).map_err(|e| e.on_core(k)))
+        .collect()
+}
+
 /// Runs `op` on every core in order, stopping at the first failure (named by its core).
 fn each_core<M: ShardedModel + ?Sized>(
     m: &M,
     op: impl Fn(&dyn StatefulModel) -> Result<()>,
 ) -> Result<()> {
-    for k in 0..m.cores() {
-        op(m.core(k)).map_err(|e| e.on_core(k))?;
-    }
-    Ok(())
+    on_every_core((0..m.cores()).map(|k| m.core(k)), op).map(drop)
 }
 
 /// Core `k`'s load options: `opts[k]` when there is one per core, else the one for all.
@@ -256,11 +256,7 @@ pub fn lock_every_core<'a, B, I>(
     set: &str,
     handles: &'a [StateSetHandle<B, I>],
 ) -> Result<Vec<MutexGuard<'a, StateSet<B, I>>>> {
-    handles
-        .iter()
-        .enumerate()
-        .map(|(k, h)| lock_state_set(op, set, h, false).map_err(|e| e.on_core(k)))
-        .collect()
+    on_every_core(handles, |h| lock_state_set(op, set, h, false))
 }
 
 /// The outcome of a step every core ran with its set locked (`guards`): every core's
@@ -312,8 +308,5 @@ pub fn check_sharded_inputs(m: &dyn ShardedModel, inputs: &[Vec<HostTensor>]) ->
         ));
     }
     let sig = m.core(0).signature();
-    for (k, i) in inputs.iter().enumerate() {
-        sig.check_inputs(i).map_err(|e| e.on_core(k))?;
-    }
-    Ok(())
+    on_every_core(inputs, |i| sig.check_inputs(i)).map(drop)
 }
