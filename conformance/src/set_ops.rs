@@ -51,13 +51,13 @@ impl SetOps for dyn ShardedModel + '_ {
     }
 }
 
-/// Applies `op` if it is one of the whole-set operations, keeping `live` (the sets that
-/// exist) up to date; `None` for the other operations, which the runners apply their own way.
+/// Applies `op`, one of the whole-set operations, keeping `live` (the sets that exist) up
+/// to date. The runners apply the other operations their own way and never pass them.
 pub(crate) fn apply_set_op<M: SetOps + ?Sized>(
     m: &M,
     op: &Op,
     live: &mut BTreeSet<String>,
-) -> Option<Outcome> {
+) -> Outcome {
     let r = match op {
         Op::Reset { set } => m.reset_set(&Scenario::set_name(*set)),
         Op::Snapshot { from, to } | Op::FileRoundTrip { from, to } => {
@@ -80,7 +80,9 @@ pub(crate) fn apply_set_op<M: SetOps + ?Sized>(
             }
             r
         }
-        Op::Create { .. } | Op::Write { .. } | Op::Read { .. } | Op::Execute { .. } => return None,
+        Op::Create { .. } | Op::Write { .. } | Op::Read { .. } | Op::Execute { .. } => {
+            unreachable!("{op:?} is not a whole-set operation")
+        }
     };
-    Some(outcome(r, |()| vec![]))
+    outcome(r, |()| vec![])
 }

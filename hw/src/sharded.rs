@@ -58,14 +58,11 @@ impl NrtShardedModel {
         let devices = u32::try_from(cores)
             .map_err(|_| Error::invalid_input("load", format!("{cores} cores")))?;
         let _one_at_a_time = lock(&LOADING);
-        let models = (0..devices)
-            .zip(opts)
-            .map(|(k, o)| {
-                let device = NrtDevice::open_core(library, k)?;
-                let seat = Collective { device: k, devices };
-                NrtModel::load_as(&device, bundle, o, Some(seat)).map_err(|e| e.on_core(k as usize))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let models = on_every_core((0..devices).zip(opts), |(k, o)| {
+            let device = NrtDevice::open_core(library, k)?;
+            let seat = Collective { device: k, devices };
+            NrtModel::load_as(&device, bundle, o, Some(seat))
+        })?;
         check_same_roles(&models)?;
         Ok(NrtShardedModel { cores: models })
     }

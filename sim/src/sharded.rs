@@ -77,14 +77,11 @@ impl ShardedModel for SimShardedModel {
         let op = format!("execute on state set '{set}'");
         let handles = on_every_core(&self.cores, |c| c.state_set(&op, set))?;
         let mut guards = lock_every_core(&op, set, &handles)?;
-        let tensors = inputs
-            .iter()
-            .map(|i| {
-                i.iter()
-                    .map(|h| Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data).map(Arc::new))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let tensors = on_every_core(inputs, |i| {
+            i.iter()
+                .map(|h| Tensor::from_le_bytes(h.dtype, h.shape.dims(), &h.data).map(Arc::new))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let comm = Communicator::new(self.cores.len(), self.timeout);
         let work = tensors.into_iter().zip(guards.iter_mut().map(|g| &mut **g));
         let outcomes = run_cores(&comm, work.collect(), |k, (t, g), comm| {
