@@ -19,6 +19,36 @@ pub fn fixture_names() -> Vec<String> {
     models_in("")
 }
 
+/// A module for two cores whose control flow goes apart: core 0 reaches one all-reduce,
+/// core 1 another, which must stop the step with the core that found it named (XLA and the
+/// Neuron runtime require every core to issue the same collectives in the same order).
+pub const DIVERGING_COLLECTIVES: &str = r#"HloModule diverge, num_partitions=2
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+
+first {
+  p1 = f32[4] parameter(0)
+  ROOT r1 = f32[4] all-reduce(p1), channel_id=1, replica_groups={{0,1}}, use_global_device_ids=true, to_apply=add
+}
+
+second {
+  p2 = f32[4] parameter(0)
+  ROOT r2 = f32[4] all-reduce(p2), channel_id=2, replica_groups={{0,1}}, use_global_device_ids=true, to_apply=add
+}
+
+ENTRY main {
+  x = f32[4] parameter(0)
+  id = u32[] partition-id()
+  zero = u32[] constant(0)
+  is0 = pred[] compare(id, zero), direction=EQ
+  ROOT c = f32[4] conditional(is0, x, x), true_computation=first, false_computation=second
+}
+"#;
+
 /// The SPMD fixtures (`spmd/<name>`, written by tools/gen_spmd_fixtures.py): modules
 /// partitioned for several cores, each value file holding every core's value along a
 /// leading axis. Kept apart from [`fixture_names`], which one core runs.

@@ -40,7 +40,7 @@ mod trace;
 pub use fixtures::{
     fixture_alias_map, fixture_aliases, fixture_arg, fixture_feeds, fixture_hlo,
     fixture_load_options, fixture_names, fixture_npy, fixture_path, fixture_weights, host_tensor,
-    spmd_cores, spmd_fixture_names, spmd_load_options, spmd_npy,
+    spmd_cores, spmd_fixture_names, spmd_load_options, spmd_npy, DIVERGING_COLLECTIVES,
 };
 pub use known::{Known, KNOWN_DIFFERENCES};
 pub use reference::Reference;

@@ -4,7 +4,9 @@
 //! cannot, a core never executing alone, two models of one program side by side.
 
 use crate::{configure, emulator, DEVICE_LOCK};
-use statetensor_conformance::{fixture_hlo, host_tensor, spmd_cores, spmd_load_options, spmd_npy};
+use statetensor_conformance::{
+    fixture_hlo, host_tensor, spmd_cores, spmd_load_options, spmd_npy, DIVERGING_COLLECTIVES,
+};
 use statetensor_core::{ErrorKind, HostTensor, ShardedModel, StateInit};
 use statetensor_hlo::{Bundle, Tensor};
 use statetensor_hw::NrtShardedModel;
@@ -245,4 +247,31 @@ fn any_core_count_the_runtime_sees_runs_and_more_are_refused() {
     let e =
         NrtShardedModel::load(Some(lib), &bundle, &spmd_load_options(name)[..1], 2).unwrap_err();
     assert!(e.to_string().contains("multiple of 4"), "{e}");
+}
+
+/// Cores whose control flow goes apart stop the step on the emulator too: the core that
+/// met the unlike collective returns its own status and the other
+/// `NRT_EXEC_HW_ERR_COLLECTIVES`, so the driver reports the core that found it.
+#[test]
+fn cores_that_reach_different_collectives_report_the_core_that_found_it() {
+    let _g = DEVICE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let bundle = Bundle::from_text(DIVERGING_COLLECTIVES, "diverge").unwrap();
+    let lib = emulator();
+    let m = NrtShardedModel::load(
+        Some(lib.to_str().unwrap()),
+        &bundle,
+        &[Default::default()],
+        2,
+    )
+    .unwrap();
+    m.create_state_set("s", &[StateInit::Zeros]).unwrap();
+    let x = HostTensor::new(statetensor_core::DType::F32, vec![4], vec![0; 16]).unwrap();
+    for _ in 0..8 {
+        let e = m
+            .execute("s", &[vec![x.clone()], vec![x.clone()]])
+            .unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains("1200"), "a stopped core's status: {shown}");
+        m.reset("s").unwrap();
+    }
 }

@@ -87,11 +87,9 @@ impl ShardedModel for SimShardedModel {
         let outcomes = run_cores(&comm, work.collect(), |k, (t, g), comm| {
             self.cores[k].execute_on_core(&op, g, &t, comm)
         });
+        // the failing core's own error first: the others only say they were stopped
         settle_step(outcomes, &mut guards, &op, |k, _| {
-            // the failing core's own error first: the others only say they were stopped
-            !comm
-                .aborted()
-                .is_some_and(|why| why.starts_with(&format!("core {k} failed")))
+            comm.failed_core() != Some(k)
         })
     }
 }

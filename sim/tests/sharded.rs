@@ -2,7 +2,9 @@
 //! step, weights resident per core, per-core ledgers with the collectives beside the
 //! transfers, per-core capacity, and a core never executing alone.
 
-use statetensor_conformance::{fixture_path, host_tensor, spmd_cores, spmd_load_options, spmd_npy};
+use statetensor_conformance::{
+    fixture_path, host_tensor, spmd_cores, spmd_load_options, spmd_npy, DIVERGING_COLLECTIVES,
+};
 use statetensor_core::{ErrorKind, HostTensor, ShardedModel, StateInit};
 use statetensor_hlo::{Program, Tensor};
 use statetensor_sim::{DeviceProfile, SimShardedModel};
@@ -216,4 +218,29 @@ fn a_state_is_read_gathered_and_written_split_along_its_axis() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains("[16, 8, 8]"), "{e}");
     assert_eq!(model.read_state_gathered("copy", &cache, 1).unwrap(), whole);
+}
+
+/// Cores whose control flow goes apart (core 0 reaches one all-reduce, core 1 another)
+/// stop the step: the error reported is the core that met the unlike collective, not the
+/// core it stopped, whichever of the two arrives first.
+#[test]
+fn cores_that_reach_different_collectives_report_the_core_that_found_it() {
+    let text = DIVERGING_COLLECTIVES;
+    let program = Arc::new(Program::parse(text, "diverge.hlo").unwrap());
+    let model =
+        SimShardedModel::load(&DeviceProfile::trn1(), program, &[Default::default()], 2).unwrap();
+    model.create_state_set("s", &[StateInit::Zeros]).unwrap();
+    let x = HostTensor::new(statetensor_core::DType::F32, vec![4], vec![0; 16]).unwrap();
+    for _ in 0..8 {
+        let e = model
+            .execute("s", &[vec![x.clone()], vec![x.clone()]])
+            .unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains("where another core of its group reached"),
+            "{shown}"
+        );
+        assert!(!shown.contains("the step was stopped"), "{shown}");
+        model.reset("s").unwrap();
+    }
 }

@@ -34,7 +34,15 @@ pub struct Communicator {
 #[derive(Debug, Default)]
 struct Meetings {
     open: HashMap<(Vec<usize>, u64), Meeting>,
-    aborted: Option<String>,
+    aborted: Option<Abort>,
+}
+
+/// Why a step stopped, and the core whose own failure stopped it (the one that failed,
+/// met an unlike collective or waited past the timeout); the other cores were stopped.
+#[derive(Clone, Debug)]
+struct Abort {
+    core: usize,
+    why: String,
 }
 
 #[derive(Debug)]
@@ -69,9 +77,19 @@ impl Communicator {
     /// one later, returns an error saying core `core` failed with `why`. The first reason
     /// is kept.
     pub fn abort(&self, core: usize, why: &str) {
-        let mut s = self.lock();
+        self.stop(
+            self.lock(),
+            Abort {
+                core,
+                why: format!("core {core} failed: {why}"),
+            },
+        );
+    }
+
+    /// Records the first reason the step stopped and wakes every waiting core.
+    fn stop(&self, mut s: MutexGuard<'_, Meetings>, abort: Abort) {
         if s.aborted.is_none() {
-            s.aborted = Some(format!("core {core} failed: {why}"));
+            s.aborted = Some(abort);
         }
         drop(s);
         self.changed.notify_all();
@@ -79,7 +97,13 @@ impl Communicator {
 
     /// The reason the step was aborted, if it was.
     pub fn aborted(&self) -> Option<String> {
-        self.lock().aborted.clone()
+        self.lock().aborted.as_ref().map(|a| a.why.clone())
+    }
+
+    /// The core whose own failure stopped the step, if it stopped: the others return
+    /// errors only saying they were stopped, so a caller reporting one error reports its.
+    pub fn failed_core(&self) -> Option<usize> {
+        self.lock().aborted.as_ref().map(|a| a.core)
     }
 
     fn lock(&self) -> MutexGuard<'_, Meetings> {
@@ -106,8 +130,8 @@ impl Communicator {
         }
         let key = (group.to_vec(), seq);
         let mut s = self.lock();
-        if let Some(why) = &s.aborted {
-            return Err(stopped(op, why));
+        if let Some(a) = &s.aborted {
+            return Err(stopped(op, &a.why));
         }
         let meeting = s.open.entry(key.clone()).or_insert_with(|| Meeting {
             site: site.to_string(),
@@ -119,17 +143,22 @@ impl Communicator {
                 "{op}: core {} reached {site} where another core of its group reached {} (cores must issue the same collectives in the same order)",
                 group[me], meeting.site
             );
-            s.aborted = Some(why.clone());
-            drop(s);
-            self.changed.notify_all();
+            let core = group[me];
+            self.stop(
+                s,
+                Abort {
+                    core,
+                    why: why.clone(),
+                },
+            );
             return Err(Error::runtime("execute", why));
         }
         meeting.parts[me] = Some(mine);
         self.changed.notify_all();
         let deadline = Instant::now() + self.timeout;
         loop {
-            if let Some(why) = &s.aborted {
-                return Err(stopped(op, why));
+            if let Some(a) = &s.aborted {
+                return Err(stopped(op, &a.why));
             }
             let meeting = s
                 .open
@@ -156,9 +185,14 @@ impl Communicator {
                     group[me],
                     self.timeout.as_secs_f64()
                 );
-                s.aborted = Some(why.clone());
-                drop(s);
-                self.changed.notify_all();
+                let core = group[me];
+                self.stop(
+                    s,
+                    Abort {
+                        core,
+                        why: why.clone(),
+                    },
+                );
                 return Err(Error::runtime("execute", why));
             }
             s = self
@@ -227,6 +261,9 @@ mod tests {
             let e = waiter.join().unwrap().unwrap_err();
             assert!(e.to_string().contains("core 1 failed"), "{e}");
         });
+        // a second abort keeps the first reason and its core
+        comm.abort(0, "stopped");
+        assert_eq!(comm.failed_core(), Some(1));
         // and a core arriving later is refused at once
         let e = comm
             .exchange("all-gather", "a", &[0, 1], 1, 1, scalar(1.0))
@@ -247,15 +284,21 @@ mod tests {
             assert!(e.to_string().contains("reached y in main"), "{e}");
             assert!(first.join().unwrap().is_err());
         });
+        // the core that met the unlike instruction is the one that failed
+        assert_eq!(comm.failed_core(), Some(1));
     }
 
     #[test]
     fn a_core_that_never_arrives_times_out_naming_it() {
         let comm = Communicator::new(3, Duration::from_millis(50));
         let e = comm
-            .exchange("all-reduce", "a", &[0, 1, 2], 0, 0, scalar(1.0))
+            .exchange("all-reduce", "a", &[2, 0, 1], 0, 1, scalar(1.0))
             .unwrap_err();
-        assert!(e.to_string().contains("cores [1, 2]"), "{e}");
-        assert!(comm.aborted().is_some());
+        assert!(e.to_string().contains("cores [2, 1]"), "{e}");
+        assert!(comm
+            .aborted()
+            .is_some_and(|why| why.contains("core 0 waited")));
+        // the core that waited is the one that failed (member 1 of the group is core 0)
+        assert_eq!(comm.failed_core(), Some(0));
     }
 }

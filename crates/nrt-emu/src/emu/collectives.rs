@@ -160,8 +160,8 @@ pub(super) fn next_step(g: &mut Emu, seat: &Seat) -> Arc<Communicator> {
 /// The status a world member returns when its step failed: its own failure's, or
 /// `NRT_EXEC_HW_ERR_COLLECTIVES` when another member stopped it.
 pub(super) fn failed_status(comm: &Communicator, me: usize, own: NRT_STATUS) -> NRT_STATUS {
-    match comm.aborted() {
-        Some(why) if !why.starts_with(&format!("core {me} failed")) => NRT_EXEC_HW_ERR_COLLECTIVES,
+    match comm.failed_core() {
+        Some(core) if core != me => NRT_EXEC_HW_ERR_COLLECTIVES,
         _ => own,
     }
 }
