@@ -414,13 +414,7 @@ impl OpenedCores {
                     }
                 }
             }
-            let diffs: Vec<_> = model
-                .ledgers()
-                .iter()
-                .zip(&before)
-                .map(|(a, b)| *a - *b)
-                .collect();
-            per_step.push(StepReport::of_cores(&diffs));
+            per_step.push(StepReport::of_cores(&before, &model.ledgers()));
         }
         Ok((per_step, last, first))
     }

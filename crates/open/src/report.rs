@@ -130,9 +130,10 @@ pub struct RoundTrip {
 }
 
 impl StepReport {
-    /// A step of several cores run at once that moved their ledgers by `d`: bytes and
-    /// transfers summed, the time the slowest core's.
-    pub fn of_cores(d: &[TransferLedger]) -> StepReport {
+    /// A step of several cores run at once that moved their ledgers from `before` to
+    /// `after` (core k's the k-th): bytes and transfers summed, the time the slowest core's.
+    pub fn of_cores(before: &[TransferLedger], after: &[TransferLedger]) -> StepReport {
+        let d: Vec<TransferLedger> = after.iter().zip(before).map(|(a, b)| *a - *b).collect();
         StepReport {
             bytes_h2d: d.iter().map(|l| l.h2d.bytes).sum(),
             bytes_d2h: d.iter().map(|l| l.d2h.bytes).sum(),

@@ -14,9 +14,7 @@ use crate::model::{
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
-use statetensor_core::{
-    snapshot, Error, HostTensor, Result, ShardedModel, StateInit, TransferLedger,
-};
+use statetensor_core::{snapshot, Error, HostTensor, Result, ShardedModel, StateInit};
 use statetensor_open::report::{Report, RunFacts, StepReport};
 use statetensor_open::{Backend, DeviceProfile};
 use std::sync::Mutex;
@@ -156,13 +154,7 @@ impl NativeShardedModel {
             .detach(|| -> Result<_> {
                 let before = model.ledgers();
                 let outputs = model.execute(set, &host)?;
-                let diffs: Vec<TransferLedger> = model
-                    .ledgers()
-                    .iter()
-                    .zip(&before)
-                    .map(|(a, b)| *a - *b)
-                    .collect();
-                Ok((outputs, StepReport::of_cores(&diffs)))
+                Ok((outputs, StepReport::of_cores(&before, &model.ledgers())))
             })
             .py_err(py)?;
         self.steps

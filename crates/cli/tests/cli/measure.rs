@@ -126,12 +126,7 @@ fn sweep_writes_csv_and_svg() {
         d.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let csv = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
-    let rows: Vec<Vec<f64>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').take(8).map(|x| x.parse().unwrap()).collect())
-        .collect();
+    let rows = sweep_rows(&d, 8);
     assert_eq!(
         rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
         vec![64.0, 128.0, 256.0]
@@ -149,6 +144,20 @@ fn sweep_writes_csv_and_svg() {
     assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2);
     let o = run(&["bench", "examples/mlp_cache", "--sweep", "10:1"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// The numeric columns (the first `columns`) of every row of `dir`/sweep.csv.
+fn sweep_rows(dir: &std::path::Path, columns: usize) -> Vec<Vec<f64>> {
+    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .take(columns)
+                .map(|x| x.parse().unwrap())
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -171,12 +180,7 @@ fn sweep_tp_writes_aliased_and_round_trip_per_core_count() {
         d.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let csv = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
-    let rows: Vec<Vec<f64>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').take(9).map(|x| x.parse().unwrap()).collect())
-        .collect();
+    let rows = sweep_rows(&d, 9);
     assert_eq!(
         rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
         vec![1.0, 2.0, 4.0]

@@ -109,6 +109,18 @@ class _StateSets:
     params: Tuple[Param, ...]
     outputs: Tuple[Output, ...]
 
+    def __init__(self, native: Any, *, state_set: str = DEFAULT_STATE_SET,
+                 state_values: Optional[Mapping[ParamRef, Any]] = None):
+        self._native = native
+        self.params, self.outputs = signature_of(native)
+        self._state_set = state_set
+        self.create_state_set(state_set, state_values)
+
+    @property
+    def backend(self) -> str:
+        """``sim`` or ``nrt``."""
+        return self._native.backend
+
     @property
     def inputs(self) -> Tuple[Param, ...]:
         """The parameters a call takes, in order."""
@@ -203,19 +215,7 @@ class Model(_StateSets):
     :meth:`read_state`.
     """
 
-    def __init__(self, native: "_native.NativeModel", *, state_set: str = DEFAULT_STATE_SET,
-                 state_values: Optional[Mapping[ParamRef, Any]] = None):
-        self._native = native
-        self.params, self.outputs = signature_of(native)
-        self._state_set = state_set
-        self.create_state_set(state_set, state_values)
-
     # -- what the model is ------------------------------------------------------------------
-
-    @property
-    def backend(self) -> str:
-        """``sim`` or ``nrt``."""
-        return self._native.backend
 
     @property
     def device(self) -> str:

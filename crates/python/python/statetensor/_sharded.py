@@ -9,8 +9,7 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import _native
-from ._model import (DEFAULT_STATE_SET, ParamRef, _StateSets, _as_array, native_load_args,
-                     signature_of)
+from ._model import DEFAULT_STATE_SET, ParamRef, _StateSets, _as_array, native_load_args
 from .errors import InvalidInputError
 
 
@@ -24,23 +23,10 @@ class ShardedModel(_StateSets):
     (``core=k``), whole along the axis it is sharded on (``axis=a``), or stacked.
     """
 
-    def __init__(self, native: "_native.NativeShardedModel", *,
-                 state_set: str = DEFAULT_STATE_SET,
-                 state_values: Optional[Mapping[ParamRef, Any]] = None):
-        self._native = native
-        self.params, self.outputs = signature_of(native)
-        self._state_set = state_set
-        self.create_state_set(state_set, state_values)
-
     @property
     def cores(self) -> int:
         """The number of cores."""
         return self._native.cores
-
-    @property
-    def backend(self) -> str:
-        """``sim`` or ``nrt``."""
-        return self._native.backend
 
     def __repr__(self) -> str:
         return (f"<statetensor.ShardedModel on {self.cores} {self.backend} cores: "
